@@ -1,0 +1,269 @@
+// Package chunker cuts a stream of timestamped H.264 access units into closed,
+// keyframe-aligned segments (fragmented MP4 or MPEG-TS) without re-encoding.
+//
+// A [Chunker] receives [Sample]s in decode order. It finds random-access
+// points (IDR pictures) itself, cuts a segment at the first IDR at or after
+// the target duration, and hands every closed segment to an [Output] (for
+// example a sink that uploads it). Time is integer ticks of a declared
+// timescale; sample durations are derived from the next sample's DTS, so the
+// durations of all segments add up exactly to the input's.
+package chunker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Format is the container of emitted segments.
+type Format int
+
+const (
+	// FMP4 is fragmented MP4 (CMAF style): an init segment (ftyp+moov) and
+	// media segments (styp+moof+mdat).
+	FMP4 Format = iota
+	// TS is MPEG-2 transport stream: self-contained segments that start with
+	// PAT and PMT.
+	TS
+)
+
+// String returns "fmp4" or "ts".
+func (f Format) String() string {
+	switch f {
+	case FMP4:
+		return "fmp4"
+	case TS:
+		return "ts"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// ParseFormat parses "fmp4" (also "mp4", "cmaf") or "ts" (also "mpegts").
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "fmp4", "mp4", "cmaf", "m4s":
+		return FMP4, nil
+	case "ts", "mpegts":
+		return TS, nil
+	}
+	return 0, fmt.Errorf("chunker: unknown format %q (want fmp4 or ts)", s)
+}
+
+// SegmentExt returns the file extension of media segments: ".m4s" or ".ts".
+func (f Format) SegmentExt() string {
+	if f == TS {
+		return ".ts"
+	}
+	return ".m4s"
+}
+
+// Sample is one H.264 access unit (one picture) with its timing.
+//
+// NALUs holds the NAL units without start codes or length prefixes. Use
+// [SplitAnnexB] or [SplitAVCC] to obtain them from the two real framings
+// without copying. The chunker copies what it needs before Write returns, so
+// the caller may reuse the memory afterwards.
+type Sample struct {
+	// DTS and PTS are in ticks of Config.Timescale. Without B-frames they are
+	// equal.
+	DTS, PTS int64
+	// Duration is optional. It is used only for the last sample of a stream
+	// (or before a timestamp jump), whose duration cannot be derived from a
+	// following sample's DTS.
+	Duration int64
+	// NALUs is the access unit.
+	NALUs [][]byte
+}
+
+// Config configures a Chunker. The zero value is usable: fMP4, 90 kHz, 5 s.
+type Config struct {
+	// Format of the segments. Default FMP4.
+	Format Format
+	// Timescale of Sample timestamps in ticks per second. Default 90000.
+	// fMP4 segments keep this timescale; TS segments are converted to
+	// 90 kHz exactly when the timescale divides 90000, else by rounding
+	// absolute timestamps (durations still add up).
+	Timescale uint32
+	// TargetDuration is the nominal segment length. A segment is cut at the
+	// first IDR picture whose DTS is at least TargetDuration after the
+	// segment start. Default 5 s.
+	TargetDuration time.Duration
+	// WrapBits, when non-zero, declares that input timestamps wrap around at
+	// 2^WrapBits ticks (33 for MPEG-TS); the chunker unwraps them.
+	WrapBits uint
+	// JumpThreshold is the largest DTS step still treated as continuous.
+	// A larger step forward (or any large step backward) is a timestamp
+	// jump: the segment closes, and the next one is marked as a
+	// discontinuity. Default: 10 frame durations, at least 1 s.
+	JumpThreshold time.Duration
+	// FirstSequence is the sequence number of the first segment (to resume
+	// a recording). InitSequence likewise for init segments.
+	FirstSequence uint64
+	// FirstInitSequence is the sequence number of the first init segment.
+	FirstInitSequence uint64
+	// StartWithDiscontinuity marks the first segment as a discontinuity
+	// (for example when resuming after a restart).
+	StartWithDiscontinuity bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timescale == 0 {
+		c.Timescale = 90000
+	}
+	if c.TargetDuration <= 0 {
+		c.TargetDuration = 5 * time.Second
+	}
+	return c
+}
+
+// Init is an initialization section: the fMP4 init segment (ftyp+moov) that
+// media segments with the same InitSeq need. For TS output there is no init
+// data (Data is empty) but the record still describes the codec parameters.
+type Init struct {
+	// Seq numbers init segments from Config.FirstInitSequence.
+	Seq uint64
+	// Format of the segments that use this init.
+	Format Format
+	// Data is the encoded init segment (fMP4 only).
+	Data []byte
+	// SPS and PPS are the parameter sets (NAL units without framing).
+	SPS, PPS [][]byte
+	// Codec is the RFC 6381 codec string, for example "avc1.64001f".
+	Codec string
+	// Width and Height are the coded picture size after cropping.
+	Width, Height int
+	// Timescale is the track timescale of the media segments.
+	Timescale uint32
+}
+
+// Segment is a closed media segment. It starts with an IDR picture.
+type Segment struct {
+	// Seq is the media sequence number.
+	Seq uint64
+	// Format of Data.
+	Format Format
+	// Init is the init section this segment needs.
+	Init *Init
+	// Data is the encoded segment. It is valid until Release is called.
+	Data []byte
+	// Timescale of the timestamps and Duration below (the track timescale).
+	Timescale uint32
+	// FirstDTS and FirstPTS of the first sample on the output timeline.
+	FirstDTS, FirstPTS int64
+	// Duration is the exact sum of the sample durations in ticks.
+	Duration int64
+	// Frames is the number of access units.
+	Frames int
+	// Keyframes is the number of IDR access units (at least 1).
+	Keyframes int
+	// Discontinuity is true when this segment does not continue the previous
+	// one (first segment after a parameter-set change, a timestamp jump or
+	// a resumed recording).
+	Discontinuity bool
+	// Long is true when the segment exceeds the target duration because no
+	// keyframe came in time.
+	Long bool
+	// FrameRate is frames per second measured over the segment.
+	FrameRate float64
+
+	release func([]byte)
+}
+
+// DurationTime returns Duration as a time.Duration.
+func (s *Segment) DurationTime() time.Duration {
+	return ticksToDuration(s.Duration, s.Timescale)
+}
+
+// Size returns the number of bytes of Data.
+func (s *Segment) Size() int { return len(s.Data) }
+
+// Release returns the segment's buffer to the chunker for reuse. Data must not
+// be used afterwards. Calling Release is optional (without it the buffer is
+// garbage collected) and calling it twice is harmless.
+func (s *Segment) Release() {
+	if s.release != nil && s.Data != nil {
+		s.release(s.Data)
+	}
+	s.release = nil
+	s.Data = nil
+}
+
+// Output receives what a Chunker produces, in order: an Init before the first
+// segment that needs it, then segments in sequence order. An Output may keep
+// the *Segment after the call returns (until it calls Release); it must not
+// modify it. An error stops the Chunker and is returned from Write.
+type Output interface {
+	WriteInit(ctx context.Context, init *Init) error
+	WriteSegment(ctx context.Context, seg *Segment) error
+}
+
+// Chunker cuts samples into segments. Implementations are not safe for
+// concurrent use; one goroutine writes a stream.
+type Chunker interface {
+	// Write adds the next access unit in decode order.
+	Write(ctx context.Context, s Sample) error
+	// Flush closes the open segment (if any) and emits it. The next sample
+	// must start with an IDR picture to open a new one (others are dropped
+	// and counted).
+	Flush(ctx context.Context) error
+	// Close flushes and ends the stream. Write after Close is an error.
+	Close(ctx context.Context) error
+	// Stats reports counters.
+	Stats() Stats
+}
+
+// Stats are counters of a Chunker.
+type Stats struct {
+	Samples         int64 // samples written into segments
+	DroppedNoKey    int64 // samples dropped while waiting for an IDR picture
+	Segments        int64 // segments emitted
+	Inits           int64 // init sections emitted
+	Discontinuities int64 // segments marked as discontinuity
+	Bytes           int64 // bytes of emitted segments
+	LongSegments    int64 // segments longer than the target duration
+	TimestampJumps  int64 // jumps detected
+	MediaTicks      int64 // sum of segment durations in ticks
+	LastSegmentSeq  uint64
+	HaveLastSegment bool
+}
+
+// Errors returned by a Chunker; test with errors.Is.
+var (
+	// ErrNonMonotonicDTS: a sample's DTS is not greater than the previous
+	// one's (and the step is too small to be a timestamp jump).
+	ErrNonMonotonicDTS = errors.New("chunker: non-monotonic DTS")
+	// ErrInvalidSample: empty access unit, empty NAL unit, or PTS < DTS.
+	ErrInvalidSample = errors.New("chunker: invalid sample")
+	// ErrInvalidFraming: bytes are not valid Annex-B or AVCC framing.
+	ErrInvalidFraming = errors.New("chunker: invalid NAL unit framing")
+	// ErrBadParameterSets: an SPS or PPS that cannot be parsed.
+	ErrBadParameterSets = errors.New("chunker: bad parameter sets")
+	// ErrNoParameterSets: the stream ended with samples but no SPS/PPS.
+	ErrNoParameterSets = errors.New("chunker: no SPS/PPS in stream")
+	// ErrClosed: Write after Close.
+	ErrClosed = errors.New("chunker: closed")
+)
+
+// SampleError wraps an error about one sample with its position.
+type SampleError struct {
+	Index int64 // zero-based index of the sample in Write calls
+	DTS   int64
+	Err   error
+}
+
+func (e *SampleError) Error() string {
+	return fmt.Sprintf("sample %d (dts %d): %v", e.Index, e.DTS, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *SampleError) Unwrap() error { return e.Err }
+
+func ticksToDuration(t int64, timescale uint32) time.Duration {
+	if timescale == 0 {
+		return 0
+	}
+	sec := t / int64(timescale)
+	rem := t % int64(timescale)
+	return time.Duration(sec)*time.Second + time.Duration(rem)*time.Second/time.Duration(timescale)
+}
