@@ -167,7 +167,7 @@ type Segment struct {
 	// FrameRate is frames per second measured over the segment.
 	FrameRate float64
 
-	release func([]byte)
+	release func()
 }
 
 // DurationTime returns Duration as a time.Duration.
@@ -182,8 +182,8 @@ func (s *Segment) Size() int { return len(s.Data) }
 // be used afterwards. Calling Release is optional (without it the buffer is
 // garbage collected) and calling it twice is harmless.
 func (s *Segment) Release() {
-	if s.release != nil && s.Data != nil {
-		s.release(s.Data)
+	if s.release != nil {
+		s.release()
 	}
 	s.release = nil
 	s.Data = nil

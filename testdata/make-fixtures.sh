@@ -21,13 +21,16 @@ ff -f lavfi -i "testsrc2=size=320x240:rate=60:duration=4" \
 # Fragmented MP4.
 ff -f lavfi -i "$src:duration=3" -c:v libx264 -preset fast -crf 30 -x264-params keyint=30:scenecut=0 \
    -pix_fmt yuv420p -movflags frag_keyframe+empty_moov+default_base_moof fragmented.mp4
-# MPEG-TS with a resolution change in the middle (two encodes, concatenated).
+# MPEG-TS with a resolution change in the middle: two encodes (SPS/PPS
+# in-band at every IDR), remuxed into one stream by ffmpeg's concat demuxer
+# so timestamps and continuity counters run on.
 ff -f lavfi -i "$src:duration=2" -c:v libx264 -preset fast -crf 30 -x264-params keyint=30:scenecut=0 \
    -pix_fmt yuv420p -f mpegts /tmp/lc_a.ts
 ff -f lavfi -i "testsrc2=size=480x270:rate=30:duration=2" -c:v libx264 -preset fast -crf 30 \
-   -x264-params keyint=30:scenecut=0 -pix_fmt yuv420p -output_ts_offset 2 -f mpegts /tmp/lc_b.ts
-cat /tmp/lc_a.ts /tmp/lc_b.ts > reschange.ts
-rm -f /tmp/lc_a.ts /tmp/lc_b.ts
+   -x264-params keyint=30:scenecut=0 -pix_fmt yuv420p -f mpegts /tmp/lc_b.ts
+printf "file '/tmp/lc_a.ts'\nfile '/tmp/lc_b.ts'\n" > /tmp/lc_list.txt
+ff -f concat -safe 0 -i /tmp/lc_list.txt -c copy -f mpegts reschange.ts
+rm -f /tmp/lc_a.ts /tmp/lc_b.ts /tmp/lc_list.txt
 # MPEG-TS whose 33-bit PTS wraps around about 1.5 s in.
 ff -f lavfi -i "$src:duration=4" -c:v libx264 -preset fast -crf 30 \
    -x264-params keyint=30:scenecut=0:bframes=2 -pix_fmt yuv420p -output_ts_offset 95442.2 -f mpegts wrap.ts

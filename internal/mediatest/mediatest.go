@@ -65,7 +65,7 @@ func FFmpeg(t testing.TB, args ...string) []byte {
 func FrameHashes(t testing.TB, input string, inArgs ...string) []string {
 	t.Helper()
 	args := append([]string{}, inArgs...)
-	args = append(args, "-i", input, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-")
+	args = append(args, "-i", input, "-map", "0:v:0", "-fps_mode", "passthrough", "-autoscale", "0", "-f", "framemd5", "-")
 	out := FFmpeg(t, args...)
 	return parseFrameMD5(out)
 }

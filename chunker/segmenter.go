@@ -1,0 +1,554 @@
+package chunker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/avc"
+)
+
+// container writes the samples of one segment at a time in one format.
+type container interface {
+	// makeInit builds the init section data for the parameter sets.
+	makeInit(ps *paramSets) ([]byte, error)
+	// begin starts a segment whose first sample has decode time dts.
+	begin(seq uint64, buf []byte, dts int64)
+	// add writes one sample; its duration is set later with setDuration.
+	add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error
+	// setDuration sets the duration of the last added sample.
+	setDuration(d int64)
+	// finish closes the segment and returns its bytes (a sub-slice of, or a
+	// replacement for, the buffer given to begin) and the buffer to recycle.
+	finish() (data, full []byte, err error)
+}
+
+// paramSets is the current SPS/PPS set and what was parsed from it.
+type paramSets struct {
+	sps, pps [][]byte
+	parsed   *avc.SPS
+	codec    string
+	width    int
+	height   int
+	fps      float64 // from VUI timing, 0 if absent
+}
+
+func (p *paramSets) equalSPS(sps [][]byte) bool { return equalNALUs(p.sps, sps) }
+func (p *paramSets) equalPPS(pps [][]byte) bool { return equalNALUs(p.pps, pps) }
+
+func equalNALUs(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func cloneNALUs(in [][]byte) [][]byte {
+	out := make([][]byte, len(in))
+	for i, n := range in {
+		out[i] = bytes.Clone(n)
+	}
+	return out
+}
+
+func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ps, err = nil, fmt.Errorf("%w: SPS parser panicked: %v", ErrBadParameterSets, r)
+		}
+	}()
+	if len(sps) == 0 || len(pps) == 0 {
+		return nil, fmt.Errorf("%w: need at least one SPS and one PPS", ErrBadParameterSets)
+	}
+	parsed, err := avc.ParseSPSNALUnit(sps[0], true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadParameterSets, err)
+	}
+	if parsed.Width == 0 || parsed.Height == 0 || parsed.Width > 16384 || parsed.Height > 16384 {
+		return nil, fmt.Errorf("%w: picture size %dx%d", ErrBadParameterSets, parsed.Width, parsed.Height)
+	}
+	if len(sps[0]) < 4 {
+		return nil, fmt.Errorf("%w: SPS too short", ErrBadParameterSets)
+	}
+	ps = &paramSets{
+		sps:    cloneNALUs(sps),
+		pps:    cloneNALUs(pps),
+		parsed: parsed,
+		// RFC 6381: profile_idc, constraint flags byte, level_idc, straight
+		// from the SPS bytes.
+		codec:  fmt.Sprintf("avc1.%02x%02x%02x", sps[0][1], sps[0][2], sps[0][3]),
+		width:  int(parsed.Width),
+		height: int(parsed.Height),
+	}
+	if v := parsed.VUI; v != nil && v.TimingInfoPresentFlag && v.NumUnitsInTick > 0 {
+		ps.fps = float64(v.TimeScale) / float64(2*v.NumUnitsInTick)
+	}
+	return ps, nil
+}
+
+// bufPool recycles segment buffers between segments (the "future writer
+// already open" of the phone pattern is a pre-allocated buffer).
+type bufPool struct {
+	mu   sync.Mutex
+	free [][]byte
+	size int // capacity hint for new buffers
+}
+
+func (p *bufPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, p.size)
+}
+
+func (p *bufPool) put(b []byte) {
+	if b == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(b) > p.size {
+		p.size = cap(b)
+	}
+	if len(p.free) < 4 {
+		p.free = append(p.free, b[:0])
+	}
+}
+
+// chunker is the Chunker implementation shared by both formats.
+type chunker struct {
+	cfg    Config
+	out    Output
+	c      container
+	pool   *bufPool
+	target int64 // target duration in ticks
+
+	closed bool
+	err    error // sticky error from the Output
+
+	// parameter sets
+	ps        *paramSets // current, nil until the first SPS/PPS
+	initSent  bool       // ps has been emitted as an Init
+	init      *Init      // current init
+	nextInit  uint64
+	scratchPS [][]byte // reused for SPS scan
+	scratchPP [][]byte
+
+	// timestamps
+	index      int64 // samples seen (for errors)
+	haveRaw    bool
+	rawPrevDTS int64 // previous raw (wrapped) DTS
+	unwrapped  int64 // unwrapped DTS of the previous sample
+	offset     int64 // output = unwrapped input + offset
+	haveLast   bool
+	lastInDTS  int64 // unwrapped input DTS of the previous sample
+	lastOutDTS int64
+	lastDur    int64 // duration of the sample before the last one, or a hint
+	lastHint   int64 // Sample.Duration of the last sample
+	// lastClosedDur is the duration given to the last sample of the
+	// segment most recently closed by closeSegment.
+	lastClosedDur int64
+
+	// open segment
+	open      bool
+	seq       uint64
+	segStart  int64 // output DTS of the first sample
+	segPTS    int64
+	segFrames int
+	segKeys   int
+	segDur    int64 // sum of finalized durations
+	discont   bool  // the next segment starts a discontinuity
+
+	stats Stats
+}
+
+// New returns a Chunker that emits segments of cfg.Format to out.
+func New(cfg Config, out Output) (Chunker, error) {
+	if out == nil {
+		return nil, fmt.Errorf("chunker: nil Output")
+	}
+	cfg = cfg.withDefaults()
+	if cfg.WrapBits > 62 {
+		return nil, fmt.Errorf("chunker: WrapBits %d out of range", cfg.WrapBits)
+	}
+	k := &chunker{
+		cfg:      cfg,
+		out:      out,
+		pool:     &bufPool{size: 1 << 20},
+		target:   durationToTicks(cfg.TargetDuration, cfg.Timescale),
+		seq:      cfg.FirstSequence,
+		nextInit: cfg.FirstInitSequence,
+		discont:  cfg.StartWithDiscontinuity,
+	}
+	switch cfg.Format {
+	case FMP4:
+		k.c = newFMP4(cfg.Timescale)
+	case TS:
+		w, err := newTSWriter(cfg.Timescale)
+		if err != nil {
+			return nil, err
+		}
+		k.c = w
+	default:
+		return nil, fmt.Errorf("chunker: unknown format %v", cfg.Format)
+	}
+	return k, nil
+}
+
+func durationToTicks(d time.Duration, timescale uint32) int64 {
+	sec := int64(d / time.Second)
+	rem := int64(d % time.Second)
+	return sec*int64(timescale) + rem*int64(timescale)/int64(time.Second)
+}
+
+func (k *chunker) Stats() Stats { return k.stats }
+
+// jumpThreshold returns the largest DTS step treated as continuous.
+func (k *chunker) jumpThreshold() int64 {
+	if k.cfg.JumpThreshold > 0 {
+		return durationToTicks(k.cfg.JumpThreshold, k.cfg.Timescale)
+	}
+	th := int64(k.cfg.Timescale) // 1 s
+	if d := k.lastDur * 10; d > th {
+		th = d
+	}
+	return th
+}
+
+func (k *chunker) unwrap(s *Sample) {
+	if k.cfg.WrapBits == 0 {
+		return
+	}
+	mod := int64(1) << k.cfg.WrapBits
+	mask := mod - 1
+	half := mod / 2
+	raw := s.DTS & mask
+	if !k.haveRaw {
+		k.haveRaw = true
+		k.unwrapped = raw
+	} else {
+		diff := (raw - k.rawPrevDTS) & mask
+		if diff >= half {
+			diff -= mod
+		}
+		k.unwrapped += diff
+	}
+	k.rawPrevDTS = raw
+	cto := (s.PTS - s.DTS) & mask
+	if cto >= half {
+		cto -= mod
+	}
+	s.DTS = k.unwrapped
+	s.PTS = k.unwrapped + cto
+}
+
+func (k *chunker) Write(ctx context.Context, s Sample) error {
+	if k.closed {
+		return ErrClosed
+	}
+	if k.err != nil {
+		return k.err
+	}
+	idx := k.index
+	k.index++
+	if len(s.NALUs) == 0 {
+		return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: empty access unit", ErrInvalidSample)}
+	}
+	for _, n := range s.NALUs {
+		if len(n) == 0 {
+			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: empty NAL unit", ErrInvalidSample)}
+		}
+		if n[0]&0x80 != 0 {
+			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: forbidden_zero_bit set", ErrInvalidSample)}
+		}
+	}
+	k.unwrap(&s)
+	if s.PTS < s.DTS && k.cfg.Format == TS {
+		return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: PTS %d before DTS %d", ErrInvalidSample, s.PTS, s.DTS)}
+	}
+
+	// Timestamp continuity.
+	jump := false
+	if k.haveLast {
+		step := s.DTS - k.lastInDTS
+		th := k.jumpThreshold()
+		switch {
+		case step > th || step < -th:
+			jump = true
+		case step <= 0:
+			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: %d after %d", ErrNonMonotonicDTS, s.DTS, k.lastInDTS)}
+		}
+	}
+
+	// Parameter sets carried in-band.
+	k.scratchPS, k.scratchPP = k.scratchPS[:0], k.scratchPP[:0]
+	for _, n := range s.NALUs {
+		switch naluType(n) {
+		case naluSPS:
+			k.scratchPS = append(k.scratchPS, n)
+		case naluPPS:
+			k.scratchPP = append(k.scratchPP, n)
+		}
+	}
+	var newPS *paramSets
+	if len(k.scratchPS) > 0 || len(k.scratchPP) > 0 {
+		sps, pps := k.scratchPS, k.scratchPP
+		if k.ps != nil {
+			if len(sps) == 0 {
+				sps = k.ps.sps
+			}
+			if len(pps) == 0 {
+				pps = k.ps.pps
+			}
+		}
+		if k.ps == nil || !k.ps.equalSPS(sps) || !k.ps.equalPPS(pps) {
+			if len(sps) > 0 && len(pps) > 0 {
+				ps, err := parseParamSets(sps, pps)
+				if err != nil {
+					return &SampleError{Index: idx, DTS: s.DTS, Err: err}
+				}
+				newPS = ps
+			}
+		}
+	}
+
+	idr := IsIDR(s.NALUs)
+
+	if jump {
+		k.stats.TimestampJumps++
+		// The sample before the jump gets its hinted or the typical duration.
+		if err := k.closeSegment(ctx, k.fallbackDuration()); err != nil {
+			return err
+		}
+		k.discont = true
+		// Continue the output timeline right after the previous sample.
+		k.offset = k.lastOutDTS + k.lastClosedDur - s.DTS
+	}
+	if newPS != nil {
+		if k.ps != nil {
+			// New parameters: close the segment at this sample; the next one
+			// needs a new init and is a discontinuity.
+			if k.open {
+				if err := k.closeSegment(ctx, s.DTS+k.offset-k.lastOutDTS); err != nil {
+					return err
+				}
+			}
+			k.discont = true
+		}
+		k.ps = newPS
+		k.initSent = false
+	}
+
+	if !k.haveLast {
+		// First sample of the stream: choose the output timeline so that
+		// decode times are not negative (fMP4 tfdt is unsigned) and TS
+		// timestamps leave room for the PCR ahead of the first DTS.
+		min := int64(0)
+		if k.cfg.Format == TS {
+			min = (int64(k.cfg.Timescale)*tsPCRLead + 89999) / 90000
+		}
+		if s.DTS < min {
+			k.offset = min - s.DTS
+		}
+	}
+	outDTS := s.DTS + k.offset
+	outPTS := s.PTS + k.offset
+
+	if k.open {
+		d := outDTS - k.lastOutDTS
+		if !jump {
+			k.c.setDuration(d)
+			k.segDur += d
+			k.lastDur = d
+		}
+		if idr && outDTS-k.segStart >= k.target {
+			if err := k.emit(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	k.haveLast = true
+	k.lastInDTS = s.DTS
+	k.lastOutDTS = outDTS
+	k.lastHint = s.Duration
+
+	if !k.open {
+		if !idr || k.ps == nil {
+			k.stats.DroppedNoKey++
+			return nil
+		}
+		if err := k.openSegment(ctx, outDTS, outPTS); err != nil {
+			return err
+		}
+	}
+	if err := k.c.add(s.NALUs, outDTS, outPTS, idr, k.ps); err != nil {
+		return &SampleError{Index: idx, DTS: s.DTS, Err: err}
+	}
+	k.segFrames++
+	if idr {
+		k.segKeys++
+	}
+	k.stats.Samples++
+	return nil
+}
+
+// fallbackDuration is the duration given to a last sample whose successor is
+// unknown: its own hint, else the previous sample's duration, else one frame
+// at the VUI frame rate, else 1/30 s.
+func (k *chunker) fallbackDuration() int64 {
+	if k.lastHint > 0 {
+		return k.lastHint
+	}
+	if k.lastDur > 0 {
+		return k.lastDur
+	}
+	if k.ps != nil && k.ps.fps > 0 {
+		if d := int64(float64(k.cfg.Timescale)/k.ps.fps + 0.5); d > 0 {
+			return d
+		}
+	}
+	if d := int64(k.cfg.Timescale) / 30; d > 0 {
+		return d
+	}
+	return 1
+}
+
+func (k *chunker) openSegment(ctx context.Context, dts, pts int64) error {
+	if !k.initSent {
+		data, err := k.c.makeInit(k.ps)
+		if err != nil {
+			return err
+		}
+		k.init = &Init{
+			Seq:       k.nextInit,
+			Format:    k.cfg.Format,
+			Data:      data,
+			SPS:       k.ps.sps,
+			PPS:       k.ps.pps,
+			Codec:     k.ps.codec,
+			Width:     k.ps.width,
+			Height:    k.ps.height,
+			Timescale: k.cfg.Timescale,
+		}
+		k.nextInit++
+		k.initSent = true
+		k.stats.Inits++
+		if err := k.out.WriteInit(ctx, k.init); err != nil {
+			k.err = err
+			return err
+		}
+	}
+	k.open = true
+	k.segStart = dts
+	k.segPTS = pts
+	k.segFrames = 0
+	k.segKeys = 0
+	k.segDur = 0
+	k.c.begin(k.seq, k.pool.get(), dts)
+	return nil
+}
+
+// closeSegment gives the last sample of the open segment its duration and
+// emits the segment.
+func (k *chunker) closeSegment(ctx context.Context, lastDur int64) error {
+	k.lastClosedDur = lastDur
+	if !k.open {
+		return nil
+	}
+	if lastDur <= 0 {
+		lastDur = k.fallbackDuration()
+		k.lastClosedDur = lastDur
+	}
+	k.c.setDuration(lastDur)
+	k.segDur += lastDur
+	return k.emit(ctx)
+}
+
+// emit closes the open segment (all durations set) and hands it to out.
+func (k *chunker) emit(ctx context.Context) error {
+	data, full, err := k.c.finish()
+	k.open = false
+	if err != nil {
+		return err
+	}
+	pool := k.pool
+	seg := &Segment{
+		Seq:           k.seq,
+		Format:        k.cfg.Format,
+		Init:          k.init,
+		Data:          data,
+		Timescale:     k.cfg.Timescale,
+		FirstDTS:      k.segStart,
+		FirstPTS:      k.segPTS,
+		Duration:      k.segDur,
+		Frames:        k.segFrames,
+		Keyframes:     k.segKeys,
+		Discontinuity: k.discont,
+		Long:          k.segDur > k.target+int64(k.cfg.Timescale)/2,
+		release:       func() { pool.put(full) },
+	}
+	if k.segDur > 0 {
+		seg.FrameRate = float64(k.segFrames) * float64(k.cfg.Timescale) / float64(k.segDur)
+	}
+	k.seq++
+	k.discont = false
+	k.stats.Segments++
+	k.stats.Bytes += int64(len(data))
+	k.stats.MediaTicks += k.segDur
+	k.stats.LastSegmentSeq = seg.Seq
+	k.stats.HaveLastSegment = true
+	if seg.Discontinuity {
+		k.stats.Discontinuities++
+	}
+	if seg.Long {
+		k.stats.LongSegments++
+	}
+	if err := k.out.WriteSegment(ctx, seg); err != nil {
+		k.err = err
+		return err
+	}
+	return nil
+}
+
+func (k *chunker) Flush(ctx context.Context) error {
+	if k.closed {
+		return ErrClosed
+	}
+	if k.err != nil {
+		return k.err
+	}
+	if !k.open {
+		return nil
+	}
+	d := k.fallbackDuration()
+	if err := k.closeSegment(ctx, d); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (k *chunker) Close(ctx context.Context) error {
+	if k.closed {
+		return nil
+	}
+	err := k.Flush(ctx)
+	k.closed = true
+	if err != nil {
+		return err
+	}
+	if k.stats.Samples == 0 && k.stats.DroppedNoKey > 0 && k.ps == nil {
+		return ErrNoParameterSets
+	}
+	return nil
+}
