@@ -42,7 +42,7 @@ func (c *collector) WriteSegment(_ context.Context, s *chunker.Segment) error {
 // demuxTS reads the H.264 track of an MPEG-TS file with mediacommon, as
 // independent truth for the chunker tests (the source package has its own
 // tests). Timestamps are the raw 33-bit values.
-func demuxTS(t *testing.T, path string) []chunker.Sample {
+func demuxTS(t testing.TB, path string) []chunker.Sample {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,7 +77,7 @@ func demuxTS(t *testing.T, path string) []chunker.Sample {
 
 // fixtureTS returns an MPEG-TS version of a fixture (remuxed by ffmpeg, no
 // re-encoding) so that every fixture kind can feed the chunker.
-func fixtureTS(t *testing.T, name string) string {
+func fixtureTS(t testing.TB, name string) string {
 	t.Helper()
 	in := mediatest.Testdata(name)
 	if strings.HasSuffix(name, ".ts") {
