@@ -1,0 +1,168 @@
+package hls
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Handler serves playlists and segments from a bucket over HTTP: the request
+// path (after the handler's mount point, see http.StripPrefix) names an
+// object under Prefix. It sets the content types, cache lifetimes and CORS
+// headers players need, answers HEAD and Range requests, gzips playlists for
+// clients that accept it, and never serves anything outside Prefix.
+type Handler struct {
+	// Bucket holds the objects.
+	Bucket *blob.Bucket
+	// Prefix is prepended to the request path to form the object key.
+	Prefix string
+}
+
+// NewHandler returns a Handler serving the objects under prefix in b.
+func NewHandler(b *blob.Bucket, prefix string) *Handler {
+	return &Handler{Bucket: b, Prefix: prefix}
+}
+
+// ContentType returns the media type for a playlist or segment name, or ""
+// for names the handler does not serve.
+func ContentType(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".m3u8":
+		return "application/vnd.apple.mpegurl"
+	case ".ts":
+		return "video/mp2t"
+	case ".m4s":
+		return "video/iso.segment"
+	case ".mp4":
+		return "video/mp4"
+	case ".m4a":
+		return "audio/mp4"
+	case ".aac":
+		return "audio/aac"
+	}
+	return ""
+}
+
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Accept-Ranges")
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	ctype := ContentType(name)
+	key := h.Prefix + name
+	if ctype == "" || CheckKey(key) != nil || strings.Contains(r.URL.Path, "..") {
+		http.NotFound(w, r)
+		return
+	}
+	ctx := r.Context()
+	rd, err := h.Bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			http.NotFound(w, r)
+			return
+		}
+		http.Error(w, "storage unavailable", http.StatusBadGateway)
+		return
+	}
+	defer rd.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	mod := rd.ModTime()
+
+	if ctype == "application/vnd.apple.mpegurl" {
+		h.servePlaylist(w, r, rd)
+		return
+	}
+	hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+	hdr.Set("ETag", fmt.Sprintf(`"%x-%x"`, rd.Size(), mod.UnixNano()))
+	http.ServeContent(w, r, "", mod, rd)
+}
+
+func (h *Handler) servePlaylist(w http.ResponseWriter, r *http.Request, rd *blob.Reader) {
+	body, err := io.ReadAll(io.LimitReader(rd, 16<<20))
+	if err != nil {
+		http.Error(w, "storage unavailable", http.StatusBadGateway)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", playlistCacheControl(body))
+	hdr.Add("Vary", "Accept-Encoding")
+	if acceptsGzip(r) {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		hdr.Set("Content-Encoding", "gzip")
+		body = b.Bytes()
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// playlistCacheControl: long for finished or VOD playlists, about half a
+// target duration for live ones.
+func playlistCacheControl(body []byte) string {
+	if bytes.Contains(body, []byte("#EXT-X-ENDLIST")) || bytes.Contains(body, []byte("#EXT-X-PLAYLIST-TYPE:VOD")) {
+		return "public, max-age=31536000, immutable"
+	}
+	if !bytes.Contains(body, []byte("#EXT-X-TARGETDURATION")) {
+		// A multivariant playlist: it changes rarely, but may appear late.
+		return "public, max-age=5"
+	}
+	td := 2
+	if i := bytes.Index(body, []byte("#EXT-X-TARGETDURATION:")); i >= 0 {
+		rest := body[i+len("#EXT-X-TARGETDURATION:"):]
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			rest = rest[:j]
+		}
+		if v, err := strconv.Atoi(strings.TrimSpace(string(rest))); err == nil && v > 0 {
+			td = v
+		}
+	}
+	half := td / 2
+	if half < 1 {
+		half = 1
+	}
+	return fmt.Sprintf("public, max-age=%d", half)
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+				q = strings.TrimSpace(q)
+				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			}
+		}
+	}
+	return false
+}

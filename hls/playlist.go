@@ -1,0 +1,347 @@
+// Package hls writes, parses and serves HTTP Live Streaming playlists for the
+// segments livechunk produces: live (sliding window), EVENT and VOD media
+// playlists, multivariant playlists, and an http.Handler that serves
+// playlists and segments from any gocloud.dev/blob bucket.
+//
+// The tags follow RFC 8216 (and its successor draft) and Apple's HLS
+// authoring specification as digested in the project's HLS-RULES.md: the
+// lowest EXT-X-VERSION the features need, an EXT-X-TARGETDURATION that every
+// rounded EXTINF respects and that never changes during a playlist's life,
+// EXTINF computed from exact tick durations, EXT-X-MAP for fMP4, and
+// EXT-X-DISCONTINUITY wherever the chunker marked one.
+package hls
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Type is the playlist type.
+type Type int
+
+const (
+	// Live is a sliding-window live playlist: no EXT-X-PLAYLIST-TYPE, old
+	// segments leave from the head.
+	Live Type = iota
+	// Event is an append-only playlist (EXT-X-PLAYLIST-TYPE:EVENT).
+	Event
+	// VOD is a complete, immutable playlist (EXT-X-PLAYLIST-TYPE:VOD).
+	VOD
+)
+
+// String returns "live", "event" or "vod".
+func (t Type) String() string {
+	switch t {
+	case Live:
+		return "live"
+	case Event:
+		return "event"
+	case VOD:
+		return "vod"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// Segment is one media segment entry of a media playlist.
+type Segment struct {
+	// URI of the segment, relative to the playlist.
+	URI string
+	// Duration in ticks of Timescale (exact); EXTINF is derived from it.
+	Duration  int64
+	Timescale uint32
+	// Discontinuity puts EXT-X-DISCONTINUITY before the segment.
+	Discontinuity bool
+	// Map is the URI of the init section (EXT-X-MAP) the segment needs, or
+	// "" for self-contained (TS) segments.
+	Map string
+	// ProgramDateTime is the wall-clock time of the segment's first sample;
+	// zero means unknown.
+	ProgramDateTime time.Time
+	// Bytes is the segment size (not rendered; used for bandwidth).
+	Bytes int64
+}
+
+// Seconds returns the exact duration in seconds as a float (for EXTINF).
+func (s Segment) Seconds() float64 {
+	if s.Timescale == 0 {
+		return 0
+	}
+	return float64(s.Duration) / float64(s.Timescale)
+}
+
+// MediaPlaylist is an HLS media playlist.
+type MediaPlaylist struct {
+	Type Type
+	// TargetDuration in whole seconds. When zero, Render computes it from
+	// the segments (fine for VOD; live playlists must fix it up front).
+	TargetDuration int
+	// MediaSequence is the sequence number of the first segment listed.
+	MediaSequence uint64
+	// DiscontinuitySequence counts EXT-X-DISCONTINUITY tags removed from the
+	// head.
+	DiscontinuitySequence uint64
+	// IndependentSegments adds EXT-X-INDEPENDENT-SEGMENTS (every segment
+	// starts with an IDR picture, which the chunker guarantees).
+	IndependentSegments bool
+	// Ended adds EXT-X-ENDLIST.
+	Ended bool
+	// Segments in order.
+	Segments []Segment
+}
+
+// ExtinfRound returns a duration in seconds rounded to the nearest integer,
+// as RFC 8216 section 4.3.3.1 compares EXTINF with the target duration.
+func ExtinfRound(sec float64) int { return int(math.Floor(sec + 0.5)) }
+
+// ComputeTargetDuration returns the smallest valid EXT-X-TARGETDURATION for
+// the segments (at least 1).
+func ComputeTargetDuration(segs []Segment) int {
+	td := 1
+	for _, s := range segs {
+		if r := ExtinfRound(s.Seconds()); r > td {
+			td = r
+		}
+	}
+	return td
+}
+
+// Version returns the lowest EXT-X-VERSION that the playlist's features need
+// (RFC 8216 section 7): 3 for decimal EXTINF, 6 for EXT-X-MAP in a media
+// playlist that is not I-frames only.
+func (p *MediaPlaylist) Version() int {
+	v := 3 // decimal EXTINF durations
+	for _, s := range p.Segments {
+		if s.Map != "" {
+			v = 6
+			break
+		}
+	}
+	return v
+}
+
+// formatExtinf renders seconds with up to 6 decimals (at least 3).
+func formatExtinf(sec float64) string {
+	s := strconv.FormatFloat(sec, 'f', 6, 64)
+	s = strings.TrimRight(s, "0")
+	if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 < 3 {
+		s += strings.Repeat("0", 3-(len(s)-i-1))
+	}
+	return s
+}
+
+// Render returns the playlist text.
+func (p *MediaPlaylist) Render() []byte {
+	var b bytes.Buffer
+	b.Grow(128 + 96*len(p.Segments))
+	td := p.TargetDuration
+	if td == 0 {
+		td = ComputeTargetDuration(p.Segments)
+	}
+	b.WriteString("#EXTM3U\n")
+	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", p.Version())
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", td)
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", p.MediaSequence)
+	if p.DiscontinuitySequence > 0 || p.Type == Live {
+		// A live stream that may ever contain a discontinuity carries it
+		// (Apple 8.17); it is cheap to always carry it in live playlists.
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
+	}
+	switch p.Type {
+	case Event:
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+	case VOD:
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	}
+	if p.IndependentSegments {
+		b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	}
+	curMap := ""
+	for i, s := range p.Segments {
+		if s.Discontinuity {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if s.Map != "" && s.Map != curMap {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", s.Map)
+			curMap = s.Map
+		}
+		if !s.ProgramDateTime.IsZero() && (i == 0 || s.Discontinuity || p.Segments[i-1].ProgramDateTime.IsZero()) {
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", s.ProgramDateTime.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+		}
+		fmt.Fprintf(&b, "#EXTINF:%s,\n", formatExtinf(s.Seconds()))
+		b.WriteString(s.URI)
+		b.WriteByte('\n')
+	}
+	if p.Ended {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return b.Bytes()
+}
+
+// ErrParse is returned (wrapped) for playlists that cannot be parsed.
+var ErrParse = errors.New("hls: cannot parse playlist")
+
+// extinfTimescale is the timescale of durations parsed from EXTINF.
+const extinfTimescale = 1000000
+
+// ParseMedia parses a media playlist as written by Render (and the common
+// subset other muxers write). EXTINF durations come back in microseconds
+// (Timescale 1000000) unless a "#EXT-X-LIVECHUNK-TICKS" comment carries the
+// exact ticks.
+func ParseMedia(data []byte) (*MediaPlaylist, error) {
+	p := &MediaPlaylist{Type: Live}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	var cur Segment
+	haveInf := false
+	curMap := ""
+	var pdt time.Time
+	var lastPDT time.Time
+	var lastEnd time.Duration
+	first := true
+	for sc.Scan() {
+		line++
+		l := strings.TrimSpace(sc.Text())
+		if l == "" {
+			continue
+		}
+		if first {
+			if l != "#EXTM3U" {
+				return nil, fmt.Errorf("%w: line 1: missing #EXTM3U", ErrParse)
+			}
+			first = false
+			continue
+		}
+		bad := func(err error) error { return fmt.Errorf("%w: line %d: %q: %v", ErrParse, line, l, err) }
+		tag, val, _ := strings.Cut(l, ":")
+		switch {
+		case tag == "#EXT-X-VERSION":
+			if _, err := strconv.Atoi(val); err != nil {
+				return nil, bad(err)
+			}
+		case tag == "#EXT-X-TARGETDURATION":
+			v, err := strconv.Atoi(val)
+			if err != nil || v < 0 {
+				return nil, bad(fmt.Errorf("target duration %q", val))
+			}
+			p.TargetDuration = v
+		case tag == "#EXT-X-MEDIA-SEQUENCE":
+			v, err := strconv.ParseUint(val, 10, 64)
+			if err != nil {
+				return nil, bad(err)
+			}
+			p.MediaSequence = v
+		case tag == "#EXT-X-DISCONTINUITY-SEQUENCE":
+			v, err := strconv.ParseUint(val, 10, 64)
+			if err != nil {
+				return nil, bad(err)
+			}
+			p.DiscontinuitySequence = v
+		case tag == "#EXT-X-PLAYLIST-TYPE":
+			switch val {
+			case "VOD":
+				p.Type = VOD
+			case "EVENT":
+				p.Type = Event
+			default:
+				return nil, bad(fmt.Errorf("playlist type %q", val))
+			}
+		case tag == "#EXT-X-INDEPENDENT-SEGMENTS":
+			p.IndependentSegments = true
+		case tag == "#EXT-X-ENDLIST":
+			p.Ended = true
+		case tag == "#EXT-X-DISCONTINUITY":
+			cur.Discontinuity = true
+		case tag == "#EXT-X-MAP":
+			attrs, err := parseAttributes(val)
+			if err != nil {
+				return nil, bad(err)
+			}
+			uri, ok := attrs["URI"]
+			if !ok || uri == "" {
+				return nil, bad(errors.New("EXT-X-MAP without URI"))
+			}
+			curMap = uri
+		case tag == "#EXT-X-PROGRAM-DATE-TIME":
+			t, err := time.Parse(time.RFC3339Nano, val)
+			if err != nil {
+				return nil, bad(err)
+			}
+			pdt = t
+		case tag == "#EXTINF":
+			d, _, _ := strings.Cut(val, ",")
+			sec, err := strconv.ParseFloat(strings.TrimSpace(d), 64)
+			if err != nil || sec < 0 || math.IsInf(sec, 0) || math.IsNaN(sec) || sec > 1e7 {
+				return nil, bad(fmt.Errorf("duration %q", d))
+			}
+			cur.Duration = int64(math.Round(sec * extinfTimescale))
+			cur.Timescale = extinfTimescale
+			haveInf = true
+		case strings.HasPrefix(l, "#"):
+			// Unknown tags and comments are ignored (RFC 8216 section 4.1).
+		default:
+			if !haveInf {
+				return nil, bad(errors.New("URI without EXTINF"))
+			}
+			cur.URI = l
+			cur.Map = curMap
+			switch {
+			case !pdt.IsZero():
+				cur.ProgramDateTime = pdt
+			case !lastPDT.IsZero() && !cur.Discontinuity:
+				cur.ProgramDateTime = lastPDT.Add(lastEnd)
+			}
+			if !cur.ProgramDateTime.IsZero() {
+				lastPDT = cur.ProgramDateTime
+				lastEnd = time.Duration(cur.Duration) * time.Microsecond
+			}
+			p.Segments = append(p.Segments, cur)
+			cur = Segment{}
+			pdt = time.Time{}
+			haveInf = false
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrParse, err)
+	}
+	if first {
+		return nil, fmt.Errorf("%w: empty", ErrParse)
+	}
+	return p, nil
+}
+
+// parseAttributes parses an attribute list (RFC 8216 section 4.2).
+func parseAttributes(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for len(s) > 0 {
+		name, rest, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("attribute list %q", s)
+		}
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.IndexByte(rest[1:], '"')
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated quoted string in %q", s)
+			}
+			val = rest[1 : end+1]
+			rest = rest[end+2:]
+		} else {
+			val, rest, _ = strings.Cut(rest, ",")
+			rest = "," + rest
+			if rest == "," {
+				rest = ""
+			}
+		}
+		out[strings.TrimSpace(name)] = val
+		rest = strings.TrimPrefix(rest, ",")
+		s = rest
+	}
+	return out, nil
+}

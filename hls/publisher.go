@@ -1,0 +1,380 @@
+package hls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// PublisherConfig configures a Publisher. The zero value publishes a live
+// sliding-window playlist named index.m3u8 at the bucket root.
+type PublisherConfig struct {
+	// Type of playlist. Live (default) keeps a sliding window; Event only
+	// appends; VOD writes the playlist once, complete, on Finish.
+	Type Type
+	// Prefix is the key prefix of the playlist and of the segments (the
+	// segment URIs are relative to it). For example "streams/cam1/".
+	Prefix string
+	// Name of the playlist object under Prefix. Default "index.m3u8".
+	Name string
+	// TargetDuration is the chunker's nominal segment length; it seeds
+	// EXT-X-TARGETDURATION of live and event playlists. Default 5 s.
+	TargetDuration time.Duration
+	// WindowDuration is the least total duration a live window keeps
+	// (RFC 8216 section 6.2.2 asks for at least three target durations).
+	// Default: six target durations.
+	WindowDuration time.Duration
+	// MinSegments is the least number of segments a live window keeps.
+	// Default 6 (Apple HLS authoring spec 8.11).
+	MinSegments int
+	// KeepSegments disables deleting segments that slid out of a live
+	// window. By default they are deleted once the grace period of RFC 8216
+	// section 6.2.2 has passed (their duration plus the longest playlist
+	// duration that contained them).
+	KeepSegments bool
+	// Now returns the current time (for deletion timing). Default time.Now.
+	Now func() time.Time
+	// Logger receives warnings (nil: discard).
+	Logger *slog.Logger
+}
+
+// Publisher turns the stream of durable segments into playlist objects in a
+// bucket. Add must be called only for segments (and their init sections)
+// that are already durable, in sequence order: the playlist then never
+// references a missing object. Each playlist write replaces the object
+// atomically.
+type Publisher struct {
+	b   *blob.Bucket
+	cfg PublisherConfig
+
+	mu       sync.Mutex
+	pl       MediaPlaylist
+	seqs     []uint64 // media sequence number of each listed segment
+	tdFixed  bool
+	longest  int64 // longest playlist duration so far, microseconds
+	pending  []pendingDelete
+	finished bool
+	stats    PublisherStats
+}
+
+// PublisherStats are counters of a Publisher.
+type PublisherStats struct {
+	Writes                int   // playlist writes
+	Segments              int   // segments added
+	Deleted               int   // objects deleted after sliding out
+	TargetDurationRaised  int   // times a segment forced a larger target duration
+	LongestPlaylistMicros int64 // longest live playlist duration
+}
+
+type pendingDelete struct {
+	key string
+	at  time.Time
+}
+
+// NewPublisher returns a Publisher writing to b.
+func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
+	if b == nil {
+		return nil, errors.New("hls: nil bucket")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "index.m3u8"
+	}
+	if err := CheckKey(cfg.Prefix + cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.TargetDuration <= 0 {
+		cfg.TargetDuration = 5 * time.Second
+	}
+	if cfg.WindowDuration <= 0 {
+		cfg.WindowDuration = 6 * cfg.TargetDuration
+	}
+	if min := 3 * cfg.TargetDuration; cfg.WindowDuration < min {
+		cfg.WindowDuration = min
+	}
+	if cfg.MinSegments <= 0 {
+		cfg.MinSegments = 6
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{b: b, cfg: cfg}
+	p.pl.Type = cfg.Type
+	p.pl.IndependentSegments = true
+	return p, nil
+}
+
+// Key returns the bucket key of the playlist.
+func (p *Publisher) Key() string { return p.cfg.Prefix + p.cfg.Name }
+
+// Stats returns counters.
+func (p *Publisher) Stats() PublisherStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Playlist returns a copy of the current playlist model.
+func (p *Publisher) Playlist() MediaPlaylist {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cp := p.pl
+	cp.Segments = append([]Segment(nil), p.pl.Segments...)
+	return cp
+}
+
+// Restore loads segments already listed (for example parsed from an earlier
+// playlist when resuming a recording) before new ones are added. It writes
+// nothing.
+func (p *Publisher) Restore(old *MediaPlaylist) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pl.MediaSequence = old.MediaSequence
+	p.pl.DiscontinuitySequence = old.DiscontinuitySequence
+	p.pl.Segments = append(p.pl.Segments[:0], old.Segments...)
+	p.seqs = p.seqs[:0]
+	for i := range old.Segments {
+		p.seqs = append(p.seqs, old.MediaSequence+uint64(i))
+	}
+	if old.TargetDuration > 0 && p.cfg.Type != VOD {
+		p.pl.TargetDuration = old.TargetDuration
+		p.tdFixed = true
+	}
+}
+
+// Add appends a durable segment and, for live and event playlists, writes
+// the updated playlist. seq is the segment's media sequence number; it must
+// follow the previous one (a gap is an error: the playlist would skip a
+// segment).
+func (p *Publisher) Add(ctx context.Context, seq uint64, s Segment) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return errors.New("hls: Add after Finish")
+	}
+	if err := CheckKey(p.cfg.Prefix + s.URI); err != nil {
+		return err
+	}
+	if n := len(p.seqs); n > 0 && seq != p.seqs[n-1]+1 {
+		return fmt.Errorf("hls: segment %d does not follow %d", seq, p.seqs[n-1])
+	}
+	if len(p.seqs) == 0 {
+		p.pl.MediaSequence = seq
+	}
+	p.pl.Segments = append(p.pl.Segments, s)
+	p.seqs = append(p.seqs, seq)
+	p.stats.Segments++
+	if p.cfg.Type == VOD {
+		return nil
+	}
+	p.fixTargetDuration(s)
+	if p.cfg.Type == Live {
+		p.slide()
+	}
+	if err := p.write(ctx); err != nil {
+		return err
+	}
+	p.deleteDue(ctx, false)
+	return nil
+}
+
+// fixTargetDuration sets EXT-X-TARGETDURATION when the first segment arrives
+// and raises it (with a warning) if a later segment would exceed it; RFC 8216
+// forbids both a longer EXTINF and a changing target, and the longer EXTINF
+// breaks players first.
+func (p *Publisher) fixTargetDuration(s Segment) {
+	r := ExtinfRound(s.Seconds())
+	if !p.tdFixed {
+		td := ExtinfRound(p.cfg.TargetDuration.Seconds())
+		if td < 1 {
+			td = 1
+		}
+		if r > td {
+			td = r
+		}
+		p.pl.TargetDuration = td
+		p.tdFixed = true
+		return
+	}
+	if r > p.pl.TargetDuration {
+		p.cfg.Logger.Warn("hls: segment longer than the target duration; raising EXT-X-TARGETDURATION",
+			"segment", s.URI, "seconds", s.Seconds(), "old", p.pl.TargetDuration, "new", r)
+		p.pl.TargetDuration = r
+		p.stats.TargetDurationRaised++
+	}
+}
+
+func totalMicros(segs []Segment) int64 {
+	var t int64
+	for _, s := range segs {
+		t += int64(s.Seconds() * 1e6)
+	}
+	return t
+}
+
+// slide removes segments from the head while the rest still covers the
+// window, and schedules their deletion.
+func (p *Publisher) slide() {
+	window := p.cfg.WindowDuration.Microseconds()
+	if tot := totalMicros(p.pl.Segments); tot > p.longest {
+		p.longest = tot
+		p.stats.LongestPlaylistMicros = tot
+	}
+	for len(p.pl.Segments) > p.cfg.MinSegments {
+		head := p.pl.Segments[0]
+		rest := p.pl.Segments[1:]
+		if totalMicros(rest) < window {
+			break
+		}
+		p.pl.Segments = rest
+		p.seqs = p.seqs[1:]
+		p.pl.MediaSequence++
+		if head.Discontinuity {
+			p.pl.DiscontinuitySequence++
+		}
+		if p.cfg.KeepSegments {
+			continue
+		}
+		// RFC 8216 6.2.2: available for its duration plus the longest
+		// playlist duration that contained it.
+		grace := time.Duration(int64(head.Seconds()*1e6)+p.longest) * time.Microsecond
+		at := p.cfg.Now().Add(grace)
+		p.pending = append(p.pending, pendingDelete{key: p.cfg.Prefix + head.URI, at: at})
+		if head.Map != "" && !p.mapInUse(head.Map) {
+			p.pending = append(p.pending, pendingDelete{key: p.cfg.Prefix + head.Map, at: at})
+		}
+	}
+}
+
+func (p *Publisher) mapInUse(m string) bool {
+	for _, s := range p.pl.Segments {
+		if s.Map == m {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteDue deletes scheduled objects whose grace period has passed (all of
+// them when force is set). Failures are logged, not fatal: a leftover object
+// costs storage, not playback.
+func (p *Publisher) deleteDue(ctx context.Context, force bool) {
+	now := p.cfg.Now()
+	i := 0
+	for ; i < len(p.pending); i++ {
+		d := p.pending[i]
+		if !force && now.Before(d.at) {
+			break
+		}
+		if err := p.b.Delete(ctx, d.key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			p.cfg.Logger.Warn("hls: deleting a segment that left the window failed", "key", d.key, "err", err)
+			continue
+		}
+		p.stats.Deleted++
+	}
+	p.pending = p.pending[i:]
+}
+
+// DeleteDue deletes objects whose grace period has passed. Add calls it; a
+// long-running server may also call it periodically.
+func (p *Publisher) DeleteDue(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deleteDue(ctx, false)
+}
+
+func (p *Publisher) write(ctx context.Context) error {
+	body := p.pl.Render()
+	opts := &blob.WriterOptions{
+		ContentType:  "application/vnd.apple.mpegurl",
+		CacheControl: p.cacheControl(),
+	}
+	if err := p.b.WriteAll(ctx, p.Key(), body, opts); err != nil {
+		return fmt.Errorf("hls: writing playlist %s: %w", p.Key(), err)
+	}
+	p.stats.Writes++
+	return nil
+}
+
+func (p *Publisher) cacheControl() string {
+	if p.pl.Ended || p.cfg.Type == VOD {
+		return "public, max-age=31536000, immutable"
+	}
+	// About half a target duration for live playlists.
+	half := p.pl.TargetDuration / 2
+	if half < 1 {
+		half = 1
+	}
+	return fmt.Sprintf("public, max-age=%d", half)
+}
+
+// Finish ends the playlist: EXT-X-ENDLIST is added and the final playlist is
+// written (for VOD, the only write). Segments still waiting for deletion
+// stay in the bucket.
+func (p *Publisher) Finish(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return nil
+	}
+	p.finished = true
+	p.pl.Ended = true
+	if p.cfg.Type == VOD {
+		p.pl.TargetDuration = ComputeTargetDuration(p.pl.Segments)
+	}
+	return p.write(ctx)
+}
+
+// LoadMedia reads and parses a media playlist from a bucket. It returns an
+// error satisfying gcerrors.Code(err) == gcerrors.NotFound when there is
+// none.
+func LoadMedia(ctx context.Context, b *blob.Bucket, key string) (*MediaPlaylist, error) {
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	return ParseMedia(data)
+}
+
+// ErrBadKey is returned for object keys or stream names that could escape
+// their prefix or are otherwise unsafe.
+var ErrBadKey = errors.New("hls: unsafe object key")
+
+// CheckKey rejects keys that are empty, absolute, contain "..", "." or empty
+// path elements, backslashes or control characters, or are longer than 1024
+// bytes.
+func CheckKey(key string) error {
+	if key == "" || len(key) > 1024 || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %q", ErrBadKey, key)
+		}
+	}
+	for _, el := range strings.Split(strings.TrimSuffix(key, "/"), "/") {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Errorf("%w: %q", ErrBadKey, key)
+		}
+	}
+	if path.Clean(key) != strings.TrimSuffix(key, "/") {
+		return fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	return nil
+}
