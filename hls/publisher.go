@@ -41,6 +41,9 @@ type PublisherConfig struct {
 	// section 6.2.2 has passed (their duration plus the longest playlist
 	// duration that contained them).
 	KeepSegments bool
+	// FirstMediaSequence is the media sequence number of the first segment
+	// added (unless Restore lists earlier ones).
+	FirstMediaSequence uint64
 	// Now returns the current time (for deletion timing). Default time.Now.
 	Now func() time.Time
 	// Logger receives warnings (nil: discard).
@@ -58,7 +61,6 @@ type Publisher struct {
 
 	mu       sync.Mutex
 	pl       MediaPlaylist
-	seqs     []uint64 // media sequence number of each listed segment
 	tdFixed  bool
 	longest  int64 // longest playlist duration so far, microseconds
 	pending  []pendingDelete
@@ -111,6 +113,7 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	}
 	p := &Publisher{b: b, cfg: cfg}
 	p.pl.Type = cfg.Type
+	p.pl.MediaSequence = cfg.FirstMediaSequence
 	p.pl.IndependentSegments = true
 	return p, nil
 }
@@ -143,10 +146,6 @@ func (p *Publisher) Restore(old *MediaPlaylist) {
 	p.pl.MediaSequence = old.MediaSequence
 	p.pl.DiscontinuitySequence = old.DiscontinuitySequence
 	p.pl.Segments = append(p.pl.Segments[:0], old.Segments...)
-	p.seqs = p.seqs[:0]
-	for i := range old.Segments {
-		p.seqs = append(p.seqs, old.MediaSequence+uint64(i))
-	}
 	if old.TargetDuration > 0 && p.cfg.Type != VOD {
 		p.pl.TargetDuration = old.TargetDuration
 		p.tdFixed = true
@@ -154,10 +153,9 @@ func (p *Publisher) Restore(old *MediaPlaylist) {
 }
 
 // Add appends a durable segment and, for live and event playlists, writes
-// the updated playlist. seq is the segment's media sequence number; it must
-// follow the previous one (a gap is an error: the playlist would skip a
-// segment).
-func (p *Publisher) Add(ctx context.Context, seq uint64, s Segment) error {
+// the updated playlist. Segments get consecutive media sequence numbers,
+// starting from FirstMediaSequence (or after the restored ones).
+func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.finished {
@@ -166,14 +164,7 @@ func (p *Publisher) Add(ctx context.Context, seq uint64, s Segment) error {
 	if err := CheckKey(p.cfg.Prefix + s.URI); err != nil {
 		return err
 	}
-	if n := len(p.seqs); n > 0 && seq != p.seqs[n-1]+1 {
-		return fmt.Errorf("hls: segment %d does not follow %d", seq, p.seqs[n-1])
-	}
-	if len(p.seqs) == 0 {
-		p.pl.MediaSequence = seq
-	}
 	p.pl.Segments = append(p.pl.Segments, s)
-	p.seqs = append(p.seqs, seq)
 	p.stats.Segments++
 	if p.cfg.Type == VOD {
 		return nil
@@ -238,7 +229,6 @@ func (p *Publisher) slide() {
 			break
 		}
 		p.pl.Segments = rest
-		p.seqs = p.seqs[1:]
 		p.pl.MediaSequence++
 		if head.Discontinuity {
 			p.pl.DiscontinuitySequence++
