@@ -1,0 +1,279 @@
+// Command livechunk cuts live H.264 into HLS segments without re-encoding,
+// uploads them to a blob store, and writes the playlists.
+//
+// Usage:
+//
+//	livechunk                      record the embedded sample clip into ./livechunk-out
+//	livechunk record [flags] INPUT... DEST
+//	livechunk version
+//
+// Run "livechunk record -h" for the flags.
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/livechunk/livechunk"
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/sink"
+	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/blob"
+)
+
+//go:embed sample.mp4
+var sampleClip []byte
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 {
+		args = []string{"record", "-sample", "livechunk-out"}
+		fmt.Fprintln(stderr, "livechunk: no command given; recording the embedded sample clip into ./livechunk-out")
+		fmt.Fprintln(stderr, "           (run \"livechunk -h\" for the commands)")
+	}
+	var err error
+	switch args[0] {
+	case "record":
+		err = cmdRecord(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "livechunk", version())
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "livechunk: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "livechunk:", err)
+		return exitFailure
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `livechunk turns live H.264 into HLS segments and playlists in any blob store,
+without re-encoding.
+
+Commands:
+  record [flags] INPUT... DEST   chunk inputs into DEST (a directory or a bucket URL)
+  version                        print the version
+
+With no command, livechunk records its embedded sample clip into ./livechunk-out.
+Run "livechunk record -h" for the flags of record.
+`)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("record", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	format := fs.String("format", "fmp4", "segment format: fmp4 or ts")
+	segment := fs.Duration("segment", 5*time.Second, "target segment duration (cut at the first keyframe after it)")
+	vod := fs.Bool("vod", false, "write a complete VOD playlist at the end instead of a live window")
+	event := fs.Bool("event", false, "write an EVENT playlist (append only) instead of a live window")
+	window := fs.Duration("window", 0, "least duration a live playlist lists (default 6 segments)")
+	keep := fs.Bool("keep", false, "keep segments that slide out of the live window")
+	prefix := fs.String("prefix", "", "key prefix of every object in DEST, e.g. streams/cam1/")
+	fps := fs.Float64("fps", 0, "frame rate of raw H.264 input without timing information")
+	useSample := fs.Bool("sample", false, "record the embedded sample clip (no INPUT needed)")
+	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr)")
+	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: livechunk record [flags] INPUT... DEST
+
+Cuts INPUT into keyframe-aligned segments without re-encoding, uploads them to
+DEST while the next segment fills, and writes index.m3u8 (and master.m3u8).
+
+INPUT is an MP4/MOV, fragmented MP4, MPEG-TS or raw H.264 file, or "-" for
+standard input (MPEG-TS or raw H.264). Several MP4 inputs are read as one
+continuous stream of chunks, each starting at time 0, as phones upload them.
+DEST is a directory or a bucket URL: file:///path, mem://, s3://bucket?region=..,
+gs://bucket, azblob://container. A ?prefix= parameter or -prefix puts the
+recording under a key prefix.
+
+Examples:
+  livechunk record camera.mp4 out/
+  livechunk record -format ts -segment 6s -vod talk.mov s3://my-bucket?region=eu-west-1
+  ffmpeg -i rtsp://cam -c copy -f mpegts - | livechunk record - out/live
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if (*useSample && len(rest) != 1) || (!*useSample && len(rest) < 2) {
+		fs.Usage()
+		return errUsage
+	}
+	f, err := chunker.ParseFormat(*format)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	if *vod && *event {
+		fmt.Fprintln(stderr, "livechunk: -vod and -event exclude each other")
+		return errUsage
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	dest := rest[len(rest)-1]
+	inputs := rest[:len(rest)-1]
+
+	opt := source.Options{FrameRate: *fps, Logger: logger}
+	var src source.Source
+	var closeSrc func() error = func() error { return nil }
+	switch {
+	case *useSample:
+		m, err := source.NewMP4(bytes.NewReader(sampleClip), opt)
+		if err != nil {
+			return err
+		}
+		src = m
+	case len(inputs) == 1:
+		file, err := source.Open(inputs[0], opt)
+		if err != nil {
+			return err
+		}
+		src, closeSrc = file, file.Close
+	default:
+		ch, err := source.OpenChunks(inputs, opt)
+		if err != nil {
+			return err
+		}
+		src = ch
+	}
+	defer closeSrc()
+
+	b, err := sink.Open(ctx, dest)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	cfg := livechunk.Config{
+		Format:          f,
+		SegmentDuration: *segment,
+		Prefix:          *prefix,
+		Window:          *window,
+		KeepSegments:    *keep,
+		NoResume:        *fresh,
+		Logger:          logger,
+	}
+	switch {
+	case *vod:
+		cfg.Playlist = hls.VOD
+	case *event:
+		cfg.Playlist = hls.Event
+	}
+	start := time.Now()
+	st, err := livechunk.Record(ctx, b, src, cfg)
+	elapsed := time.Since(start)
+	printSummary(ctx, stdout, b, cfg, st, elapsed, dest)
+	return err
+}
+
+func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechunk.Config, st livechunk.Stats, elapsed time.Duration, dest string) {
+	media := time.Duration(0)
+	if ts := int64(cfg.Timescale); ts > 0 {
+		media = time.Duration(st.Chunker.MediaTicks * int64(time.Second) / ts)
+	}
+	speed := ""
+	if elapsed > 0 && st.Chunker.MediaTicks > 0 {
+		secs := float64(st.Chunker.MediaTicks) / float64(chooseTimescale(cfg))
+		speed = fmt.Sprintf(", %.0fx real time", secs/elapsed.Seconds())
+	}
+	_ = media
+	fmt.Fprintf(w, "%d segments, %d frames, %s in %v%s\n", st.Chunker.Segments, st.Chunker.Samples,
+		humanBytes(st.Sink.UploadedBytes), elapsed.Round(time.Millisecond), speed)
+	if st.Chunker.DroppedNoKey > 0 {
+		fmt.Fprintf(w, "dropped %d frames before the first keyframe\n", st.Chunker.DroppedNoKey)
+	}
+	prefix := sink.CleanPrefix(cfg.Prefix)
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	n := 0
+	for {
+		obj, err := it.Next(ctx)
+		if err != nil {
+			break
+		}
+		if n < 12 || strings.HasSuffix(obj.Key, ".m3u8") {
+			fmt.Fprintf(w, "  %-28s %9d bytes\n", obj.Key, obj.Size)
+		} else if n == 12 {
+			fmt.Fprintln(w, "  ...")
+		}
+		n++
+	}
+	fmt.Fprintf(w, "playlist: %s/%sindex.m3u8\n", strings.TrimSuffix(dest, "/"), prefix)
+}
+
+func chooseTimescale(cfg livechunk.Config) uint32 {
+	if cfg.Timescale == 0 {
+		return 90000
+	}
+	return cfg.Timescale
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

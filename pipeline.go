@@ -1,0 +1,453 @@
+package livechunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/sink"
+	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Config configures a Pipeline. The zero value records fMP4 segments of
+// about 5 s and a live sliding-window playlist index.m3u8 at the bucket root.
+type Config struct {
+	// Format of the segments (chunker.FMP4 or chunker.TS).
+	Format chunker.Format
+	// SegmentDuration is the target segment length. Default 5 s.
+	SegmentDuration time.Duration
+	// Timescale of the samples written (ticks per second). Record sets it
+	// from the source. Default 90000.
+	Timescale uint32
+	// WrapBits declares timestamps that wrap at 2^WrapBits (33 for
+	// MPEG-TS). Record sets it from the source.
+	WrapBits uint
+	// Prefix is the key prefix of every object of the recording, for
+	// example "streams/cam1/".
+	Prefix string
+	// Playlist is the media playlist type: hls.Live (default, a sliding
+	// window), hls.Event or hls.VOD (written once, complete, on Close).
+	Playlist hls.Type
+	// PlaylistName is the media playlist's name. Default "index.m3u8".
+	PlaylistName string
+	// MultivariantName is the multivariant playlist's name. Default
+	// "master.m3u8"; "-" writes none.
+	MultivariantName string
+	// Window is the least duration a live playlist lists. Default six
+	// segment durations.
+	Window time.Duration
+	// KeepSegments keeps segments that slid out of a live window in the
+	// bucket (by default they are deleted after RFC 8216's grace period).
+	KeepSegments bool
+	// StartTime is the wall-clock capture time of the first sample, used for
+	// EXT-X-PROGRAM-DATE-TIME. Default: the time of the first Write.
+	StartTime time.Time
+	// NoResume starts from sequence 0 even when the destination holds an
+	// unfinished recording. By default a recording continues after the last
+	// object found (never overwriting one) and marks the restart as a
+	// discontinuity.
+	NoResume bool
+	// Sink tunes uploads (in-flight bound, concurrency, retries). Its Prefix
+	// and OnDurable are set by the pipeline.
+	Sink sink.Config
+	// Logger receives progress and warnings. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.SegmentDuration <= 0 {
+		c.SegmentDuration = 5 * time.Second
+	}
+	if c.Timescale == 0 {
+		c.Timescale = 90000
+	}
+	if c.PlaylistName == "" {
+		c.PlaylistName = "index.m3u8"
+	}
+	if c.MultivariantName == "" {
+		c.MultivariantName = "master.m3u8"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Prefix = sink.CleanPrefix(c.Prefix)
+	return c
+}
+
+// ErrFinished is returned by NewPipeline when the destination holds a
+// recording that already ended (its playlist has EXT-X-ENDLIST): it is never
+// appended to or overwritten.
+var ErrFinished = errors.New("livechunk: destination holds a finished recording")
+
+// Pipeline wires a chunker, a sink and a playlist publisher: samples written
+// to it become segments that upload while later samples arrive, and each
+// durable segment is added to the playlist. Write and Close are called
+// from one goroutine.
+type Pipeline struct {
+	cfg     Config
+	bucket  *blob.Bucket
+	chunk   chunker.Chunker
+	sink    *sink.Sink
+	pub     *hls.Publisher
+	started time.Time
+
+	mu       sync.Mutex
+	wall     map[uint64]time.Time // segment seq -> program date time
+	base     time.Time            // wall clock of timeline origin
+	baseDTS  int64
+	haveBase bool
+	lastEnd  time.Time
+	queue    []sink.Event
+	qcond    *sync.Cond
+	qclosed  bool
+	pubErr   error
+	pubDone  chan struct{}
+	segInfos []hls.Segment // all durable segments, for the multivariant
+	init     *chunker.Init
+	frames   int64
+	secs     float64
+	closed   bool
+}
+
+// NewPipeline prepares a recording into b. When b already holds an
+// unfinished recording under cfg.Prefix (and cfg.NoResume is not set) the
+// new segments continue its sequence numbers after every existing object,
+// and the first one is marked as a discontinuity.
+func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, error) {
+	cfg = cfg.withDefaults()
+	if b == nil {
+		return nil, errors.New("livechunk: nil bucket")
+	}
+	if err := hls.CheckKey(cfg.Prefix + cfg.PlaylistName); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, bucket: b, wall: map[uint64]time.Time{}, pubDone: make(chan struct{})}
+	p.qcond = sync.NewCond(&p.mu)
+
+	ccfg := chunker.Config{
+		Format:         cfg.Format,
+		Timescale:      cfg.Timescale,
+		TargetDuration: cfg.SegmentDuration,
+		WrapBits:       cfg.WrapBits,
+	}
+	pcfg := hls.PublisherConfig{
+		Type:           cfg.Playlist,
+		Prefix:         cfg.Prefix,
+		Name:           cfg.PlaylistName,
+		TargetDuration: cfg.SegmentDuration,
+		WindowDuration: cfg.Window,
+		KeepSegments:   cfg.KeepSegments,
+		Logger:         cfg.Logger,
+	}
+	var old *hls.MediaPlaylist
+	if !cfg.NoResume {
+		var err error
+		old, err = hls.LoadMedia(ctx, b, cfg.Prefix+cfg.PlaylistName)
+		switch {
+		case err == nil:
+			if old.Ended {
+				return nil, fmt.Errorf("%w: %s", ErrFinished, cfg.Prefix+cfg.PlaylistName)
+			}
+		case gcerrors.Code(err) == gcerrors.NotFound:
+			old = nil
+		default:
+			return nil, fmt.Errorf("livechunk: reading existing playlist: %w", err)
+		}
+		nextSeg, nextInit, found, err := scanExisting(ctx, b, cfg.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		if found || old != nil {
+			ccfg.FirstSequence = nextSeg
+			ccfg.FirstInitSequence = nextInit
+			ccfg.StartWithDiscontinuity = true
+			cfg.Logger.Info("resuming recording", "prefix", cfg.Prefix, "next_segment", nextSeg, "next_init", nextInit)
+		}
+	}
+	pub, err := hls.NewPublisher(b, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		pub.Restore(old)
+	}
+	p.pub = pub
+
+	scfg := cfg.Sink
+	scfg.Prefix = cfg.Prefix
+	if scfg.Logger == nil {
+		scfg.Logger = cfg.Logger
+	}
+	scfg.OnDurable = p.onDurable
+	p.sink = sink.New(b, scfg)
+
+	c, err := chunker.New(ccfg, (*pipelineOutput)(p))
+	if err != nil {
+		return nil, err
+	}
+	p.chunk = c
+	go p.publishLoop()
+	return p, nil
+}
+
+// scanExisting lists the objects under prefix and returns the sequence
+// numbers that follow the highest existing segment and init section.
+func scanExisting(ctx context.Context, b *blob.Bucket, prefix string) (nextSeg, nextInit uint64, found bool, err error) {
+	it := b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("livechunk: listing %q: %w", prefix, err)
+		}
+		name := path.Base(obj.Key)
+		switch {
+		case strings.HasPrefix(name, "seg-"):
+			num := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "seg-"), ".m4s"), ".ts")
+			if n, err := strconv.ParseUint(num, 10, 64); err == nil && n+1 > nextSeg {
+				nextSeg, found = n+1, true
+			}
+		case strings.HasPrefix(name, "init-") && strings.HasSuffix(name, ".mp4"):
+			num := strings.TrimSuffix(strings.TrimPrefix(name, "init-"), ".mp4")
+			if n, err := strconv.ParseUint(num, 10, 64); err == nil && n+1 > nextInit {
+				nextInit, found = n+1, true
+			}
+		}
+	}
+	return nextSeg, nextInit, found, nil
+}
+
+// pipelineOutput stamps each segment with its wall-clock time before handing
+// it to the sink.
+type pipelineOutput Pipeline
+
+func (o *pipelineOutput) WriteInit(ctx context.Context, in *chunker.Init) error {
+	return o.sink.WriteInit(ctx, in)
+}
+
+func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) error {
+	p := (*Pipeline)(o)
+	p.mu.Lock()
+	now := time.Now()
+	dur := ticks(s.Duration, s.Timescale)
+	if !p.haveBase || s.Discontinuity {
+		// The segment's first sample was captured about its duration ago,
+		// and never before the previous segment ended.
+		start := now.Add(-dur)
+		if !p.haveBase && !p.cfg.StartTime.IsZero() {
+			start = p.cfg.StartTime
+		} else if !p.haveBase && !p.started.IsZero() {
+			start = p.started
+		}
+		if start.Before(p.lastEnd) {
+			start = p.lastEnd
+		}
+		p.base, p.baseDTS, p.haveBase = start, s.FirstDTS, true
+	}
+	at := p.base.Add(ticks(s.FirstDTS-p.baseDTS, s.Timescale))
+	p.wall[s.Seq] = at
+	p.lastEnd = at.Add(dur)
+	p.mu.Unlock()
+	return p.sink.WriteSegment(ctx, s)
+}
+
+func ticks(t int64, timescale uint32) time.Duration {
+	if timescale == 0 {
+		return 0
+	}
+	ts := int64(timescale)
+	return time.Duration(t/ts)*time.Second + time.Duration(t%ts)*time.Second/time.Duration(ts)
+}
+
+// onDurable runs on a sink goroutine; it only queues the event.
+func (p *Pipeline) onDurable(ev sink.Event) {
+	p.mu.Lock()
+	p.queue = append(p.queue, ev)
+	p.mu.Unlock()
+	p.qcond.Signal()
+}
+
+// publishLoop adds durable segments to the playlist, in order, off the
+// upload goroutines.
+func (p *Pipeline) publishLoop() {
+	defer close(p.pubDone)
+	ctx := context.Background()
+	for {
+		p.mu.Lock()
+		for len(p.queue) == 0 && !p.qclosed {
+			p.qcond.Wait()
+		}
+		if len(p.queue) == 0 && p.qclosed {
+			p.mu.Unlock()
+			return
+		}
+		ev := p.queue[0]
+		p.queue = p.queue[1:]
+		var at time.Time
+		if ev.Kind == sink.KindSegment {
+			at = p.wall[ev.Seq]
+			delete(p.wall, ev.Seq)
+		}
+		p.mu.Unlock()
+
+		switch ev.Kind {
+		case sink.KindInit:
+			p.mu.Lock()
+			p.init = ev.Init
+			p.mu.Unlock()
+		case sink.KindSegment:
+			si := ev.Segment
+			seg := hls.Segment{
+				URI:             strings.TrimPrefix(ev.Key, p.cfg.Prefix),
+				Duration:        si.Duration,
+				Timescale:       si.Timescale,
+				Discontinuity:   si.Discontinuity,
+				ProgramDateTime: at,
+				Bytes:           int64(si.Size),
+			}
+			if si.Format == chunker.FMP4 && ev.Init != nil {
+				seg.Map = strings.TrimPrefix(sink.InitKey(p.cfg.Prefix, ev.Init.Seq), p.cfg.Prefix)
+			}
+			err := p.pub.Add(ctx, seg)
+			p.mu.Lock()
+			p.segInfos = append(p.segInfos, seg)
+			p.frames += int64(si.Frames)
+			p.secs += seg.Seconds()
+			if err != nil && p.pubErr == nil {
+				p.pubErr = err
+			}
+			first := len(p.segInfos) == 1
+			p.mu.Unlock()
+			if err != nil {
+				p.cfg.Logger.Warn("playlist update failed; the next one retries", "err", err)
+			}
+			if first && p.cfg.Playlist != hls.VOD {
+				if err := p.writeMultivariant(ctx); err != nil {
+					p.cfg.Logger.Warn("writing the multivariant playlist failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// writeMultivariant writes the multivariant playlist from the segments seen
+// so far.
+func (p *Pipeline) writeMultivariant(ctx context.Context) error {
+	if p.cfg.MultivariantName == "-" {
+		return nil
+	}
+	p.mu.Lock()
+	segs := append([]hls.Segment(nil), p.segInfos...)
+	in := p.init
+	p.mu.Unlock()
+	if len(segs) == 0 || in == nil {
+		return nil
+	}
+	peak, avg := hls.PeakBandwidth(segs, p.cfg.SegmentDuration.Seconds())
+	v := hls.Variant{
+		URI:              p.cfg.PlaylistName,
+		Bandwidth:        peak,
+		AverageBandwidth: avg,
+		Codecs:           []string{in.Codec},
+		Width:            in.Width,
+		Height:           in.Height,
+		FrameRate:        p.frameRate(),
+	}
+	m := hls.MultivariantPlaylist{IndependentSegments: true, Variants: []hls.Variant{v}}
+	key := p.cfg.Prefix + p.cfg.MultivariantName
+	return p.bucket.WriteAll(ctx, key, m.Render(), &blob.WriterOptions{ContentType: "application/vnd.apple.mpegurl"})
+}
+
+func (p *Pipeline) frameRate() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.secs <= 0 {
+		return 0
+	}
+	return float64(p.frames) / p.secs
+}
+
+// Write adds the next access unit (decode order) to the recording.
+func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
+	if p.started.IsZero() {
+		p.started = time.Now()
+	}
+	return p.chunk.Write(ctx, s)
+}
+
+// Stats reports the counters of the stages.
+func (p *Pipeline) Stats() Stats {
+	return Stats{Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
+}
+
+// Stats are the counters of a Pipeline's stages.
+type Stats struct {
+	Chunker  chunker.Stats
+	Sink     sink.Stats
+	Playlist hls.PublisherStats
+}
+
+// PlaylistKey returns the media playlist's object key.
+func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
+
+// Close ends the recording: the open segment closes, every upload finishes,
+// and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). It
+// returns the first error of any stage; segments that did land stay
+// listed.
+func (p *Pipeline) Close(ctx context.Context) error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	errChunk := p.chunk.Close(ctx)
+	errSink := p.sink.Close(ctx)
+	p.mu.Lock()
+	p.qclosed = true
+	p.mu.Unlock()
+	p.qcond.Broadcast()
+	<-p.pubDone
+	errFinish := p.pub.Finish(ctx)
+	errMulti := p.writeMultivariant(ctx)
+	return errors.Join(errChunk, errSink, errFinish, errMulti)
+}
+
+// Record reads every sample of src into a new Pipeline on b and closes it.
+// Timescale and WrapBits come from the source.
+func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
+	info := src.Info()
+	cfg.Timescale = info.Timescale
+	cfg.WrapBits = info.WrapBits
+	p, err := NewPipeline(ctx, b, cfg)
+	if err != nil {
+		return Stats{}, err
+	}
+	for {
+		s, err := src.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cerr := p.Close(ctx)
+			return p.Stats(), errors.Join(fmt.Errorf("livechunk: reading input: %w", err), cerr)
+		}
+		if err := p.Write(ctx, s); err != nil {
+			cerr := p.Close(ctx)
+			return p.Stats(), errors.Join(err, cerr)
+		}
+	}
+	err = p.Close(ctx)
+	return p.Stats(), err
+}

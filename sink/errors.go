@@ -1,0 +1,103 @@
+package sink
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"gocloud.dev/gcerrors"
+)
+
+// Errors returned by a [Sink]; test with errors.Is.
+var (
+	// ErrOverflow is returned by WriteInit and WriteSegment under the
+	// [Fail] policy when accepting the object would exceed
+	// Config.MaxInFlightBytes. The object was not taken: the caller still
+	// owns it and may retry, drop or store it elsewhere.
+	ErrOverflow = errors.New("sink: too many bytes in flight")
+	// ErrClosed is returned by WriteInit and WriteSegment after Close.
+	ErrClosed = errors.New("sink: closed")
+	// ErrInvalid is returned for a nil init or segment, a segment of unknown
+	// format, or an empty bucket URL.
+	ErrInvalid = errors.New("sink: invalid argument")
+	// ErrSkipped is the error of an object that was never attempted because
+	// an earlier object had already failed (see [UploadError]).
+	ErrSkipped = errors.New("sink: not attempted after an earlier failure")
+)
+
+// ObjectError describes one object that did not land in the bucket.
+type ObjectError struct {
+	// Kind, Seq and Key identify the object.
+	Kind Kind
+	Seq  uint64
+	Key  string
+	// Attempts is the number of uploads tried (0 when skipped).
+	Attempts int
+	// Err is the last upload error, or ErrSkipped.
+	Err error
+
+	idx uint64 // submission order
+}
+
+// sortObjects sorts objs by submission order.
+func sortObjects(objs []ObjectError) {
+	slices.SortFunc(objs, func(a, b ObjectError) int { return cmp.Compare(a.idx, b.idx) })
+}
+
+// UploadError reports that a Sink failed: an upload failed permanently (or
+// ran out of retries, or was aborted by Close). It lists every object that did
+// not land, in submission order. Objects uploaded before the failure stay in
+// the bucket; nothing is deleted.
+type UploadError struct {
+	// Objects that did not land, in the order they were submitted.
+	Objects []ObjectError
+	// Err is the cause: the error of the first object that failed.
+	Err error
+}
+
+// Error names the keys that did not land and the cause.
+func (e *UploadError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sink: %d object(s) did not land (", len(e.Objects))
+	for i, o := range e.Objects {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if i == 8 && len(e.Objects) > 9 {
+			fmt.Fprintf(&b, "and %d more", len(e.Objects)-i)
+			break
+		}
+		fmt.Fprintf(&b, "%s %d %q", o.Kind, o.Seq, o.Key)
+	}
+	b.WriteString(")")
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *UploadError) Unwrap() error { return e.Err }
+
+// Keys returns the keys of the objects that did not land.
+func (e *UploadError) Keys() []string {
+	keys := make([]string, len(e.Objects))
+	for i, o := range e.Objects {
+		keys[i] = o.Key
+	}
+	return keys
+}
+
+// transient reports whether an upload that failed with err may succeed when
+// tried again. Codes that say the request itself is wrong, or the bucket or
+// permission is missing, are permanent; so is cancellation.
+func transient(err error) bool {
+	switch gcerrors.Code(err) {
+	case gcerrors.Unknown, gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return true
+	}
+	return false
+}

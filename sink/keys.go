@@ -1,0 +1,63 @@
+package sink
+
+import (
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// Content types and cache policy of uploaded objects. Segments and init
+// sections never change once written, so they are cacheable forever.
+const (
+	contentTypeInit = "video/mp4"
+	contentTypeM4S  = "video/iso.segment"
+	contentTypeTS   = "video/mp2t"
+	cacheControl    = "public, max-age=31536000, immutable"
+)
+
+// CleanPrefix returns the sanitized form of a key prefix, as used by
+// [InitKey], [SegmentKey] and [Config].Prefix: the prefix is treated as a
+// directory, "." and ".." elements are resolved without ever leaving the
+// root, empty elements and leading slashes are dropped, and a non-empty
+// result ends with "/". For example "../live//cam1" becomes "live/cam1/" and
+// "/" becomes "".
+func CleanPrefix(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	// Cleaning a rooted path resolves ".." against the root, so the result
+	// can never escape it.
+	p := strings.TrimPrefix(path.Clean("/"+prefix), "/")
+	if p == "" {
+		return ""
+	}
+	return p + "/"
+}
+
+// InitKey returns the object key of init section seq under prefix (sanitized
+// with [CleanPrefix]), for example "live/init-0.mp4".
+func InitKey(prefix string, seq uint64) string {
+	return CleanPrefix(prefix) + "init-" + strconv.FormatUint(seq, 10) + ".mp4"
+}
+
+// SegmentKey returns the object key of media segment seq in format f under
+// prefix (sanitized with [CleanPrefix]), for example "live/seg-000042.m4s" or
+// "live/seg-000042.ts". The sequence number has at least six digits so that
+// keys of a normal recording sort in order.
+func SegmentKey(prefix string, f chunker.Format, seq uint64) string {
+	n := strconv.FormatUint(seq, 10)
+	if len(n) < 6 {
+		n = strings.Repeat("0", 6-len(n)) + n
+	}
+	return CleanPrefix(prefix) + "seg-" + n + f.SegmentExt()
+}
+
+// segmentContentType returns the Content-Type of media segments in format f.
+func segmentContentType(f chunker.Format) string {
+	if f == chunker.TS {
+		return contentTypeTS
+	}
+	return contentTypeM4S
+}

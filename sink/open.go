@@ -1,0 +1,87 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob:// URLs
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // gs:// URLs
+	_ "gocloud.dev/blob/memblob" // mem:// URLs
+	_ "gocloud.dev/blob/s3blob"  // s3:// URLs
+)
+
+// Open opens the bucket named by urlOrPath.
+//
+// A URL with a scheme is opened with [blob.OpenBucket]; the file ("file://"),
+// memory ("mem://"), S3 ("s3://"), Google Cloud Storage ("gs://") and Azure
+// Blob Storage ("azblob://") drivers are registered. Query parameters are
+// those of the driver (see https://gocloud.dev/concepts/urls/), and the
+// portable "prefix" parameter confines the bucket to a key prefix, for example
+// "s3://media?region=eu-west-1&prefix=live/". For "file://" URLs the
+// directory is created unless the URL sets "create_dir" itself.
+//
+// Anything else is a local directory path (absolute or relative), opened as
+// a file bucket; the directory is created if needed, and temporary files are
+// written next to their final name so that the closing rename stays on one
+// file system.
+//
+// The caller closes the bucket after closing every [Sink] that uses it.
+func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
+	if urlOrPath == "" {
+		return nil, fmt.Errorf("%w: empty bucket URL or path", ErrInvalid)
+	}
+	if scheme, ok := urlScheme(urlOrPath); ok {
+		if scheme == fileblob.Scheme {
+			u, err := url.Parse(urlOrPath)
+			if err != nil {
+				return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+			}
+			q := u.Query()
+			if !q.Has("create_dir") {
+				q.Set("create_dir", "true")
+				u.RawQuery = q.Encode()
+			}
+			urlOrPath = u.String()
+		}
+		b, err := blob.OpenBucket(ctx, urlOrPath)
+		if err != nil {
+			return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+		}
+		return b, nil
+	}
+	dir, err := filepath.Abs(urlOrPath)
+	if err != nil {
+		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+	}
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
+	if err != nil {
+		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+	}
+	return b, nil
+}
+
+// urlScheme reports the scheme of s if s looks like "scheme://...". A
+// scheme is at least two characters long (so that a Windows drive letter is
+// not mistaken for one) and follows RFC 3986: a letter, then letters, digits,
+// '+', '-' or '.'.
+func urlScheme(s string) (string, bool) {
+	i := strings.Index(s, "://")
+	if i < 2 {
+		return "", false
+	}
+	for j := 0; j < i; j++ {
+		c := s[j]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return "", false
+		}
+	}
+	return strings.ToLower(s[:i]), true
+}

@@ -1,0 +1,470 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// backend wraps the in-memory gofakes3 backend: PutObject can be held per
+// key until the test releases it, reports every call, and can fail.
+type backend struct {
+	gofakes3.Backend
+
+	started chan string // receives the key of every PutObject call
+
+	mu       sync.Mutex
+	gates    map[string]chan struct{}
+	failNext int   // fail this many more PutObject calls ...
+	failErr  error // ... with this error
+	puts     int
+}
+
+func (b *backend) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	b.mu.Lock()
+	b.puts++
+	gate := b.gates[key]
+	fail := b.failNext > 0
+	if fail {
+		b.failNext--
+	}
+	b.mu.Unlock()
+	select {
+	case b.started <- key:
+	default:
+		panic("backend: started channel full")
+	}
+	if gate != nil {
+		<-gate
+	}
+	if fail {
+		return gofakes3.PutObjectResult{}, b.failErr
+	}
+	return b.Backend.PutObject(bucket, key, meta, input, size, cond)
+}
+
+// hold makes PutObject for key wait until the returned func is called.
+func (b *backend) hold(key string) (release func()) {
+	ch := make(chan struct{})
+	b.mu.Lock()
+	b.gates[key] = ch
+	b.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+func (b *backend) failPuts(n int, err error) {
+	b.mu.Lock()
+	b.failNext, b.failErr = n, err
+	b.mu.Unlock()
+}
+
+func (b *backend) putCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.puts
+}
+
+// fakeS3 is a real S3 protocol server in the test process.
+type fakeS3 struct {
+	srv     *httptest.Server
+	backend *backend
+
+	mu      sync.Mutex
+	headers map[string]http.Header // request headers of the last PUT per URL path
+	// reject, if set, may answer a PUT with an S3 error instead.
+	reject func(r *http.Request) (status int, code string)
+}
+
+func newFakeS3(t *testing.T) *fakeS3 {
+	t.Helper()
+	mem := s3mem.New()
+	if err := mem.CreateBucket("media"); err != nil {
+		t.Fatal(err)
+	}
+	be := &backend{Backend: mem, gates: map[string]chan struct{}{}, started: make(chan string, 1000)}
+	f := &fakeS3{backend: be, headers: map[string]http.Header{}}
+	handler := gofakes3.New(be).Server()
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			f.mu.Lock()
+			f.headers[r.URL.Path] = r.Header.Clone()
+			reject := f.reject
+			f.mu.Unlock()
+			if reject != nil {
+				if status, code := reject(r); status != 0 {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/xml")
+					w.WriteHeader(status)
+					fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+						`<Error><Code>%s</Code><Message>injected</Message><RequestId>1</RequestId></Error>`, code)
+					return
+				}
+			}
+		}
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	// Runs before the server closes: never leave a handler blocked.
+	t.Cleanup(func() {
+		be.mu.Lock()
+		defer be.mu.Unlock()
+		for key, ch := range be.gates {
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+			delete(be.gates, key)
+		}
+	})
+	return f
+}
+
+// open returns a bucket on the fake server through an AWS SDK v2 client with
+// path-style addressing, static credentials and no SDK-level retries (the
+// sink does its own).
+func (f *fakeS3) open(t *testing.T, name string) *blob.Bucket {
+	t.Helper()
+	client := s3.New(s3.Options{
+		Region:                     "us-east-1",
+		BaseEndpoint:               aws.String(f.srv.URL),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Retryer:                    aws.NopRetryer{},
+		HTTPClient:                 f.srv.Client(),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+	b, err := s3blob.OpenBucket(t.Context(), client, name, &s3blob.Options{
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func (f *fakeS3) putHeader(key, name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headers["/media/"+key].Get(name)
+}
+
+// waitStarted waits until PutObject has been called for each key, in any
+// order.
+func (f *fakeS3) waitStarted(ctx context.Context, t *testing.T, keys ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, k := range keys {
+		want[k] = true
+	}
+	for len(want) > 0 {
+		select {
+		case k := <-f.backend.started:
+			if !want[k] {
+				t.Fatalf("unexpected upload of %s", k)
+			}
+			delete(want, k)
+		case <-ctx.Done():
+			t.Fatalf("uploads of %v did not start: %v", want, ctx.Err())
+		}
+	}
+}
+
+func TestS3Upload(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	b := f.open(t, "media")
+	var rec recorder
+	s := New(b, Config{Prefix: "live", OnDurable: rec.on})
+	init := fmp4Init(0)
+	if err := s.WriteInit(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := s.WriteSegment(ctx, segment(seq, chunker.FMP4, init, 50_000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readObject(t, b, "live/init-0.mp4"); !bytes.Equal(got, init.Data) {
+		t.Error("init bytes differ")
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		key := fmt.Sprintf("live/seg-%06d.m4s", seq)
+		if got := readObject(t, b, key); !bytes.Equal(got, payload(seq, 50_000)) {
+			t.Errorf("%s: bytes differ", key)
+		}
+		a, err := b.Attributes(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ContentType != "video/iso.segment" {
+			t.Errorf("%s: Content-Type %q", key, a.ContentType)
+		}
+		// gofakes3 does not keep Cache-Control, so check what was sent.
+		if cc := f.putHeader(key, "Cache-Control"); cc != cacheControl {
+			t.Errorf("%s: Cache-Control sent %q", key, cc)
+		}
+	}
+	if a, err := b.Attributes(ctx, "live/init-0.mp4"); err != nil || a.ContentType != "video/mp4" {
+		t.Errorf("init attributes %+v, %v", a, err)
+	}
+	if got := len(rec.keys()); got != 4 {
+		t.Errorf("%d events", got)
+	}
+}
+
+// TestS3OpenURL opens the fake server by URL, as a user configures it.
+func TestS3OpenURL(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	u := "s3://media?" + url.Values{
+		"endpoint":                     {f.srv.URL},
+		"region":                       {"us-east-1"},
+		"use_path_style":               {"true"},
+		"disable_https":                {"true"},
+		"request_checksum_calculation": {"when_required"},
+		"prefix":                       {"tenant/"},
+	}.Encode()
+	b, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := New(b, Config{Prefix: "cam"})
+	if err := s.WriteSegment(ctx, segment(5, chunker.TS, nil, 1880)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := f.backend.HeadObject("media", "tenant/cam/seg-000005.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Size != 1880 || obj.Metadata["Content-Type"] != "video/mp2t" {
+		t.Errorf("object %d bytes, metadata %v", obj.Size, obj.Metadata)
+	}
+}
+
+// TestOutOfOrderCompletion completes uploads in the order 3, 2, init, 1 and
+// checks that events still come in submission order.
+func TestOutOfOrderCompletion(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	b := f.open(t, "media")
+	var rec recorder
+	s := New(b, Config{Concurrency: 4, OnDurable: rec.on})
+	finished := make(chan string, 10)
+	s.hooks.finished = func(key string, err error) {
+		if err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+		finished <- key
+	}
+	keys := []string{"init-0.mp4", "seg-000001.m4s", "seg-000002.m4s", "seg-000003.m4s"}
+	release := map[string]func(){}
+	for _, k := range keys {
+		release[k] = f.backend.hold(k)
+	}
+	init := fmp4Init(0)
+	if err := s.WriteInit(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := s.WriteSegment(ctx, segment(seq, chunker.FMP4, init, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitStarted(ctx, t, keys...)
+
+	var completion []string
+	for _, k := range []string{"seg-000003.m4s", "seg-000002.m4s", "init-0.mp4"} {
+		release[k]()
+		select {
+		case got := <-finished:
+			completion = append(completion, got)
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+		if n := rec.count(); n != 0 {
+			t.Fatalf("%d events delivered before segment 1 landed", n)
+		}
+	}
+	release["seg-000001.m4s"]()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	completion = append(completion, <-finished)
+	if want := []string{"seg-000003.m4s", "seg-000002.m4s", "init-0.mp4", "seg-000001.m4s"}; !slices.Equal(completion, want) {
+		t.Fatalf("completion order %q, want %q", completion, want)
+	}
+	want := []string{"init:0:init-0.mp4", "segment:1:seg-000001.m4s", "segment:2:seg-000002.m4s", "segment:3:seg-000003.m4s"}
+	if got := rec.keys(); !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec.overlap.Load() {
+		t.Error("OnDurable calls overlapped")
+	}
+}
+
+// stuckSink returns a sink on a bucket whose uploads of segments 1..n are
+// held, after writing those n segments of size bytes each and waiting until
+// their uploads reached the server.
+func stuckSink(ctx context.Context, t *testing.T, f *fakeS3, cfg Config, n, size int) (*Sink, []func()) {
+	t.Helper()
+	var releases []func()
+	var keys []string
+	for seq := 1; seq <= n; seq++ {
+		key := fmt.Sprintf("seg-%06d.m4s", seq)
+		keys = append(keys, key)
+		releases = append(releases, f.backend.hold(key))
+	}
+	s := New(f.open(t, "media"), cfg)
+	for seq := 1; seq <= n; seq++ {
+		// Returns at once although no upload can finish.
+		if err := s.WriteSegment(ctx, segment(uint64(seq), chunker.FMP4, nil, size)); err != nil {
+			t.Fatalf("segment %d: %v", seq, err)
+		}
+	}
+	f.waitStarted(ctx, t, keys...)
+	return s, releases
+}
+
+func TestBlockPolicy(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	const size = 10_000
+	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Concurrency: 8}, 3, size)
+	if st := s.Stats(); st.InFlightBytes != 3*size || st.BlockedWrites != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	blocking := make(chan struct{}, 10)
+	s.hooks.blocking = func() { blocking <- struct{}{} }
+
+	// A write whose context is already done cannot wait: it reports that
+	// it would have to.
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.WriteSegment(canceled, segment(9, chunker.FMP4, nil, size)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("write over the bound with a done context: %v", err)
+	}
+	<-blocking
+
+	seg4 := segment(4, chunker.FMP4, nil, size)
+	errc := make(chan error, 1)
+	go func() { errc <- s.WriteSegment(ctx, seg4) }()
+	select {
+	case <-blocking:
+	case err := <-errc:
+		t.Fatalf("WriteSegment over the bound returned %v without waiting", err)
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("WriteSegment returned %v while no room was freed", err)
+	default:
+	}
+	release[1]()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("WriteSegment still blocked after room was freed")
+	}
+	for _, r := range release {
+		r()
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.BlockedWrites != 2 || st.Uploaded != 4 || st.PeakInFlightBytes != 3*size || st.Overflows != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestFailPolicy(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	const size = 10_000
+	var rec recorder
+	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Overflow: Fail, OnDurable: rec.on}, 3, size)
+	seg4 := segment(4, chunker.FMP4, nil, size)
+	if err := s.WriteSegment(ctx, seg4); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("write over the bound: %v, want ErrOverflow", err)
+	}
+	if seg4.Data == nil {
+		t.Fatal("rejected segment was released")
+	}
+	if st := s.Stats(); st.Overflows != 1 || st.Submitted != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	// An object without data needs no room.
+	if err := s.WriteInit(ctx, &chunker.Init{Seq: 1, Format: chunker.TS}); err != nil {
+		t.Fatalf("empty init: %v", err)
+	}
+	finished := make(chan string, 10)
+	s.hooks.finished = func(key string, err error) { finished <- key }
+	release[0]()
+	for key := ""; key != "seg-000001.m4s"; {
+		select {
+		case key = <-finished:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	// Room was freed: the caller may retry the rejected segment.
+	if err := s.WriteSegment(ctx, seg4); err != nil {
+		t.Fatalf("retry after room was freed: %v", err)
+	}
+	for _, r := range release {
+		r()
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"segment:1:seg-000001.m4s", "segment:2:seg-000002.m4s", "segment:3:seg-000003.m4s",
+		"init:1:", "segment:4:seg-000004.m4s"}
+	if got := rec.keys(); !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if st := s.Stats(); st.Overflows != 1 || st.Uploaded != 4 || st.PeakInFlightBytes != 3*size || st.BlockedWrites != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

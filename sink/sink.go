@@ -1,0 +1,729 @@
+// Package sink uploads closed segments and init sections to any blob store
+// (a gocloud.dev/blob [blob.Bucket]: S3, Google Cloud Storage, Azure, a local
+// directory or memory) and reports, in order, which of them are durable.
+//
+// A [Sink] is a [chunker.Output]: the chunker hands it each closed segment
+// and it returns at once, while uploads run in the background, several at a
+// time, with retries on transient errors. Memory is bounded: the bytes of
+// objects not yet uploaded never exceed Config.MaxInFlightBytes, and when the
+// bound is reached the configured [OverflowPolicy] applies (wait for room, or
+// fail with [ErrOverflow]) — data is never dropped silently.
+//
+// Objects are reported durable through Config.OnDurable strictly in the
+// order they were submitted, even when uploads complete out of order, so a
+// playlist writer can reference everything up to the last reported segment.
+// When an upload fails permanently the sink stops: reports end before the
+// failed object, later writes return the error, and Close returns an
+// [*UploadError] naming every object that did not land.
+//
+// Keys are derived from sequence numbers ([InitKey], [SegmentKey]) under a
+// sanitized prefix ([CleanPrefix]). Objects are written in one piece and
+// appear atomically, with a Content-Type (video/mp4, video/iso.segment or
+// video/mp2t) and an immutable Cache-Control.
+package sink
+
+import (
+	"context"
+	"crypto/md5"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	gax "github.com/googleapis/gax-go/v2"
+	"gocloud.dev/blob"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// Defaults of [Config] fields left zero.
+const (
+	DefaultMaxInFlightBytes = 64 << 20
+	DefaultConcurrency      = 4
+	DefaultMaxAttempts      = 8
+	DefaultInitialBackoff   = 100 * time.Millisecond
+	DefaultMaxBackoff       = 10 * time.Second
+)
+
+// OverflowPolicy says what WriteInit and WriteSegment do when accepting an
+// object would exceed Config.MaxInFlightBytes.
+type OverflowPolicy int
+
+const (
+	// Block waits until enough earlier uploads have finished, or until the
+	// context passed to the write is done. It is the default.
+	Block OverflowPolicy = iota
+	// Fail returns [ErrOverflow] at once and does not take the object.
+	Fail
+	// Spool is reserved for spilling objects to local disk until the store
+	// catches up. It is not implemented yet and currently behaves like
+	// Block.
+	Spool
+)
+
+// String returns "block", "fail" or "spool".
+func (p OverflowPolicy) String() string {
+	switch p {
+	case Block:
+		return "block"
+	case Fail:
+		return "fail"
+	case Spool:
+		return "spool"
+	}
+	return fmt.Sprintf("OverflowPolicy(%d)", int(p))
+}
+
+// Retry configures retries of uploads that fail with a transient error
+// (gcerrors codes Unknown, Internal, ResourceExhausted and DeadlineExceeded).
+// Pauses grow exponentially from InitialBackoff up to MaxBackoff with full
+// jitter (each pause is uniformly random between zero and the current bound).
+type Retry struct {
+	// MaxAttempts is the number of tries per object, the first included.
+	// Default 8; 1 disables retries.
+	MaxAttempts int
+	// InitialBackoff bounds the first pause. Default 100 ms.
+	InitialBackoff time.Duration
+	// MaxBackoff bounds every pause. Default 10 s.
+	MaxBackoff time.Duration
+}
+
+// Config configures a [Sink]. The zero value is usable.
+type Config struct {
+	// Prefix is prepended to every key, as a directory: it is sanitized with
+	// [CleanPrefix], so it cannot climb out of the bucket ("..") or start
+	// with "/". Default "" (the bucket root). A prefix carried by the bucket
+	// itself (a "?prefix=" URL parameter) applies in addition.
+	Prefix string
+	// MaxInFlightBytes bounds the bytes of accepted objects that are not yet
+	// uploaded. Default 64 MiB. An object larger than the bound is still
+	// accepted once nothing else is in flight.
+	MaxInFlightBytes int64
+	// Concurrency is the number of uploads run in parallel. Default 4.
+	Concurrency int
+	// Overflow is the policy when MaxInFlightBytes is reached. Default
+	// Block.
+	Overflow OverflowPolicy
+	// Retry configures retries of transient upload errors.
+	Retry Retry
+	// OnDurable, if set, is called once for every object that is durable,
+	// in submission order. Calls never overlap. It runs on an upload
+	// goroutine, so it should return quickly; it must not call Wait or Close.
+	OnDurable func(Event)
+	// Logger receives upload, retry and failure logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Retry.MaxAttempts <= 0 {
+		c.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.Retry.InitialBackoff <= 0 {
+		c.Retry.InitialBackoff = DefaultInitialBackoff
+	}
+	if c.Retry.MaxBackoff <= 0 {
+		c.Retry.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
+		c.Retry.MaxBackoff = c.Retry.InitialBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Prefix = CleanPrefix(c.Prefix)
+	return c
+}
+
+// Kind tells init sections and media segments apart.
+type Kind int
+
+const (
+	// KindInit is an init section ([chunker.Init]).
+	KindInit Kind = iota
+	// KindSegment is a media segment ([chunker.Segment]).
+	KindSegment
+)
+
+// String returns "init" or "segment".
+func (k Kind) String() string {
+	switch k {
+	case KindInit:
+		return "init"
+	case KindSegment:
+		return "segment"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Event reports that an object is durable in the bucket.
+type Event struct {
+	// Kind of the object.
+	Kind Kind
+	// Seq is the init or segment sequence number.
+	Seq uint64
+	// Key is the object key, without any prefix the bucket itself adds. It
+	// is empty for an init section without data (MPEG-TS output), which is
+	// reported in order but not uploaded.
+	Key string
+	// Bytes is the size of the object.
+	Bytes int
+	// Init is the init section (KindInit), or the one the segment needs
+	// (KindSegment; nil if the segment had none).
+	Init *chunker.Init
+	// Segment describes the segment (KindSegment only).
+	Segment SegmentInfo
+}
+
+// SegmentInfo is a copy of a [chunker.Segment]'s metadata, which outlives the
+// segment's data (released to the chunker after upload).
+type SegmentInfo struct {
+	Seq    uint64
+	Format chunker.Format
+	// InitSeq is the sequence number of the segment's init section.
+	InitSeq uint64
+	// Timescale of the timestamps and Duration (ticks per second).
+	Timescale          uint32
+	FirstDTS, FirstPTS int64
+	// Duration is in ticks of Timescale.
+	Duration      int64
+	Frames        int
+	Keyframes     int
+	Discontinuity bool
+	Long          bool
+	FrameRate     float64
+	// Size is the number of bytes of the segment.
+	Size int
+}
+
+// DurationTime returns Duration as a time.Duration.
+func (i SegmentInfo) DurationTime() time.Duration {
+	if i.Timescale == 0 {
+		return 0
+	}
+	ts := int64(i.Timescale)
+	return time.Duration(i.Duration/ts)*time.Second + time.Duration(i.Duration%ts)*time.Second/time.Duration(ts)
+}
+
+// Stats are counters of a [Sink].
+type Stats struct {
+	Submitted          int64  // objects accepted by WriteInit and WriteSegment
+	Uploaded           int64  // objects written to the bucket
+	UploadedBytes      int64  // bytes written to the bucket
+	Durable            int64  // objects reported durable (OnDurable calls)
+	DurableBytes       int64  // bytes of the objects reported durable
+	Retries            int64  // upload attempts repeated after a transient error
+	Failed             int64  // objects that did not land (failed or skipped)
+	Overflows          int64  // writes rejected with ErrOverflow
+	BlockedWrites      int64  // writes that had to wait for room
+	InFlightBytes      int64  // bytes accepted and not yet uploaded
+	PeakInFlightBytes  int64  // largest InFlightBytes seen
+	LastDurableSegment uint64 // Seq of the last segment reported durable
+	HaveDurableSegment bool   // whether LastDurableSegment is set
+}
+
+// Sink uploads init sections and segments to a bucket. Create one with
+// [New]; it implements [chunker.Output]. Its methods are safe for concurrent
+// use, but objects are ordered by the order in which the write calls are
+// made, so one goroutine normally writes.
+type Sink struct {
+	bucket *blob.Bucket
+	cfg    Config
+	log    *slog.Logger
+	mem    *semaphore.Weighted
+
+	// ctx bounds all uploads; Close cancels it when its own context ends.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	wg sync.WaitGroup // upload workers
+
+	mu          sync.Mutex
+	changed     chan struct{} // closed and replaced on every state change
+	queue       []*job        // accepted, not yet started (FIFO)
+	order       []*job        // accepted, not yet reported durable (FIFO)
+	workers     int           // running upload goroutines
+	outstanding int           // accepted jobs not yet finished
+	emitting    bool          // a goroutine is delivering events
+	submitted   uint64        // jobs accepted
+	delivered   uint64        // events delivered (OnDurable returned)
+	closed      bool
+	failed      bool
+	cause       error         // first failure
+	notLanded   []ObjectError // in submission order
+	stats       Stats
+
+	hooks testHooks
+}
+
+// testHooks let in-package tests observe internal steps without sleeping.
+type testHooks struct {
+	blocking func()                    // a write is about to wait for room
+	finished func(key string, e error) // an upload finished (before ordering)
+}
+
+type jobState int
+
+const (
+	jobPending jobState = iota
+	jobLanded
+	jobFailed
+)
+
+// job is one object to upload.
+type job struct {
+	idx    uint64
+	ctx    context.Context // the write's context, for its values only
+	key    string
+	data   []byte
+	ctype  string
+	weight int64 // memory reserved in Sink.mem
+	seg    *chunker.Segment
+	ev     Event
+	state  jobState
+}
+
+// New returns a Sink that uploads to b. The caller keeps ownership of b and
+// closes it after the Sink's Close has returned. New starts no goroutines;
+// uploads run on demand, and Close waits for them.
+func New(b *blob.Bucket, cfg Config) *Sink {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &Sink{
+		bucket:  b,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		mem:     semaphore.NewWeighted(cfg.MaxInFlightBytes),
+		ctx:     ctx,
+		cancel:  cancel,
+		changed: make(chan struct{}),
+	}
+	if cfg.Overflow == Spool {
+		s.log.Warn("sink: overflow policy spool is not implemented yet; blocking instead")
+	}
+	return s
+}
+
+// WriteInit accepts an init section for upload to [InitKey](Prefix,
+// init.Seq) with Content-Type video/mp4. An init without data (MPEG-TS
+// output) is not uploaded but still reported durable in order. The sink
+// keeps init (it must not be modified). WriteInit returns without waiting for
+// the network unless MaxInFlightBytes is reached (see [OverflowPolicy]); ctx
+// bounds only that wait. It returns the [*UploadError] if the sink has
+// failed, and [ErrClosed] after Close.
+func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
+	if init == nil {
+		return fmt.Errorf("%w: nil init", ErrInvalid)
+	}
+	j := &job{
+		ctx:   ctx,
+		data:  init.Data,
+		ctype: contentTypeInit,
+		ev: Event{
+			Kind:  KindInit,
+			Seq:   init.Seq,
+			Bytes: len(init.Data),
+			Init:  init,
+		},
+	}
+	if len(init.Data) > 0 {
+		j.key = InitKey(s.cfg.Prefix, init.Seq)
+		j.ev.Key = j.key
+	}
+	return s.submit(ctx, j)
+}
+
+// WriteSegment accepts a closed segment for upload to [SegmentKey](Prefix,
+// seg.Format, seg.Seq) with Content-Type video/iso.segment (fMP4) or
+// video/mp2t (TS). On success the sink owns seg until it has been uploaded
+// (or has failed), then calls seg.Release. WriteSegment returns without
+// waiting for the network unless MaxInFlightBytes is reached (see
+// [OverflowPolicy]); ctx bounds only that wait. On error the sink has not
+// taken seg. It returns the [*UploadError] if the sink has failed, and
+// [ErrClosed] after Close.
+func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
+	if seg == nil {
+		return fmt.Errorf("%w: nil segment", ErrInvalid)
+	}
+	if seg.Format != chunker.FMP4 && seg.Format != chunker.TS {
+		return fmt.Errorf("%w: segment %d has unknown format %v", ErrInvalid, seg.Seq, seg.Format)
+	}
+	key := SegmentKey(s.cfg.Prefix, seg.Format, seg.Seq)
+	info := SegmentInfo{
+		Seq:           seg.Seq,
+		Format:        seg.Format,
+		Timescale:     seg.Timescale,
+		FirstDTS:      seg.FirstDTS,
+		FirstPTS:      seg.FirstPTS,
+		Duration:      seg.Duration,
+		Frames:        seg.Frames,
+		Keyframes:     seg.Keyframes,
+		Discontinuity: seg.Discontinuity,
+		Long:          seg.Long,
+		FrameRate:     seg.FrameRate,
+		Size:          len(seg.Data),
+	}
+	if seg.Init != nil {
+		info.InitSeq = seg.Init.Seq
+	}
+	j := &job{
+		ctx:   ctx,
+		key:   key,
+		data:  seg.Data,
+		ctype: segmentContentType(seg.Format),
+		seg:   seg,
+		ev: Event{
+			Kind:    KindSegment,
+			Seq:     seg.Seq,
+			Key:     key,
+			Bytes:   len(seg.Data),
+			Init:    seg.Init,
+			Segment: info,
+		},
+	}
+	return s.submit(ctx, j)
+}
+
+// submit reserves memory for j under the overflow policy and queues it.
+func (s *Sink) submit(ctx context.Context, j *job) error {
+	s.mu.Lock()
+	err := s.acceptErrLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+
+	// An object larger than the whole bound reserves the whole bound, so it
+	// goes through once nothing else is in flight.
+	j.weight = min(int64(len(j.data)), s.cfg.MaxInFlightBytes)
+	if !s.mem.TryAcquire(j.weight) {
+		if s.cfg.Overflow == Fail {
+			s.mu.Lock()
+			s.stats.Overflows++
+			inFlight := s.stats.InFlightBytes
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %s %d needs %d bytes, %d of %d in flight",
+				ErrOverflow, j.ev.Kind, j.ev.Seq, len(j.data), inFlight, s.cfg.MaxInFlightBytes)
+		}
+		s.mu.Lock()
+		s.stats.BlockedWrites++
+		s.mu.Unlock()
+		if s.hooks.blocking != nil {
+			s.hooks.blocking()
+		}
+		if err := s.mem.Acquire(ctx, j.weight); err != nil {
+			return err
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.acceptErrLocked(); err != nil {
+		s.mem.Release(j.weight)
+		return err
+	}
+	j.idx = s.submitted
+	s.submitted++
+	s.outstanding++
+	s.stats.Submitted++
+	s.stats.InFlightBytes += int64(len(j.data))
+	s.stats.PeakInFlightBytes = max(s.stats.PeakInFlightBytes, s.stats.InFlightBytes)
+	s.queue = append(s.queue, j)
+	s.order = append(s.order, j)
+	if s.workers < s.cfg.Concurrency {
+		s.workers++
+		s.wg.Add(1)
+		go s.work()
+	}
+	s.broadcastLocked()
+	return nil
+}
+
+// acceptErrLocked returns why a new object cannot be accepted, if so.
+func (s *Sink) acceptErrLocked() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.failed {
+		return s.uploadErrorLocked()
+	}
+	return nil
+}
+
+// work uploads queued jobs until the queue is empty.
+func (s *Sink) work() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.workers--
+			s.mu.Unlock()
+			return
+		}
+		j := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		failed := s.failed
+		s.mu.Unlock()
+
+		var attempts int
+		var err error
+		switch {
+		case j.key == "":
+			// Nothing to upload (init section of MPEG-TS output).
+		case failed:
+			err = ErrSkipped
+		case s.ctx.Err() != nil:
+			err = context.Cause(s.ctx)
+		default:
+			attempts, err = s.upload(j)
+		}
+		if s.hooks.finished != nil {
+			s.hooks.finished(j.key, err)
+		}
+		s.finish(j, attempts, err)
+	}
+}
+
+// upload writes j to the bucket, retrying transient errors.
+func (s *Sink) upload(j *job) (attempts int, err error) {
+	// The upload outlives the write call: keep the values of its context
+	// (trace IDs and the like) but not its cancellation, and end it when the
+	// sink is aborted.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(j.ctx))
+	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+
+	sum := md5.Sum(j.data)
+	opts := &blob.WriterOptions{
+		ContentType:                 j.ctype,
+		DisableContentTypeDetection: true,
+		CacheControl:                cacheControl,
+		// Lets the store verify the bytes; it also makes the blob writer
+		// abort instead of committing a partial object if a write fails.
+		ContentMD5: sum[:],
+	}
+	bo := gax.Backoff{
+		Initial:    s.cfg.Retry.InitialBackoff,
+		Max:        s.cfg.Retry.MaxBackoff,
+		Multiplier: 2,
+	}
+	for attempts = 1; ; attempts++ {
+		start := time.Now()
+		err = s.bucket.WriteAll(ctx, j.key, j.data, opts)
+		if err == nil {
+			s.log.Debug("sink: uploaded", "key", j.key, "bytes", len(j.data),
+				"attempt", attempts, "elapsed", time.Since(start))
+			return attempts, nil
+		}
+		if ctx.Err() != nil {
+			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
+		}
+		if !transient(err) || attempts >= s.cfg.Retry.MaxAttempts {
+			return attempts, err
+		}
+		pause := bo.Pause()
+		s.log.Warn("sink: upload failed, retrying", "key", j.key, "attempt", attempts,
+			"pause", pause, "err", err)
+		s.mu.Lock()
+		s.stats.Retries++
+		s.mu.Unlock()
+		if gax.Sleep(ctx, pause) != nil {
+			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
+		}
+	}
+}
+
+// finish records the outcome of j, releases its memory and delivers every
+// event that is now in order.
+func (s *Sink) finish(j *job, attempts int, err error) {
+	size := int64(len(j.data))
+	if j.seg != nil {
+		j.seg.Release()
+		j.seg = nil
+	}
+	j.data = nil
+	j.ctx = nil
+	s.mem.Release(j.weight)
+
+	s.mu.Lock()
+	s.outstanding--
+	s.stats.InFlightBytes -= size
+	if err == nil {
+		j.state = jobLanded
+		if j.key != "" {
+			s.stats.Uploaded++
+			s.stats.UploadedBytes += size
+		}
+	} else {
+		j.state = jobFailed
+		s.stats.Failed++
+		s.notLanded = append(s.notLanded, ObjectError{
+			Kind: j.ev.Kind, Seq: j.ev.Seq, Key: j.key, Attempts: attempts, Err: err, idx: j.idx,
+		})
+		if !s.failed {
+			s.failed = true
+			s.cause = err
+			s.log.Error("sink: upload failed", "key", j.key, "attempts", attempts, "err", err)
+		}
+	}
+	s.broadcastLocked()
+	if s.emitting {
+		// The goroutine delivering events will pick up j if it is next.
+		s.mu.Unlock()
+		return
+	}
+	s.emitting = true
+	s.deliverLocked()
+}
+
+// deliverLocked calls OnDurable for every landed job at the head of the
+// order, until the head is pending or failed, then clears s.emitting and
+// unlocks s.mu. Only the goroutine that set s.emitting calls it, so
+// callbacks never overlap and keep submission order.
+func (s *Sink) deliverLocked() {
+	var batch []Event
+	for {
+		batch = batch[:0]
+		for len(s.order) > 0 && s.order[0].state == jobLanded {
+			batch = append(batch, s.order[0].ev)
+			s.order[0] = nil
+			s.order = s.order[1:]
+		}
+		if len(batch) == 0 {
+			s.emitting = false
+			s.broadcastLocked()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if s.cfg.OnDurable != nil {
+			for _, ev := range batch {
+				s.cfg.OnDurable(ev)
+			}
+		}
+		s.mu.Lock()
+		for _, ev := range batch {
+			s.delivered++
+			s.stats.Durable++
+			s.stats.DurableBytes += int64(ev.Bytes)
+			if ev.Kind == KindSegment {
+				s.stats.LastDurableSegment = ev.Seq
+				s.stats.HaveDurableSegment = true
+			}
+		}
+		s.broadcastLocked()
+	}
+}
+
+// broadcastLocked wakes every goroutine waiting in await.
+func (s *Sink) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// await waits until done (called with s.mu held) is true, or ctx is done.
+func (s *Sink) await(ctx context.Context, done func() bool) error {
+	for {
+		s.mu.Lock()
+		if done() {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// settledLocked reports whether no upload is running or queued and no event
+// is being delivered.
+func (s *Sink) settledLocked() bool {
+	return s.outstanding == 0 && !s.emitting
+}
+
+// uploadErrorLocked returns a snapshot of the failure.
+func (s *Sink) uploadErrorLocked() *UploadError {
+	objs := make([]ObjectError, len(s.notLanded))
+	copy(objs, s.notLanded)
+	// Workers finish out of order; report in submission order.
+	sortObjects(objs)
+	return &UploadError{Objects: objs, Err: s.cause}
+}
+
+// Wait waits until every object accepted before the call is durable and
+// reported through OnDurable (a flush). If the sink fails first, Wait waits
+// for the running uploads to end and returns the [*UploadError]. If ctx ends
+// first, it returns ctx.Err(); uploads continue.
+func (s *Sink) Wait(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.submitted
+	s.mu.Unlock()
+	if err := s.await(ctx, func() bool {
+		return s.delivered >= target || (s.failed && s.settledLocked())
+	}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.delivered >= target {
+		return nil
+	}
+	return s.uploadErrorLocked()
+}
+
+// Close stops accepting objects and waits until every accepted object is
+// uploaded (or has failed) and reported. If ctx ends first, Close aborts the
+// remaining uploads and retries, waits for them to stop, and reports them as
+// not landed. It returns nil when everything landed, otherwise the
+// [*UploadError]. Close does not close the bucket. Calling Close again
+// returns the same result.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	if err := s.await(ctx, s.settledLocked); err != nil {
+		s.cancel(fmt.Errorf("sink: close: %w", err))
+		// Aborted uploads return promptly.
+		_ = s.await(context.Background(), s.settledLocked)
+	}
+	s.wg.Wait()
+	s.cancel(ErrClosed)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.failed {
+		return nil
+	}
+	return s.uploadErrorLocked()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Durable returns the sequence number of the last segment reported durable,
+// and false if none has been yet.
+func (s *Sink) Durable() (seq uint64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.LastDurableSegment, s.stats.HaveDurableSegment
+}
+
+var _ chunker.Output = (*Sink)(nil)

@@ -1,0 +1,163 @@
+package source
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// Chunks is a Source over a sequence of self-contained MP4 files, each
+// starting at time 0 (as a phone writes and uploads them), read as one
+// continuous stream.
+//
+// Each file's timestamps (after its edit list) are offset so that it starts
+// exactly where the previous one ended: the offset of file k+1 is the
+// offset of file k plus (last DTS + last sample duration − first DTS) of
+// file k. Timestamps of files with a timescale other than the first one's
+// are converted to the first file's timescale. Should a file's first DTS
+// not exceed the previous file's last DTS (a deeper B-frame delay than its
+// predecessor), the offset is raised so that DTS keeps increasing.
+//
+// SPS and PPS are put in-band at the start, and at the first IDR picture of
+// a file whose parameter sets differ from the previous file's.
+type Chunks struct {
+	open   func(i int) (io.Reader, error)
+	opt    Options
+	log    *slog.Logger
+	info   Info
+	idx    int // index of the current file
+	cur    *MP4
+	closer io.Closer
+
+	offset   int64 // added to the current file's (rescaled) times
+	first    bool  // no sample of the current file yet
+	firstDTS int64 // current file's first DTS, in its timescale
+	lastEnd  int64 // current file's last DTS + duration, in its timescale
+	haveOut  bool
+	outDTS   int64 // last DTS returned, in the output timescale
+	outDur   int64
+	err      error
+}
+
+// NewChunks returns a Source over the files that open returns for i = 0,
+// 1, 2, ... until it returns io.EOF (open may block until the next file
+// exists). A reader that is also an io.Closer is closed after its last
+// sample. Progressive files need readers that can seek, such as *os.File.
+// The first file is opened before NewChunks returns; its Info describes
+// the stream.
+func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error) {
+	c := &Chunks{open: open, opt: opt, log: opt.logger()}
+	ok, err := c.openFile(0)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errorf(ErrInvalid, "chunks: no files")
+	}
+	c.info = c.cur.Info()
+	return c, nil
+}
+
+// OpenChunks is NewChunks over the files at paths, in order.
+func OpenChunks(paths []string, opt Options) (*Chunks, error) {
+	return NewChunks(func(i int) (io.Reader, error) {
+		if i >= len(paths) {
+			return nil, io.EOF
+		}
+		return os.Open(paths[i])
+	}, opt)
+}
+
+// openFile opens file i; ok is false after the last file.
+func (c *Chunks) openFile(i int) (ok bool, err error) {
+	r, err := c.open(i)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("source: chunk %d: %w", i, err)
+	}
+	closer, _ := r.(io.Closer)
+	m, err := NewMP4(r, c.opt)
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return false, fmt.Errorf("source: chunk %d: %w", i, err)
+	}
+	if c.cur != nil { // only send parameter sets that change
+		m.sentSPS, m.sentPPS, m.started = c.cur.sentSPS, c.cur.sentPPS, c.cur.started
+	}
+	c.idx, c.cur, c.closer, c.first = i, m, closer, true
+	return true, nil
+}
+
+// Info describes the stream as the first file does; Timescale is the
+// first file's.
+func (c *Chunks) Info() Info { return c.info }
+
+// Close closes the current file, if open() returned an io.Closer.
+func (c *Chunks) Close() error {
+	if c.closer != nil {
+		err := c.closer.Close()
+		c.closer = nil
+		return err
+	}
+	return nil
+}
+
+// Next returns the next sample of the sequence, or io.EOF after the last
+// file.
+func (c *Chunks) Next() (chunker.Sample, error) {
+	if c.err != nil {
+		return chunker.Sample{}, c.err
+	}
+	for {
+		s, err := c.cur.Next()
+		if err == io.EOF {
+			if !c.first { // the file had samples: the next one starts at its end
+				ts := c.cur.Info().Timescale
+				c.offset += rescale(c.lastEnd, ts, c.info.Timescale) - rescale(c.firstDTS, ts, c.info.Timescale)
+			}
+			if cerr := c.Close(); cerr != nil {
+				c.log.Warn("closing chunk", "index", c.idx, "err", cerr)
+			}
+			ok, err := c.openFile(c.idx + 1)
+			if err != nil {
+				c.err = err
+				return chunker.Sample{}, err
+			}
+			if !ok {
+				c.err = io.EOF
+				return chunker.Sample{}, io.EOF
+			}
+			continue
+		}
+		if err != nil {
+			c.err = fmt.Errorf("chunk %d: %w", c.idx, err)
+			return chunker.Sample{}, c.err
+		}
+		ts := c.cur.Info().Timescale
+		if c.first {
+			c.first = false
+			c.firstDTS = s.DTS
+			if c.haveOut {
+				if d := c.offset + rescale(s.DTS, ts, c.info.Timescale); d <= c.outDTS {
+					bump := c.outDTS + max(c.outDur, 1) - d
+					c.log.Warn("chunk starts before the previous one ends; shifting it", "index", c.idx, "ticks", bump)
+					c.offset += bump
+				}
+			}
+		}
+		c.lastEnd = s.DTS + s.Duration
+		end := c.offset + rescale(s.DTS+s.Duration, ts, c.info.Timescale)
+		s.DTS = c.offset + rescale(s.DTS, ts, c.info.Timescale)
+		s.PTS = c.offset + rescale(s.PTS, ts, c.info.Timescale)
+		s.Duration = end - s.DTS
+		c.haveOut, c.outDTS, c.outDur = true, s.DTS, s.Duration
+		return s, nil
+	}
+}

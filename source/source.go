@@ -1,0 +1,353 @@
+// Package source demuxes real inputs into [chunker.Sample]s: the H.264
+// access units of one video track, in decode order, with their PTS and DTS.
+//
+// Four framings are read:
+//
+//   - progressive MP4 and QuickTime MOV ([NewMP4]), with any timescale,
+//     variable frame rate, B-frames (ctts, also signed) and edit lists;
+//     sample data is read lazily from the file, never loaded as a whole;
+//   - fragmented MP4 ([NewMP4]), read fragment by fragment, also from a pipe;
+//   - MPEG-TS ([NewTS]), streamed from any io.Reader;
+//   - raw H.264 Annex-B ([NewAnnexB]), timed from the SPS VUI or a given frame
+//     rate, with PTS derived from the picture order count.
+//
+// [NewChunks] joins a sequence of self-contained MP4 files, each starting at
+// time 0 (as phones upload them), into one continuous stream. [Open] and
+// [NewReader] detect the container from its first bytes.
+//
+// Bad input yields an error that matches [ErrInvalid], [ErrTruncated],
+// [ErrUnsupported] or [ErrNoFrameRate] with errors.Is; panics of the
+// dependency parsers are recovered and reported as [ErrInvalid].
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// Source yields the H.264 samples of one video track in decode order.
+type Source interface {
+	// Info describes the stream.
+	Info() Info
+	// Next returns the next sample, or io.EOF after the last one. The
+	// sample's NAL units may alias an internal buffer that stays valid
+	// until the next call of Next.
+	Next() (chunker.Sample, error)
+}
+
+// Format is a container format recognized by [Open] and [NewReader].
+type Format int
+
+const (
+	// FormatUnknown is not a recognized format.
+	FormatUnknown Format = iota
+	// FormatMP4 is ISO BMFF: progressive or fragmented MP4, or QuickTime MOV.
+	FormatMP4
+	// FormatTS is MPEG-2 transport stream with 188-byte packets.
+	FormatTS
+	// FormatAnnexB is a raw H.264 byte stream (ITU-T H.264 Annex B).
+	FormatAnnexB
+)
+
+// String returns "mp4", "ts", "h264" or "unknown".
+func (f Format) String() string {
+	switch f {
+	case FormatMP4:
+		return "mp4"
+	case FormatTS:
+		return "ts"
+	case FormatAnnexB:
+		return "h264"
+	}
+	return "unknown"
+}
+
+// Info describes a stream.
+type Info struct {
+	// Format is the container that was read.
+	Format Format
+	// Timescale is the number of sample ticks per second: the MP4 track
+	// (mdhd) timescale, or 90000 for MPEG-TS and Annex-B.
+	Timescale uint32
+	// WrapBits is 33 for MPEG-TS, whose raw timestamps are passed through
+	// and wrap at 2^33 ticks (set chunker.Config.WrapBits to it); 0 when
+	// timestamps do not wrap.
+	WrapBits uint
+	// SPS and PPS are the first parameter sets of the stream (NAL units
+	// without framing), when known before the first sample.
+	SPS, PPS [][]byte
+	// Width and Height are the picture size after cropping, when known.
+	Width, Height int
+}
+
+// Options configures a Source. The zero value is usable.
+type Options struct {
+	// FrameRate, in frames per second, times raw Annex-B input whose SPS
+	// carries no VUI timing information. It is not used when the SPS has
+	// timing, nor for other formats.
+	FrameRate float64
+	// Logger receives warnings about recoverable problems in the input
+	// (for example MPEG-TS decode errors). Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Errors reported for bad input; test with errors.Is. Returned errors wrap
+// one of them with context.
+var (
+	// ErrInvalid reports input that is malformed or not a recognized
+	// container.
+	ErrInvalid = errors.New("source: invalid input")
+	// ErrTruncated reports input that ends in the middle of a structure
+	// (a box, a sample, a header).
+	ErrTruncated = errors.New("source: truncated input")
+	// ErrUnsupported reports well-formed input that this package does not
+	// read: no H.264 video track, HEVC, encrypted samples, a progressive
+	// MP4 on a stream that cannot seek.
+	ErrUnsupported = errors.New("source: unsupported input")
+	// ErrNoFrameRate reports raw H.264 without VUI timing information when
+	// Options.FrameRate is not set.
+	ErrNoFrameRate = errors.New("source: raw H.264 without timing information; set Options.FrameRate")
+)
+
+// errorf returns an error that wraps kind and formats the context.
+func errorf(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)
+}
+
+// recoverInvalid converts a panic of a dependency parser into ErrInvalid.
+// Use as: defer recoverInvalid(&err, "what").
+func recoverInvalid(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = errorf(ErrInvalid, "%s: parser panic: %v", what, r)
+	}
+}
+
+// isTypedErr reports whether err is nil, io.EOF or one of the sentinels.
+func isTypedErr(err error) bool {
+	return err == nil || err == io.EOF || errors.Is(err, ErrInvalid) || errors.Is(err, ErrTruncated) ||
+		errors.Is(err, ErrUnsupported) || errors.Is(err, ErrNoFrameRate)
+}
+
+// sniffLen is the number of leading bytes that Sniff looks at.
+const sniffLen = 3 * tsPacketSize
+
+// Sniff detects the format of an input from its first bytes (up to 564
+// bytes are examined): an MP4 box type at offset 4 (ftyp, moov, styp, ...),
+// MPEG-TS sync bytes every 188 bytes, or an Annex-B start code.
+func Sniff(b []byte) Format {
+	if len(b) >= 8 {
+		switch string(b[4:8]) {
+		case "ftyp", "styp", "moov", "moof", "mdat", "free", "skip", "wide", "sidx", "pdin", "uuid":
+			return FormatMP4
+		}
+	}
+	if len(b) >= tsPacketSize && b[0] == tsSyncByte {
+		ok := true
+		for i := tsPacketSize; i+1 <= len(b) && i < sniffLen; i += tsPacketSize {
+			if b[i] != tsSyncByte {
+				ok = false
+			}
+		}
+		if ok {
+			return FormatTS
+		}
+	}
+	i := 0
+	for i < len(b) && b[i] == 0 {
+		i++
+	}
+	if i >= 2 && i < len(b) && b[i] == 1 {
+		return FormatAnnexB
+	}
+	return FormatUnknown
+}
+
+// File is a Source opened by [Open]. Close releases the file.
+type File struct {
+	Source
+	format Format
+	closer io.Closer
+}
+
+// Format returns the detected container format.
+func (f *File) Format() Format { return f.format }
+
+// Close closes the underlying file. Closing standard input is a no-op.
+func (f *File) Close() error {
+	if f.closer == nil {
+		return nil
+	}
+	c := f.closer
+	f.closer = nil
+	return c.Close()
+}
+
+// Open opens the file at path and detects its format with [Sniff]. The path
+// "-" reads standard input, which may be MPEG-TS, Annex-B or fragmented MP4
+// (a progressive MP4 needs a seekable file).
+func Open(path string, opt Options) (*File, error) {
+	if path == "-" {
+		src, format, err := newSniffed(os.Stdin, opt)
+		if err != nil {
+			return nil, fmt.Errorf("source: stdin: %w", err)
+		}
+		return &File{Source: src, format: format}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	src, format, err := newSniffed(f, opt)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("source: %s: %w", path, err)
+	}
+	return &File{Source: src, format: format, closer: f}, nil
+}
+
+// NewReader detects the format of r with [Sniff] and returns the matching
+// Source. When r is an io.ReadSeeker it must be positioned at the start of
+// the input; otherwise MP4 input must be fragmented.
+func NewReader(r io.Reader, opt Options) (Source, error) {
+	src, _, err := newSniffed(r, opt)
+	return src, err
+}
+
+func newSniffed(r io.Reader, opt Options) (Source, Format, error) {
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			head := make([]byte, sniffLen)
+			n, err := io.ReadFull(rs, head)
+			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+				return nil, 0, fmt.Errorf("source: %w", err)
+			}
+			if _, err := rs.Seek(start, io.SeekStart); err != nil {
+				return nil, 0, fmt.Errorf("source: %w", err)
+			}
+			return newFormat(rs, Sniff(head[:n]), n, opt)
+		}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return nil, 0, fmt.Errorf("source: %w", err)
+	}
+	return newFormat(br, Sniff(head), len(head), opt)
+}
+
+func newFormat(r io.Reader, format Format, n int, opt Options) (Source, Format, error) {
+	var (
+		src Source
+		err error
+	)
+	switch format {
+	case FormatMP4:
+		src, err = NewMP4(r, opt)
+	case FormatTS:
+		src, err = NewTS(r, opt)
+	case FormatAnnexB:
+		src, err = NewAnnexB(r, opt)
+	default:
+		if n == 0 {
+			return nil, format, errorf(ErrTruncated, "empty input")
+		}
+		return nil, format, errorf(ErrInvalid, "unrecognized format (not MP4, MPEG-TS or H.264 Annex-B)")
+	}
+	if err != nil {
+		return nil, format, err
+	}
+	return src, format, nil
+}
+
+// hasParamSets reports whether nalus contain both an SPS and a PPS.
+func hasParamSets(nalus [][]byte) bool {
+	var sps, pps bool
+	for _, n := range nalus {
+		switch n[0] & 0x1f {
+		case naluSPS:
+			sps = true
+		case naluPPS:
+			pps = true
+		}
+	}
+	return sps && pps
+}
+
+// prependParamSets returns nalus with sps and pps inserted after a leading
+// access unit delimiter (if any), using dst as storage.
+func prependParamSets(dst, nalus, sps, pps [][]byte) [][]byte {
+	dst = dst[:0]
+	i := 0
+	if len(nalus) > 0 && nalus[0][0]&0x1f == naluAUD {
+		dst = append(dst, nalus[0])
+		i = 1
+	}
+	dst = append(dst, sps...)
+	dst = append(dst, pps...)
+	return append(dst, nalus[i:]...)
+}
+
+func equalNALUs(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func cloneNALUs(in [][]byte) [][]byte {
+	out := make([][]byte, len(in))
+	for i, n := range in {
+		out[i] = bytes.Clone(n)
+	}
+	return out
+}
+
+// H.264 NAL unit types.
+const (
+	naluNonIDR = 1
+	naluPartA  = 2
+	naluIDR    = 5
+	naluSEI    = 6
+	naluSPS    = 7
+	naluPPS    = 8
+	naluAUD    = 9
+)
+
+// rescale converts t from timescale from to timescale to, rounding to the
+// nearest tick (halves away from zero).
+func rescale(t int64, from, to uint32) int64 {
+	if from == to || from == 0 {
+		return t
+	}
+	neg := t < 0
+	if neg {
+		t = -t
+	}
+	// t * to / from without overflow for |t| < 2^63 / 2^32.
+	q := t / int64(from)
+	r := t % int64(from)
+	v := q*int64(to) + (r*int64(to)+int64(from)/2)/int64(from)
+	if neg {
+		return -v
+	}
+	return v
+}
