@@ -33,6 +33,9 @@ type Config struct {
 	// WrapBits declares timestamps that wrap at 2^WrapBits (33 for
 	// MPEG-TS). Record sets it from the source.
 	WrapBits uint
+	// SPS and PPS are parameter sets known out of band (an MP4 avcC); Record
+	// sets them from the source.
+	SPS, PPS [][]byte
 	// Prefix is the key prefix of every object of the recording, for
 	// example "streams/cam1/".
 	Prefix string
@@ -140,6 +143,8 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		Timescale:      cfg.Timescale,
 		TargetDuration: cfg.SegmentDuration,
 		WrapBits:       cfg.WrapBits,
+		SPS:            cfg.SPS,
+		PPS:            cfg.PPS,
 	}
 	pcfg := hls.PublisherConfig{
 		Type:           cfg.Playlist,
@@ -390,14 +395,16 @@ func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
 
 // Stats reports the counters of the stages.
 func (p *Pipeline) Stats() Stats {
-	return Stats{Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
+	return Stats{Timescale: p.cfg.Timescale, Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
 }
 
 // Stats are the counters of a Pipeline's stages.
 type Stats struct {
-	Chunker  chunker.Stats
-	Sink     sink.Stats
-	Playlist hls.PublisherStats
+	// Timescale of the media ticks in Chunker.MediaTicks.
+	Timescale uint32
+	Chunker   chunker.Stats
+	Sink      sink.Stats
+	Playlist  hls.PublisherStats
 }
 
 // PlaylistKey returns the media playlist's object key.
@@ -430,6 +437,9 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 	info := src.Info()
 	cfg.Timescale = info.Timescale
 	cfg.WrapBits = info.WrapBits
+	if len(cfg.SPS) == 0 && len(info.SPS) > 0 && len(info.PPS) > 0 {
+		cfg.SPS, cfg.PPS = info.SPS, info.PPS
+	}
 	p, err := NewPipeline(ctx, b, cfg)
 	if err != nil {
 		return Stats{}, err
@@ -450,4 +460,26 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 	}
 	err = p.Close(ctx)
 	return p.Stats(), err
+}
+
+// Abort stops the recording the way a crash after the last upload would:
+// the open segment is dropped, uploads already accepted finish and are
+// listed, and the playlist is left unfinished (no EXT-X-ENDLIST), so a later
+// NewPipeline on the same destination resumes it. Use it when the
+// broadcaster is expected to reconnect.
+func (p *Pipeline) Abort(ctx context.Context) error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	errSink := p.sink.Close(ctx)
+	p.mu.Lock()
+	p.qclosed = true
+	p.mu.Unlock()
+	p.qcond.Broadcast()
+	<-p.pubDone
+	p.mu.Lock()
+	errPub := p.pubErr
+	p.mu.Unlock()
+	return errors.Join(errSink, errPub)
 }

@@ -102,6 +102,9 @@ type Config struct {
 	FirstSequence uint64
 	// FirstInitSequence is the sequence number of the first init segment.
 	FirstInitSequence uint64
+	// SPS and PPS are parameter sets known out of band (for example from an
+	// MP4 avcC box), used until the stream carries its own in-band.
+	SPS, PPS [][]byte
 	// StartWithDiscontinuity marks the first segment as a discontinuity
 	// (for example when resuming after a restart).
 	StartWithDiscontinuity bool

@@ -78,22 +78,38 @@ func (w *fmp4Writer) begin(seq uint64, buf []byte, dts int64) {
 	w.buf = buf[:w.headroom]
 }
 
-func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, _ *paramSets) error {
+func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error {
 	start := len(w.buf)
+	if idr {
+		// Parameter sets live in the avcC of the init segment, and also
+		// in-band before every IDR picture (as ffmpeg's MP4 muxer leaves
+		// them), so a decoder that keeps the first init across a resolution
+		// change (ffmpeg's HLS demuxer does) still decodes every segment.
+		for _, n := range ps.sps {
+			w.appendNALU(n)
+		}
+		for _, n := range ps.pps {
+			w.appendNALU(n)
+		}
+	}
+	vcl := false
 	for _, n := range au {
 		switch naluType(n) {
 		case naluAUD, naluSPS, naluPPS:
-			// Parameter sets live in the avcC of the init segment; access
-			// unit delimiters are not needed in MP4.
+			// Access unit delimiters are not needed in MP4; parameter sets
+			// were written above for IDR pictures (in-band copies on other
+			// pictures are identical and dropped).
 			continue
+		case naluNonIDR, naluIDR, 2, 3, 4:
+			vcl = true
 		}
-		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
-		w.buf = append(w.buf, n...)
+		w.appendNALU(n)
+	}
+	if !vcl {
+		w.buf = w.buf[:start]
+		return fmt.Errorf("%w: access unit without a coded slice", ErrInvalidSample)
 	}
 	size := len(w.buf) - start
-	if size == 0 {
-		return fmt.Errorf("%w: access unit has only parameter sets or delimiters", ErrInvalidSample)
-	}
 	cto := pts - dts
 	if cto > 1<<31-1 || cto < -1<<31 {
 		return fmt.Errorf("%w: composition offset %d out of range", ErrInvalidSample, cto)
@@ -104,6 +120,11 @@ func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, _ *paramSets) er
 	}
 	w.samples = append(w.samples, mp4.Sample{Flags: flags, Size: uint32(size), CompositionTimeOffset: int32(cto)})
 	return nil
+}
+
+func (w *fmp4Writer) appendNALU(n []byte) {
+	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
+	w.buf = append(w.buf, n...)
 }
 
 func (w *fmp4Writer) setDuration(d int64) {

@@ -70,6 +70,7 @@ func TestInvalidSamples(t *testing.T) {
 		"garbage sps":    {NALUs: [][]byte{{0x67, 0xff}, {0x68, 0xee}, {0x65, 0x88}}},
 		"truncated sps":  {NALUs: [][]byte{{0x67}, {0x68, 0xce}, {0x65, 0x88}}},
 		"sps all zeroes": {NALUs: [][]byte{{0x67, 0, 0, 0, 0, 0, 0, 0}, {0x68, 0xce}, {0x65, 0x88}}},
+		"no slice":       {NALUs: [][]byte{{0x06, 0x05, 0x01}, {0x09, 0xf0}}},
 	} {
 		err := c.Write(ctx, s)
 		var se *chunker.SampleError

@@ -191,6 +191,13 @@ func New(cfg Config, out Output) (Chunker, error) {
 		nextInit: cfg.FirstInitSequence,
 		discont:  cfg.StartWithDiscontinuity,
 	}
+	if len(cfg.SPS) > 0 || len(cfg.PPS) > 0 {
+		ps, err := parseParamSets(cfg.SPS, cfg.PPS)
+		if err != nil {
+			return nil, err
+		}
+		k.ps = ps
+	}
 	switch cfg.Format {
 	case FMP4:
 		k.c = newFMP4(cfg.Timescale)
@@ -265,6 +272,7 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	if len(s.NALUs) == 0 {
 		return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: empty access unit", ErrInvalidSample)}
 	}
+	vcl := false
 	for _, n := range s.NALUs {
 		if len(n) == 0 {
 			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: empty NAL unit", ErrInvalidSample)}
@@ -272,6 +280,12 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		if n[0]&0x80 != 0 {
 			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: forbidden_zero_bit set", ErrInvalidSample)}
 		}
+		if t := naluType(n); t >= naluNonIDR && t <= naluIDR {
+			vcl = true
+		}
+	}
+	if !vcl {
+		return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: access unit without a coded slice", ErrInvalidSample)}
 	}
 	k.unwrap(&s)
 	if s.PTS < s.DTS && k.cfg.Format == TS {

@@ -12,8 +12,8 @@ package main
 
 import (
 	"bytes"
-	_ "embed"
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -226,16 +226,11 @@ Flags:
 }
 
 func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechunk.Config, st livechunk.Stats, elapsed time.Duration, dest string) {
-	media := time.Duration(0)
-	if ts := int64(cfg.Timescale); ts > 0 {
-		media = time.Duration(st.Chunker.MediaTicks * int64(time.Second) / ts)
-	}
 	speed := ""
 	if elapsed > 0 && st.Chunker.MediaTicks > 0 {
-		secs := float64(st.Chunker.MediaTicks) / float64(chooseTimescale(cfg))
+		secs := float64(st.Chunker.MediaTicks) / float64(st.Timescale)
 		speed = fmt.Sprintf(", %.0fx real time", secs/elapsed.Seconds())
 	}
-	_ = media
 	fmt.Fprintf(w, "%d segments, %d frames, %s in %v%s\n", st.Chunker.Segments, st.Chunker.Samples,
 		humanBytes(st.Sink.UploadedBytes), elapsed.Round(time.Millisecond), speed)
 	if st.Chunker.DroppedNoKey > 0 {
@@ -257,13 +252,6 @@ func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechun
 		n++
 	}
 	fmt.Fprintf(w, "playlist: %s/%sindex.m3u8\n", strings.TrimSuffix(dest, "/"), prefix)
-}
-
-func chooseTimescale(cfg livechunk.Config) uint32 {
-	if cfg.Timescale == 0 {
-		return 90000
-	}
-	return cfg.Timescale
 }
 
 func humanBytes(n int64) string {
