@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,7 +283,7 @@ func TestOutOfOrderCompletion(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFakeS3(t)
 	b := f.open(t, "media")
-	var rec recorder
+	rec := recorder{ch: make(chan Event, 10)}
 	s := New(b, Config{Concurrency: 4, OnDurable: rec.on})
 	finished := make(chan string, 10)
 	s.hooks.finished = func(key string, err error) {
@@ -308,23 +309,40 @@ func TestOutOfOrderCompletion(t *testing.T) {
 	f.waitStarted(ctx, t, keys...)
 
 	var completion []string
-	for _, k := range []string{"seg-000003.m4s", "seg-000002.m4s", "init-0.mp4"} {
-		release[k]()
+	next := func() {
+		t.Helper()
 		select {
 		case got := <-finished:
 			completion = append(completion, got)
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		}
-		if n := rec.count(); n != 0 {
-			t.Fatalf("%d events delivered before segment 1 landed", n)
+	}
+	release["seg-000003.m4s"]()
+	next()
+	release["seg-000002.m4s"]()
+	next()
+	if n := rec.count(); n != 0 {
+		t.Fatalf("%d events delivered before init and segment 1 landed", n)
+	}
+	release["init-0.mp4"]()
+	next()
+	select {
+	case ev := <-rec.ch:
+		if ev.Kind != KindInit {
+			t.Fatalf("first event %+v, want the init", ev)
 		}
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	if n := rec.count(); n != 1 {
+		t.Fatalf("%d events delivered before segment 1 landed", n)
 	}
 	release["seg-000001.m4s"]()
 	if err := s.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	completion = append(completion, <-finished)
+	next()
 	if want := []string{"seg-000003.m4s", "seg-000002.m4s", "init-0.mp4", "seg-000001.m4s"}; !slices.Equal(completion, want) {
 		t.Fatalf("completion order %q, want %q", completion, want)
 	}
@@ -343,7 +361,7 @@ func TestOutOfOrderCompletion(t *testing.T) {
 // stuckSink returns a sink on a bucket whose uploads of segments 1..n are
 // held, after writing those n segments of size bytes each and waiting until
 // their uploads reached the server.
-func stuckSink(ctx context.Context, t *testing.T, f *fakeS3, cfg Config, n, size int) (*Sink, []func()) {
+func stuckSink(ctx context.Context, t *testing.T, f *fakeS3, cfg Config, hooks testHooks, n, size int) (*Sink, []func()) {
 	t.Helper()
 	var releases []func()
 	var keys []string
@@ -353,6 +371,7 @@ func stuckSink(ctx context.Context, t *testing.T, f *fakeS3, cfg Config, n, size
 		releases = append(releases, f.backend.hold(key))
 	}
 	s := New(f.open(t, "media"), cfg)
+	s.hooks = hooks
 	for seq := 1; seq <= n; seq++ {
 		// Returns at once although no upload can finish.
 		if err := s.WriteSegment(ctx, segment(uint64(seq), chunker.FMP4, nil, size)); err != nil {
@@ -367,12 +386,12 @@ func TestBlockPolicy(t *testing.T) {
 	ctx := testCtx(t)
 	f := newFakeS3(t)
 	const size = 10_000
-	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Concurrency: 8}, 3, size)
+	blocking := make(chan struct{}, 10)
+	hooks := testHooks{blocking: func() { blocking <- struct{}{} }}
+	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Concurrency: 8}, hooks, 3, size)
 	if st := s.Stats(); st.InFlightBytes != 3*size || st.BlockedWrites != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	blocking := make(chan struct{}, 10)
-	s.hooks.blocking = func() { blocking <- struct{}{} }
 
 	// A write whose context is already done cannot wait: it reports that
 	// it would have to.
@@ -424,7 +443,9 @@ func TestFailPolicy(t *testing.T) {
 	f := newFakeS3(t)
 	const size = 10_000
 	var rec recorder
-	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Overflow: Fail, OnDurable: rec.on}, 3, size)
+	finished := make(chan string, 10)
+	hooks := testHooks{finished: func(key string, err error) { finished <- key }}
+	s, release := stuckSink(ctx, t, f, Config{MaxInFlightBytes: 3 * size, Overflow: Fail, OnDurable: rec.on}, hooks, 3, size)
 	seg4 := segment(4, chunker.FMP4, nil, size)
 	if err := s.WriteSegment(ctx, seg4); !errors.Is(err, ErrOverflow) {
 		t.Fatalf("write over the bound: %v, want ErrOverflow", err)
@@ -439,8 +460,6 @@ func TestFailPolicy(t *testing.T) {
 	if err := s.WriteInit(ctx, &chunker.Init{Seq: 1, Format: chunker.TS}); err != nil {
 		t.Fatalf("empty init: %v", err)
 	}
-	finished := make(chan string, 10)
-	s.hooks.finished = func(key string, err error) { finished <- key }
 	release[0]()
 	for key := ""; key != "seg-000001.m4s"; {
 		select {
@@ -466,5 +485,299 @@ func TestFailPolicy(t *testing.T) {
 	}
 	if st := s.Stats(); st.Overflows != 1 || st.Uploaded != 4 || st.PeakInFlightBytes != 3*size || st.BlockedWrites != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// fastRetry retries quickly so that tests do not wait on backoff.
+var fastRetry = Retry{MaxAttempts: 8, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}
+
+// TestRetryInternalError fails the first puts with HTTP 500 InternalError
+// from the backend; the sink retries and everything lands, in order.
+func TestRetryInternalError(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	f.backend.failPuts(3, gofakes3.ErrInternal)
+	var rec recorder
+	s := New(f.open(t, "media"), Config{Concurrency: 1, Retry: fastRetry, OnDurable: rec.on})
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := s.WriteSegment(ctx, segment(seq, chunker.FMP4, nil, 5000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.backend.putCount(); n != 6 {
+		t.Errorf("%d puts, want 6", n)
+	}
+	if st := s.Stats(); st.Retries != 3 || st.Uploaded != 3 || st.Failed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	want := []string{"segment:1:seg-000001.m4s", "segment:2:seg-000002.m4s", "segment:3:seg-000003.m4s"}
+	if got := rec.keys(); !slices.Equal(got, want) {
+		t.Errorf("events %q", got)
+	}
+	b := f.open(t, "media")
+	if got := readObject(t, b, "seg-000001.m4s"); !bytes.Equal(got, payload(1, 5000)) {
+		t.Error("bytes differ after retries")
+	}
+}
+
+// TestRetrySlowDown answers the first puts with HTTP 503 SlowDown.
+func TestRetrySlowDown(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	var mu sync.Mutex
+	left := 2
+	f.reject = func(r *http.Request) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if left == 0 {
+			return 0, ""
+		}
+		left--
+		return http.StatusServiceUnavailable, "SlowDown"
+	}
+	s := New(f.open(t, "media"), Config{Retry: fastRetry})
+	if err := s.WriteInit(ctx, fmp4Init(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Retries != 2 || st.Uploaded != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if got := readObject(t, f.open(t, "media"), "init-0.mp4"); !bytes.Equal(got, fmp4Init(0).Data) {
+		t.Error("bytes differ")
+	}
+}
+
+// TestRetryExhausted keeps failing with 500: after MaxAttempts the object
+// fails and the sink reports it.
+func TestRetryExhausted(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	f.backend.failPuts(1000, gofakes3.ErrInternal)
+	s := New(f.open(t, "media"), Config{Retry: Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	if err := s.WriteSegment(ctx, segment(1, chunker.TS, nil, 188)); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Close(ctx)
+	var ue *UploadError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Close: %v, want *UploadError", err)
+	}
+	if len(ue.Objects) != 1 || ue.Objects[0].Key != "seg-000001.ts" || ue.Objects[0].Attempts != 3 {
+		t.Errorf("objects %+v", ue.Objects)
+	}
+	if n := f.backend.putCount(); n != 3 {
+		t.Errorf("%d puts, want 3", n)
+	}
+	if st := s.Stats(); st.Retries != 2 || st.Failed != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestNoSuchBucket uploads to a bucket that does not exist: a permanent
+// error, not retried, and every key is named.
+func TestNoSuchBucket(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	var rec recorder
+	s := New(f.open(t, "missing"), Config{Prefix: "p", Retry: fastRetry, OnDurable: rec.on, Concurrency: 1})
+	init := fmp4Init(0)
+	if err := s.WriteInit(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	var segs []*chunker.Segment
+	for seq := uint64(1); seq <= 2; seq++ {
+		seg := segment(seq, chunker.FMP4, init, 100)
+		segs = append(segs, seg)
+		if err := s.WriteSegment(ctx, seg); err != nil {
+			// The sink may already have failed.
+			var ue *UploadError
+			if !errors.As(err, &ue) {
+				t.Fatal(err)
+			}
+			segs = segs[:len(segs)-1]
+		}
+	}
+	err := s.Close(ctx)
+	var ue *UploadError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Close: %v, want *UploadError", err)
+	}
+	if code := gcerrors.Code(err); code != gcerrors.NotFound {
+		t.Errorf("cause code %v, want NotFound (%v)", code, errors.Unwrap(err))
+	}
+	wantKeys := []string{"p/init-0.mp4"}
+	for _, seg := range segs {
+		wantKeys = append(wantKeys, SegmentKey("p", chunker.FMP4, seg.Seq))
+		if seg.Data != nil {
+			t.Errorf("segment %d not released after failure", seg.Seq)
+		}
+	}
+	if got := ue.Keys(); !slices.Equal(got, wantKeys) {
+		t.Errorf("keys %q, want %q", got, wantKeys)
+	}
+	if ue.Objects[0].Attempts != 1 || ue.Objects[0].Kind != KindInit {
+		t.Errorf("first object %+v", ue.Objects[0])
+	}
+	for _, k := range wantKeys {
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("message %q does not name %s", err, k)
+		}
+	}
+	if rec.count() != 0 || s.Stats().Retries != 0 {
+		t.Errorf("events %q, stats %+v", rec.keys(), s.Stats())
+	}
+	if n := f.backend.putCount(); n != 0 {
+		t.Errorf("backend saw %d puts", n)
+	}
+}
+
+// TestAccessDenied answers 403 AccessDenied for segment 2 only. Segment 1
+// stays, events stop before segment 2, later objects are not attempted, and
+// later writes return the error.
+func TestAccessDenied(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	f.reject = func(r *http.Request) (int, string) {
+		if strings.HasSuffix(r.URL.Path, "/seg-000002.m4s") {
+			return http.StatusForbidden, "AccessDenied"
+		}
+		return 0, ""
+	}
+	var rec recorder
+	// One upload at a time makes "later objects" deterministic.
+	s := New(f.open(t, "media"), Config{Concurrency: 1, Retry: fastRetry, OnDurable: rec.on})
+	// Hold segment 1 so that all four are queued before anything fails.
+	release := f.backend.hold("seg-000001.m4s")
+	init := fmp4Init(0)
+	if err := s.WriteInit(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if err := s.WriteSegment(ctx, segment(seq, chunker.FMP4, init, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	err := s.Wait(ctx)
+	var ue *UploadError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Wait: %v, want *UploadError", err)
+	}
+	if code := gcerrors.Code(ue); code != gcerrors.PermissionDenied {
+		t.Errorf("code %v, want PermissionDenied", code)
+	}
+	want := []string{"seg-000002.m4s", "seg-000003.m4s", "seg-000004.m4s"}
+	if got := ue.Keys(); !slices.Equal(got, want) {
+		t.Errorf("not landed %q, want %q", got, want)
+	}
+	if !errors.Is(ue.Objects[1].Err, ErrSkipped) || ue.Objects[1].Seq != 3 || ue.Objects[1].Attempts != 0 {
+		t.Errorf("object %+v", ue.Objects[1])
+	}
+	if got, want := rec.keys(), []string{"init:0:init-0.mp4", "segment:1:seg-000001.m4s"}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if err := s.WriteSegment(ctx, segment(5, chunker.FMP4, init, 100)); !errors.As(err, &ue) {
+		t.Errorf("WriteSegment after failure: %v", err)
+	}
+	err = s.Close(ctx)
+	if !errors.As(err, &ue) || len(ue.Objects) != 3 {
+		t.Errorf("Close: %v", err)
+	}
+	// Nothing that landed was deleted.
+	b := f.open(t, "media")
+	for _, key := range []string{"init-0.mp4", "seg-000001.m4s"} {
+		if ok, err := b.Exists(ctx, key); !ok || err != nil {
+			t.Errorf("%s exists: %v, %v", key, ok, err)
+		}
+	}
+	if ok, _ := b.Exists(ctx, "seg-000003.m4s"); ok {
+		t.Error("object after the failure was uploaded")
+	}
+	if st := s.Stats(); st.Retries != 0 || st.Failed != 3 || st.Durable != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestCloseAbortsRetries: Close with a context that is done stops a
+// retrying upload at once instead of waiting out its backoff.
+func TestCloseAbortsRetries(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	f.backend.failPuts(1000, gofakes3.ErrInternal)
+	// Backoff long enough that the test would time out if Close waited.
+	s := New(f.open(t, "media"), Config{Retry: Retry{InitialBackoff: time.Hour, MaxBackoff: time.Hour}})
+	if err := s.WriteSegment(ctx, segment(1, chunker.FMP4, nil, 100)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStarted(ctx, t, "seg-000001.m4s")
+	closeCtx, cancel := context.WithCancel(ctx)
+	cancel()
+	err := s.Close(closeCtx)
+	var ue *UploadError
+	if !errors.As(err, &ue) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close: %v, want *UploadError caused by cancellation", err)
+	}
+	if got := ue.Keys(); !slices.Equal(got, []string{"seg-000001.m4s"}) {
+		t.Errorf("keys %q", got)
+	}
+	if n := f.backend.putCount(); n > 2 {
+		t.Errorf("%d puts after cancellation", n)
+	}
+}
+
+// TestOversized accepts an object larger than MaxInFlightBytes only when
+// nothing else is in flight, and holds later objects until it is uploaded.
+func TestOversized(t *testing.T) {
+	ctx := testCtx(t)
+	f := newFakeS3(t)
+	blocking := make(chan struct{}, 10)
+	releaseSmall := f.backend.hold("seg-000001.m4s")
+	releaseBig := f.backend.hold("seg-000002.m4s")
+	var rec recorder
+	s := New(f.open(t, "media"), Config{MaxInFlightBytes: 1000, OnDurable: rec.on})
+	s.hooks.blocking = func() { blocking <- struct{}{} }
+	if err := s.WriteSegment(ctx, segment(1, chunker.FMP4, nil, 500)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStarted(ctx, t, "seg-000001.m4s")
+
+	// The big one waits for the small one.
+	errc := make(chan error, 1)
+	go func() { errc <- s.WriteSegment(ctx, segment(2, chunker.FMP4, nil, 5000)) }()
+	select {
+	case <-blocking:
+	case err := <-errc:
+		t.Fatalf("oversized write returned %v while another upload was in flight", err)
+	}
+	releaseSmall()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	f.waitStarted(ctx, t, "seg-000002.m4s")
+
+	// While it is in flight, even a small one waits.
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.WriteSegment(canceled, segment(3, chunker.FMP4, nil, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("small write during oversized upload: %v", err)
+	}
+	releaseBig()
+	if err := s.WriteSegment(ctx, segment(3, chunker.FMP4, nil, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.PeakInFlightBytes != 5000 || st.Uploaded != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	if got := rec.count(); got != 3 {
+		t.Errorf("%d events", got)
 	}
 }

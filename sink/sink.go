@@ -265,7 +265,7 @@ type Sink struct {
 // testHooks let in-package tests observe internal steps without sleeping.
 type testHooks struct {
 	blocking func()                    // a write is about to wait for room
-	finished func(key string, e error) // an upload finished (before ordering)
+	finished func(key string, e error) // a job's outcome was recorded and its memory released
 }
 
 type jobState int
@@ -484,10 +484,11 @@ func (s *Sink) work() {
 		default:
 			attempts, err = s.upload(j)
 		}
-		if s.hooks.finished != nil {
-			s.hooks.finished(j.key, err)
-		}
+		key := j.key
 		s.finish(j, attempts, err)
+		if s.hooks.finished != nil {
+			s.hooks.finished(key, err)
+		}
 	}
 }
 
@@ -553,11 +554,13 @@ func (s *Sink) finish(j *job, attempts int, err error) {
 	}
 	j.data = nil
 	j.ctx = nil
-	s.mem.Release(j.weight)
 
 	s.mu.Lock()
 	s.outstanding--
+	// Give the room back while holding s.mu, so InFlightBytes never counts
+	// more than the semaphore allows.
 	s.stats.InFlightBytes -= size
+	s.mem.Release(j.weight)
 	if err == nil {
 		j.state = jobLanded
 		if j.key != "" {

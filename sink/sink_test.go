@@ -32,6 +32,7 @@ func testCtx(t *testing.T) context.Context {
 type recorder struct {
 	busy    atomic.Bool
 	overlap atomic.Bool
+	ch      chan Event // if set, receives every event too
 	mu      sync.Mutex
 	events  []Event
 }
@@ -43,6 +44,9 @@ func (r *recorder) on(ev Event) {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
+	if r.ch != nil {
+		r.ch <- ev
+	}
 	r.busy.Store(false)
 }
 

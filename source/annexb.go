@@ -491,12 +491,16 @@ func (a *AnnexB) finish() error {
 // at the first picture).
 func (a *AnnexB) startGroup(si *sliceInfo) {
 	mc := si.mc
+	vui := mc.VUI
+	if a.opt.ignoreVUI {
+		vui = nil
+	}
 	num, den, ok := uint64(0), uint64(0), false
-	if mc != nil && mc.VUI != nil && mc.VUI.TimingInfo != nil {
-		ti := mc.VUI.TimingInfo
+	if vui != nil && vui.TimingInfo != nil {
+		ti := vui.TimingInfo
 		// one field period = num_units_in_tick / time_scale seconds
 		num, den = 90000*uint64(ti.NumUnitsInTick), uint64(ti.TimeScale)
-		ok = ti.NumUnitsInTick > 0 && ti.TimeScale > 0 && 2*num >= den && num/den < 90000*60
+		ok = ti.NumUnitsInTick > 0 && ti.TimeScale > 0 && num >= den && num/den < 90000*60
 	}
 	if !ok && a.opt.FrameRate > 0 && !math.IsInf(a.opt.FrameRate, 0) && a.opt.FrameRate <= 1000 {
 		p, q := rateFraction(a.opt.FrameRate)
@@ -513,8 +517,8 @@ func (a *AnnexB) startGroup(si *sliceInfo) {
 		}
 	}
 	switch {
-	case mc.VUI != nil && mc.VUI.BitstreamRestriction != nil:
-		a.reorder = int(min(mc.VUI.BitstreamRestriction.MaxNumReorderFrames, maxReorder))
+	case vui != nil && vui.BitstreamRestriction != nil:
+		a.reorder = int(min(vui.BitstreamRestriction.MaxNumReorderFrames, maxReorder))
 		a.delay = max(a.delay, 2*int64(a.reorder))
 	case mc.PicOrderCntType == 2 || mc.ProfileIdc == 66:
 		a.reorder = 0 // output order is decode order

@@ -51,6 +51,8 @@ type MP4 struct {
 	trackID   uint32
 	timescale uint32
 	shift     int64 // added to media times (edit list)
+	dtsShift  int64 // subtracted from DTS so that negative composition offsets keep PTS >= DTS
+	haveShift bool
 	entries   []avcEntry
 	trex      *mp4.TrexBox
 
@@ -193,7 +195,7 @@ func (m *MP4) open() error {
 	for moov == nil {
 		h, start, err := m.header()
 		if err == io.EOF {
-			return errorf(ErrInvalid, "no moov box")
+			return errorf(ErrTruncated, "no moov box before the end of the input")
 		}
 		if err != nil {
 			return err
@@ -319,7 +321,14 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 		m.shift = rescale(int64(delay), moov.Mvhd.Timescale, m.timescale) - mediaTime
 	}
 
+	if c := stbl.Ctts; c != nil {
+		for _, o := range c.SampleOffset {
+			m.dtsShift = max(m.dtsShift, -int64(o))
+		}
+		m.haveShift = true
+	}
 	if moov.Mvex == nil {
+		m.haveShift = true
 		p, err := newProgIter(stbl)
 		if err != nil {
 			return err
@@ -514,8 +523,8 @@ func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 	if err != nil {
 		return s, 0, nil, err
 	}
-	s.DTS = dts + m.shift
-	s.PTS = s.DTS + int64(cto)
+	s.DTS = dts + m.shift - m.dtsShift
+	s.PTS = dts + m.shift + int64(cto)
 	s.Duration = int64(dur)
 	if size == 0 {
 		return s, desc, nil, nil
@@ -553,8 +562,8 @@ func (m *MP4) nextFrag() (s chunker.Sample, entry int, data []byte, err error) {
 	}
 	fs := f.samples[f.idx]
 	f.idx++
-	s.DTS = fs.dts + m.shift
-	s.PTS = s.DTS + int64(fs.cto)
+	s.DTS = fs.dts + m.shift - m.dtsShift
+	s.PTS = fs.dts + m.shift + int64(fs.cto)
 	s.Duration = int64(fs.dur)
 	lo := fs.off - f.dataPos
 	if lo < 0 || lo > int64(len(f.data)) || int64(fs.size) > int64(len(f.data))-lo {
@@ -634,6 +643,11 @@ func (m *MP4) parseMoof(moof *mp4.MoofBox, moofStart int64) (err error) {
 	f := m.frag
 	f.samples = f.samples[:0]
 	f.idx = 0
+	defer func() {
+		if len(f.samples) > 0 {
+			m.haveShift = true // the first fragment decides
+		}
+	}()
 	for _, traf := range moof.Trafs {
 		if traf.Tfhd == nil || traf.Tfhd.TrackID != m.trackID {
 			continue
@@ -662,6 +676,9 @@ func (m *MP4) parseMoof(moof *mp4.MoofBox, moofStart int64) (err error) {
 				pos = base + int64(trun.DataOffset)
 			}
 			for _, smp := range trun.Samples {
+				if !m.haveShift {
+					m.dtsShift = max(m.dtsShift, -int64(smp.CompositionTimeOffset))
+				}
 				f.samples = append(f.samples, fragSample{
 					dts:  f.nextDTS,
 					cto:  smp.CompositionTimeOffset,

@@ -96,6 +96,8 @@ type Options struct {
 	// Logger receives warnings about recoverable problems in the input
 	// (for example MPEG-TS decode errors). Default: discard.
 	Logger *slog.Logger
+
+	ignoreVUI bool // tests: treat the SPS as if it had no VUI
 }
 
 func (o Options) logger() *slog.Logger {
@@ -155,9 +157,9 @@ func Sniff(b []byte) Format {
 			return FormatMP4
 		}
 	}
-	if len(b) >= tsPacketSize && b[0] == tsSyncByte {
+	if len(b) > 0 && b[0] == tsSyncByte {
 		ok := true
-		for i := tsPacketSize; i+1 <= len(b) && i < sniffLen; i += tsPacketSize {
+		for i := tsPacketSize; i < len(b) && i < sniffLen; i += tsPacketSize {
 			if b[i] != tsSyncByte {
 				ok = false
 			}

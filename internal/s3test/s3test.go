@@ -94,4 +94,3 @@ func (s *Server) Open(t testing.TB, bucket string) *blob.Bucket {
 	t.Cleanup(func() { b.Close() })
 	return b
 }
-
