@@ -27,7 +27,6 @@ type fmp4Writer struct {
 	headroom  int
 	samples   []mp4.Sample // trun entries, reused
 	maxFrames int
-	hdr       []byte // scratch for headers when the headroom is too small
 }
 
 func newFMP4(timescale uint32) *fmp4Writer {
