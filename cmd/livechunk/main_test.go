@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/livechunk/livechunk/internal/hlscheck"
+	"github.com/livechunk/livechunk/internal/mediatest"
+)
+
+func TestRecordCommand(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	in := mediatest.Testdata("bframes.mp4")
+	code := run([]string{"record", "-format", "ts", "-segment", "1s", "-vod", in, filepath.Join(dir, "rec")}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "4 segments, 120 frames") {
+		t.Errorf("summary: %s", out.String())
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "rec", "index.m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, errs := hlscheck.Check(string(text))
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if m.Type != "VOD" || len(m.Entries) != 4 || !strings.HasSuffix(m.Entries[0].URI, ".ts") {
+		t.Errorf("playlist: %s", text)
+	}
+	want := mediatest.FrameHashes(t, in)
+	got := mediatest.FrameHashes(t, filepath.Join(dir, "rec", "index.m3u8"))
+	if d := mediatest.EqualHashes(want, got); d != "" {
+		t.Error(d)
+	}
+}
+
+func TestDefaultRunRecordsEmbeddedClip(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var out, errb bytes.Buffer
+	if code := run(nil, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := mediatest.FrameHashes(t, writeTemp(t, sampleClip))
+	got := mediatest.FrameHashes(t, filepath.Join(dir, "livechunk-out", "index.m3u8"))
+	if d := mediatest.EqualHashes(want, got); d != "" {
+		t.Error(d)
+	}
+	if len(want) != 360 {
+		t.Errorf("sample clip has %d frames, want 360", len(want))
+	}
+}
+
+func writeTemp(t *testing.T, b []byte) string {
+	p := filepath.Join(t.TempDir(), "clip.mp4")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUsageAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.mp4")
+	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"record"}, exitUsage, "Usage: livechunk record"},
+		{[]string{"record", "-format", "webm", "a", "b"}, exitUsage, "unknown format"},
+		{[]string{"record", "-vod", "-event", "a", "b"}, exitUsage, "exclude"},
+		{[]string{"nope"}, exitUsage, "unknown command"},
+		{[]string{"record", filepath.Join(dir, "missing.mp4"), dir}, exitFailure, "no such file"},
+		{[]string{"record", garbage, filepath.Join(dir, "out")}, exitFailure, "invalid input"},
+		{[]string{"record", "-h"}, exitOK, "Examples:"},
+		{[]string{"version"}, exitOK, ""},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != c.code {
+			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, c.code, errb.String())
+		}
+		if !strings.Contains(errb.String()+out.String(), c.msg) {
+			t.Errorf("%v: output lacks %q:\n%s%s", c.args, c.msg, out.String(), errb.String())
+		}
+	}
+}
