@@ -204,13 +204,25 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var prev *hlscheck.Media
+			var prevText string
 			for ctx.Err() == nil {
 				text, err := reader.ReadAll(ctx, prefix+"index.m3u8")
 				if err != nil {
 					continue // not written yet
 				}
 				polls.Add(1)
-				m, _ := hlscheck.Check(string(text))
+				m, cerrs := hlscheck.Check(string(text))
+				if prev != nil && string(text) != prevText {
+					cerrs = append(cerrs, hlscheck.CheckUpdate(prev, m)...)
+				}
+				for _, e := range cerrs {
+					select {
+					case errs <- "invalid playlist update: " + e.Error():
+					default:
+					}
+				}
+				prev, prevText = m, string(text)
 				for _, e := range m.Entries {
 					for _, k := range []string{e.URI, e.Map} {
 						if k == "" {
@@ -219,7 +231,7 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 						seen.Add(1)
 						if ok, err := reader.Exists(ctx, prefix+k); !ok && err == nil {
 							select {
-							case errs <- k:
+							case errs <- "a playlist referenced " + k + " before it existed":
 							default:
 							}
 						}
@@ -251,9 +263,10 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		cancel()
 		wg.Wait()
 		close(errs)
-		for k := range errs {
-			t.Errorf("%v: a playlist referenced %s before it existed", format, k)
+		for e := range errs {
+			t.Errorf("%v: %s", format, e)
 		}
+		t.Logf("%v: %d polls, %d references checked", format, polls.Load(), seen.Load())
 		if polls.Load() < 3 || seen.Load() == 0 {
 			t.Errorf("%v: reader made only %d polls (%d references); the test proved nothing", format, polls.Load(), seen.Load())
 		}

@@ -674,7 +674,7 @@ func TestAccessDenied(t *testing.T) {
 	}
 	want := []string{"seg-000002.m4s", "seg-000003.m4s", "seg-000004.m4s"}
 	if got := ue.Keys(); !slices.Equal(got, want) {
-		t.Errorf("not landed %q, want %q", got, want)
+		t.Fatalf("not landed %q, want %q", got, want)
 	}
 	if !errors.Is(ue.Objects[1].Err, ErrSkipped) || ue.Objects[1].Seq != 3 || ue.Objects[1].Attempts != 0 {
 		t.Errorf("object %+v", ue.Objects[1])

@@ -392,6 +392,10 @@ func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 
 // submit reserves memory for j under the overflow policy and queues it.
 func (s *Sink) submit(ctx context.Context, j *job) error {
+	if ctx == nil {
+		ctx = context.Background()
+		j.ctx = ctx
+	}
 	s.mu.Lock()
 	err := s.acceptErrLocked()
 	s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -606,18 +607,13 @@ func (m *MP4) readFragment() error {
 			if n > maxMdatRead {
 				return errorf(ErrUnsupported, "mdat of %d bytes in a fragment", n)
 			}
-			if int64(cap(f.mdat)) < n {
-				f.mdat = make([]byte, 0, n)
-			}
 			buf := f.mdat[:0]
-			// Read in pieces so that a lying size does not allocate ahead
-			// of the bytes that really arrive.
+			// Grow with the bytes that really arrive, so that a lying
+			// size cannot allocate ahead of them.
 			for int64(len(buf)) < n {
-				k := min(n-int64(len(buf)), 1<<20)
-				if int64(cap(buf)-len(buf)) < k {
-					buf = append(buf, make([]byte, k)...)[:len(buf)]
-				}
-				got, err := io.ReadFull(m.cr, buf[len(buf):len(buf)+int(k)])
+				k := int(min(n-int64(len(buf)), 1<<20))
+				buf = slices.Grow(buf, k)
+				got, err := io.ReadFull(m.cr, buf[len(buf):len(buf)+k])
 				buf = buf[:len(buf)+got]
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					return errorf(ErrTruncated, "mdat at %d", start)
