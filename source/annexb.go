@@ -169,15 +169,15 @@ func (a *AnnexB) Next() (chunker.Sample, error) {
 		a.last = nil
 	}
 	for {
-		if a.err != nil {
-			return chunker.Sample{}, a.err
-		}
 		if len(a.queue) > 0 && a.queue[0].out {
 			u := a.queue[0]
 			a.queue[0] = nil
 			a.queue = a.queue[1:]
 			a.last = u
 			return chunker.Sample{DTS: u.dts, PTS: u.pts, Duration: u.dur, NALUs: u.nalus}, nil
+		}
+		if a.err != nil {
+			return chunker.Sample{}, a.err
 		}
 		if a.done {
 			a.err = io.EOF

@@ -280,8 +280,8 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 		if vse, ok := c.(*mp4.VisualSampleEntryBox); ok && (c.Type() == "avc1" || c.Type() == "avc3") && vse.AvcC != nil {
 			e = avcEntry{
 				avc:        true,
-				sps:        vse.AvcC.SPSnalus,
-				pps:        vse.AvcC.PPSnalus,
+				sps:        nonEmpty(vse.AvcC.SPSnalus),
+				pps:        nonEmpty(vse.AvcC.PPSnalus),
 				lengthSize: 4,
 			}
 			if len(m.entries) == 0 {
@@ -388,6 +388,16 @@ func (m *MP4) next() (chunker.Sample, error) {
 	return chunker.Sample{}, errorf(ErrInvalid, "more than %d empty samples in a row", maxEmptyRun)
 }
 
+func nonEmpty(nalus [][]byte) [][]byte {
+	var out [][]byte
+	for _, n := range nalus {
+		if len(n) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // read reads size bytes at offset off into m.buf.
 func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	if size > maxSampleSize {
@@ -402,7 +412,11 @@ func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	b := m.buf[:size]
 	var err error
 	if m.ra != nil {
-		_, err = m.ra.ReadAt(b, int64(off))
+		var n int
+		n, err = m.ra.ReadAt(b, int64(off))
+		if n == len(b) {
+			err = nil // ReadAt may report io.EOF with all bytes read
+		}
 	} else {
 		if _, err = m.rs.Seek(int64(off), io.SeekStart); err == nil {
 			_, err = io.ReadFull(m.rs, b)

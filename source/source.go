@@ -178,15 +178,12 @@ func Sniff(b []byte) Format {
 	return FormatUnknown
 }
 
-// File is a Source opened by [Open]. Close releases the file.
+// File is a Source opened by [Open]; Info().Format tells the detected
+// container. Close releases the file.
 type File struct {
 	Source
-	format Format
 	closer io.Closer
 }
-
-// Format returns the detected container format.
-func (f *File) Format() Format { return f.format }
 
 // Close closes the underlying file. Closing standard input is a no-op.
 func (f *File) Close() error {
@@ -203,42 +200,41 @@ func (f *File) Close() error {
 // (a progressive MP4 needs a seekable file).
 func Open(path string, opt Options) (*File, error) {
 	if path == "-" {
-		src, format, err := newSniffed(os.Stdin, opt)
+		src, err := newSniffed(os.Stdin, opt)
 		if err != nil {
 			return nil, fmt.Errorf("source: stdin: %w", err)
 		}
-		return &File{Source: src, format: format}, nil
+		return &File{Source: src}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	src, format, err := newSniffed(f, opt)
+	src, err := newSniffed(f, opt)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("source: %s: %w", path, err)
 	}
-	return &File{Source: src, format: format, closer: f}, nil
+	return &File{Source: src, closer: f}, nil
 }
 
 // NewReader detects the format of r with [Sniff] and returns the matching
 // Source. When r is an io.ReadSeeker it must be positioned at the start of
 // the input; otherwise MP4 input must be fragmented.
 func NewReader(r io.Reader, opt Options) (Source, error) {
-	src, _, err := newSniffed(r, opt)
-	return src, err
+	return newSniffed(r, opt)
 }
 
-func newSniffed(r io.Reader, opt Options) (Source, Format, error) {
+func newSniffed(r io.Reader, opt Options) (Source, error) {
 	if rs, ok := r.(io.ReadSeeker); ok {
 		if start, err := rs.Seek(0, io.SeekCurrent); err == nil {
 			head := make([]byte, sniffLen)
 			n, err := io.ReadFull(rs, head)
 			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-				return nil, 0, fmt.Errorf("source: %w", err)
+				return nil, fmt.Errorf("source: %w", err)
 			}
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
-				return nil, 0, fmt.Errorf("source: %w", err)
+				return nil, fmt.Errorf("source: %w", err)
 			}
 			return newFormat(rs, Sniff(head[:n]), n, opt)
 		}
@@ -246,12 +242,12 @@ func newSniffed(r io.Reader, opt Options) (Source, Format, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return nil, 0, fmt.Errorf("source: %w", err)
+		return nil, fmt.Errorf("source: %w", err)
 	}
 	return newFormat(br, Sniff(head), len(head), opt)
 }
 
-func newFormat(r io.Reader, format Format, n int, opt Options) (Source, Format, error) {
+func newFormat(r io.Reader, format Format, n int, opt Options) (Source, error) {
 	var (
 		src Source
 		err error
@@ -265,14 +261,14 @@ func newFormat(r io.Reader, format Format, n int, opt Options) (Source, Format, 
 		src, err = NewAnnexB(r, opt)
 	default:
 		if n == 0 {
-			return nil, format, errorf(ErrTruncated, "empty input")
+			return nil, errorf(ErrTruncated, "empty input")
 		}
-		return nil, format, errorf(ErrInvalid, "unrecognized format (not MP4, MPEG-TS or H.264 Annex-B)")
+		return nil, errorf(ErrInvalid, "unrecognized format (not MP4, MPEG-TS or H.264 Annex-B)")
 	}
 	if err != nil {
-		return nil, format, err
+		return nil, err
 	}
-	return src, format, nil
+	return src, nil
 }
 
 // hasParamSets reports whether nalus contain both an SPS and a PPS.

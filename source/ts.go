@@ -100,7 +100,11 @@ func (t *TS) open(r io.Reader) (err error) {
 	}
 	t.r.OnDecodeError(func(err error) {
 		t.decErrs++
-		t.log.Debug("mpegts decode error", "err", err, "count", t.decErrs)
+		if t.decErrs == 1 {
+			t.log.Warn("mpegts: decode error (further ones are logged at debug level)", "err", err)
+		} else {
+			t.log.Debug("mpegts: decode error", "err", err, "count", t.decErrs)
+		}
 	})
 	t.r.OnDataH264(track, func(pts, dts int64, au [][]byte) error {
 		t.queue = append(t.queue, chunker.Sample{DTS: dts, PTS: pts, NALUs: au})

@@ -1,0 +1,117 @@
+package source
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/livechunk/livechunk/internal/mediatest"
+)
+
+// addSeeds adds the fixtures and truncated or damaged variants of them.
+func addSeeds(f *testing.F, names ...string) {
+	for _, name := range names {
+		b, err := os.ReadFile(mediatest.Testdata(name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+		f.Add(b[:len(b)/7])
+		f.Add(b[:min(len(b), 1000)])
+		if len(b) > 100 {
+			f.Add(b[:len(b)-100])
+			c := bytes.Clone(b)
+			for i := 64; i < len(c); i += 997 {
+				c[i] ^= 0x5a
+			}
+			f.Add(c)
+		}
+	}
+}
+
+// drain reads src to the end and checks the invariants every Source
+// keeps: typed errors, no empty NAL units.
+func drain(t *testing.T, src Source, err error) {
+	if err != nil {
+		if !isTypedErr(err) {
+			t.Fatalf("untyped error: %v", err)
+		}
+		return
+	}
+	for range 20000 {
+		s, err := src.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if !isTypedErr(err) {
+				t.Fatalf("untyped error: %v", err)
+			}
+			if _, err2 := src.Next(); err2 == nil {
+				t.Fatal("Next succeeds after an error")
+			}
+			return
+		}
+		if len(s.NALUs) == 0 {
+			t.Fatal("sample without NAL units")
+		}
+		for _, n := range s.NALUs {
+			if len(n) == 0 {
+				t.Fatal("empty NAL unit")
+			}
+		}
+	}
+}
+
+// onlyReader hides Seek and ReadAt, for the sequential code paths.
+type onlyReader struct{ io.Reader }
+
+func FuzzMP4(f *testing.F) {
+	addSeeds(f, "baseline.mp4", "bframes.mp4", "vfr.mov", "fragmented.mp4", "chunk2.mp4")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := NewMP4(bytes.NewReader(data), Options{})
+		drain(t, m, err)
+		m, err = NewMP4(onlyReader{bytes.NewReader(data)}, Options{})
+		drain(t, m, err)
+	})
+}
+
+func FuzzTS(f *testing.F) {
+	addSeeds(f, "reschange.ts", "wrap.ts")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ts, err := NewTS(bytes.NewReader(data), Options{})
+		drain(t, ts, err)
+	})
+}
+
+func FuzzAnnexB(f *testing.F) {
+	addSeeds(f, "raw.h264")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, opt := range []Options{{}, {FrameRate: 30, ignoreVUI: true}} {
+			a, err := NewAnnexB(bytes.NewReader(data), opt)
+			if err != nil {
+				drain(t, a, err)
+				continue
+			}
+			prev := int64(-1 << 62)
+			for range 20000 {
+				s, err := a.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					if !isTypedErr(err) {
+						t.Fatalf("untyped error: %v", err)
+					}
+					break
+				}
+				if s.DTS <= prev || s.PTS < s.DTS || s.Duration <= 0 {
+					t.Fatalf("dts %d after %d, pts %d, duration %d", s.DTS, prev, s.PTS, s.Duration)
+				}
+				prev = s.DTS
+			}
+		}
+	})
+}
