@@ -162,6 +162,7 @@ const pageHTML = `<!doctype html>
     var v = document.getElementById("video");
     var buffered = [];
     for (var i = 0; i < v.buffered.length; i++) { buffered.push([v.buffered.start(i), v.buffered.end(i)]); }
+    var q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
     return {
       currentTime: v.currentTime,
       startTime: st.startTime === null ? -1 : st.startTime,
@@ -182,7 +183,8 @@ const pageHTML = `<!doctype html>
       levels: st.levels,
       mediaError: st.mediaError,
       hlsVersion: typeof Hls === "undefined" ? "" : Hls.version,
-      mseAVC: typeof MediaSource !== "undefined" && MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001e"')
+      decodedFrames: q ? q.totalVideoFrames : 0,
+      droppedFrames: q ? q.droppedVideoFrames : 0
     };
   };
 })();
