@@ -210,6 +210,10 @@ type Chunker interface {
 	// must start with an IDR picture to open a new one (others are dropped
 	// and counted).
 	Flush(ctx context.Context) error
+	// Break closes the open segment like Flush and marks the next segment as
+	// a discontinuity: use it when input is known to be missing (a lost
+	// chunk) or the source restarted.
+	Break(ctx context.Context) error
 	// Close flushes and ends the stream. Write after Close is an error.
 	Close(ctx context.Context) error
 	// Stats reports counters.

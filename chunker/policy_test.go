@@ -290,3 +290,29 @@ func FuzzWrite(f *testing.F) {
 		_ = c.Close(ctx)
 	})
 }
+
+func TestBreakMarksNextSegment(t *testing.T) {
+	samples := fixtureSamples(t, "bframes.mp4")
+	out := &collector{}
+	c, err := chunker.New(chunker.Config{TargetDuration: 5 * time.Second}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, s := range samples {
+		if i == 60 {
+			if err := c.Break(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.segs) != 2 || out.segs[0].Frames != 60 || out.segs[0].Discontinuity || !out.segs[1].Discontinuity {
+		t.Fatalf("segments: %d, first %d frames; flags %v", len(out.segs), out.segs[0].Frames, out.segs[0].Discontinuity)
+	}
+}

@@ -552,6 +552,16 @@ func (k *chunker) Flush(ctx context.Context) error {
 	return nil
 }
 
+func (k *chunker) Break(ctx context.Context) error {
+	if err := k.Flush(ctx); err != nil {
+		return err
+	}
+	if k.stats.Segments > 0 {
+		k.discont = true
+	}
+	return nil
+}
+
 func (k *chunker) Close(ctx context.Context) error {
 	if k.closed {
 		return nil
