@@ -483,3 +483,9 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 	p.mu.Unlock()
 	return errors.Join(errSink, errPub)
 }
+
+// Break closes the open segment and marks the next one as a discontinuity,
+// for input known to be missing (a lost chunk) or a restarted source.
+func (p *Pipeline) Break(ctx context.Context) error {
+	return p.chunk.Break(ctx)
+}

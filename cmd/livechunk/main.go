@@ -62,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "record":
 		err = cmdRecord(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "livechunk", version())
 	case "help", "-h", "-help", "--help":
@@ -90,6 +94,8 @@ func usage(w io.Writer) {
 without re-encoding.
 
 Commands:
+  demo                           play the embedded clip live through the whole system (the default)
+  serve [flags]                  run the ingest server with the player page
   record [flags] INPUT... DEST   chunk inputs into DEST (a directory or a bucket URL)
   version                        print the version
 

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/server"
+	"github.com/livechunk/livechunk/sink"
+	"github.com/livechunk/livechunk/source"
+)
+
+// defaultStore is the store of `serve` without -store: a directory under the
+// user's cache directory (or the temp directory).
+func defaultStore() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "livechunk", "store")
+}
+
+type serveFlags struct {
+	addr, store, token, format string
+	segment                    time.Duration
+	maxStreams                 int
+	verbose                    bool
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet, store string) {
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&f.store, "store", store, "where streams are stored: a directory or a bucket URL")
+	fs.StringVar(&f.token, "ingest-token", "", "require `TOKEN` on ingest (Authorization: Bearer TOKEN); playback stays open")
+	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
+	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
+	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
+	fs.BoolVar(&f.verbose, "v", false, "structured logs on stderr")
+}
+
+// startServer opens the store, listens and serves until ctx is done, then
+// shuts down gracefully: ingest ends, open segments close, uploads finish,
+// playlists are finished. ready is called with the base URL once listening.
+func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func(base string, srv *server.Server)) error {
+	format, err := chunker.ParseFormat(f.format)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if f.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := sink.Open(ctx, f.store)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	srv, err := server.New(server.Config{
+		Bucket:          b,
+		Format:          format,
+		SegmentDuration: f.segment,
+		IngestToken:     f.token,
+		MaxStreams:      f.maxStreams,
+		Stitch:          stitchVOD,
+		Logger:          logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	hs := srv.HTTPServer(f.addr)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	ready(base, srv)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stderr, "livechunk: shutting down: finishing streams...")
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	errShut := srv.Shutdown(sctx)
+	errHTTP := hs.Shutdown(sctx)
+	if errors.Is(errHTTP, http.ErrServerClosed) {
+		errHTTP = nil
+	}
+	return errors.Join(errShut, errHTTP)
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs, defaultStore())
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: livechunk serve [flags]
+
+Runs the live ingest server: devices upload MP4 chunks or push MPEG-TS,
+viewers watch in a browser, and an ended stream becomes one MP4.
+
+  PUT  /ingest/{stream}/{n}     a self-contained MP4 chunk, numbered from 0
+  POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
+  POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
+  GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
+
+Example:
+  livechunk serve -addr 127.0.0.1:8080 -store ./streams
+  ffmpeg -re -i talk.mp4 -c copy -f mpegts http://127.0.0.1:8080/ingest/talk
+  curl -T chunk0.mp4 http://127.0.0.1:8080/ingest/phone/0
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	return startServer(ctx, f, stderr, func(base string, _ *server.Server) {
+		fmt.Fprintf(stdout, "livechunk serving %s on %s\n", f.store, base)
+		fmt.Fprintf(stdout, "  streams: %s/\n", base)
+	})
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs, "")
+	loops := fs.Int("loops", 0, "how many times to play the clip (0: until interrupted)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: livechunk demo [flags]
+
+Loops the embedded sample clip in real time through the whole pipeline
+(chunker, sink, playlists) into a temporary store, serves the player page,
+and prints its URL. Ctrl-C ends the stream and stitches it into one MP4.
+
+Example:
+  livechunk demo
+  livechunk demo -addr 127.0.0.1:9000 -format ts -segment 2s
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if f.store == "" {
+		dir, err := os.MkdirTemp("", "livechunk-demo-")
+		if err != nil {
+			return err
+		}
+		f.store = dir
+	}
+	src, err := source.Loop(func() (source.Source, error) {
+		return source.NewMP4(bytes.NewReader(sampleClip), source.Options{})
+	}, *loops)
+	if err != nil {
+		return err
+	}
+	paced := source.NewPaced(src)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = startServer(ctx, f, stderr, func(base string, srv *server.Server) {
+		fmt.Fprintf(stdout, "livechunk demo: the sample clip plays live, in real time, into %s\n", f.store)
+		fmt.Fprintf(stdout, "  watch:    %s/watch/demo\n", base)
+		fmt.Fprintf(stdout, "  playlist: %s/live/demo/index.m3u8\n", base)
+		fmt.Fprintln(stdout, "  Ctrl-C ends the stream; it is then stitched to", base+"/vod/demo.mp4")
+		go func() {
+			if err := srv.Ingest(context.Background(), "demo", paced, paced.Stop); err != nil {
+				fmt.Fprintln(stderr, "livechunk demo:", err)
+			}
+			if *loops > 0 {
+				cancel() // a finite demo ends by itself
+			}
+		}()
+	})
+	paced.Stop()
+	return err
+}
+
+// stitchVOD is the server's stitch step; it is replaced when the stitch
+// package lands.
+var stitchVOD server.StitchFunc

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"html/template"
+	"net/http"
+)
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} · livechunk</title>
+<style>
+:root { color-scheme: light dark; font-family: system-ui, sans-serif; }
+body { margin: 0 auto; max-width: 1000px; padding: 1rem 1.5rem; }
+header { display: flex; align-items: baseline; gap: 1rem; }
+header a { color: inherit; text-decoration: none; font-weight: 700; }
+h1 { font-size: 1.3rem; margin: .2rem 0; }
+video { width: 100%; background: #000; border-radius: 6px; aspect-ratio: 16/9; }
+.badge { display: inline-block; padding: .1rem .5rem; border-radius: 999px; font-size: .8rem; font-weight: 700; }
+.live { background: #d22; color: #fff; } .ended, .vod { background: #777; color: #fff; } .stitching { background: #c80; color: #fff; }
+.stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: .5rem; margin: .8rem 0; }
+.stat { background: rgba(128,128,128,.12); border-radius: 6px; padding: .5rem .7rem; }
+.stat b { display: block; font-size: 1.2rem; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: .9rem; }
+td, th { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid rgba(128,128,128,.25); }
+tr.playing { background: rgba(210,34,34,.15); }
+#segs { max-height: 16rem; overflow: auto; }
+code { font-size: .85rem; }
+</style></head><body>
+<header><a href="/">livechunk</a><h1>{{.Title}}</h1></header>
+{{if .Stream}}
+<video id="v" controls muted autoplay playsinline></video>
+<div class="stats">
+ <div class="stat">state <b id="state"><span class="badge">…</span></b></div>
+ <div class="stat">latency <b id="latency">–</b></div>
+ <div class="stat">position <b id="pos">–</b></div>
+ <div class="stat">segments <b id="nsegs">–</b></div>
+ <div class="stat">resolution <b id="res">–</b></div>
+</div>
+<p><code id="src">/live/{{.Stream}}/index.m3u8</code> · <span id="vod"></span></p>
+<div id="segs"><table><thead><tr><th>#</th><th>start</th><th>duration</th><th>wall clock</th></tr></thead><tbody id="seglist"></tbody></table></div>
+<script src="/assets/hls.min.js"></script>
+<script>
+const stream = {{.Stream}};
+const url = "/live/" + encodeURIComponent(stream) + "/index.m3u8";
+const v = document.getElementById("v");
+const $ = (id) => document.getElementById(id);
+let hls = null, frags = [];
+window.playerErrors = [];
+if (window.Hls && Hls.isSupported()) {
+  hls = new Hls({ liveDurationInfinity: true });
+  hls.on(Hls.Events.ERROR, (_, d) => { window.playerErrors.push(d.type + ":" + d.details + (d.fatal ? " (fatal)" : "")); });
+  hls.on(Hls.Events.LEVEL_LOADED, (_, d) => { frags = d.details.fragments; renderSegs(); });
+  hls.loadSource(url);
+  hls.attachMedia(v);
+} else if (v.canPlayType("application/vnd.apple.mpegurl")) {
+  v.src = url; // native HLS (Safari)
+}
+v.play().catch(() => {});
+function fmt(s) { return isFinite(s) ? s.toFixed(1) + " s" : "–"; }
+function renderSegs() {
+  $("nsegs").textContent = frags.length;
+  const rows = frags.slice(-200).map((f) => {
+    const wall = f.programDateTime ? new Date(f.programDateTime).toLocaleTimeString() : "";
+    const playing = v.currentTime >= f.start && v.currentTime < f.start + f.duration;
+    return "<tr" + (playing ? " class=playing" : "") + "><td>" + f.sn + "</td><td>" + f.start.toFixed(2) +
+      "</td><td>" + f.duration.toFixed(3) + "</td><td>" + wall + "</td></tr>";
+  });
+  $("seglist").innerHTML = rows.join("");
+}
+async function poll() {
+  try {
+    const r = await fetch("/api/streams", { cache: "no-store" });
+    const list = await r.json();
+    const s = list.find((x) => x.name === stream);
+    if (s) {
+      $("state").innerHTML = '<span class="badge ' + s.state + '">' + s.state + "</span>";
+      $("vod").innerHTML = s.vod ? '<a href="' + s.vod + '">download the stitched MP4</a>' : "";
+    }
+  } catch (e) {}
+  const lat = hls && hls.playingDate ? (Date.now() - hls.playingDate.getTime()) / 1000 : NaN;
+  $("latency").textContent = fmt(lat);
+  $("pos").textContent = fmt(v.currentTime);
+  $("res").textContent = v.videoWidth ? v.videoWidth + "×" + v.videoHeight : "–";
+  renderSegs();
+}
+setInterval(poll, 1000); poll();
+</script>
+{{else}}
+<p>Streams recorded by this server. Upload chunks with <code>PUT /ingest/NAME/N</code> or push MPEG-TS with
+<code>ffmpeg -re -i IN -c copy -f mpegts http://HOST/ingest/NAME</code>.</p>
+<table><thead><tr><th>stream</th><th>state</th><th>segments</th><th>duration</th><th></th></tr></thead>
+<tbody>{{range .Streams}}<tr><td><a href="{{.Watch}}">{{.Name}}</a></td><td><span class="badge {{.State}}">{{.State}}</span></td>
+<td>{{.Segments}}</td><td>{{printf "%.1f" .Seconds}} s</td><td>{{if .VOD}}<a href="{{.VOD}}">MP4</a>{{end}}</td></tr>
+{{else}}<tr><td colspan="5">No streams yet.</td></tr>{{end}}</tbody></table>
+{{end}}
+</body></html>
+`))
+
+type pageData struct {
+	Title   string
+	Stream  string
+	Streams []StreamInfo
+}
+
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("stream")
+	if !ValidStreamName(name) {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = pageTmpl.Execute(w, pageData{Title: name, Stream: name})
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Streams(r.Context())
+	if err != nil {
+		http.Error(w, "listing streams failed", http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = pageTmpl.Execute(w, pageData{Title: "streams", Streams: list})
+}

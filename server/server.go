@@ -1,0 +1,526 @@
+// Package server is livechunk's HTTP front end: devices upload closed MP4
+// chunks (PUT /ingest/{stream}/{n}) or push a live MPEG-TS body
+// (POST /ingest/{stream}); viewers watch the growing HLS playlist
+// (/live/{stream}/index.m3u8, a player page at /watch/{stream}); when a
+// stream ends it is stitched into one MP4 (/vod/{stream}.mp4).
+//
+// Everything a stream produces lives in one bucket under
+// Config.Prefix + stream + "/": segments, init sections, index.m3u8 and,
+// after the end, vod.mp4. A Server holds no other state that matters: a
+// restarted server finds the streams in the bucket again.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livechunk/livechunk"
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/player"
+	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// StitchFunc joins the recording whose media playlist is at playlistKey in b
+// into one MP4 written to outKey.
+type StitchFunc func(ctx context.Context, b *blob.Bucket, playlistKey, outKey string) error
+
+// Config configures a Server. Only Bucket is required.
+type Config struct {
+	// Bucket stores every stream.
+	Bucket *blob.Bucket
+	// Prefix is the key prefix under which each stream gets a "directory".
+	// Default "" (the bucket root).
+	Prefix string
+	// Format of the segments. Default fMP4.
+	Format chunker.Format
+	// SegmentDuration is the target segment length. Default 5 s... for
+	// chunk ingest the device's chunk length is a natural choice.
+	SegmentDuration time.Duration
+	// IngestToken, when set, is required on every ingest request as
+	// "Authorization: Bearer <token>". Playback stays open.
+	IngestToken string
+	// MaxChunkBytes bounds one uploaded chunk. Default 256 MiB.
+	MaxChunkBytes int64
+	// MaxStreams bounds the streams ingesting at the same time. Default 64.
+	MaxStreams int
+	// ReorderWindow is how many chunks may arrive ahead of a missing one
+	// before it is given up (the gap becomes a discontinuity). Default 4.
+	ReorderWindow int
+	// PushIdleTimeout ends a pushed MPEG-TS body that sends nothing for
+	// this long. Default 30 s.
+	PushIdleTimeout time.Duration
+	// Stitch makes the VOD file of an ended stream; nil disables VOD.
+	Stitch StitchFunc
+	// Logger receives request and stream logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Server serves ingest, playback and the player pages.
+type Server struct {
+	cfg    Config
+	mux    *http.ServeMux
+	hls    *hls.Handler
+	mu     sync.Mutex
+	live   map[string]*stream
+	closed bool
+	wg     sync.WaitGroup // stitches and pushes in progress
+}
+
+var streamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidStreamName reports whether name is acceptable as a stream name:
+// 1 to 64 characters of letters, digits, '_', '-' and '.', starting with a
+// letter or digit.
+func ValidStreamName(name string) bool { return streamName.MatchString(name) }
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Bucket == nil {
+		return nil, errors.New("server: nil bucket")
+	}
+	if cfg.Prefix != "" {
+		if err := hls.CheckKey(cfg.Prefix); err != nil {
+			return nil, err
+		}
+		if !strings.HasSuffix(cfg.Prefix, "/") {
+			cfg.Prefix += "/"
+		}
+	}
+	if cfg.SegmentDuration <= 0 {
+		cfg.SegmentDuration = 5 * time.Second
+	}
+	if cfg.MaxChunkBytes <= 0 {
+		cfg.MaxChunkBytes = 256 << 20
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 64
+	}
+	if cfg.ReorderWindow <= 0 {
+		cfg.ReorderWindow = 4
+	}
+	if cfg.PushIdleTimeout <= 0 {
+		cfg.PushIdleTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, live: map[string]*stream{}}
+	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /ingest/{stream}/{n}", s.handleChunk)
+	mux.HandleFunc("POST /ingest/{stream}/end", s.handleEnd)
+	mux.HandleFunc("POST /ingest/{stream}", s.handlePush)
+	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
+	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
+	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
+	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
+	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
+	mux.HandleFunc("GET /assets/hls.min.js", handleHLSJS)
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	s.mux = mux
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// HTTPServer returns an http.Server for addr with the timeouts ingest needs:
+// bounded header reads and idle connections; request bodies are bounded by
+// size (chunks) or by idleness (pushed streams) instead of a total time.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// apiError is the JSON body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, format string, a ...any) {
+	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, a...)})
+}
+
+// authorized checks the ingest token in constant time.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.IngestToken == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.IngestToken)) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="livechunk ingest"`)
+	fail(w, http.StatusUnauthorized, "ingest needs a valid token (Authorization: Bearer ...)")
+	return false
+}
+
+// getStream returns the live stream called name, creating it (up to
+// MaxStreams) when create is set.
+func (s *Server) getStream(name string, create bool) (*stream, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, http.StatusServiceUnavailable, errors.New("server is shutting down")
+	}
+	if st, ok := s.live[name]; ok {
+		return st, 0, nil
+	}
+	if !create {
+		return nil, http.StatusNotFound, fmt.Errorf("no live stream %q", name)
+	}
+	active := 0
+	for _, st := range s.live {
+		if st.active() {
+			active++
+		}
+	}
+	if active >= s.cfg.MaxStreams {
+		return nil, http.StatusServiceUnavailable, fmt.Errorf("too many streams (limit %d)", s.cfg.MaxStreams)
+	}
+	st := newStream(s, name)
+	s.live[name] = st
+	return st, 0, nil
+}
+
+// forget drops an ended stream from memory; the bucket keeps its record.
+func (s *Server) forget(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live[st.name] == st {
+		delete(s.live, st.name)
+	}
+}
+
+func (s *Server) streamPrefix(name string) string { return s.cfg.Prefix + name + "/" }
+
+// ended reports whether the bucket holds a finished recording of name.
+func (s *Server) ended(ctx context.Context, name string) bool {
+	pl, err := hls.LoadMedia(ctx, s.cfg.Bucket, s.streamPrefix(name)+"index.m3u8")
+	return err == nil && pl.Ended
+}
+
+func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	name := r.PathValue("stream")
+	if !ValidStreamName(name) {
+		fail(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
+		return
+	}
+	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
+	if err != nil || n > 1_000_000 {
+		fail(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxChunkBytes {
+		fail(w, http.StatusRequestEntityTooLarge, "chunk of %d bytes exceeds the limit of %d", r.ContentLength, s.cfg.MaxChunkBytes)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(w, http.StatusRequestEntityTooLarge, "chunk exceeds the limit of %d bytes", s.cfg.MaxChunkBytes)
+			return
+		}
+		fail(w, http.StatusBadRequest, "reading the chunk: %v", err)
+		return
+	}
+	// Parse the whole chunk before touching the stream: a bad upload
+	// changes nothing.
+	c, status, err := parseChunk(body)
+	if err != nil {
+		fail(w, status, "chunk %d of %q: %v", n, name, err)
+		return
+	}
+	if st, _, _ := s.getStream(name, false); st == nil && s.ended(r.Context(), name) {
+		fail(w, http.StatusConflict, "stream %q has ended", name)
+		return
+	}
+	st, status, err := s.getStream(name, true)
+	if err != nil {
+		fail(w, status, "%v", err)
+		return
+	}
+	res, status, err := st.addChunk(r.Context(), uint64(n), c)
+	if err != nil {
+		fail(w, status, "chunk %d of %q: %v", n, name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	name := r.PathValue("stream")
+	if !ValidStreamName(name) {
+		fail(w, http.StatusBadRequest, "invalid stream name %q", name)
+		return
+	}
+	if s.ended(r.Context(), name) {
+		fail(w, http.StatusConflict, "stream %q has ended", name)
+		return
+	}
+	st, status, err := s.getStream(name, true)
+	if err != nil {
+		fail(w, status, "%v", err)
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	res, status, err := st.push(r.Context(), w, r)
+	if err != nil {
+		fail(w, status, "stream %q: %v", name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	name := r.PathValue("stream")
+	if !ValidStreamName(name) {
+		fail(w, http.StatusBadRequest, "invalid stream name %q", name)
+		return
+	}
+	st, status, err := s.getStream(name, false)
+	if err != nil {
+		if s.ended(r.Context(), name) {
+			writeJSON(w, http.StatusOK, s.info(r.Context(), name))
+			return
+		}
+		fail(w, status, "%v", err)
+		return
+	}
+	if err := st.end(r.Context()); err != nil {
+		fail(w, http.StatusInternalServerError, "ending %q: %v", name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.info(r.Context(), name))
+}
+
+func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
+	file := r.PathValue("file")
+	name, ok := strings.CutSuffix(file, ".mp4")
+	if !ok || !ValidStreamName(name) {
+		http.NotFound(w, r)
+		return
+	}
+	key := s.streamPrefix(name) + "vod.mp4"
+	rd, err := s.cfg.Bucket.NewReader(r.Context(), key, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			if st, _, _ := s.getStream(name, false); st != nil && st.stitching() {
+				w.Header().Set("Retry-After", "2")
+				fail(w, http.StatusServiceUnavailable, "stream %q is being stitched", name)
+				return
+			}
+			http.NotFound(w, r)
+			return
+		}
+		fail(w, http.StatusBadGateway, "storage unavailable")
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.mp4"`, name))
+	http.ServeContent(w, r, "", rd.ModTime(), rd)
+}
+
+func handleHLSJS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, "hls.min.js", time.Time{}, strings.NewReader(string(player.HLSJS)))
+}
+
+// StreamInfo describes a stream in /api/streams.
+type StreamInfo struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"` // "live", "ended", "stitching", "vod"
+	Segments int       `json:"segments"`
+	Seconds  float64   `json:"seconds"`
+	Started  time.Time `json:"started,omitzero"`
+	Playlist string    `json:"playlist"`
+	Watch    string    `json:"watch"`
+	VOD      string    `json:"vod,omitempty"`
+	Chunks   uint64    `json:"chunks_received,omitempty"`
+	Missing  []uint64  `json:"chunks_missing,omitempty"`
+}
+
+func (s *Server) info(ctx context.Context, name string) StreamInfo {
+	in := StreamInfo{
+		Name:     name,
+		State:    "live",
+		Playlist: "/live/" + name + "/index.m3u8",
+		Watch:    "/watch/" + name,
+	}
+	if pl, err := hls.LoadMedia(ctx, s.cfg.Bucket, s.streamPrefix(name)+"index.m3u8"); err == nil {
+		in.Segments = len(pl.Segments)
+		for _, sg := range pl.Segments {
+			in.Seconds += sg.Seconds()
+		}
+		if len(pl.Segments) > 0 {
+			in.Started = pl.Segments[0].ProgramDateTime
+		}
+		if pl.Ended {
+			in.State = "ended"
+		}
+	}
+	if ok, _ := s.cfg.Bucket.Exists(ctx, s.streamPrefix(name)+"vod.mp4"); ok {
+		in.State = "vod"
+		in.VOD = "/vod/" + name + ".mp4"
+	}
+	if st, _, _ := s.getStream(name, false); st != nil {
+		st.describe(&in)
+	}
+	return in
+}
+
+// Streams lists the streams in the bucket and the live ones, by name.
+func (s *Server) Streams(ctx context.Context) ([]StreamInfo, error) {
+	names := map[string]bool{}
+	it := s.cfg.Bucket.List(&blob.ListOptions{Prefix: s.cfg.Prefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if obj.IsDir {
+			n := strings.TrimSuffix(strings.TrimPrefix(obj.Key, s.cfg.Prefix), "/")
+			if ValidStreamName(n) {
+				names[n] = true
+			}
+		}
+	}
+	s.mu.Lock()
+	for n := range s.live {
+		names[n] = true
+	}
+	s.mu.Unlock()
+	var out []StreamInfo
+	for n := range names {
+		out = append(out, s.info(ctx, n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Streams(r.Context())
+	if err != nil {
+		fail(w, http.StatusBadGateway, "listing streams: %v", err)
+		return
+	}
+	if list == nil {
+		list = []StreamInfo{}
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, list)
+}
+
+// Shutdown ends every live stream (open segments close, uploads finish,
+// playlists get EXT-X-ENDLIST, VOD files are stitched) and waits for that
+// or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	streams := make([]*stream, 0, len(s.live))
+	for _, st := range s.live {
+		streams = append(streams, st)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, st := range streams {
+		if st.stopPush() {
+			continue // the push ends the stream when its body stops
+		}
+		if err := st.end(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: %w", st.name, err))
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+// Ingest records src as the stream called name until src ends (or ctx is
+// done, or the server shuts down: stop must then make src end soon; nil if
+// ctx suffices), then ends the stream like POST /ingest/{name}/end.
+func (s *Server) Ingest(ctx context.Context, name string, src source.Source, stop func()) error {
+	if !ValidStreamName(name) {
+		return fmt.Errorf("server: invalid stream name %q", name)
+	}
+	st, _, err := s.getStream(name, true)
+	if err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	if stop == nil {
+		stop = func() {}
+	}
+	_, _, err = st.record(ctx, stop, func() (source.Source, error) { return src, nil })
+	return err
+}
+
+// newPipeline starts the recording of a stream.
+func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32, wrap uint, sps, pps [][]byte) (*livechunk.Pipeline, error) {
+	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
+		Format:          s.cfg.Format,
+		SegmentDuration: s.cfg.SegmentDuration,
+		Timescale:       timescale,
+		WrapBits:        wrap,
+		SPS:             sps,
+		PPS:             pps,
+		Prefix:          s.streamPrefix(name),
+		Playlist:        hls.Event,
+		Logger:          s.cfg.Logger.With("stream", name),
+	})
+}

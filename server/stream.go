@@ -1,0 +1,412 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/livechunk/livechunk"
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/source"
+)
+
+// chunk is one parsed upload: its samples on its own timeline.
+type chunk struct {
+	samples   []chunker.Sample
+	timescale uint32
+	sps, pps  [][]byte
+	span      int64 // first DTS to end of the last sample, in timescale ticks
+	bytes     int
+}
+
+// parseChunk reads a whole self-contained MP4 chunk. The samples alias one
+// copy of the payloads.
+func parseChunk(body []byte) (*chunk, int, error) {
+	if len(body) == 0 {
+		return nil, http.StatusBadRequest, errors.New("empty body")
+	}
+	src, err := source.NewMP4(bytes.NewReader(body), source.Options{})
+	if err != nil {
+		return nil, statusFor(err), err
+	}
+	info := src.Info()
+	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, bytes: len(body)}
+	var payload []byte
+	type span struct{ off, n int }
+	var spans [][]span
+	for {
+		s, err := src.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, statusFor(err), err
+		}
+		var sp []span
+		for _, n := range s.NALUs {
+			sp = append(sp, span{len(payload), len(n)})
+			payload = append(payload, n...)
+		}
+		spans = append(spans, sp)
+		s.NALUs = nil
+		c.samples = append(c.samples, s)
+	}
+	if len(c.samples) == 0 {
+		return nil, http.StatusBadRequest, errors.New("chunk holds no video samples")
+	}
+	for i := range c.samples {
+		nal := make([][]byte, len(spans[i]))
+		for j, sp := range spans[i] {
+			nal[j] = payload[sp.off : sp.off+sp.n : sp.off+sp.n]
+		}
+		c.samples[i].NALUs = nal
+	}
+	first, last := c.samples[0], c.samples[len(c.samples)-1]
+	dur := last.Duration
+	if dur <= 0 && len(c.samples) > 1 {
+		dur = last.DTS - c.samples[len(c.samples)-2].DTS
+	}
+	c.span = last.DTS - first.DTS + dur
+	return c, 0, nil
+}
+
+// statusFor maps a source error to an HTTP status.
+func statusFor(err error) int {
+	if errors.Is(err, source.ErrUnsupported) {
+		return http.StatusUnsupportedMediaType
+	}
+	return http.StatusBadRequest
+}
+
+// stream is one stream being recorded by this server.
+type stream struct {
+	srv  *Server
+	name string
+
+	mu        sync.Mutex
+	p         *livechunk.Pipeline
+	timescale uint32
+	offset    int64 // pipeline ticks where the next chunk starts
+	next      uint64
+	pending   map[uint64]*chunk
+	received  uint64
+	missing   []uint64
+	state     string // "live", "stitching", "ended"
+	pushing   func() // stops the pushed body
+	err       error
+}
+
+func newStream(s *Server, name string) *stream {
+	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, state: "live"}
+}
+
+func (st *stream) active() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.state == "live"
+}
+
+func (st *stream) stitching() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.state == "stitching"
+}
+
+func (st *stream) describe(in *StreamInfo) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.state == "stitching" {
+		in.State = "stitching"
+	}
+	in.Chunks = st.received
+	in.Missing = append([]uint64(nil), st.missing...)
+}
+
+// ChunkResult is the JSON answer to a chunk upload.
+type ChunkResult struct {
+	Stream string `json:"stream"`
+	Chunk  uint64 `json:"chunk"`
+	// Status is "recorded" (fed to the stream), "buffered" (waiting for an
+	// earlier chunk) or "duplicate" (already received; nothing changed).
+	Status string `json:"status"`
+	// Next is the chunk number the stream waits for.
+	Next uint64 `json:"next"`
+}
+
+// addChunk feeds chunk n in order: early chunks wait in a window; a chunk
+// still missing when the window is full is given up as a discontinuity.
+func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult, int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	res := ChunkResult{Stream: st.name, Chunk: n}
+	if st.state != "live" {
+		return res, http.StatusConflict, fmt.Errorf("stream has ended")
+	}
+	if st.pushing != nil {
+		return res, http.StatusConflict, fmt.Errorf("stream is being pushed as MPEG-TS")
+	}
+	if st.err != nil {
+		return res, http.StatusInternalServerError, st.err
+	}
+	if _, dup := st.pending[n]; dup || n < st.next {
+		res.Status, res.Next = "duplicate", st.next
+		return res, 0, nil
+	}
+	st.pending[n] = c
+	st.received++
+	res.Status = "buffered"
+	if err := st.drain(ctx, false); err != nil {
+		st.err = err
+		return res, http.StatusInternalServerError, err
+	}
+	if _, waiting := st.pending[n]; !waiting {
+		res.Status = "recorded"
+	}
+	res.Next = st.next
+	return res, 0, nil
+}
+
+// drain feeds pending chunks in order; with flush (the stream's end) every
+// gap is given up.
+func (st *stream) drain(ctx context.Context, flush bool) error {
+	for len(st.pending) > 0 {
+		c, ok := st.pending[st.next]
+		if !ok {
+			if !flush && st.aheadCount() < st.srv.cfg.ReorderWindow {
+				return nil
+			}
+			// Give the missing chunk up: the gap becomes a discontinuity.
+			st.missing = append(st.missing, st.next)
+			st.srv.cfg.Logger.Warn("chunk missing; continuing after a discontinuity", "stream", st.name, "chunk", st.next)
+			if st.p != nil {
+				if err := st.p.Break(ctx); err != nil {
+					return err
+				}
+			}
+			st.next++
+			continue
+		}
+		delete(st.pending, st.next)
+		st.next++
+		if err := st.feed(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *stream) aheadCount() int {
+	n := 0
+	for k := range st.pending {
+		if k > st.next {
+			n++
+		}
+	}
+	return n
+}
+
+// feed writes a chunk's samples, shifted to continue the stream's timeline.
+func (st *stream) feed(ctx context.Context, c *chunk) error {
+	if st.p == nil {
+		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps)
+		if err != nil {
+			return err
+		}
+		st.p, st.timescale = p, c.timescale
+	}
+	first := c.samples[0].DTS
+	conv := func(t int64) int64 { return rescale(t, c.timescale, st.timescale) }
+	for _, s := range c.samples {
+		s.DTS = st.offset + conv(s.DTS-first)
+		s.PTS = st.offset + conv(s.PTS-first)
+		s.Duration = conv(s.Duration)
+		if err := st.p.Write(ctx, s); err != nil {
+			return err
+		}
+	}
+	st.offset += conv(c.span)
+	return nil
+}
+
+func rescale(t int64, from, to uint32) int64 {
+	if from == to || from == 0 {
+		return t
+	}
+	return (t*int64(to) + int64(from)/2) / int64(from)
+}
+
+// PushResult is the JSON answer when a pushed body ends.
+type PushResult struct {
+	Stream  string `json:"stream"`
+	Samples int64  `json:"samples"`
+	Status  string `json:"status"`
+}
+
+// idleReader extends the connection's read deadline while data flows, and
+// ends the body early (as io.EOF) once stopped.
+type idleReader struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	idle    time.Duration
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	ir.mu.Lock()
+	if ir.stopped {
+		ir.mu.Unlock()
+		return 0, io.EOF
+	}
+	_ = ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
+	ir.mu.Unlock()
+	n, err := ir.r.Read(p)
+	ir.mu.Lock()
+	if ir.stopped {
+		err = io.EOF
+	}
+	ir.mu.Unlock()
+	return n, err
+}
+
+// stop makes a blocked Read return at once and later ones return io.EOF.
+func (ir *idleReader) stop() {
+	ir.mu.Lock()
+	ir.stopped = true
+	_ = ir.rc.SetReadDeadline(time.Now())
+	ir.mu.Unlock()
+}
+
+// push records an MPEG-TS (or raw H.264) request body as it streams in; the
+// stream ends with the body.
+func (st *stream) push(ctx context.Context, w http.ResponseWriter, r *http.Request) (PushResult, int, error) {
+	// Writes are not tied to the request: a client that hangs up, or a
+	// server shutdown, ends the body, and what arrived is still recorded.
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: st.srv.cfg.PushIdleTimeout}
+	return st.record(context.WithoutCancel(ctx), body.stop, func() (source.Source, error) {
+		return source.NewReader(body, source.Options{FrameRate: 30, Logger: st.srv.cfg.Logger})
+	})
+}
+
+// record writes every sample of the source that open returns into the
+// stream, then ends the stream. stop, called from another goroutine, must
+// make the source end soon.
+func (st *stream) record(ctx context.Context, stop func(), open func() (source.Source, error)) (PushResult, int, error) {
+	res := PushResult{Stream: st.name}
+	st.mu.Lock()
+	if st.state != "live" || st.pushing != nil || st.p != nil {
+		st.mu.Unlock()
+		return res, http.StatusConflict, errors.New("stream is already being recorded")
+	}
+	st.pushing = stop
+	st.mu.Unlock()
+	release := func() {
+		st.mu.Lock()
+		st.pushing = nil
+		st.mu.Unlock()
+	}
+	src, err := open()
+	if err != nil {
+		release()
+		return res, statusFor(err), err
+	}
+	info := src.Info()
+	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS)
+	if err != nil {
+		release()
+		return res, http.StatusInternalServerError, err
+	}
+	st.mu.Lock()
+	st.p = p
+	st.mu.Unlock()
+	var readErr error
+	for {
+		s, err := src.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		if err := p.Write(ctx, s); err != nil {
+			readErr = err
+			break
+		}
+		res.Samples++
+	}
+	release()
+	// The end of the input (or a broken one) ends the stream; what was
+	// recorded stays recorded.
+	if err := st.end(ctx); err != nil {
+		return res, http.StatusInternalServerError, err
+	}
+	if readErr != nil {
+		st.srv.cfg.Logger.Warn("stream input ended with an error", "stream", st.name, "err", readErr)
+		res.Status = "ended after an input error: " + readErr.Error()
+		return res, 0, nil
+	}
+	res.Status = "ended"
+	return res, 0, nil
+}
+
+// stopPush ends a pushed body early; it reports whether one was running (it
+// then ends the stream itself).
+func (st *stream) stopPush() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.pushing != nil {
+		st.pushing()
+		return true
+	}
+	return false
+}
+
+// end finishes the stream: pending chunks are fed (gaps given up), the
+// pipeline closes (EXT-X-ENDLIST), and the VOD file is stitched in the
+// background.
+func (st *stream) end(ctx context.Context) error {
+	st.mu.Lock()
+	if st.state != "live" {
+		st.mu.Unlock()
+		return nil
+	}
+	if st.pushing != nil {
+		st.mu.Unlock()
+		return errors.New("stream is still being pushed; it ends with its body")
+	}
+	err := st.drain(ctx, true)
+	if st.p != nil {
+		err = errors.Join(err, st.p.Close(ctx))
+	}
+	recorded := st.p != nil
+	st.state = "ended"
+	if recorded && st.srv.cfg.Stitch != nil {
+		st.state = "stitching"
+	}
+	st.mu.Unlock()
+	if !recorded || st.srv.cfg.Stitch == nil {
+		st.srv.forget(st)
+	} else {
+		st.srv.wg.Add(1)
+		go func() {
+			defer st.srv.wg.Done()
+			prefix := st.srv.streamPrefix(st.name)
+			serr := st.srv.cfg.Stitch(context.WithoutCancel(ctx), st.srv.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4")
+			if serr != nil {
+				st.srv.cfg.Logger.Error("stitching failed", "stream", st.name, "err", serr)
+			}
+			st.mu.Lock()
+			st.state = "ended"
+			st.mu.Unlock()
+			st.srv.forget(st)
+		}()
+	}
+	return err
+}
+
