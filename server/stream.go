@@ -409,4 +409,3 @@ func (st *stream) end(ctx context.Context) error {
 	}
 	return err
 }
-
