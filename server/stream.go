@@ -30,6 +30,9 @@ func parseChunk(body []byte) (*chunk, int, error) {
 	if len(body) == 0 {
 		return nil, http.StatusBadRequest, errors.New("empty body")
 	}
+	if source.Sniff(body) != source.FormatMP4 {
+		return nil, http.StatusBadRequest, errors.New("not an MP4 file (a chunk is a self-contained MP4 with its own moov)")
+	}
 	src, err := source.NewMP4(bytes.NewReader(body), source.Options{})
 	if err != nil {
 		return nil, statusFor(err), err

@@ -1,0 +1,369 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/hlscheck"
+	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/server"
+	"github.com/livechunk/livechunk/sink"
+	"gocloud.dev/blob"
+)
+
+// makeChunks encodes n independent 2-second MP4 chunks of one scene, each
+// starting at time 0, as a phone writes them.
+func makeChunks(t *testing.T, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var out []string
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=10", "-ss", fmt.Sprint(2*i), "-t", "2",
+			"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p", p)
+		out = append(out, p)
+	}
+	return out
+}
+
+type testServer struct {
+	*httptest.Server
+	srv    *server.Server
+	bucket *blob.Bucket
+	dir    string
+}
+
+func start(t *testing.T, cfg server.Config) *testServer {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	b, err := sink.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	cfg.Bucket = b
+	if cfg.SegmentDuration == 0 {
+		cfg.SegmentDuration = time.Second
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return &testServer{Server: ts, srv: srv, bucket: b, dir: dir}
+}
+
+func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, hdr ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func put(t *testing.T, ts *testServer, stream string, n int, file string, hdr ...string) (int, string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts.do(t, "PUT", fmt.Sprintf("/ingest/%s/%d", stream, n), bytes.NewReader(data), hdr...)
+}
+
+// TestChunkIngestReordersAndStitches uploads four chunks with one sent twice
+// and two swapped; the playlist and the stitched MP4 decode to the chunks'
+// frames in order.
+func TestChunkIngestReordersAndStitches(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 4)
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	stitched := make(chan string, 1)
+	ts := start(t, server.Config{Stitch: func(ctx context.Context, b *blob.Bucket, playlistKey, outKey string) error {
+		stitched <- playlistKey + " -> " + outKey
+		return nil
+	}})
+	for i, step := range []struct {
+		n      int
+		status string
+	}{{0, "recorded"}, {2, "buffered"}, {1, "recorded"}, {1, "duplicate"}, {3, "recorded"}} {
+		code, body := put(t, ts, "phone", step.n, chunks[step.n])
+		if code != 200 || !strings.Contains(body, `"status": "`+step.status+`"`) {
+			t.Fatalf("step %d: chunk %d: %d %s", i, step.n, code, body)
+		}
+	}
+	// Before the end the playlist is live (EVENT, no ENDLIST) and valid.
+	text := waitSegments(t, ts.bucket, "phone/index.m3u8", 1)
+	m, errs := hlscheck.Check(string(text))
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if m.Ended {
+		t.Error("playlist ended before /end")
+	}
+	code, body := ts.do(t, "POST", "/ingest/phone/end", nil)
+	if code != 200 || !strings.Contains(body, `"state"`) {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	if got := <-stitched; got != "phone/index.m3u8 -> phone/vod.mp4" {
+		t.Errorf("stitch called with %q", got)
+	}
+	pl, err := hls.LoadMedia(context.Background(), ts.bucket, "phone/index.m3u8")
+	if err != nil || !pl.Ended {
+		t.Fatalf("final playlist: %v %+v", err, pl)
+	}
+	for _, s := range pl.Segments {
+		if s.Discontinuity {
+			t.Errorf("unexpected discontinuity at %s", s.URI)
+		}
+	}
+	got := mediatest.FrameHashes(t, ts.URL+"/live/phone/index.m3u8")
+	if d := mediatest.EqualHashes(want, got); d != "" {
+		t.Errorf("live playlist decodes differently from the chunks: %s", d)
+	}
+	// A chunk after the end is refused; the recording is untouched.
+	if code, body := put(t, ts, "phone", 4, chunks[0]); code != http.StatusConflict {
+		t.Errorf("chunk after end: %d %s", code, body)
+	}
+}
+
+// TestMissingChunkBecomesDiscontinuity skips chunk 1: once the window is
+// full the stream goes on after a discontinuity instead of stalling.
+func TestMissingChunkBecomesDiscontinuity(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 4)
+	ts := start(t, server.Config{ReorderWindow: 2})
+	for _, n := range []int{0, 2} {
+		if code, body := put(t, ts, "cam", n, chunks[n]); code != 200 {
+			t.Fatalf("chunk %d: %d %s", n, code, body)
+		}
+	}
+	code, body := put(t, ts, "cam", 3, chunks[3])
+	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, `"next": 4`) {
+		t.Fatalf("chunk 3 should release the window: %d %s", code, body)
+	}
+	if code, _ := ts.do(t, "POST", "/ingest/cam/end", nil); code != 200 {
+		t.Fatal("end failed")
+	}
+	pl, err := hls.LoadMedia(context.Background(), ts.bucket, "cam/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc := 0
+	for _, s := range pl.Segments {
+		if s.Discontinuity {
+			disc++
+		}
+	}
+	if disc != 1 {
+		t.Errorf("%d discontinuities, want 1", disc)
+	}
+	var want []string
+	for _, n := range []int{0, 2, 3} {
+		want = append(want, mediatest.FrameHashes(t, chunks[n])...)
+	}
+	got := mediatest.FrameHashes(t, ts.URL+"/live/cam/index.m3u8")
+	if d := mediatest.EqualHashes(want, got); d != "" {
+		t.Errorf("decoded: %s", d)
+	}
+}
+
+// TestBadRequestsLeaveStreamIntact tries every kind of bad upload against a
+// stream that already holds a chunk.
+func TestBadRequestsLeaveStreamIntact(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	ts := start(t, server.Config{IngestToken: "s3cret", MaxChunkBytes: 2 << 20})
+	auth := []string{"Authorization", "Bearer s3cret"}
+	if code, body := put(t, ts, "cam", 0, chunks[0], auth...); code != 200 {
+		t.Fatalf("good chunk: %d %s", code, body)
+	}
+	// The chunk's first segment closes (the second stays open until more
+	// input): wait until the playlist lists it.
+	before := waitSegments(t, ts.bucket, "cam/index.m3u8", 1)
+
+	dir := t.TempDir()
+	hevc := filepath.Join(dir, "hevc.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1", "-c:v", "libx265", "-preset", "ultrafast",
+		"-x265-params", "log-level=error", "-tag:v", "hvc1", hevc)
+	good, _ := os.ReadFile(chunks[1])
+	truncated := filepath.Join(dir, "trunc.mp4")
+	os.WriteFile(truncated, good[:len(good)/2], 0o644)
+	garbage := filepath.Join(dir, "garbage.mp4")
+	os.WriteFile(garbage, bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 1000), 0o644)
+	big := filepath.Join(dir, "big.mp4")
+	os.WriteFile(big, make([]byte, 3<<20), 0o644)
+	empty := filepath.Join(dir, "empty.mp4")
+	os.WriteFile(empty, nil, 0o644)
+
+	cases := []struct {
+		name   string
+		path   string
+		file   string
+		hdr    []string
+		status int
+		msg    string
+	}{
+		{"no token", "/ingest/cam/1", chunks[1], nil, 401, "token"},
+		{"wrong token", "/ingest/cam/1", chunks[1], []string{"Authorization", "Bearer nope"}, 401, "token"},
+		{"garbage", "/ingest/cam/1", garbage, auth, 400, "not an mp4"},
+		{"truncated", "/ingest/cam/1", truncated, auth, 400, ""},
+		{"empty", "/ingest/cam/1", empty, auth, 400, "empty"},
+		{"hevc", "/ingest/cam/1", hevc, auth, 415, "unsupported"},
+		{"too large", "/ingest/cam/1", big, auth, 413, "limit"},
+		{"bad name", "/ingest/..%2fetc/1", chunks[1], auth, 400, "invalid stream name"},
+		{"dot name", "/ingest/.hidden/1", chunks[1], auth, 400, "invalid stream name"},
+		{"bad number", "/ingest/cam/-1", chunks[1], auth, 400, "invalid chunk number"},
+		{"huge number", "/ingest/cam/99999999999", chunks[1], auth, 400, "invalid chunk number"},
+	}
+	for _, c := range cases {
+		data, _ := os.ReadFile(c.file)
+		code, body := ts.do(t, "PUT", c.path, bytes.NewReader(data), c.hdr...)
+		if code != c.status || !strings.Contains(strings.ToLower(body), c.msg) {
+			t.Errorf("%s: %d %s; want %d containing %q", c.name, code, body, c.status, c.msg)
+		}
+		var e struct{ Error string }
+		if code != 200 && (json.Unmarshal([]byte(body), &e) != nil || e.Error == "") {
+			t.Errorf("%s: error body is not JSON {error}: %s", c.name, body)
+		}
+	}
+	after, _ := ts.bucket.ReadAll(context.Background(), "cam/index.m3u8")
+	if !bytes.Equal(before, after) {
+		t.Errorf("bad requests changed the playlist")
+	}
+	// The stream still takes good chunks and ends normally.
+	if code, body := put(t, ts, "cam", 1, chunks[1], auth...); code != 200 {
+		t.Fatalf("good chunk after bad ones: %d %s", code, body)
+	}
+	if code, body := ts.do(t, "POST", "/ingest/cam/end", nil, auth...); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/cam/index.m3u8")); d != "" {
+		t.Errorf("decoded: %s", d)
+	}
+	// Playback needs no token.
+	if code, _ := ts.do(t, "GET", "/api/streams", nil); code != 200 {
+		t.Errorf("api: %d", code)
+	}
+	if code, _ := ts.do(t, "GET", "/watch/cam", nil); code != 200 {
+		t.Errorf("watch: %d", code)
+	}
+}
+
+// TestPushMPEGTS streams an MPEG-TS body with ffmpeg, as a camera would; the
+// playlist is live while the body streams and ends with it.
+func TestPushMPEGTS(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	ts := start(t, server.Config{})
+	in := mediatest.Testdata("bframes.mp4")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", in, "-c", "copy",
+		"-f", "mpegts", "-method", "POST", ts.URL+"/ingest/cam")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// While ffmpeg pushes in real time, the playlist appears and is live.
+	sawLive := false
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		pl, err := hls.LoadMedia(context.Background(), ts.bucket, "cam/index.m3u8")
+		if err == nil && len(pl.Segments) > 0 && !pl.Ended {
+			sawLive = true
+			break
+		}
+		if err == nil && pl.Ended {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable condition
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, stderr.String())
+	}
+	if !sawLive {
+		t.Error("never saw the playlist live while the body streamed")
+	}
+	// The end of the body ends the stream.
+	deadline = time.Now().Add(10 * time.Second)
+	var pl *hls.MediaPlaylist
+	for time.Now().Before(deadline) {
+		var err error
+		pl, err = hls.LoadMedia(context.Background(), ts.bucket, "cam/index.m3u8")
+		if err == nil && pl.Ended {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pl == nil || !pl.Ended {
+		t.Fatal("stream did not end with the body")
+	}
+	want := mediatest.FrameHashes(t, in)
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/cam/index.m3u8")); d != "" {
+		t.Errorf("decoded: %s", d)
+	}
+}
+
+// waitSegments polls the playlist until it lists n segments.
+func waitSegments(t *testing.T, b *blob.Bucket, key string, n int) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		text, err := b.ReadAll(context.Background(), key)
+		if err == nil {
+			if pl, err := hls.ParseMedia(text); err == nil && len(pl.Segments) >= n {
+				return text
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // polling an observable condition
+	}
+	t.Fatalf("%s never listed %d segments", key, n)
+	return nil
+}
+
+func TestShutdownFinishesStreams(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	ts := start(t, server.Config{})
+	if code, body := put(t, ts, "a", 0, chunks[0]); code != 200 {
+		t.Fatal(code, body)
+	}
+	if err := ts.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := hls.LoadMedia(context.Background(), ts.bucket, "a/index.m3u8")
+	if err != nil || !pl.Ended || len(pl.Segments) != 2 {
+		t.Fatalf("after shutdown: %v %+v", err, pl)
+	}
+	if code, _ := put(t, ts, "b", 0, chunks[0]); code != http.StatusServiceUnavailable {
+		t.Errorf("ingest after shutdown: %d", code)
+	}
+}
