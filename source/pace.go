@@ -78,6 +78,8 @@ func (l *loop) Next() (chunker.Sample, error) {
 // until as much wall-clock time has passed since the first sample as its
 // DTS says. Stop makes a waiting or later Next return io.EOF.
 type Paced struct {
+	// Speed is the pace as a multiple of real time; 0 means 1.
+	Speed   float64
 	src     Source
 	start   time.Time
 	first   int64
@@ -116,7 +118,11 @@ func (p *Paced) Next() (chunker.Sample, error) {
 	if ts <= 0 {
 		ts = 90000
 	}
-	due := p.start.Add(time.Duration((s.DTS - p.first) * int64(time.Second) / ts))
+	el := time.Duration((s.DTS - p.first) * int64(time.Second) / ts)
+	if p.Speed > 0 {
+		el = time.Duration(float64(el) / p.Speed)
+	}
+	due := p.start.Add(el)
 	if wait := time.Until(due); wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()

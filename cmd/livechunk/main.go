@@ -3,7 +3,9 @@
 //
 // Usage:
 //
-//	livechunk                      record the embedded sample clip into ./livechunk-out
+//	livechunk                      the demo: the embedded clip live in the player page
+//	livechunk demo [flags]
+//	livechunk serve [flags]
 //	livechunk record [flags] INPUT... DEST
 //	livechunk version
 //
@@ -54,9 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		args = []string{"record", "-sample", "livechunk-out"}
-		fmt.Fprintln(stderr, "livechunk: no command given; recording the embedded sample clip into ./livechunk-out")
-		fmt.Fprintln(stderr, "           (run \"livechunk -h\" for the commands)")
+		args = []string{"demo"}
+		fmt.Fprintln(stderr, "livechunk: no command given; running the demo (\"livechunk -h\" lists the commands)")
 	}
 	var err error
 	switch args[0] {
@@ -99,7 +100,7 @@ Commands:
   record [flags] INPUT... DEST   chunk inputs into DEST (a directory or a bucket URL)
   version                        print the version
 
-With no command, livechunk records its embedded sample clip into ./livechunk-out.
+With no command, livechunk runs the demo. Each command's -h explains its flags.
 Run "livechunk record -h" for the flags of record.
 `)
 }

@@ -41,21 +41,51 @@ func TestRecordCommand(t *testing.T) {
 	}
 }
 
-func TestDefaultRunRecordsEmbeddedClip(t *testing.T) {
+func TestRecordEmbeddedSample(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	dir := t.TempDir()
-	t.Chdir(dir)
 	var out, errb bytes.Buffer
-	if code := run(nil, &out, &errb); code != exitOK {
+	if code := run([]string{"record", "-sample", filepath.Join(dir, "out")}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	want := mediatest.FrameHashes(t, writeTemp(t, sampleClip))
-	got := mediatest.FrameHashes(t, filepath.Join(dir, "livechunk-out", "index.m3u8"))
+	got := mediatest.FrameHashes(t, filepath.Join(dir, "out", "index.m3u8"))
 	if d := mediatest.EqualHashes(want, got); d != "" {
 		t.Error(d)
 	}
 	if len(want) != 360 {
 		t.Errorf("sample clip has %d frames, want 360", len(want))
+	}
+}
+
+// TestDemo runs the demo once through, ten times faster than real time, and
+// checks the stream it served decodes to the embedded clip.
+func TestDemo(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	store := filepath.Join(t.TempDir(), "store")
+	var out, errb bytes.Buffer
+	code := run([]string{"demo", "-addr", "127.0.0.1:0", "-store", store, "-loops", "1", "-speed", "10", "-segment", "2s"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "/watch/demo") {
+		t.Errorf("no player URL printed: %s", out.String())
+	}
+	text, err := os.ReadFile(filepath.Join(store, "demo", "index.m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, errs := hlscheck.Check(string(text))
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if !m.Ended || len(m.Entries) != 6 {
+		t.Errorf("demo playlist: ended %v, %d segments\n%s", m.Ended, len(m.Entries), text)
+	}
+	want := mediatest.FrameHashes(t, writeTemp(t, sampleClip))
+	got := mediatest.FrameHashes(t, filepath.Join(store, "demo", "index.m3u8"))
+	if d := mediatest.EqualHashes(want, got); d != "" {
+		t.Error(d)
 	}
 }
 

@@ -145,6 +145,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var f serveFlags
 	f.register(fs, "")
 	loops := fs.Int("loops", 0, "how many times to play the clip (0: until interrupted)")
+	speed := fs.Float64("speed", 1, "pace as a multiple of real time")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: livechunk demo [flags]
 
@@ -181,6 +182,7 @@ Flags:
 		return err
 	}
 	paced := source.NewPaced(src)
+	paced.Speed = *speed
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	err = startServer(ctx, f, stderr, func(base string, srv *server.Server) {
