@@ -310,8 +310,12 @@ func (p *Pipeline) publishLoop() {
 
 		switch ev.Kind {
 		case sink.KindInit:
+			// The multivariant playlist describes the largest picture of
+			// the stream (a resolution change keeps one variant).
 			p.mu.Lock()
-			p.init = ev.Init
+			if p.init == nil || ev.Init.Width*ev.Init.Height > p.init.Width*p.init.Height {
+				p.init = ev.Init
+			}
 			p.mu.Unlock()
 		case sink.KindSegment:
 			si := ev.Segment

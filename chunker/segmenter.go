@@ -151,6 +151,8 @@ type chunker struct {
 	rawPrevDTS int64 // previous raw (wrapped) DTS
 	unwrapped  int64 // unwrapped DTS of the previous sample
 	offset     int64 // output = unwrapped input + offset
+	dtsShift   int64 // added to output decode times (fMP4), see Write
+	shiftSet   bool
 	haveLast   bool
 	lastInDTS  int64 // unwrapped input DTS of the previous sample
 	lastOutDTS int64
@@ -347,14 +349,14 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		}
 		k.discont = true
 		// Continue the output timeline right after the previous sample.
-		k.offset = k.lastOutDTS + k.lastClosedDur - s.DTS
+		k.offset = k.lastOutDTS + k.lastClosedDur - s.DTS - k.dtsShift
 	}
 	if newPS != nil {
 		if k.ps != nil {
 			// New parameters: close the segment at this sample; the next one
 			// needs a new init and is a discontinuity.
 			if k.open {
-				if err := k.closeSegment(ctx, s.DTS+k.offset-k.lastOutDTS); err != nil {
+				if err := k.closeSegment(ctx, s.DTS+k.offset+k.dtsShift-k.lastOutDTS); err != nil {
 					return err
 				}
 			}
@@ -376,7 +378,18 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			k.offset = min - s.DTS
 		}
 	}
-	outDTS := s.DTS + k.offset
+	if !k.shiftSet && idr && k.ps != nil && k.cfg.Format == FMP4 {
+		// fMP4: decode times are shifted by the stream's initial
+		// composition delay (B-frame reordering), with negative composition
+		// offsets where needed, so that the first picture's presentation
+		// time equals its segment's tfdt. Players (hls.js) otherwise leave
+		// a hole of that delay at every discontinuity.
+		k.shiftSet = true
+		if d := s.PTS - s.DTS; d > 0 {
+			k.dtsShift = d
+		}
+	}
+	outDTS := s.DTS + k.offset + k.dtsShift
 	outPTS := s.PTS + k.offset
 
 	if k.open {

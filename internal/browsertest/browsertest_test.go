@@ -1,0 +1,75 @@
+package browsertest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/player"
+)
+
+// TestPlaybackReferenceHLS plays an HLS stream that ffmpeg's own muxer wrote:
+// it checks the harness (Chromium, hls.js, MSE, polling) against output that
+// is not ours, so that a failure of livechunk's playback tests points at
+// livechunk.
+func TestPlaybackReferenceHLS(t *testing.T) {
+	mediatest.RequireTool(t, "chromium")
+	dir := t.TempDir()
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+		"-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+		"-hls_segment_filename", filepath.Join(dir, "seg%d.ts"), filepath.Join(dir, "index.m3u8"))
+
+	mux := http.NewServeMux()
+	mux.Handle("/player/", http.StripPrefix("/player", Handler()))
+	mux.Handle("/media/", http.StripPrefix("/media", http.FileServer(http.Dir(dir))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	res := PlayHLS(t, srv.URL+"/media/index.m3u8", Options{PageURL: srv.URL + "/player/", MinTime: 1.5, Timeout: 20 * time.Second})
+	t.Log(res)
+	if !res.Reached {
+		t.Fatalf("playback did not reach 1.5 s")
+	}
+	if res.VideoWidth != 320 || res.VideoHeight != 240 {
+		t.Errorf("picture %dx%d, want 320x240", res.VideoWidth, res.VideoHeight)
+	}
+	if len(res.Errors) > 0 {
+		t.Errorf("hls.js errors: %v", res.Errors)
+	}
+	if res.HLSVersion != player.HLSJSVersion {
+		t.Errorf("page runs hls.js %q, want the embedded %q", res.HLSVersion, player.HLSJSVersion)
+	}
+	if res.FragmentsLoaded < 2 {
+		t.Errorf("%d fragments loaded, want at least 2", res.FragmentsLoaded)
+	}
+	if len(res.ForeignRequests) > 0 {
+		t.Errorf("requests leaving 127.0.0.1: %v", res.ForeignRequests)
+	}
+}
+
+// TestPlaybackReportsFatalError is the negative control: a missing playlist
+// must come back as a fatal hls.js network error, promptly, so that "no
+// errors" in the playback tests means something.
+func TestPlaybackReportsFatalError(t *testing.T) {
+	mediatest.RequireTool(t, "chromium")
+	mux := http.NewServeMux()
+	mux.Handle("/player/", http.StripPrefix("/player", Handler()))
+	srv := httptest.NewServer(mux) // everything else is 404
+	defer srv.Close()
+	res := PlayHLS(t, srv.URL+"/missing.m3u8", Options{PageURL: srv.URL + "/player/", MinTime: 1, Timeout: 20 * time.Second})
+	t.Log(res)
+	fatal := res.Fatal()
+	if len(fatal) == 0 {
+		t.Fatalf("no fatal error for a missing playlist")
+	}
+	if fatal[0].Type != "networkError" || fatal[0].ResponseCode != http.StatusNotFound {
+		t.Errorf("fatal error %v, want a networkError with HTTP 404", fatal[0])
+	}
+	if res.Reached || res.TimedOut {
+		t.Errorf("reached=%v timedOut=%v, want neither", res.Reached, res.TimedOut)
+	}
+}
