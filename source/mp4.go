@@ -555,7 +555,6 @@ type fragState struct {
 	data    []byte // payload of the current mdat
 	dataPos int64  // absolute offset of data[0]
 	nextDTS int64  // decode time after the last sample (for a missing tfdt)
-	haveDTS bool
 	mdat    []byte // reusable mdat buffer
 }
 
