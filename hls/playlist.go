@@ -167,7 +167,7 @@ func (p *MediaPlaylist) Render() []byte {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
 		if s.Map != "" && s.Map != curMap {
-			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", s.Map)
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", s.Map)
 			curMap = s.Map
 		}
 		if !s.ProgramDateTime.IsZero() && (i == 0 || s.Discontinuity || p.Segments[i-1].ProgramDateTime.IsZero()) {
@@ -264,8 +264,8 @@ func ParseMedia(data []byte) (*MediaPlaylist, error) {
 				return nil, bad(err)
 			}
 			uri, ok := attrs["URI"]
-			if !ok || uri == "" {
-				return nil, bad(errors.New("EXT-X-MAP without URI"))
+			if !ok || uri == "" || !strings.Contains(val, `URI="`) {
+				return nil, bad(errors.New("EXT-X-MAP without a quoted URI"))
 			}
 			curMap = uri
 		case tag == "#EXT-X-PROGRAM-DATE-TIME":
@@ -334,6 +334,9 @@ func parseAttributes(s string) (map[string]string, error) {
 			rest = rest[end+2:]
 		} else {
 			val, rest, _ = strings.Cut(rest, ",")
+			if strings.ContainsAny(val, "\"\r\n") {
+				return nil, fmt.Errorf("stray quote in attribute value %q", val)
+			}
 			rest = "," + rest
 			if rest == "," {
 				rest = ""

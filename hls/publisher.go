@@ -347,10 +347,10 @@ func LoadMedia(ctx context.Context, b *blob.Bucket, key string) (*MediaPlaylist,
 var ErrBadKey = errors.New("hls: unsafe object key")
 
 // CheckKey rejects keys that are empty, absolute, contain "..", "." or empty
-// path elements, backslashes or control characters, or are longer than 1024
-// bytes.
+// path elements, backslashes, quotes, '#', '?' or control characters (which
+// would break a playlist line or a URL), or are longer than 1024 bytes.
 func CheckKey(key string) error {
-	if key == "" || len(key) > 1024 || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+	if key == "" || len(key) > 1024 || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00\"#?") {
 		return fmt.Errorf("%w: %q", ErrBadKey, key)
 	}
 	for _, r := range key {
