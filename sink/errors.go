@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -25,6 +26,14 @@ var (
 	// ErrSkipped is the error of an object that was never attempted because
 	// an earlier object had already failed (see [UploadError]).
 	ErrSkipped = errors.New("sink: not attempted after an earlier failure")
+	// ErrSpoolFull says that the spool could not take an object: it would
+	// exceed Config.SpoolMaxBytes, or the disk failed. Under the Fail
+	// SpoolFull policy it is returned wrapped together with ErrOverflow.
+	ErrSpoolFull = errors.New("sink: spool full")
+	// ErrSpoolConflict is the error of an object recovered from the spool
+	// whose key already holds different bytes in the bucket: the object is
+	// not overwritten, and the spool keeps its copy.
+	ErrSpoolConflict = errors.New("sink: recovered object conflicts with the bucket")
 )
 
 // ObjectError describes one object that did not land in the bucket.
@@ -93,8 +102,13 @@ func (e *UploadError) Keys() []string {
 
 // transient reports whether an upload that failed with err may succeed when
 // tried again. Codes that say the request itself is wrong, or the bucket or
-// permission is missing, are permanent; so is cancellation.
+// permission is missing, are permanent; so are cancellation, a conflict
+// with the bucket ([ErrSpoolConflict]) and a spool file that vanished.
 func transient(err error) bool {
+	if errors.Is(err, ErrSpoolConflict) || errors.Is(err, fs.ErrNotExist) {
+		// A conflict does not go away, nor does a spool file that vanished.
+		return false
+	}
 	switch gcerrors.Code(err) {
 	case gcerrors.Unknown, gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
 		return true

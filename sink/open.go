@@ -2,8 +2,11 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -30,6 +33,11 @@ import (
 // written next to their final name so that the closing rename stays on one
 // file system.
 //
+// Before a directory is opened (path or "file://" URL), attribute files
+// that a process killed in the middle of a write left empty are removed
+// (see [RepairDir]): the file driver writes them in place, and an empty one
+// would make the object unreadable and the recording impossible to resume.
+//
 // The caller closes the bucket after closing every [Sink] that uses it.
 func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	if urlOrPath == "" {
@@ -40,6 +48,11 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 			u, err := url.Parse(urlOrPath)
 			if err != nil {
 				return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+			}
+			if u.Path != "" {
+				if _, err := RepairDir(filepath.FromSlash(u.Path)); err != nil {
+					return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+				}
 			}
 			q := u.Query()
 			if !q.Has("create_dir") {
@@ -56,6 +69,9 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	}
 	dir, err := filepath.Abs(urlOrPath)
 	if err != nil {
+		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
+	}
+	if _, err := RepairDir(dir); err != nil {
 		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 	}
 	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
@@ -84,4 +100,46 @@ func urlScheme(s string) (string, bool) {
 		}
 	}
 	return strings.ToLower(s[:i]), true
+}
+
+// attrsExt is the suffix of the file driver's attribute files.
+const attrsExt = ".attrs"
+
+// RepairDir makes a directory written by the file driver (gocloud.dev's
+// fileblob) readable again after a writer was killed. That driver stores
+// an object's attributes in "NAME.attrs", which it truncates and rewrites
+// in place just before renaming the object's data into place; a process
+// killed in between leaves an empty attribute file, and every read or list
+// of the object then fails (with io.EOF) until it is removed. RepairDir
+// removes such empty attribute files under dir and returns how many it
+// removed; the object keeps its data and reads back with default
+// attributes. A missing dir is not an error.
+func RepairDir(dir string) (removed int, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), attrsExt) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if fi.Size() != 0 {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	return removed, err
 }

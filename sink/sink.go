@@ -6,8 +6,18 @@
 // and it returns at once, while uploads run in the background, several at a
 // time, with retries on transient errors. Memory is bounded: the bytes of
 // objects not yet uploaded never exceed Config.MaxInFlightBytes, and when the
-// bound is reached the configured [OverflowPolicy] applies (wait for room, or
-// fail with [ErrOverflow]) — data is never dropped silently.
+// bound is reached the configured [OverflowPolicy] applies (wait for room,
+// spill to a local disk spool, or fail with [ErrOverflow]) — data is never
+// dropped silently.
+//
+// With the [Spool] policy, objects that do not fit in memory are written to
+// Config.SpoolDir (temporary file, write, fsync, rename, fsync of the
+// directory), their memory is given back at once, and they are uploaded from
+// disk in their turn. A Sink started on a SpoolDir that still holds objects
+// (a crash, or a Close that gave up) uploads those first, in their original
+// order, before anything new, and reports them like any other object (see
+// [Sink.Recovered]). When the spool is full too, Config.SpoolFull applies and
+// is logged at Error level.
 //
 // Objects are reported durable through Config.OnDurable strictly in the
 // order they were submitted, even when uploads complete out of order, so a
@@ -23,15 +33,22 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	gax "github.com/googleapis/gax-go/v2"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/livechunk/livechunk/chunker"
@@ -44,6 +61,8 @@ const (
 	DefaultMaxAttempts      = 8
 	DefaultInitialBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff       = 10 * time.Second
+	DefaultAttemptTimeout   = 2 * time.Minute
+	DefaultSpoolMaxBytes    = 1 << 30
 )
 
 // OverflowPolicy says what WriteInit and WriteSegment do when accepting an
@@ -56,9 +75,13 @@ const (
 	Block OverflowPolicy = iota
 	// Fail returns [ErrOverflow] at once and does not take the object.
 	Fail
-	// Spool is reserved for spilling objects to local disk until the store
-	// catches up. It is not implemented yet and currently behaves like
-	// Block.
+	// Spool writes an object that does not fit in memory to
+	// Config.SpoolDir and releases its memory at once; it is uploaded from
+	// disk in its turn, and survives a crash of the process (a later Sink
+	// on the same SpoolDir uploads it first). When the spool cannot take the
+	// object (Config.SpoolMaxBytes reached, or a disk error), Config.SpoolFull
+	// applies and an Error is logged. Without a SpoolDir, Spool behaves
+	// like SpoolFull.
 	Spool
 )
 
@@ -81,12 +104,18 @@ func (p OverflowPolicy) String() string {
 // jitter (each pause is uniformly random between zero and the current bound).
 type Retry struct {
 	// MaxAttempts is the number of tries per object, the first included.
-	// Default 8; 1 disables retries.
+	// Default 8, except under the [Spool] policy, whose purpose is to ride
+	// out long outages: there the default is no limit. 1 disables retries;
+	// a negative value retries transient errors until Close gives up.
 	MaxAttempts int
 	// InitialBackoff bounds the first pause. Default 100 ms.
 	InitialBackoff time.Duration
 	// MaxBackoff bounds every pause. Default 10 s.
 	MaxBackoff time.Duration
+	// AttemptTimeout bounds each attempt: an upload that takes longer
+	// (a hung connection) is abandoned and counts as a transient failure
+	// (DeadlineExceeded). Default 2 minutes; negative means no bound.
+	AttemptTimeout time.Duration
 }
 
 // Config configures a [Sink]. The zero value is usable.
@@ -105,6 +134,19 @@ type Config struct {
 	// Overflow is the policy when MaxInFlightBytes is reached. Default
 	// Block.
 	Overflow OverflowPolicy
+	// SpoolDir is the local directory of the spool (created if needed,
+	// mode 0700). The Spool policy writes to it; whatever the policy, a
+	// Sink created on a SpoolDir that holds objects uploads them before any
+	// new one. One Sink at a time may use a SpoolDir. Default "": no spool.
+	SpoolDir string
+	// SpoolMaxBytes bounds the bytes of objects in the spool. Default
+	// 1 GiB.
+	SpoolMaxBytes int64
+	// SpoolFull is the policy when an object fits neither in memory nor in
+	// the spool: Block (default) waits for memory, Fail returns an error
+	// wrapping both [ErrOverflow] and [ErrSpoolFull]. Either way the sink
+	// logs an Error and counts it in Stats.SpoolFull.
+	SpoolFull OverflowPolicy
 	// Retry configures retries of transient upload errors.
 	Retry Retry
 	// OnDurable, if set, is called once for every object that is durable,
@@ -122,8 +164,11 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.Retry.MaxAttempts <= 0 {
+	if c.Retry.MaxAttempts == 0 {
 		c.Retry.MaxAttempts = DefaultMaxAttempts
+		if c.Overflow == Spool {
+			c.Retry.MaxAttempts = -1
+		}
 	}
 	if c.Retry.InitialBackoff <= 0 {
 		c.Retry.InitialBackoff = DefaultInitialBackoff
@@ -133,6 +178,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
 		c.Retry.MaxBackoff = c.Retry.InitialBackoff
+	}
+	if c.Retry.AttemptTimeout == 0 {
+		c.Retry.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if c.SpoolFull != Fail {
+		c.SpoolFull = Block
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -179,6 +233,17 @@ type Event struct {
 	Init *chunker.Init
 	// Segment describes the segment (KindSegment only).
 	Segment SegmentInfo
+	// Accepted is when WriteInit or WriteSegment took the object (for a
+	// recovered object, when the earlier Sink did).
+	Accepted time.Time
+	// Spooled is set when the object went through the disk spool.
+	Spooled bool
+	// Recovered is set when the object was left in the spool by an
+	// earlier Sink. The first recovered segment, and every recovered
+	// segment whose predecessor is not in the spool, is marked as a
+	// discontinuity (Segment.Discontinuity): what preceded it may have been
+	// lost with the earlier process.
+	Recovered bool
 }
 
 // SegmentInfo is a copy of a [chunker.Segment]'s metadata, which outlives the
@@ -213,7 +278,7 @@ func (i SegmentInfo) DurationTime() time.Duration {
 
 // Stats are counters of a [Sink].
 type Stats struct {
-	Submitted          int64  // objects accepted by WriteInit and WriteSegment
+	Submitted          int64  // objects accepted by WriteInit and WriteSegment, or recovered from the spool
 	Uploaded           int64  // objects written to the bucket
 	UploadedBytes      int64  // bytes written to the bucket
 	Durable            int64  // objects reported durable (OnDurable calls)
@@ -226,6 +291,14 @@ type Stats struct {
 	PeakInFlightBytes  int64  // largest InFlightBytes seen
 	LastDurableSegment uint64 // Seq of the last segment reported durable
 	HaveDurableSegment bool   // whether LastDurableSegment is set
+	AttemptTimeouts    int64  // attempts abandoned after Retry.AttemptTimeout
+	Spooled            int64  // objects written to the spool
+	SpooledBytes       int64  // bytes written to the spool
+	SpoolBytes         int64  // bytes in the spool now
+	PeakSpoolBytes     int64  // largest SpoolBytes seen
+	SpoolFull          int64  // writes that found the spool full or failing (SpoolFull policy applied)
+	SpoolErrors        int64  // spool files that could not be written, read or removed
+	Recovered          int64  // objects found in the spool at New
 }
 
 // Sink uploads init sections and segments to a bucket. Create one with
@@ -259,13 +332,19 @@ type Sink struct {
 	notLanded   []ObjectError // in submission order
 	stats       Stats
 
+	spoolDir  string  // "" when there is no spool
+	spoolOK   bool    // new objects may be spooled
+	spoolNext uint64  // counter of the next spool file
+	recovered []Event // objects found in the spool at New
+
 	hooks testHooks
 }
 
 // testHooks let in-package tests observe internal steps without sleeping.
 type testHooks struct {
-	blocking func()                    // a write is about to wait for room
-	finished func(key string, e error) // a job's outcome was recorded and its memory released
+	blocking func()                                         // a write is about to wait for room
+	finished func(key string, e error)                      // a job's outcome was recorded and its memory released
+	pause    func(key string, attempt int, d time.Duration) // a retry is about to pause for d
 }
 
 type jobState int
@@ -281,17 +360,28 @@ type job struct {
 	idx    uint64
 	ctx    context.Context // the write's context, for its values only
 	key    string
-	data   []byte
+	data   []byte // nil once spooled
+	size   int64  // bytes of the object
 	ctype  string
 	weight int64 // memory reserved in Sink.mem
+	mem    int64 // bytes counted in Stats.InFlightBytes
 	seg    *chunker.Segment
 	ev     Event
 	state  jobState
+
+	spool     string // spool file holding the object, if any
+	spoolOff  int64  // offset of the object's bytes in it
+	md5       []byte // of the bytes, known once spooled
+	recovered bool   // left by an earlier Sink: check the bucket first
 }
 
 // New returns a Sink that uploads to b. The caller keeps ownership of b and
-// closes it after the Sink's Close has returned. New starts no goroutines;
-// uploads run on demand, and Close waits for them.
+// closes it after the Sink's Close has returned. Uploads run on demand, and
+// Close waits for them; New starts goroutines only when Config.SpoolDir
+// holds objects left by an earlier Sink, which it queues for upload before
+// anything else (see [Sink.Recovered]). Spool problems never make New fail:
+// they are logged at Error level, counted in Stats, and the affected files
+// are kept on disk.
 func New(b *blob.Bucket, cfg Config) *Sink {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -304,10 +394,109 @@ func New(b *blob.Bucket, cfg Config) *Sink {
 		cancel:  cancel,
 		changed: make(chan struct{}),
 	}
-	if cfg.Overflow == Spool {
-		s.log.Warn("sink: overflow policy spool is not implemented yet; blocking instead")
+	if cfg.SpoolDir != "" {
+		s.openSpool()
+	} else if cfg.Overflow == Spool {
+		s.log.Error("sink: overflow policy spool without a SpoolDir; the SpoolFull policy applies instead",
+			"spool_full", cfg.SpoolFull)
 	}
 	return s
+}
+
+// openSpool prepares the spool directory and queues the objects it holds.
+func (s *Sink) openSpool() {
+	dir := s.cfg.SpoolDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.log.Error("sink: cannot create the spool directory; spooling disabled", "dir", dir, "err", err)
+		return
+	}
+	s.spoolDir = dir
+	entries, next, err := scanSpool(dir, func(path string, err error) {
+		s.stats.SpoolErrors++
+		s.log.Error("sink: damaged spool file set aside (renamed to .bad), not uploaded", "file", path, "err", err)
+	})
+	if err != nil {
+		s.log.Error("sink: cannot read the spool directory; spooling disabled", "dir", dir, "err", err)
+		return
+	}
+	s.spoolOK = s.cfg.Overflow == Spool
+	s.spoolNext = next
+	// Segments whose init section is not in the spool get it re-uploaded
+	// from the copy kept in their header, unless the bucket has it.
+	inits := map[uint64]bool{}
+	for _, e := range entries {
+		if e.hdr.Kind == KindInit {
+			inits[e.hdr.Seq] = true
+		}
+	}
+	var prevSeg uint64
+	haveSeg := false
+	for _, e := range entries {
+		h := e.hdr
+		if h.Kind == KindSegment && h.Init != nil && len(h.Init.Data) > 0 && !inits[h.Init.Seq] {
+			inits[h.Init.Seq] = true
+			in := h.Init
+			sum := md5.Sum(in.Data)
+			key := InitKey("", in.Seq)
+			if strings.HasSuffix(h.Key, SegmentKey("", h.Segment.Format, h.Seq)) {
+				// The init lives beside its segment, under the same prefix.
+				key = strings.TrimSuffix(h.Key, SegmentKey("", h.Segment.Format, h.Seq)) + key
+			}
+			s.queueRecovered(&job{
+				key: key, data: in.Data, size: int64(len(in.Data)), ctype: contentTypeInit,
+				md5: sum[:], recovered: true,
+				ev: Event{Kind: KindInit, Seq: in.Seq, Key: key, Bytes: len(in.Data), Init: in,
+					Accepted: h.Accepted, Spooled: true, Recovered: true},
+			})
+		}
+		ev := Event{Kind: h.Kind, Seq: h.Seq, Key: h.Key, Bytes: int(h.Size), Init: h.Init,
+			Accepted: h.Accepted, Spooled: true, Recovered: true}
+		if h.Kind == KindInit {
+			if ev.Init == nil {
+				ev.Init = &chunker.Init{Seq: h.Seq, Format: chunker.FMP4}
+			}
+		} else {
+			ev.Segment = h.Segment
+			if !haveSeg || h.Seq != prevSeg+1 {
+				ev.Segment.Discontinuity = true
+			}
+			prevSeg, haveSeg = h.Seq, true
+		}
+		s.queueRecovered(&job{
+			key: h.Key, size: h.Size, ctype: h.ContentType, md5: h.MD5,
+			spool: e.path, spoolOff: e.off, recovered: true, ev: ev,
+		})
+		s.stats.SpoolBytes += h.Size
+	}
+	s.stats.PeakSpoolBytes = s.stats.SpoolBytes
+	if len(s.recovered) > 0 {
+		s.log.Warn("sink: uploading objects left in the spool by an earlier run first",
+			"dir", dir, "objects", len(s.recovered), "bytes", s.stats.SpoolBytes)
+		s.mu.Lock()
+		s.startWorkersLocked(len(s.queue))
+		s.mu.Unlock()
+	}
+}
+
+// queueRecovered queues a job found in the spool (during New).
+func (s *Sink) queueRecovered(j *job) {
+	j.ctx = context.Background()
+	j.idx = s.submitted
+	s.submitted++
+	s.outstanding++
+	s.stats.Submitted++
+	s.stats.Recovered++
+	s.queue = append(s.queue, j)
+	s.order = append(s.order, j)
+	s.recovered = append(s.recovered, j.ev)
+}
+
+// Recovered returns the events of the objects that New found in the spool
+// and queued before anything new, in their order. A caller that numbers
+// objects itself (a recording resuming after a crash) continues after
+// them.
+func (s *Sink) Recovered() []Event {
+	return slices.Clone(s.recovered)
 }
 
 // WriteInit accepts an init section for upload to [InitKey](Prefix,
@@ -324,6 +513,7 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 	j := &job{
 		ctx:   ctx,
 		data:  init.Data,
+		size:  int64(len(init.Data)),
 		ctype: contentTypeInit,
 		ev: Event{
 			Kind:  KindInit,
@@ -342,11 +532,11 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 // WriteSegment accepts a closed segment for upload to [SegmentKey](Prefix,
 // seg.Format, seg.Seq) with Content-Type video/iso.segment (fMP4) or
 // video/mp2t (TS). On success the sink owns seg until it has been uploaded
-// (or has failed), then calls seg.Release. WriteSegment returns without
-// waiting for the network unless MaxInFlightBytes is reached (see
-// [OverflowPolicy]); ctx bounds only that wait. On error the sink has not
-// taken seg. It returns the [*UploadError] if the sink has failed, and
-// [ErrClosed] after Close.
+// (or has failed, or was written to the spool), then calls seg.Release.
+// WriteSegment returns without waiting for the network unless
+// MaxInFlightBytes is reached (see [OverflowPolicy]); ctx bounds only that
+// wait. On error the sink has not taken seg. It returns the [*UploadError]
+// if the sink has failed, and [ErrClosed] after Close.
 func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 	if seg == nil {
 		return fmt.Errorf("%w: nil segment", ErrInvalid)
@@ -376,6 +566,7 @@ func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 		ctx:   ctx,
 		key:   key,
 		data:  seg.Data,
+		size:  int64(len(seg.Data)),
 		ctype: segmentContentType(seg.Format),
 		seg:   seg,
 		ev: Event{
@@ -390,12 +581,14 @@ func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 	return s.submit(ctx, j)
 }
 
-// submit reserves memory for j under the overflow policy and queues it.
+// submit reserves memory (or spool room) for j under the overflow policy
+// and queues it.
 func (s *Sink) submit(ctx context.Context, j *job) error {
 	if ctx == nil {
 		ctx = context.Background()
 		j.ctx = ctx
 	}
+	j.ev.Accepted = time.Now()
 	s.mu.Lock()
 	err := s.acceptErrLocked()
 	s.mu.Unlock()
@@ -405,15 +598,37 @@ func (s *Sink) submit(ctx context.Context, j *job) error {
 
 	// An object larger than the whole bound reserves the whole bound, so it
 	// goes through once nothing else is in flight.
-	j.weight = min(int64(len(j.data)), s.cfg.MaxInFlightBytes)
+	j.weight = min(j.size, s.cfg.MaxInFlightBytes)
 	if !s.mem.TryAcquire(j.weight) {
-		if s.cfg.Overflow == Fail {
+		policy := s.cfg.Overflow
+		if policy == Spool {
+			err := s.spoolJob(j)
+			if err == nil {
+				return s.accept(j)
+			}
+			if !errors.Is(err, ErrSpoolFull) {
+				return err // closed or failed meanwhile
+			}
+			s.mu.Lock()
+			s.stats.SpoolFull++
+			s.mu.Unlock()
+			s.log.Error("sink: spool cannot take the object; applying the SpoolFull policy",
+				"kind", j.ev.Kind, "seq", j.ev.Seq, "bytes", j.size, "policy", s.cfg.SpoolFull, "err", err)
+			policy = s.cfg.SpoolFull
+			if policy == Fail {
+				s.mu.Lock()
+				s.stats.Overflows++
+				s.mu.Unlock()
+				return fmt.Errorf("%w: %s %d: %w", ErrOverflow, j.ev.Kind, j.ev.Seq, err)
+			}
+		}
+		if policy == Fail {
 			s.mu.Lock()
 			s.stats.Overflows++
 			inFlight := s.stats.InFlightBytes
 			s.mu.Unlock()
 			return fmt.Errorf("%w: %s %d needs %d bytes, %d of %d in flight",
-				ErrOverflow, j.ev.Kind, j.ev.Seq, len(j.data), inFlight, s.cfg.MaxInFlightBytes)
+				ErrOverflow, j.ev.Kind, j.ev.Seq, j.size, inFlight, s.cfg.MaxInFlightBytes)
 		}
 		s.mu.Lock()
 		s.stats.BlockedWrites++
@@ -425,28 +640,113 @@ func (s *Sink) submit(ctx context.Context, j *job) error {
 			return err
 		}
 	}
+	return s.accept(j)
+}
 
+// spoolJob writes j to the spool, if the spool has room. On success j
+// reserves no memory; accept releases its segment. Every spool failure
+// wraps ErrSpoolFull; other errors say the sink no longer accepts objects.
+func (s *Sink) spoolJob(j *job) error {
+	if j.key == "" {
+		// Nothing to store (cannot happen: a weight of 0 always fits).
+		j.weight = 0
+		return nil
+	}
+	s.mu.Lock()
+	switch {
+	case !s.spoolOK:
+		s.mu.Unlock()
+		return ErrSpoolFull
+	case s.stats.SpoolBytes+j.size > s.cfg.SpoolMaxBytes:
+		used := s.stats.SpoolBytes
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes needed, %d of %d used", ErrSpoolFull, j.size, used, s.cfg.SpoolMaxBytes)
+	}
+	if err := s.acceptErrLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	n := s.spoolNext
+	s.spoolNext++
+	s.stats.SpoolBytes += j.size // reserved
+	s.mu.Unlock()
+
+	sum := md5.Sum(j.data)
+	hdr := &spoolHeader{
+		Kind: j.ev.Kind, Seq: j.ev.Seq, Key: j.key, ContentType: j.ctype,
+		Size: j.size, MD5: sum[:], Accepted: j.ev.Accepted, Segment: j.ev.Segment,
+	}
+	if j.ev.Init != nil {
+		in := *j.ev.Init
+		if j.ev.Kind == KindInit || in.Format != chunker.FMP4 {
+			in.Data = nil
+		}
+		hdr.Init = &in
+	}
+	path, off, err := writeSpool(s.spoolDir, n, hdr, j.data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.stats.SpoolBytes -= j.size
+		s.stats.SpoolErrors++
+		return fmt.Errorf("%w: %w", ErrSpoolFull, err)
+	}
+	s.stats.Spooled++
+	s.stats.SpooledBytes += j.size
+	s.stats.PeakSpoolBytes = max(s.stats.PeakSpoolBytes, s.stats.SpoolBytes)
+	j.spool = path
+	j.spoolOff = off
+	j.md5 = sum[:]
+	j.weight = 0
+	j.ev.Spooled = true
+	return nil
+}
+
+// accept queues j, whose memory (or spool room) is reserved.
+func (s *Sink) accept(j *job) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.acceptErrLocked(); err != nil {
 		s.mem.Release(j.weight)
+		if j.spool != "" {
+			// Not taken: the caller keeps the segment, so the copy goes.
+			os.Remove(j.spool)
+			s.stats.SpoolBytes -= j.size
+			s.stats.Spooled--
+			s.stats.SpooledBytes -= j.size
+		}
 		return err
+	}
+	if j.spool != "" {
+		// The bytes are on disk: give the segment's memory back now.
+		j.data = nil
+		if j.seg != nil {
+			j.seg.Release()
+			j.seg = nil
+		}
 	}
 	j.idx = s.submitted
 	s.submitted++
 	s.outstanding++
 	s.stats.Submitted++
-	s.stats.InFlightBytes += int64(len(j.data))
+	j.mem = int64(len(j.data))
+	s.stats.InFlightBytes += j.mem
 	s.stats.PeakInFlightBytes = max(s.stats.PeakInFlightBytes, s.stats.InFlightBytes)
 	s.queue = append(s.queue, j)
 	s.order = append(s.order, j)
-	if s.workers < s.cfg.Concurrency {
+	s.startWorkersLocked(1)
+	s.broadcastLocked()
+	return nil
+}
+
+// startWorkersLocked starts up to n upload goroutines, without exceeding
+// Concurrency.
+func (s *Sink) startWorkersLocked(n int) {
+	for ; n > 0 && s.workers < s.cfg.Concurrency; n-- {
 		s.workers++
 		s.wg.Add(1)
 		go s.work()
 	}
-	s.broadcastLocked()
-	return nil
 }
 
 // acceptErrLocked returns why a new object cannot be accepted, if so.
@@ -488,6 +788,19 @@ func (s *Sink) work() {
 		default:
 			attempts, err = s.upload(j)
 		}
+		if err == nil && j.spool != "" {
+			// Landed: the spool copy goes before the object is reported,
+			// so a crash in between re-uploads (and reports) it, never
+			// reports it twice.
+			if rerr := os.Remove(j.spool); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				s.log.Error("sink: cannot remove an uploaded object from the spool; a restart uploads it again",
+					"file", j.spool, "err", rerr)
+				s.mu.Lock()
+				s.stats.SpoolErrors++
+				s.mu.Unlock()
+			}
+			_ = syncDir(s.spoolDir)
+		}
 		key := j.key
 		s.finish(j, attempts, err)
 		if s.hooks.finished != nil {
@@ -508,14 +821,18 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 		cancel(nil)
 	}()
 
-	sum := md5.Sum(j.data)
+	sum := j.md5
+	if sum == nil {
+		h := md5.Sum(j.data)
+		sum = h[:]
+	}
 	opts := &blob.WriterOptions{
 		ContentType:                 j.ctype,
 		DisableContentTypeDetection: true,
 		CacheControl:                cacheControl,
 		// Lets the store verify the bytes; it also makes the blob writer
 		// abort instead of committing a partial object if a write fails.
-		ContentMD5: sum[:],
+		ContentMD5: sum,
 	}
 	bo := gax.Backoff{
 		Initial:    s.cfg.Retry.InitialBackoff,
@@ -524,16 +841,28 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 	}
 	for attempts = 1; ; attempts++ {
 		start := time.Now()
-		err = s.bucket.WriteAll(ctx, j.key, j.data, opts)
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if s.cfg.Retry.AttemptTimeout > 0 {
+			actx, acancel = context.WithTimeout(ctx, s.cfg.Retry.AttemptTimeout)
+		}
+		err = s.attempt(actx, j, sum, opts)
+		timedOut := actx.Err() != nil && ctx.Err() == nil
+		acancel()
 		if err == nil {
-			s.log.Debug("sink: uploaded", "key", j.key, "bytes", len(j.data),
-				"attempt", attempts, "elapsed", time.Since(start))
+			s.log.Debug("sink: uploaded", "key", j.key, "bytes", j.size,
+				"attempt", attempts, "elapsed", time.Since(start), "spooled", j.spool != "")
 			return attempts, nil
 		}
 		if ctx.Err() != nil {
 			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
 		}
-		if !transient(err) || attempts >= s.cfg.Retry.MaxAttempts {
+		if timedOut {
+			s.mu.Lock()
+			s.stats.AttemptTimeouts++
+			s.mu.Unlock()
+			err = fmt.Errorf("attempt timed out after %v: %w", s.cfg.Retry.AttemptTimeout, context.DeadlineExceeded)
+		}
+		if !transient(err) || (s.cfg.Retry.MaxAttempts > 0 && attempts >= s.cfg.Retry.MaxAttempts) {
 			return attempts, err
 		}
 		pause := bo.Pause()
@@ -542,16 +871,47 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 		s.mu.Lock()
 		s.stats.Retries++
 		s.mu.Unlock()
+		if s.hooks.pause != nil {
+			s.hooks.pause(j.key, attempts, pause)
+		}
 		if gax.Sleep(ctx, pause) != nil {
 			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
 		}
 	}
 }
 
+// attempt makes one try at storing j. A recovered object that the bucket
+// already holds with the same bytes (its upload landed, but the process
+// died before the spool file was removed) is not written again; one with
+// other bytes is never overwritten.
+func (s *Sink) attempt(ctx context.Context, j *job, sum []byte, opts *blob.WriterOptions) error {
+	if j.recovered {
+		a, err := s.bucket.Attributes(ctx, j.key)
+		switch {
+		case err == nil:
+			if a.Size == j.size && (a.MD5 == nil || bytes.Equal(a.MD5, sum)) {
+				s.log.Info("sink: recovered object is already in the bucket", "key", j.key)
+				return nil
+			}
+			return fmt.Errorf("%w: %s holds %d other bytes; the spool keeps ours", ErrSpoolConflict, j.key, a.Size)
+		case gcerrors.Code(err) != gcerrors.NotFound:
+			return err
+		}
+	}
+	if j.spool == "" {
+		return s.bucket.WriteAll(ctx, j.key, j.data, opts)
+	}
+	r, c, err := spoolReader(j.spool, j.spoolOff, j.size)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return s.bucket.Upload(ctx, j.key, r, opts)
+}
+
 // finish records the outcome of j, releases its memory and delivers every
 // event that is now in order.
 func (s *Sink) finish(j *job, attempts int, err error) {
-	size := int64(len(j.data))
 	if j.seg != nil {
 		j.seg.Release()
 		j.seg = nil
@@ -563,13 +923,16 @@ func (s *Sink) finish(j *job, attempts int, err error) {
 	s.outstanding--
 	// Give the room back while holding s.mu, so InFlightBytes never counts
 	// more than the semaphore allows.
-	s.stats.InFlightBytes -= size
+	s.stats.InFlightBytes -= j.mem
 	s.mem.Release(j.weight)
 	if err == nil {
 		j.state = jobLanded
 		if j.key != "" {
 			s.stats.Uploaded++
-			s.stats.UploadedBytes += size
+			s.stats.UploadedBytes += j.size
+		}
+		if j.spool != "" {
+			s.stats.SpoolBytes -= j.size
 		}
 	} else {
 		j.state = jobFailed
@@ -581,6 +944,9 @@ func (s *Sink) finish(j *job, attempts int, err error) {
 			s.failed = true
 			s.cause = err
 			s.log.Error("sink: upload failed", "key", j.key, "attempts", attempts, "err", err)
+		}
+		if j.spool != "" {
+			s.log.Error("sink: object kept in the spool for a later run", "key", j.key, "file", j.spool)
 		}
 	}
 	s.broadcastLocked()
@@ -696,8 +1062,9 @@ func (s *Sink) Wait(ctx context.Context) error {
 // uploaded (or has failed) and reported. If ctx ends first, Close aborts the
 // remaining uploads and retries, waits for them to stop, and reports them as
 // not landed. It returns nil when everything landed, otherwise the
-// [*UploadError]. Close does not close the bucket. Calling Close again
-// returns the same result.
+// [*UploadError]. Spooled objects that did not land stay in
+// Config.SpoolDir, and the next Sink on it uploads them. Close does not
+// close the bucket. Calling Close again returns the same result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
