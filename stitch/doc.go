@@ -1,0 +1,111 @@
+// Package stitch joins what was recorded into one ordinary file, without
+// re-encoding: HLS segments (fMP4 with their init sections, or MPEG-TS), a
+// list of segment objects, or the self-contained MP4 chunks a phone uploads
+// (each with its own moov, each starting at time 0). The result is a
+// progressive, faststart MP4 ([WriteMP4]) or an MPEG-TS stream ([WriteTS]),
+// written to any io.Writer or bucket object ([WriteBlob]) in one forward
+// pass, optionally clipped to a time range.
+//
+// # Inputs
+//
+// An [Input] is an ordered list of [Part]s: objects read with range reads,
+// from a gocloud.dev/blob bucket ([FromPlaylist], [FromObjects],
+// [BucketPart]), local files ([FromFiles], [FilePart]) or memory
+// ([ReaderAtPart]). Each part's container is recognized from its bytes:
+// MPEG-TS, an fMP4 init section (moov without samples: it applies to the
+// fragments that follow), fMP4 media segments (moof+mdat), or a
+// self-contained MP4 (progressive, or fragmented with its own moov). The
+// first H.264 (avc1/avc3) track is joined; other tracks are ignored.
+//
+// # Timeline
+//
+// Timestamps that continue from part to part are kept as they are (the
+// last picture of a part lasts until the next part's first DTS). Where they
+// do not continue - a DTS that does not increase, a step of more than one
+// second or ten frames, a declared EXT-X-DISCONTINUITY with a gap, or the
+// next chunk of a phone upload starting again at 0 - the part is appended
+// right after the previous part's last picture, whose duration is its own
+// (MP4) or the previous step (MPEG-TS). Chunks are thus laid end to end
+// after their own edit lists, as
+// [github.com/livechunk/livechunk/source.Chunks] reads them. MPEG-TS
+// timestamps are unwrapped across the 33-bit rollover. The output keeps the
+// first part's track timescale (90 kHz for MPEG-TS); other timescales are
+// converted.
+//
+// # Two passes, bounded memory
+//
+// The first pass reads only indexes: for MP4 parts the box headers and the
+// moov/moof boxes, with range reads (one request of 4 KiB per segment
+// normally covers its styp and moof); MPEG-TS parts are demuxed
+// (github.com/bluenviron/mediacommon) keeping per access unit its
+// timestamps, keyframe flag and AVCC size - never the bytes. Several parts
+// are indexed at once ([Options].Concurrency). The sample table kept is 16
+// bytes per picture, and the moov built from it another 12 or so; nothing
+// else grows with the input. The second pass writes ftyp, moov and the
+// mdat header, then streams the payloads in order: the sample byte ranges
+// of MP4 parts (a local file copies in the kernel where the OS can), and
+// MPEG-TS access units converted from Annex-B to 4-byte length prefixes
+// (access unit delimiters dropped, everything else kept, so SPS and PPS stay
+// in-band).
+//
+// # MP4 output
+//
+// One video track: stts from the joined decode times; ctts where pictures
+// are reordered (B-frames), made non-negative by a constant shift that the
+// edit list takes back; stss listing exactly the keyframes (IDR pictures;
+// MP4 sync samples); stsc with one chunk per input part; stsz; stco, or co64
+// once a chunk starts beyond 4 GiB (the mdat header gets a 64-bit size as
+// soon as the payload needs one). An edit list starts presentation where the
+// input's did: at its first displayed picture, or where the first chunk's
+// own edit list starts it. Input sample entries (avc1 with avcC, btrt, pasp,
+// colr...) are copied; for MPEG-TS input they are built from the SPS and PPS
+// with mp4ff.
+//
+// # Clipping
+//
+// [Options].From and To select the presentation range [From, To), measured
+// from the first displayed picture. Decoding starts at the keyframe at or
+// before From, and the edit list starts presentation with the picture
+// presented at From (From is rounded down to that picture's start when it
+// falls inside one, because ffmpeg drops a picture that begins before the
+// edit) and ends it at To. Decoding ends with the last picture presented
+// before To; pictures it references but that are presented at or after To
+// are kept in the file, outside the edit. Nothing is re-encoded, so the
+// clip is lossless. ffmpeg shows exactly the pictures of [From, To);
+// Chromium (which demuxes MP4 with FFmpeg) plays to the end of the last
+// kept picture, up to one frame past To.
+//
+// # Parameter set changes
+//
+// When the SPS or PPS change (a resolution change: the chunker starts a new
+// init section, or new parameter sets arrive in-band in MPEG-TS), the MP4
+// gets a second sample description (stsd entry 2) and stsc switches to it
+// at the first keyframe with the new parameters; the parameter sets also
+// stay in-band at every keyframe, as recorded. With several descriptions
+// each gets a square-pixel pasp box: without it ffmpeg derives a pixel
+// aspect ratio from the tkhd size and the last entry's size (3:4 for
+// 320x240 then 480x270), and Chromium stretches the picture with it.
+// Observed with the 320x240 to 480x270 fixture (testdata/reschange.ts,
+// recorded as fMP4 and as MPEG-TS): ffmpeg 5.1 switches extradata at the
+// change (AV_PKT_DATA_NEW_EXTRADATA side data on the first packet of the
+// new description) and decodes every picture at its own size - framemd5
+// with -autoscale 0 equals decoding the original - while ffprobe reports
+// the stream with the first description's size. Chromium 156 plays the
+// file, reports videoWidth/videoHeight 320x240 then 480x270 at the change,
+// and seeks across it both ways; before the first picture is decoded its
+// metadata reports the last description's size.
+//
+// # MPEG-TS output
+//
+// [WriteTS] concatenates MPEG-TS parts packet by packet, rewriting only the
+// continuity counters so that they run on across parts; other input, or a
+// clip, is remuxed into a new transport stream (see [WriteTS]).
+//
+// # Errors
+//
+// Bad input gives an error matching [ErrInvalid], [ErrUnsupported],
+// [ErrNoInput], [ErrEmptyRange] or [ErrChanged] with errors.Is, usually
+// inside a [*PartError] naming the object; panics of the parsers are
+// recovered. Input errors are found by the first pass, before anything is
+// written.
+package stitch

@@ -1,0 +1,785 @@
+package stitch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// sample is one access unit of the joined stream: what the first pass
+// keeps per sample (16 bytes), and all that the moov needs.
+type sample struct {
+	size uint32
+	dur  uint32 // ticks to the next sample's DTS
+	cto  int32  // PTS - DTS
+	desc uint16 // index into index.descs
+	sync bool
+}
+
+// localSample is a sample as read from one part, before it is placed on
+// the joined timeline. Only one part's worth exists at a time.
+type localSample struct {
+	dts, pts int64 // part-local ticks (raw 33-bit values for MPEG-TS)
+	off      int64 // object offset of the payload; -1 for MPEG-TS
+	size     uint32
+	dur      uint32 // 0 when unknown (MPEG-TS)
+	sync     bool
+	desc     int32 // MP4: 0-based sample description index of the track
+}
+
+// run is a range of consecutive samples stored back to back in an object.
+type run struct {
+	off int64
+	n   int32
+}
+
+// partInfo locates the samples of one part.
+type partInfo struct {
+	part  *Part
+	ts    bool  // MPEG-TS: payloads are converted from Annex-B
+	first int   // index of the part's first sample in index.samples
+	n     int   // number of samples kept
+	skip  int   // MPEG-TS: access units before the first kept one
+	runs  []run // MP4: where the kept samples are
+	size  int64 // object size seen by the first pass
+}
+
+// desc is one sample description (stsd entry) of the output.
+type desc struct {
+	entry    mp4.Box // avc1 or avc3 VisualSampleEntryBox
+	key      []byte  // the entry's encoding, for deduplication
+	sps, pps [][]byte
+	width    int
+	height   int
+}
+
+// index is the result of the first pass: the joined stream's sample table.
+type index struct {
+	timescale uint32
+	samples   []sample
+	parts     []partInfo
+	descs     []*desc
+	origin    int64 // presentation start, ticks after the DTS of samples[0]
+	dropped   int   // samples before the first keyframe, not kept
+	discont   int   // places where the timeline was re-joined
+	reads     int   // range requests made for MP4 indexes
+	decErrs   int   // recoverable MPEG-TS demuxing errors
+	stopped   bool  // indexing stopped early after Options.To
+	hasTS     bool
+	hasMP4    bool
+}
+
+// trackInfo is the H.264 track of a moov, as the first pass uses it.
+type trackInfo struct {
+	id        uint32
+	timescale uint32
+	trex      *mp4.TrexBox
+	stbl      *mp4.StblBox
+	descIdx   []int // stsd entry -> index.descs, -1 when not H.264
+	shift     int64 // edit list: added to media times
+	hasEdit   bool
+	samples   bool // the stbl lists samples (progressive)
+}
+
+// merger places the samples of consecutive parts on one timeline.
+type merger struct {
+	ix     *index
+	log    *slog.Logger
+	tracks map[*mp4.MoovBox]*trackInfo
+	cur    *trackInfo // track of the last init section seen
+
+	offset  int64 // output = converted local time + offset
+	lastDTS int64 // DTS of the last sample kept
+	lastDur int64 // its own duration, when the input says (0: unknown)
+	lastGap int64 // the last DTS step
+	dts0    int64
+
+	rawHave bool // MPEG-TS unwrapping of 33-bit timestamps
+	rawLast int64
+	rawAcc  int64
+
+	sps, pps [][]byte // MPEG-TS: parameter sets in force
+	tsDesc   int      // MPEG-TS: sample description in use, -1 none
+
+	haveOrigin bool
+	origin     int64 // absolute
+	to         time.Duration
+}
+
+// buildIndex runs the first pass over in: it reads the index of every part
+// (moov/moof boxes with range reads; MPEG-TS demuxed, keeping only
+// metadata), several parts at once, and merges them in order.
+func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
+	if in == nil || len(in.parts) == 0 {
+		return nil, fmt.Errorf("%w: no parts", ErrNoInput)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := &merger{
+		ix:     &index{},
+		log:    opt.logger(),
+		tracks: map[*mp4.MoovBox]*trackInfo{},
+		tsDesc: -1,
+		to:     opt.To,
+	}
+	parts := in.parts
+	workers := opt.concurrency()
+	inits := newInitCache()
+	results := make([]chan scanResult, len(parts))
+	defer func() {
+		// Stop the scans still running and wait for them, so that no
+		// part is opened after the call returns.
+		cancel()
+		for _, ch := range results {
+			if ch != nil {
+				<-ch
+			}
+		}
+	}()
+	started := 0
+	launch := func() {
+		if started < len(parts) {
+			i := started
+			started++
+			ch := make(chan scanResult, 1)
+			results[i] = ch
+			go func() { ch <- scanPart(ctx, &parts[i], inits) }()
+		}
+	}
+	for range workers {
+		launch()
+	}
+	for i := range parts {
+		res := <-results[i]
+		results[i] = nil
+		launch()
+		if res.err != nil {
+			return nil, partErr(parts[i].Name, res.err)
+		}
+		stop, err := m.addPart(&parts[i], res)
+		if err != nil {
+			return nil, partErr(parts[i].Name, err)
+		}
+		if len(m.ix.parts) == 1 && len(parts) > i+1 && cap(m.ix.samples) < 1<<24 {
+			// Size the table for parts like the first one, so that it
+			// does not grow by doubling (and copying) to twice its size.
+			est := len(m.ix.samples) + len(m.ix.samples)*(len(parts)-i-1)*21/20 + 16
+			m.ix.samples = slices.Grow(m.ix.samples, min(est, 1<<24)-len(m.ix.samples))
+		}
+		if stop {
+			m.ix.stopped = true
+			break
+		}
+	}
+	ix := m.ix
+	if len(ix.samples) == 0 {
+		if ix.dropped > 0 {
+			return nil, fmt.Errorf("%w: %d pictures but no keyframe", ErrNoInput, ix.dropped)
+		}
+		return nil, fmt.Errorf("%w: no H.264 pictures in %d parts", ErrNoInput, len(parts))
+	}
+	if !ix.stopped {
+		last := &ix.samples[len(ix.samples)-1]
+		last.dur = clampDur(m.fallbackDur())
+	}
+	ix.origin = m.origin - m.dts0
+	if ix.dropped > 0 {
+		m.log.Warn("stitch: pictures before the first keyframe dropped", "count", ix.dropped)
+	}
+	return ix, nil
+}
+
+// fallbackDur is the duration of the last sample when no following sample
+// tells it: its own (MP4), else the last DTS step, else one tick.
+func (m *merger) fallbackDur() int64 {
+	switch {
+	case m.lastDur > 0:
+		return m.lastDur
+	case m.lastGap > 0:
+		return m.lastGap
+	}
+	return 1
+}
+
+// clampDur converts a duration in ticks to a sample duration.
+func clampDur(d int64) uint32 { return uint32(min(max(d, 1), 1<<32-1)) }
+
+// threshold is the largest DTS step still treated as continuous: ten
+// frames, at least one second.
+func (m *merger) threshold() int64 {
+	return max(int64(m.ix.timescale), 10*m.lastGap)
+}
+
+// addPart merges one part. stop reports that Options.To was passed and no
+// further part is needed.
+func (m *merger) addPart(p *Part, res scanResult) (stop bool, err error) {
+	defer guard(&err, "sample tables")
+	switch {
+	case res.ts != nil:
+		return m.addTS(p, res.ts)
+	case res.mp4 != nil:
+		return m.addMP4(p, res)
+	}
+	return false, errorf(ErrInvalid, "nothing read")
+}
+
+func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
+	s := res.mp4
+	var ti *trackInfo
+	own := false
+	switch {
+	case s.moov != nil:
+		t, err := m.track(s.moov)
+		if err != nil {
+			return false, err
+		}
+		ti, m.cur = t, t
+		own = t.samples || len(s.moofs) > 0
+		if !own {
+			return false, nil // an init section: used by the parts that follow
+		}
+	case res.init != nil:
+		if _, seen := m.tracks[res.init.moov]; !seen {
+			m.ix.reads += res.init.reads
+		}
+		t, err := m.track(res.init.moov)
+		if err != nil {
+			return false, err
+		}
+		ti, m.cur = t, t
+	default:
+		ti = m.cur
+	}
+	if len(s.moofs) == 0 && (ti == nil || !ti.samples || s.moov == nil) {
+		return false, errorf(ErrInvalid, "no moov or moof box")
+	}
+	if ti == nil {
+		return false, errorf(ErrInvalid, "movie fragments without an init section (moov) before them")
+	}
+	var ls []localSample
+	var err error
+	if s.moov != nil && ti.samples {
+		ls, err = progressiveSamples(ti, s.size)
+		if err != nil {
+			return false, err
+		}
+	}
+	noTFDT := false
+	ls, noTFDT, err = fragmentSamples(ls, ti, s)
+	if err != nil {
+		return false, err
+	}
+	m.ix.reads += s.reads
+	m.ix.hasMP4 = true
+	if m.ix.timescale == 0 {
+		m.ix.timescale = ti.timescale
+	}
+	descOf := func(j int, x *localSample) (int, error) {
+		if x.desc < 0 || int(x.desc) >= len(ti.descIdx) || ti.descIdx[x.desc] < 0 {
+			return 0, errorf(ErrUnsupported, "sample description %d is not H.264 (avc1/avc3)", x.desc+1)
+		}
+		return ti.descIdx[x.desc], nil
+	}
+	pi := partInfo{part: p, size: s.size}
+	return m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf)
+}
+
+func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
+	m.ix.hasTS = true
+	m.ix.decErrs += s.decErrs
+	if m.ix.timescale == 0 {
+		m.ix.timescale = 90000
+	}
+	k := 0
+	descOf := func(j int, x *localSample) (int, error) {
+		for k < len(s.ps) && s.ps[k].idx <= j {
+			m.sps, m.pps = s.ps[k].sps, s.ps[k].pps
+			k++
+		}
+		if x.sync || m.tsDesc < 0 {
+			if m.tsDesc < 0 || !equalNALUs(m.ix.descs[m.tsDesc].sps, m.sps) || !equalNALUs(m.ix.descs[m.tsDesc].pps, m.pps) {
+				d, err := m.descForPS(m.sps, m.pps)
+				if err != nil {
+					return 0, err
+				}
+				m.tsDesc = d
+			}
+		}
+		return m.tsDesc, nil
+	}
+	pi := partInfo{part: p, ts: true, size: s.size}
+	return m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf)
+}
+
+// merge places the samples ls of one part on the joined timeline.
+// rebase: the part does not continue the previous one's timestamps.
+// editOrigin: the part's local time 0 is where presentation starts.
+func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, isTS, rebase, editOrigin bool,
+	descOf func(j int, x *localSample) (int, error)) (bool, error) {
+	ix := m.ix
+	out := ix.timescale
+	pi.first = len(ix.samples)
+	firstPart := len(ix.parts) == 0
+	partFirstDTS, partMinPTS := int64(0), int64(0)
+	var runEnd int64
+	for j := range ls {
+		x := &ls[j]
+		if len(ix.samples) == 0 && !x.sync {
+			// Nothing before the first keyframe can be decoded.
+			ix.dropped++
+			pi.skip = j + 1
+			if isTS {
+				m.unwrap(x.dts) // keep the unwrapping state going
+			}
+			continue
+		}
+		d, err := descOf(j, x)
+		if err != nil {
+			return false, err
+		}
+		if d > 0xffff {
+			return false, errorf(ErrUnsupported, "more than 65535 sample descriptions")
+		}
+		var dt, pt int64
+		if isTS {
+			dt = m.unwrap(x.dts)
+			pt = dt + wrap33(x.pts-x.dts)
+		} else {
+			dt = rescale(x.dts+shift, ts, out)
+			pt = rescale(x.pts+shift, ts, out)
+		}
+		D, P := dt+m.offset, pt+m.offset
+		if len(ix.samples) == 0 {
+			m.dts0 = D
+			m.lastDTS = D
+		} else {
+			gap := D - m.lastDTS
+			dur := int64(clampDur(m.fallbackDur()))
+			jump := gap <= 0 || gap > m.threshold()
+			if j == pi.skip && (rebase || (pi.part.Discontinuity && gap > 2*dur)) {
+				// A declared discontinuity: close the gap unless the
+				// timestamps plainly continue (as the chunker writes them).
+				jump = true
+			}
+			if jump {
+				m.offset += m.lastDTS + dur - D
+				D, P = m.lastDTS+dur, pt+m.offset
+				ix.samples[len(ix.samples)-1].dur = clampDur(dur)
+				ix.discont++
+				m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j, "step", gap)
+			} else {
+				ix.samples[len(ix.samples)-1].dur = clampDur(gap)
+				m.lastGap = gap
+			}
+		}
+		if editOrigin && !m.haveOrigin && firstPart {
+			m.origin, m.haveOrigin = rescale(0, ts, out)+m.offset, true
+		}
+		cto := P - D
+		if cto > 1<<31-1 || cto < -1<<31 {
+			return false, errorf(ErrInvalid, "composition offset %d out of range", cto)
+		}
+		if len(ix.samples) == pi.first {
+			partFirstDTS, partMinPTS = D, P
+		}
+		partMinPTS = min(partMinPTS, P)
+		ix.samples = append(ix.samples, sample{size: x.size, cto: int32(cto), desc: uint16(d), sync: x.sync})
+		m.lastDTS = D
+		m.lastDur = 0
+		if x.dur > 0 && !isTS {
+			m.lastDur = rescale(x.dts+shift+int64(x.dur), ts, out) - dt
+		}
+		if !isTS {
+			if n := len(pi.runs); n > 0 && x.off == runEnd && pi.runs[n-1].n < 1<<31-1 {
+				pi.runs[n-1].n++
+			} else {
+				pi.runs = append(pi.runs, run{off: x.off, n: 1})
+			}
+			runEnd = x.off + int64(x.size)
+		}
+	}
+	pi.n = len(ix.samples) - pi.first
+	if pi.n == 0 {
+		return false, nil
+	}
+	if !m.haveOrigin {
+		m.origin, m.haveOrigin = partMinPTS, true
+	}
+	if m.to > 0 && !firstPart {
+		to := m.origin + durationToTicks(m.to, out)
+		if partFirstDTS >= to && partMinPTS >= to {
+			// Everything from here on is presented after To.
+			ix.samples = ix.samples[:pi.first]
+			return true, nil
+		}
+	}
+	ix.parts = append(ix.parts, *pi)
+	return false, nil
+}
+
+// unwrap returns the 33-bit MPEG-TS timestamp v made continuous with the
+// previous one.
+func (m *merger) unwrap(v int64) int64 {
+	if !m.rawHave {
+		m.rawHave, m.rawAcc, m.rawLast = true, v, v
+		return v
+	}
+	m.rawAcc += wrap33(v - m.rawLast)
+	m.rawLast = v
+	return m.rawAcc
+}
+
+// wrap33 maps a difference of 33-bit timestamps to [-2^32, 2^32).
+func wrap33(d int64) int64 {
+	const w = int64(1) << 33
+	d &= w - 1
+	if d >= w/2 {
+		d -= w
+	}
+	return d
+}
+
+// track returns the H.264 track of moov, reading it once.
+func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
+	if t, ok := m.tracks[moov]; ok {
+		return t, nil
+	}
+	var trak *mp4.TrakBox
+	other := ""
+	for _, t := range moov.Traks {
+		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
+			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
+			continue
+		}
+		switch typ := t.Mdia.Minf.Stbl.Stsd.Children[0].Type(); typ {
+		case "avc1", "avc3":
+			trak = t
+		case "hvc1", "hev1", "encv", "avc2", "avc4", "dvav", "dva1", "dvh1", "dvhe", "av01", "vp09":
+			if other == "" {
+				other = typ
+			}
+		}
+		if trak != nil {
+			break
+		}
+	}
+	if trak == nil {
+		if other != "" {
+			return nil, errorf(ErrUnsupported, "video track is %s, not H.264", other)
+		}
+		return nil, errorf(ErrUnsupported, "no H.264 video track")
+	}
+	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl}
+	if ti.timescale == 0 {
+		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
+	}
+	for _, c := range ti.stbl.Stsd.Children {
+		vse, ok := c.(*mp4.VisualSampleEntryBox)
+		if !ok || (c.Type() != "avc1" && c.Type() != "avc3") {
+			ti.descIdx = append(ti.descIdx, -1)
+			continue
+		}
+		d, err := m.descForEntry(vse)
+		if err != nil {
+			return nil, err
+		}
+		ti.descIdx = append(ti.descIdx, d)
+	}
+	if moov.Mvex != nil {
+		if trex, ok := moov.Mvex.GetTrex(ti.id); ok {
+			ti.trex = trex
+		}
+	}
+	if st := ti.stbl.Stsz; st != nil && st.SampleNumber > 0 {
+		ti.samples = true
+	} else if ti.stbl.Stsz == nil && moov.Mvex == nil {
+		return nil, errorf(ErrUnsupported, "track %d: no stsz box (compact sample sizes?)", ti.id)
+	}
+	// Edit list: leading empty edits delay the track; the first non-empty
+	// edit's media_time is where presentation starts. Later edits are
+	// ignored.
+	if trak.Edts != nil && len(trak.Edts.Elst) > 0 && moov.Mvhd != nil && moov.Mvhd.Timescale > 0 {
+		var delay uint64
+		mediaTime := int64(0)
+		for _, e := range trak.Edts.Elst[0].Entries {
+			if e.MediaTime == -1 {
+				delay += e.SegmentDuration
+				continue
+			}
+			mediaTime = e.MediaTime
+			break
+		}
+		if delay > 1<<40 || mediaTime < 0 || mediaTime > 1<<50 {
+			return nil, errorf(ErrInvalid, "track %d: edit list out of range", ti.id)
+		}
+		ti.shift = rescale(int64(delay), moov.Mvhd.Timescale, ti.timescale) - mediaTime
+		ti.hasEdit = true
+	}
+	m.tracks[moov] = ti
+	return ti, nil
+}
+
+// descForEntry returns the output sample description equal to vse, adding
+// it if new.
+func (m *merger) descForEntry(vse *mp4.VisualSampleEntryBox) (int, error) {
+	d := &desc{entry: vse, width: int(vse.Width), height: int(vse.Height)}
+	if vse.AvcC != nil {
+		d.sps, d.pps = vse.AvcC.SPSnalus, vse.AvcC.PPSnalus
+	}
+	d.key = descKey(vse)
+	return m.addDesc(d), nil
+}
+
+// descForPS returns an avc1 sample description for the parameter sets,
+// adding it if new.
+func (m *merger) descForPS(sps, pps [][]byte) (idx int, err error) {
+	defer guard(&err, "parameter sets")
+	if len(sps) == 0 || len(pps) == 0 {
+		return 0, errorf(ErrInvalid, "keyframe without SPS and PPS")
+	}
+	s, err := avc.ParseSPSNALUnit(sps[0], false)
+	if err != nil {
+		return 0, errorf(ErrInvalid, "SPS: %v", err)
+	}
+	avcC, err := mp4.CreateAvcC(sps, pps, true)
+	if err != nil {
+		return 0, errorf(ErrInvalid, "avcC: %v", err)
+	}
+	w, h := uint16(s.Width), uint16(s.Height)
+	vse := mp4.CreateVisualSampleEntryBox("avc1", w, h, avcC)
+	return m.addDesc(&desc{entry: vse, key: descKey(vse), sps: sps, pps: pps, width: int(w), height: int(h)}), nil
+}
+
+// descKey identifies a sample entry by what a decoder needs: its type and
+// its avcC (profile, level and parameter sets). Entries that differ only
+// in other child boxes (btrt, pasp, colr) are the same description; the
+// first one seen is written.
+func descKey(vse *mp4.VisualSampleEntryBox) []byte {
+	var b bytes.Buffer
+	b.WriteString(vse.Type())
+	if vse.AvcC != nil {
+		if err := vse.AvcC.Encode(&b); err != nil {
+			b.WriteString(err.Error())
+		}
+	}
+	return b.Bytes()
+}
+
+func (m *merger) addDesc(d *desc) int {
+	for i, e := range m.ix.descs {
+		if bytes.Equal(e.key, d.key) {
+			return i
+		}
+	}
+	m.ix.descs = append(m.ix.descs, d)
+	return len(m.ix.descs) - 1
+}
+
+// progressiveSamples lists the samples of a progressive track from its
+// sample tables (stts, ctts, stsc, stsz, stco/co64, stss).
+func progressiveSamples(ti *trackInfo, objSize int64) ([]localSample, error) {
+	st := ti.stbl
+	n := int(st.Stsz.SampleNumber)
+	if st.Stts == nil || len(st.Stts.SampleCount) == 0 || st.Stsc == nil || len(st.Stsc.Entries) == 0 {
+		return nil, errorf(ErrInvalid, "incomplete sample table")
+	}
+	var offsets []uint64
+	switch {
+	case st.Stco != nil:
+		offsets = make([]uint64, len(st.Stco.ChunkOffset))
+		for i, o := range st.Stco.ChunkOffset {
+			offsets[i] = uint64(o)
+		}
+	case st.Co64 != nil:
+		offsets = st.Co64.ChunkOffset
+	default:
+		return nil, errorf(ErrInvalid, "no chunk offsets")
+	}
+	if n > 1<<26 {
+		return nil, errorf(ErrUnsupported, "%d samples in one file", n)
+	}
+	out := make([]localSample, 0, n)
+	sttsIdx, sttsLeft := 0, st.Stts.SampleCount[0]
+	cttsIdx := 0
+	stscIdx := 0
+	chunk, chunkLeft := 0, uint32(0) // chunk is 1-based
+	var off uint64
+	desc := int32(0)
+	var dts int64
+	stss := []uint32(nil)
+	if st.Stss != nil {
+		stss = st.Stss.SampleNumber
+	}
+	stssIdx := 0
+	for i := 1; i <= n; i++ {
+		for sttsLeft == 0 && sttsIdx+1 < len(st.Stts.SampleCount) {
+			sttsIdx++
+			sttsLeft = st.Stts.SampleCount[sttsIdx]
+		}
+		if sttsLeft > 0 {
+			sttsLeft--
+		}
+		dur := st.Stts.SampleTimeDelta[sttsIdx]
+		var cto int32
+		if c := st.Ctts; c != nil && len(c.SampleOffset) > 0 {
+			for cttsIdx+1 < len(c.SampleOffset) && uint32(i) > c.EndSampleNr[cttsIdx+1] {
+				cttsIdx++
+			}
+			if uint32(i) <= c.EndSampleNr[len(c.EndSampleNr)-1] {
+				cto = c.SampleOffset[cttsIdx]
+			}
+		}
+		for chunkLeft == 0 {
+			if chunk >= len(offsets) {
+				return nil, errorf(ErrInvalid, "sample %d beyond the last chunk", i)
+			}
+			chunk++
+			for stscIdx+1 < len(st.Stsc.Entries) && st.Stsc.Entries[stscIdx+1].FirstChunk <= uint32(chunk) {
+				stscIdx++
+			}
+			chunkLeft = st.Stsc.Entries[stscIdx].SamplesPerChunk
+			off = offsets[chunk-1]
+			if len(st.Stsc.SampleDescriptionID) > stscIdx {
+				desc = int32(st.Stsc.SampleDescriptionID[stscIdx]) - 1
+			} else {
+				desc = int32(st.Stsc.GetSampleDescriptionID(1)) - 1
+			}
+		}
+		chunkLeft--
+		size := st.Stsz.GetSampleSize(i)
+		if size > maxSampleSize {
+			return nil, errorf(ErrUnsupported, "sample of %d bytes", size)
+		}
+		if off+uint64(size) > uint64(objSize) {
+			return nil, errorf(ErrInvalid, "sample %d at %d+%d beyond the end of the object (%d bytes)", i, off, size, objSize)
+		}
+		sync := true
+		if stss != nil {
+			for stssIdx < len(stss) && stss[stssIdx] < uint32(i) {
+				stssIdx++
+			}
+			sync = stssIdx < len(stss) && stss[stssIdx] == uint32(i)
+		}
+		if size > 0 {
+			out = append(out, localSample{dts: dts, pts: dts + int64(cto), off: int64(off), size: size, dur: dur, sync: sync, desc: desc})
+		} else if len(out) > 0 {
+			out[len(out)-1].dur += dur // an empty sample extends the previous one
+		}
+		dts += int64(dur)
+		off += uint64(size)
+	}
+	return out, nil
+}
+
+// fragmentSamples appends the samples of the track's movie fragments in s.
+// noTFDT reports a first fragment without tfdt: its times are relative.
+func fragmentSamples(out []localSample, ti *trackInfo, s *mp4Scan) (_ []localSample, noTFDT bool, err error) {
+	var next int64
+	if len(out) > 0 {
+		l := out[len(out)-1]
+		next = l.dts + int64(l.dur)
+	}
+	for fi, mf := range s.moofs {
+		for _, traf := range mf.box.Trafs {
+			if traf.Tfhd == nil || traf.Tfhd.TrackID != ti.id {
+				continue
+			}
+			tfhd := traf.Tfhd
+			if traf.Tfdt != nil {
+				v := traf.Tfdt.BaseMediaDecodeTime()
+				if v > 1<<62 {
+					return nil, false, errorf(ErrInvalid, "tfdt out of range")
+				}
+				next = int64(v)
+			} else if fi == 0 && len(out) == 0 {
+				noTFDT = true
+			}
+			desc := int32(0)
+			if tfhd.HasSampleDescriptionIndex() && tfhd.SampleDescriptionIndex > 0 {
+				desc = int32(tfhd.SampleDescriptionIndex) - 1
+			} else if ti.trex != nil && ti.trex.DefaultSampleDescriptionIndex > 0 {
+				desc = int32(ti.trex.DefaultSampleDescriptionIndex) - 1
+			}
+			base := mf.start
+			if tfhd.HasBaseDataOffset() {
+				base = int64(tfhd.BaseDataOffset)
+			}
+			pos := base
+			for _, trun := range traf.Truns {
+				trun.AddSampleDefaultValues(tfhd, ti.trex)
+				if trun.HasDataOffset() {
+					pos = base + int64(trun.DataOffset)
+				}
+				for _, smp := range trun.Samples {
+					if smp.Size > maxSampleSize {
+						return nil, false, errorf(ErrUnsupported, "sample of %d bytes", smp.Size)
+					}
+					if pos < 0 || pos+int64(smp.Size) > s.size {
+						return nil, false, errorf(ErrInvalid, "fragment sample at %d+%d outside the object (%d bytes)", pos, smp.Size, s.size)
+					}
+					if smp.Size > 0 {
+						out = append(out, localSample{
+							dts:  next,
+							pts:  next + int64(smp.CompositionTimeOffset),
+							off:  pos,
+							size: smp.Size,
+							dur:  smp.Dur,
+							sync: smp.Flags&mp4.NonSyncSampleFlags == 0,
+							desc: desc,
+						})
+					} else if len(out) > 0 {
+						out[len(out)-1].dur += smp.Dur
+					}
+					next += int64(smp.Dur)
+					pos += int64(smp.Size)
+				}
+			}
+		}
+	}
+	return out, noTFDT, nil
+}
+
+// rescale converts t from timescale from to timescale to, rounding down.
+func rescale(t int64, from, to uint32) int64 {
+	if from == to || from == 0 {
+		return t
+	}
+	neg := t < 0
+	u := uint64(t)
+	if neg {
+		u = uint64(-t)
+	}
+	hi, lo := bits.Mul64(u, uint64(to))
+	if hi >= uint64(from) {
+		hi %= uint64(from) // out of range anyway; avoid the panic
+	}
+	q, r := bits.Div64(hi, lo, uint64(from))
+	v := int64(q)
+	if neg {
+		v = -v
+		if r != 0 {
+			v--
+		}
+	}
+	return v
+}
+
+// durationToTicks converts d to ticks of timescale ts, rounding down.
+func durationToTicks(d time.Duration, ts uint32) int64 {
+	return rescale(int64(d), 1e9, ts)
+}
+
+// ticksToDuration converts ticks of timescale ts to a duration.
+func ticksToDuration(t int64, ts uint32) time.Duration {
+	if ts == 0 {
+		return 0
+	}
+	return time.Duration(rescale(t, ts, 1e9))
+}

@@ -1,0 +1,342 @@
+package stitch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// The second pass reads the payloads again, part by part in order. Its
+// reads are jobs: one request each, opened ahead of the job being copied so
+// that a remote bucket's latency overlaps the copying.
+
+// byteRange is a range of an object.
+type byteRange struct{ off, n int64 }
+
+// maxGap is the largest hole between two needed ranges of an object that
+// is read through rather than requested separately.
+const maxGap = 256 << 10
+
+// job is one read request of the second pass.
+type job struct {
+	p      *partInfo
+	off, n int64       // the request (MPEG-TS: the whole object, n < 0)
+	rs     []byteRange // MP4: the sample ranges inside the request, in order
+	lo, hi int         // the samples [lo, hi) the job delivers
+}
+
+// jobs lists the reads that deliver samples [a, b).
+func (ix *index) jobs(a, b int) []job {
+	var out []job
+	for pi := range ix.parts {
+		p := &ix.parts[pi]
+		lo, hi := max(a, p.first), min(b, p.first+p.n)
+		if lo >= hi {
+			continue
+		}
+		if p.ts {
+			out = append(out, job{p: p, off: 0, n: -1, lo: lo, hi: hi})
+			continue
+		}
+		rs, counts := ix.ranges(p, lo, hi)
+		first := lo
+		for i := 0; i < len(rs); {
+			// One request for ranges separated by small holes.
+			j, n := i+1, counts[i]
+			for j < len(rs) && rs[j].off-(rs[j-1].off+rs[j-1].n) <= maxGap {
+				n += counts[j]
+				j++
+			}
+			end := rs[j-1].off + rs[j-1].n
+			out = append(out, job{p: p, off: rs[i].off, n: end - rs[i].off, rs: rs[i:j:j], lo: first, hi: first + n})
+			first += n
+			i = j
+		}
+	}
+	return out
+}
+
+// ranges returns the byte ranges of samples [lo, hi) of an MP4 part in
+// decode order, adjacent ones merged, and the number of samples in each.
+func (ix *index) ranges(p *partInfo, lo, hi int) ([]byteRange, []int) {
+	var out []byteRange
+	var counts []int
+	i := p.first
+	for _, r := range p.runs {
+		end := i + int(r.n)
+		off := r.off
+		for j := i; j < end; j++ {
+			sz := int64(ix.samples[j].size)
+			if j >= lo && j < hi {
+				if k := len(out); k > 0 && out[k-1].off+out[k-1].n == off {
+					out[k-1].n += sz
+					counts[k-1]++
+				} else {
+					out = append(out, byteRange{off: off, n: sz})
+					counts = append(counts, 1)
+				}
+			}
+			off += sz
+		}
+		i = end
+		if i >= hi {
+			break
+		}
+	}
+	return out, counts
+}
+
+// opened is a job's reader, opened ahead.
+type opened struct {
+	r    io.ReadCloser
+	size int64
+	err  error
+}
+
+// fetcher opens the readers of jobs in order, up to depth ahead of the
+// one in use.
+type fetcher struct {
+	cancel  context.CancelFunc
+	results []chan opened
+	sem     chan struct{}
+	next    int
+	done    chan struct{}
+}
+
+func newFetcher(ctx context.Context, jobs []job, depth int) *fetcher {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &fetcher{
+		cancel:  cancel,
+		results: make([]chan opened, len(jobs)),
+		sem:     make(chan struct{}, max(depth, 1)),
+		done:    make(chan struct{}),
+	}
+	for i := range f.results {
+		f.results[i] = make(chan opened, 1)
+	}
+	go func() {
+		defer close(f.done)
+		for i, j := range jobs {
+			select {
+			case f.sem <- struct{}{}:
+			case <-ctx.Done():
+				for _, ch := range f.results[i:] {
+					ch <- opened{err: ctx.Err()}
+				}
+				return
+			}
+			r, size, err := j.p.part.Open(ctx, j.off, j.n)
+			f.results[i] <- opened{r: r, size: size, err: err}
+		}
+	}()
+	return f
+}
+
+// take returns the reader of the next job; the caller closes it and calls
+// release.
+func (f *fetcher) take() opened {
+	o := <-f.results[f.next]
+	f.next++
+	return o
+}
+
+func (f *fetcher) release() { <-f.sem }
+
+// close stops opening and closes the readers opened ahead.
+func (f *fetcher) close() {
+	f.cancel()
+	for f.next < len(f.results) {
+		o := f.take()
+		if o.r != nil {
+			o.r.Close()
+		}
+		select {
+		case <-f.sem:
+		default:
+		}
+	}
+	<-f.done
+}
+
+// eachJob runs fn for every job with its reader, in order.
+func eachJob(ctx context.Context, jobs []job, depth int, fn func(j *job, r io.Reader) error) error {
+	f := newFetcher(ctx, jobs, depth)
+	defer f.close()
+	for i := range jobs {
+		j := &jobs[i]
+		o := f.take()
+		err := o.err
+		if err == nil && o.size != j.p.size && j.p.size > 0 {
+			err = fmt.Errorf("%w: object size %d, was %d", ErrChanged, o.size, j.p.size)
+		}
+		if err == nil {
+			err = fn(j, o.r)
+		}
+		if o.r != nil {
+			o.r.Close()
+		}
+		f.release()
+		if err != nil {
+			return partErr(j.p.part.Name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyPayload writes the payloads of samples [sel.a, sel.b) to w in order:
+// MP4 sample ranges as they are, MPEG-TS access units converted to AVCC.
+func (ix *index) copyPayload(ctx context.Context, w io.Writer, sel selection, depth int) (int64, error) {
+	var total int64
+	var buf, cbuf []byte
+	var bw *bufio.Writer
+	err := eachJob(ctx, ix.jobs(sel.a, sel.b), depth, func(j *job, r io.Reader) error {
+		if j.p.ts {
+			if bw == nil {
+				bw = bufio.NewWriterSize(w, 256<<10)
+			}
+			err := ix.demuxJob(ctx, j, r, func(i int, au [][]byte) error {
+				buf = chunker.AppendAVCC(buf[:0], au)
+				if len(buf) != int(ix.samples[i].size) {
+					return fmt.Errorf("%w: sample %d is %d bytes, was %d", ErrChanged, i, len(buf), ix.samples[i].size)
+				}
+				n, err := bw.Write(buf)
+				total += int64(n)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return bw.Flush()
+		}
+		pos := j.off
+		for _, rg := range j.rs {
+			if gap := rg.off - pos; gap > 0 {
+				if d, err := io.CopyN(io.Discard, r, gap); err != nil || d < gap {
+					return fmt.Errorf("%w: object ends before offset %d", ErrChanged, rg.off)
+				}
+			}
+			var n int64
+			var err error
+			if len(j.rs) == 1 {
+				n, err = copyAll(w, r, &cbuf)
+			} else {
+				n, err = copyAll(w, io.LimitReader(r, rg.n), &cbuf)
+			}
+			total += n
+			if err != nil {
+				return err
+			}
+			if n != rg.n {
+				return fmt.Errorf("%w: %d bytes at offset %d, read %d", ErrChanged, rg.n, rg.off, n)
+			}
+			pos = rg.off + rg.n
+		}
+		return nil
+	})
+	return total, err
+}
+
+// copyAll copies r to w. A writer that reads by itself (an *os.File) is
+// handed r, so that a file-to-file copy can stay in the kernel
+// (copy_file_range, sendfile); otherwise the copy goes through *buf, one
+// buffer for the whole pass rather than one per read (a blob.Reader's
+// WriteTo allocates a MiB each time).
+func copyAll(w io.Writer, r io.Reader, buf *[]byte) (int64, error) {
+	if fr, ok := r.(*fileRange); ok {
+		r = &fr.lr // an *io.LimitedReader of an *os.File
+	}
+	if _, ok := w.(io.ReaderFrom); ok {
+		return io.Copy(w, r)
+	}
+	if *buf == nil {
+		*buf = make([]byte, 256<<10)
+	}
+	return io.CopyBuffer(w, struct{ io.Reader }{r}, *buf)
+}
+
+// errStop ends a demux loop early.
+var errStop = errors.New("stop")
+
+// demuxJob demuxes an MPEG-TS part and calls fn with the index and NAL
+// units of every sample in [j.lo, j.hi).
+func (ix *index) demuxJob(ctx context.Context, j *job, r io.Reader, fn func(i int, au [][]byte) error) error {
+	p := j.p
+	k := 0 // access units demuxed
+	next := j.lo
+	err := tsDemux(r, func(error) {}, func(_, _ int64, au [][]byte) error {
+		i := p.first + k - p.skip
+		k++
+		if i < j.lo {
+			return nil
+		}
+		if i >= j.hi {
+			return errStop
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		next = i + 1
+		return fn(i, au)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	if next != j.hi {
+		return fmt.Errorf("%w: %d pictures, expected %d", ErrChanged, next-p.first, j.hi-p.first)
+	}
+	return nil
+}
+
+// eachSample calls fn with the NAL units of every sample in [a, b), in
+// decode order, reading the parts again.
+func (ix *index) eachSample(ctx context.Context, a, b, depth int, fn func(i int, au [][]byte) error) error {
+	var buf []byte
+	var nalus [][]byte
+	var br *bufio.Reader
+	return eachJob(ctx, ix.jobs(a, b), depth, func(j *job, r io.Reader) error {
+		if j.p.ts {
+			return ix.demuxJob(ctx, j, r, fn)
+		}
+		if br == nil {
+			br = bufio.NewReaderSize(r, 256<<10)
+		} else {
+			br.Reset(r)
+		}
+		i, pos := j.lo, j.off
+		for _, rg := range j.rs {
+			if gap := rg.off - pos; gap > 0 {
+				if d, err := br.Discard(int(gap)); err != nil || int64(d) < gap {
+					return fmt.Errorf("%w: object ends before offset %d", ErrChanged, rg.off)
+				}
+			}
+			for left := rg.n; left > 0; i++ {
+				sz := int(ix.samples[i].size)
+				if cap(buf) < sz {
+					buf = make([]byte, sz)
+				}
+				buf = buf[:sz]
+				if _, err := io.ReadFull(br, buf); err != nil {
+					return fmt.Errorf("%w: reading sample %d: %v", ErrChanged, i, err)
+				}
+				left -= int64(sz)
+				var err error
+				nalus, err = chunker.SplitAVCC(nalus[:0], buf, 4)
+				if err != nil {
+					return fmt.Errorf("%w: sample %d: %v", ErrInvalid, i, err)
+				}
+				if err := fn(i, nalus); err != nil {
+					return err
+				}
+			}
+			pos = rg.off + rg.n
+		}
+		return nil
+	})
+}

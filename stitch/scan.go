@@ -1,0 +1,413 @@
+package stitch
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/Eyevinn/mp4ff/bits"
+	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// Limits that keep hostile input from allocating without bound.
+const (
+	maxMetaBox    = 256 << 20 // one moov or moof
+	maxSampleSize = 64 << 20  // one access unit
+	firstWindow   = 4 << 10   // first range read of an MP4 object
+	tsPacket      = 188
+)
+
+// objReader reads an input object with range reads, keeping the last
+// window read so that consecutive small reads (box headers, a moof right
+// after a styp) cost one request.
+type objReader struct {
+	ctx   context.Context
+	p     *Part
+	size  int64 // -1 until the first read
+	win   []byte
+	off   int64 // object offset of win[0]
+	reads int   // range requests made
+}
+
+func newObjReader(ctx context.Context, p *Part) *objReader {
+	return &objReader{ctx: ctx, p: p, size: -1}
+}
+
+// at returns the n bytes at off, reading at least window bytes when it has
+// to read. The slice is valid until the next call.
+func (o *objReader) at(off int64, n, window int) ([]byte, error) {
+	if o.size >= 0 && off >= o.off && off+int64(n) <= o.off+int64(len(o.win)) {
+		return o.win[off-o.off : off-o.off+int64(n)], nil
+	}
+	if o.size >= 0 && off+int64(n) > o.size {
+		return nil, errorf(ErrInvalid, "%d bytes at offset %d: beyond the end of the object (%d bytes)", n, off, o.size)
+	}
+	want := int64(max(n, window))
+	if o.size >= 0 {
+		want = min(want, o.size-off)
+	}
+	r, size, err := o.p.Open(o.ctx, off, want)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	o.reads++
+	if o.size < 0 {
+		o.size = size
+		want = min(want, max(size-off, 0))
+	}
+	if int64(cap(o.win)) < want {
+		o.win = make([]byte, want)
+	}
+	buf := o.win[:want]
+	got, err := io.ReadFull(r, buf)
+	o.win, o.off = buf[:got], off
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	if got < n {
+		return nil, errorf(ErrInvalid, "%d bytes at offset %d: object ends after %d", n, off, got)
+	}
+	return o.win[:n], nil
+}
+
+// knownSize returns the object size, reading the first window if needed.
+func (o *objReader) knownSize() (int64, error) {
+	if o.size < 0 {
+		if _, err := o.at(0, 0, firstWindow); err != nil {
+			return 0, err
+		}
+	}
+	return o.size, nil
+}
+
+// Object containers.
+type container int
+
+const (
+	contUnknown container = iota
+	contMP4
+	contTS
+)
+
+// sniff tells MP4 from MPEG-TS by the first bytes.
+func sniff(head []byte) container {
+	if len(head) >= 1 && head[0] == 0x47 && (len(head) <= tsPacket || head[tsPacket] == 0x47) {
+		return contTS
+	}
+	if len(head) >= 8 {
+		switch string(head[4:8]) {
+		case "ftyp", "styp", "moov", "moof", "sidx", "free", "skip", "mdat", "wide", "emsg", "prft", "uuid", "pdin", "meta":
+			return contMP4
+		}
+	}
+	return contUnknown
+}
+
+// mp4Scan is what the first pass keeps of an MP4 object: its moov and
+// moof boxes (decoded, without sample data) and their positions.
+type mp4Scan struct {
+	size  int64
+	moov  *mp4.MoovBox
+	moofs []moofAt
+	reads int
+}
+
+type moofAt struct {
+	box   *mp4.MoofBox
+	start int64
+}
+
+// scanMP4 walks the top-level boxes of an MP4 object, reading only box
+// headers and the moov and moof boxes.
+func scanMP4(o *objReader) (*mp4Scan, error) {
+	size, err := o.knownSize()
+	if err != nil {
+		return nil, err
+	}
+	s := &mp4Scan{size: size}
+	for off := int64(0); off < size; {
+		if size-off < 8 {
+			return nil, errorf(ErrInvalid, "%d stray bytes at the end", size-off)
+		}
+		h, err := o.at(off, 8, firstWindow)
+		if err != nil {
+			return nil, err
+		}
+		boxSize := int64(binary.BigEndian.Uint32(h))
+		typ := string(h[4:8])
+		hdrLen := int64(8)
+		switch boxSize {
+		case 1:
+			h, err = o.at(off, 16, firstWindow)
+			if err != nil {
+				return nil, err
+			}
+			boxSize = int64(binary.BigEndian.Uint64(h[8:]))
+			hdrLen = 16
+		case 0:
+			boxSize = size - off
+		}
+		if boxSize < hdrLen || boxSize > size-off {
+			return nil, errorf(ErrInvalid, "%q box at %d: size %d (object has %d bytes)", typ, off, boxSize, size)
+		}
+		switch typ {
+		case "moov", "moof":
+			if boxSize > maxMetaBox {
+				return nil, errorf(ErrUnsupported, "%s box of %d bytes", typ, boxSize)
+			}
+			data, err := o.at(off, int(boxSize), firstWindow)
+			if err != nil {
+				return nil, err
+			}
+			box, err := decodeBox(data, off)
+			if err != nil {
+				return nil, err
+			}
+			switch b := box.(type) {
+			case *mp4.MoovBox:
+				if s.moov != nil {
+					return nil, errorf(ErrInvalid, "two moov boxes")
+				}
+				s.moov = b
+			case *mp4.MoofBox:
+				s.moofs = append(s.moofs, moofAt{box: b, start: off})
+			default:
+				return nil, errorf(ErrInvalid, "%s box at %d", typ, off)
+			}
+		}
+		off += boxSize
+	}
+	s.reads = o.reads
+	return s, nil
+}
+
+// decodeBox decodes one complete box with mp4ff.
+func decodeBox(data []byte, off int64) (box mp4.Box, err error) {
+	defer guard(&err, "mp4 box")
+	box, err = mp4.DecodeBoxSR(uint64(off), bits.NewFixedSliceReader(data))
+	if err != nil {
+		return nil, errorf(ErrInvalid, "box at %d: %v", off, err)
+	}
+	return box, nil
+}
+
+// tsScan is what the first pass keeps of an MPEG-TS object: per access
+// unit its raw timestamps, AVCC size and keyframe flag, and the parameter
+// sets where they change.
+type tsScan struct {
+	size    int64
+	samples []localSample
+	ps      []psAt
+	decErrs int
+}
+
+// psAt records the in-band parameter sets of sample idx (copies).
+type psAt struct {
+	idx      int
+	sps, pps [][]byte
+}
+
+// errReader remembers the first error of r other than io.EOF, which the
+// demuxer would otherwise report as a decode error.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// H.264 NAL unit types.
+const (
+	naluIDR = 5
+	naluSPS = 7
+	naluPPS = 8
+	naluAUD = 9
+)
+
+// avccSize is the size of an access unit in AVCC framing (4-byte lengths).
+func avccSize(au [][]byte) int {
+	n := 0
+	for _, x := range au {
+		n += 4 + len(x)
+	}
+	return n
+}
+
+// scanTS demuxes a whole MPEG-TS object, keeping only sample metadata.
+func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
+	r, size, err := p.Open(ctx, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	s := &tsScan{size: size}
+	var lastSPS, lastPPS [][]byte
+	err = tsDemux(r, func(error) { s.decErrs++ }, func(pts, dts int64, au [][]byte) error {
+		size := avccSize(au)
+		if size > maxSampleSize {
+			return errorf(ErrUnsupported, "access unit of %d bytes", size)
+		}
+		var sps, pps [][]byte
+		for _, n := range au {
+			switch n[0] & 0x1f {
+			case naluSPS:
+				sps = append(sps, n)
+			case naluPPS:
+				pps = append(pps, n)
+			}
+		}
+		if (len(sps) > 0 && !equalNALUs(sps, lastSPS)) || (len(pps) > 0 && !equalNALUs(pps, lastPPS)) {
+			if len(sps) > 0 {
+				lastSPS = cloneNALUs(sps)
+			}
+			if len(pps) > 0 {
+				lastPPS = cloneNALUs(pps)
+			}
+			s.ps = append(s.ps, psAt{idx: len(s.samples), sps: lastSPS, pps: lastPPS})
+		}
+		s.samples = append(s.samples, localSample{dts: dts, pts: pts, size: uint32(size), sync: chunker.IsIDR(au), off: -1})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, ctx.Err()
+}
+
+func equalNALUs(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func cloneNALUs(a [][]byte) [][]byte {
+	out := make([][]byte, len(a))
+	for i, n := range a {
+		out[i] = bytes.Clone(n)
+	}
+	return out
+}
+
+// scanPart reads the index of one part (and of its init section through
+// the cache).
+func scanPart(ctx context.Context, p *Part, inits *initCache) (res scanResult) {
+	if p.Open == nil {
+		res.err = errorf(ErrInvalid, "part has no Open function")
+		return res
+	}
+	if p.Init != nil {
+		res.init, res.err = inits.get(ctx, p.Init)
+		if res.err != nil {
+			res.err = partErr(p.Init.Name, res.err)
+			return res
+		}
+	}
+	o := newObjReader(ctx, p)
+	head, err := o.at(0, 0, firstWindow)
+	if err == nil {
+		head = o.win
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	switch sniff(head) {
+	case contTS:
+		res.ts, res.err = scanTS(ctx, p)
+	case contMP4:
+		res.mp4, res.err = scanMP4(o)
+	default:
+		if len(head) == 0 {
+			res.err = errorf(ErrInvalid, "empty object")
+		} else {
+			res.err = errorf(ErrInvalid, "neither MP4 nor MPEG-TS")
+		}
+	}
+	return res
+}
+
+// scanResult is the first-pass reading of one part.
+type scanResult struct {
+	init *mp4Scan // the part's Init section, if any
+	mp4  *mp4Scan
+	ts   *tsScan
+	err  error
+}
+
+// initCache reads every init section once.
+type initCache struct {
+	ch chan struct{} // a 1-slot mutex usable with select
+	m  map[*Part]*initEntry
+}
+
+type initEntry struct {
+	done chan struct{}
+	scan *mp4Scan
+	err  error
+}
+
+func newInitCache() *initCache {
+	return &initCache{ch: make(chan struct{}, 1), m: map[*Part]*initEntry{}}
+}
+
+func (c *initCache) get(ctx context.Context, p *Part) (*mp4Scan, error) {
+	select {
+	case c.ch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	e, ok := c.m[p]
+	if !ok {
+		e = &initEntry{done: make(chan struct{})}
+		c.m[p] = e
+	}
+	<-c.ch
+	if !ok {
+		func() {
+			defer close(e.done)
+			if p.Open == nil {
+				e.err = errorf(ErrInvalid, "init part has no Open function")
+				return
+			}
+			o := newObjReader(ctx, p)
+			e.scan, e.err = scanMP4(o)
+			if e.err == nil && e.scan.moov == nil {
+				e.err = errorf(ErrInvalid, "init section without a moov box")
+			}
+		}()
+	}
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return e.scan, e.err
+}
+
+// String names a container for messages.
+func (c container) String() string {
+	switch c {
+	case contMP4:
+		return "mp4"
+	case contTS:
+		return "mpegts"
+	}
+	return fmt.Sprintf("container(%d)", int(c))
+}

@@ -1,0 +1,229 @@
+package stitch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// tsHead is how much of an MPEG-TS object is searched for the program map.
+const tsHead = 256 << 10
+
+// tsDemux reads the first H.264 elementary stream of an MPEG-TS object and
+// calls fn for every access unit (one PES packet) with its raw 33-bit PTS
+// and DTS (DTS = PTS when the PES has none) and its NAL units, which alias
+// an internal buffer valid until fn returns; access unit delimiters are
+// removed. Recoverable problems (lost sync, a PES without PTS, a payload
+// that is not Annex-B) go to onErr and the access unit is skipped.
+//
+// mediacommon finds the program map in the first 256 KiB. The PES packets
+// themselves are reassembled here, in one reused buffer and split with
+// chunker.SplitAnnexB: MPEG-TS input is demuxed twice (indexes, then
+// payloads), and a demuxer that allocates per packet (mediacommon's astits
+// reader) made that five times slower than ffmpeg.
+func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte) error) (err error) {
+	defer guard(&err, "mpegts")
+	er := &errReader{r: r}
+	st := tsPool.Get().(*tsState)
+	defer tsPool.Put(st)
+	br := st.br
+	br.Reset(er)
+	defer br.Reset(nil)
+	head, _ := br.Peek(tsHead)
+	if er.err != nil {
+		return er.err
+	}
+	if sniff(head) != contTS {
+		return errorf(ErrInvalid, "not an MPEG-TS object")
+	}
+	pid, err := tsVideoPID(head)
+	if err != nil {
+		return err
+	}
+	d := &st.d
+	d.pid, d.onErr, d.fn, d.have = pid, onErr, fn, false
+	defer func() { d.onErr, d.fn = nil, nil }()
+	for {
+		pkt, err := br.Peek(tsPacket)
+		if len(pkt) < tsPacket {
+			if er.err != nil {
+				return er.err
+			}
+			if len(pkt) > 0 {
+				onErr(fmt.Errorf("%d stray bytes at the end", len(pkt)))
+			}
+			_ = err
+			return d.flush()
+		}
+		if pkt[0] != 0x47 {
+			// Lost sync: skip to the next sync byte.
+			onErr(errors.New("lost sync"))
+			if i := bytes.IndexByte(pkt[1:], 0x47); i >= 0 {
+				br.Discard(1 + i)
+			} else {
+				br.Discard(tsPacket)
+			}
+			continue
+		}
+		if err := d.packet(pkt); err != nil {
+			return err
+		}
+		br.Discard(tsPacket)
+	}
+}
+
+// tsState is the reusable memory of one tsDemux call.
+type tsState struct {
+	br *bufio.Reader
+	d  tsDepacketizer
+}
+
+var tsPool = sync.Pool{New: func() any { return &tsState{br: bufio.NewReaderSize(nil, tsHead)} }}
+
+// tsVideoPID returns the PID of the first H.264 stream of the program map
+// found in head.
+func tsVideoPID(head []byte) (uint16, error) {
+	tr := &mpegts.Reader{R: bytes.NewReader(head[:len(head)/tsPacket*tsPacket])}
+	if err := tr.Initialize(); err != nil {
+		return 0, errorf(ErrInvalid, "no program map table in the first %d KiB: %v", tsHead>>10, err)
+	}
+	other := ""
+	for _, t := range tr.Tracks() {
+		switch t.Codec.(type) {
+		case *tscodecs.H264:
+			return t.PID, nil
+		case *tscodecs.H265:
+			other = "HEVC"
+		}
+	}
+	if other != "" {
+		return 0, errorf(ErrUnsupported, "video is %s, not H.264", other)
+	}
+	return 0, errorf(ErrUnsupported, "no H.264 stream in the MPEG-TS program")
+}
+
+// tsDepacketizer reassembles the PES packets of one PID.
+type tsDepacketizer struct {
+	pid   uint16
+	onErr func(error)
+	fn    func(pts, dts int64, au [][]byte) error
+	pes   []byte // the PES packet being assembled
+	have  bool
+	nalus [][]byte
+	kept  [][]byte
+}
+
+func (d *tsDepacketizer) packet(p []byte) error {
+	if uint16(p[1]&0x1f)<<8|uint16(p[2]) != d.pid {
+		return nil
+	}
+	if p[1]&0x80 != 0 {
+		d.onErr(errors.New("transport error indicator"))
+		return nil
+	}
+	if p[3]&0xc0 != 0 {
+		return errorf(ErrUnsupported, "scrambled MPEG-TS packets")
+	}
+	afc := p[3] >> 4 & 3
+	payload := p[4:]
+	if afc&2 != 0 {
+		n := int(p[4])
+		if 1+n > len(payload) {
+			d.onErr(errors.New("adaptation field too long"))
+			return nil
+		}
+		payload = payload[1+n:]
+	}
+	if afc&1 == 0 {
+		return nil
+	}
+	if p[1]&0x40 != 0 { // payload unit start
+		if err := d.flush(); err != nil {
+			return err
+		}
+		d.pes, d.have = append(d.pes[:0], payload...), true
+		return nil
+	}
+	if d.have {
+		if len(d.pes)+len(payload) > maxSampleSize+64 {
+			return errorf(ErrUnsupported, "PES packet larger than %d bytes", maxSampleSize)
+		}
+		d.pes = append(d.pes, payload...)
+	}
+	return nil
+}
+
+// flush delivers the PES packet assembled so far.
+func (d *tsDepacketizer) flush() error {
+	if !d.have {
+		return nil
+	}
+	d.have = false
+	b := d.pes
+	if len(b) < 9 || b[0] != 0 || b[1] != 0 || b[2] != 1 {
+		d.onErr(errors.New("PES packet without start code"))
+		return nil
+	}
+	if sid := b[3]; sid == 0xbe || sid == 0xbf { // padding, private stream 2
+		return nil
+	}
+	hdr := 9 + int(b[8])
+	if hdr > len(b) {
+		d.onErr(errors.New("PES header longer than the packet"))
+		return nil
+	}
+	var pts, dts int64
+	switch b[7] >> 6 {
+	case 2:
+		if hdr < 14 {
+			d.onErr(errors.New("PES header too short for PTS"))
+			return nil
+		}
+		pts = tsClock(b[9:])
+		dts = pts
+	case 3:
+		if hdr < 19 {
+			d.onErr(errors.New("PES header too short for PTS and DTS"))
+			return nil
+		}
+		pts, dts = tsClock(b[9:]), tsClock(b[14:])
+	default:
+		d.onErr(errors.New("PES packet without PTS"))
+		return nil
+	}
+	data := b[hdr:]
+	if n := int(binary.BigEndian.Uint16(b[4:6])); n != 0 && n+6 >= hdr && n+6 < len(b) {
+		data = b[hdr : n+6] // stuffing after a bounded PES packet
+	}
+	var err error
+	d.nalus, err = chunker.SplitAnnexB(d.nalus[:0], data)
+	if err != nil {
+		d.onErr(err)
+		return nil
+	}
+	d.kept = d.kept[:0]
+	for _, n := range d.nalus {
+		if n[0]&0x1f != naluAUD {
+			d.kept = append(d.kept, n)
+		}
+	}
+	if len(d.kept) == 0 {
+		d.onErr(errors.New("empty access unit"))
+		return nil
+	}
+	return d.fn(pts, dts, d.kept)
+}
+
+// tsClock decodes a 33-bit PES timestamp.
+func tsClock(b []byte) int64 {
+	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
+}

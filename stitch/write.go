@@ -1,0 +1,174 @@
+package stitch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+)
+
+// Options configures a Write call. The zero value joins everything.
+type Options struct {
+	// From and To select the presentation range [From, To) of the joined
+	// stream, measured from its first displayed picture; To == 0 means to
+	// the end. MP4 output starts decoding at the keyframe at or before From
+	// and uses an edit list so that playback starts exactly at From and
+	// ends at To; nothing is re-encoded. MPEG-TS output cannot express
+	// that: it starts at that keyframe (see [WriteTS]).
+	From, To time.Duration
+	// Concurrency bounds the requests in flight: the parts whose indexes
+	// the first pass reads at the same time, and the payload reads the
+	// second pass opens ahead of the one being copied (which hides the
+	// latency of a remote bucket). Default 16.
+	Concurrency int
+	// Logger receives progress and warnings. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return 16
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Result describes what a Write call wrote.
+type Result struct {
+	// Samples is the number of pictures (access units) written, Keyframes
+	// the number of IDR pictures among them.
+	Samples, Keyframes int
+	// Duration is the presentation duration: the edit list's for MP4.
+	Duration time.Duration
+	// Bytes is the number of bytes written.
+	Bytes int64
+	// Parts is the number of input parts whose payload was read.
+	Parts int
+	// SampleDescriptions is the number of sample descriptions (stsd
+	// entries) of MP4 output: more than one when the SPS/PPS change.
+	SampleDescriptions int
+	// Discontinuities counts the places where the input's timestamps did
+	// not continue (EXT-X-DISCONTINUITY, a jump, the start of a chunk) and
+	// the timeline was joined up.
+	Discontinuities int
+	// Dropped is the number of pictures before the first keyframe of the
+	// input, which cannot be decoded and are left out.
+	Dropped int
+	// Timescale is the track timescale of the output (MPEG-TS: 90000).
+	Timescale uint32
+	// Co64 reports 64-bit chunk offsets (the mdat extends beyond 4 GiB).
+	Co64 bool
+	// IndexReads is the number of range requests the first pass made to
+	// read MP4 indexes (MPEG-TS parts are read whole instead).
+	IndexReads int
+}
+
+// WriteMP4 joins the input into one progressive MP4 file written to w in
+// one forward pass: ftyp, moov, then a single mdat, so the file plays
+// while it downloads ("faststart").
+//
+// The first pass reads only indexes: the moov or moof boxes of MP4 parts
+// (with range reads) and the packet headers and access-unit boundaries of
+// MPEG-TS parts (demuxed, keeping 16 bytes of metadata per picture). The
+// moov is built from those tables; then the payloads are copied in order,
+// reading each MP4 part's sample ranges and converting MPEG-TS access
+// units from Annex-B to length-prefixed NAL units. Memory is proportional
+// to the number of pictures, not to the media bytes.
+//
+// Nothing is written to w before the first pass succeeded, so an error
+// about the input leaves w untouched. An error from the second pass (the
+// network, or input that changed meanwhile) leaves a truncated file.
+func WriteMP4(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, error) {
+	ix, err := buildIndex(ctx, in, opt)
+	if err != nil {
+		return Result{}, err
+	}
+	sel, err := ix.selectRange(opt.From, opt.To)
+	if err != nil {
+		return Result{}, err
+	}
+	h, err := ix.buildHeader(sel)
+	if err != nil {
+		return Result{}, err
+	}
+	res := ix.result(sel)
+	res.SampleDescriptions = h.descs
+	res.Co64 = h.co64
+	n, err := w.Write(h.data)
+	res.Bytes += int64(n)
+	h.data = nil // the payload pass holds only the sample table
+	if err != nil {
+		return res, err
+	}
+	k, err := ix.copyPayload(ctx, w, sel, opt.concurrency())
+	res.Bytes += k
+	if err != nil {
+		return res, err
+	}
+	if k != h.payload {
+		return res, fmt.Errorf("%w: wrote %d payload bytes, expected %d", ErrChanged, k, h.payload)
+	}
+	return res, nil
+}
+
+func (ix *index) result(sel selection) Result {
+	r := Result{
+		Samples:         sel.b - sel.a,
+		Keyframes:       sel.keyframes,
+		Duration:        ticksToDuration(sel.editDur, ix.timescale),
+		Discontinuities: ix.discont,
+		Dropped:         ix.dropped,
+		Timescale:       ix.timescale,
+		IndexReads:      ix.reads,
+	}
+	for i := range ix.parts {
+		p := &ix.parts[i]
+		if p.first < sel.b && p.first+p.n > sel.a {
+			r.Parts++
+		}
+	}
+	return r
+}
+
+// WriteBlob writes the joined input to the object key of b: MPEG-TS when
+// key ends in ".ts", else MP4. The object is written atomically: on error
+// no object is created (or an existing one is left as it was).
+func WriteBlob(ctx context.Context, b *blob.Bucket, key string, in *Input, opt Options) (Result, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ts := strings.EqualFold(path.Ext(key), ".ts")
+	ct := "video/mp4"
+	if ts {
+		ct = "video/mp2t"
+	}
+	bw, err := b.NewWriter(wctx, key, &blob.WriterOptions{ContentType: ct})
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	if ts {
+		res, err = WriteTS(ctx, bw, in, opt)
+	} else {
+		res, err = WriteMP4(ctx, bw, in, opt)
+	}
+	if err != nil {
+		cancel() // abandons the upload
+		bw.Close()
+		return res, err
+	}
+	if err := bw.Close(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
