@@ -36,6 +36,12 @@ type Config struct {
 	// SPS and PPS are parameter sets known out of band (an MP4 avcC); Record
 	// sets them from the source.
 	SPS, PPS [][]byte
+	// Audio adds an AAC track (written with WriteAudio); Record sets it
+	// from the source.
+	Audio *chunker.AudioConfig
+	// NoVideo records an audio-only stream (Audio must be set); Record
+	// sets it from the source.
+	NoVideo bool
 	// Prefix is the key prefix of every object of the recording, for
 	// example "streams/cam1/".
 	Prefix string
@@ -145,6 +151,8 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		WrapBits:       cfg.WrapBits,
 		SPS:            cfg.SPS,
 		PPS:            cfg.PPS,
+		Audio:          cfg.Audio,
+		NoVideo:        cfg.NoVideo,
 	}
 	pcfg := hls.PublisherConfig{
 		Type:           cfg.Playlist,
@@ -196,6 +204,16 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	}
 	scfg.OnDurable = p.onDurable
 	p.sink = sink.New(b, scfg)
+	// Objects a crashed run left in the sink's spool upload first; new ones
+	// continue after them.
+	for _, ev := range p.sink.Recovered() {
+		if ev.Kind == sink.KindSegment {
+			ccfg.FirstSequence = max(ccfg.FirstSequence, ev.Seq+1)
+		} else {
+			ccfg.FirstInitSequence = max(ccfg.FirstInitSequence, ev.Seq+1)
+		}
+		ccfg.StartWithDiscontinuity = true
+	}
 
 	c, err := chunker.New(ccfg, (*pipelineOutput)(p))
 	if err != nil {
@@ -305,6 +323,11 @@ func (p *Pipeline) publishLoop() {
 		if ev.Kind == sink.KindSegment {
 			at = p.wall[ev.Seq]
 			delete(p.wall, ev.Seq)
+			if at.IsZero() {
+				// Recovered from the spool of an earlier run, which
+				// accepted it when it closed.
+				at = ev.Accepted.Add(-ev.Segment.DurationTime())
+			}
 		}
 		p.mu.Unlock()
 
@@ -370,7 +393,7 @@ func (p *Pipeline) writeMultivariant(ctx context.Context) error {
 		URI:              p.cfg.PlaylistName,
 		Bandwidth:        peak,
 		AverageBandwidth: avg,
-		Codecs:           []string{in.Codec},
+		Codecs:           in.Codecs(),
 		Width:            in.Width,
 		Height:           in.Height,
 		FrameRate:        p.frameRate(),
@@ -397,9 +420,25 @@ func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
 	return p.chunk.Write(ctx, s)
 }
 
+// WriteAudio adds the next AAC frame of the audio track (Config.Audio),
+// interleaved with Write calls in time order.
+func (p *Pipeline) WriteAudio(ctx context.Context, a chunker.AudioSample) error {
+	if p.started.IsZero() {
+		p.started = time.Now()
+	}
+	return p.chunk.WriteAudio(ctx, a)
+}
+
 // Stats reports the counters of the stages.
 func (p *Pipeline) Stats() Stats {
-	return Stats{Timescale: p.cfg.Timescale, Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
+	ts := p.cfg.Timescale
+	if p.cfg.NoVideo && p.cfg.Audio != nil {
+		// Audio-only segments are timed in the sample rate.
+		if ai, err := chunker.ParseAudioSpecificConfig(p.cfg.Audio.ASC); err == nil {
+			ts = uint32(ai.SampleRate)
+		}
+	}
+	return Stats{Timescale: ts, Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
 }
 
 // Stats are the counters of a Pipeline's stages.
@@ -435,8 +474,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return errors.Join(errChunk, errSink, errFinish, errMulti)
 }
 
-// Record reads every sample of src into a new Pipeline on b and closes it.
-// Timescale and WrapBits come from the source.
+// Record reads every sample of src (video and audio, in the source's
+// order) into a new Pipeline on b and closes it. Timescale, WrapBits,
+// parameter sets and the audio track come from the source.
 func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
 	info := src.Info()
 	cfg.Timescale = info.Timescale
@@ -444,12 +484,16 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 	if len(cfg.SPS) == 0 && len(info.SPS) > 0 && len(info.PPS) > 0 {
 		cfg.SPS, cfg.PPS = info.SPS, info.PPS
 	}
+	if cfg.Audio == nil && info.Audio != nil {
+		cfg.Audio = info.Audio.Config()
+	}
+	cfg.NoVideo = info.NoVideo
 	p, err := NewPipeline(ctx, b, cfg)
 	if err != nil {
 		return Stats{}, err
 	}
 	for {
-		s, err := src.Next()
+		pk, err := src.NextPacket()
 		if err == io.EOF {
 			break
 		}
@@ -457,7 +501,15 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 			cerr := p.Close(ctx)
 			return p.Stats(), errors.Join(fmt.Errorf("livechunk: reading input: %w", err), cerr)
 		}
-		if err := p.Write(ctx, s); err != nil {
+		if pk.Kind == source.KindAudio {
+			if cfg.Audio == nil {
+				continue
+			}
+			err = p.WriteAudio(ctx, pk.Audio)
+		} else {
+			err = p.Write(ctx, pk.Video)
+		}
+		if err != nil {
 			cerr := p.Close(ctx)
 			return p.Stats(), errors.Join(err, cerr)
 		}

@@ -1,5 +1,6 @@
-// Package chunker cuts a stream of timestamped H.264 access units into closed,
-// keyframe-aligned segments (fragmented MP4 or MPEG-TS) without re-encoding.
+// Package chunker cuts a stream of timestamped H.264 access units, and
+// optionally AAC audio frames, into closed, keyframe-aligned segments
+// (fragmented MP4 or MPEG-TS) without re-encoding.
 //
 // A [Chunker] receives [Sample]s in decode order. It finds random-access
 // points (IDR pictures) itself, cuts a segment at the first IDR at or after
@@ -7,6 +8,14 @@
 // example a sink that uploads it). Time is integer ticks of a declared
 // timescale; sample durations are derived from the next sample's DTS, so the
 // durations of all segments add up exactly to the input's.
+//
+// Audio ([AudioSample], configured with [Config].Audio) goes into the same
+// segments: fMP4 segments get a second track fragment, MPEG-TS segments an
+// ADTS elementary stream. Each audio frame lands in the segment its
+// presentation time belongs to (cuts stay on video keyframes), on the same
+// output timeline as the video, so the input's audio/video offset is kept.
+// With Config.NoVideo the stream is audio only and segments are cut on
+// audio frame boundaries.
 package chunker
 
 import (
@@ -89,13 +98,16 @@ type Config struct {
 	// first IDR picture whose DTS is at least TargetDuration after the
 	// segment start. Default 5 s.
 	TargetDuration time.Duration
-	// WrapBits, when non-zero, declares that input timestamps wrap around at
-	// 2^WrapBits ticks (33 for MPEG-TS); the chunker unwraps them.
+	// WrapBits, when non-zero, declares that input timestamps of both
+	// tracks wrap around at 2^WrapBits ticks (33 for MPEG-TS); the chunker
+	// unwraps them, audio on the same side of a wrap as the video.
 	WrapBits uint
 	// JumpThreshold is the largest DTS step still treated as continuous.
 	// A larger step forward (or any large step backward) is a timestamp
 	// jump: the segment closes, and the next one is marked as a
-	// discontinuity. Default: 10 frame durations, at least 1 s.
+	// discontinuity; audio follows the video's new timeline. Default: 10
+	// frame durations, at least 1 s (for audio, at least 1 s or ten AAC
+	// frames).
 	JumpThreshold time.Duration
 	// FirstSequence is the sequence number of the first segment (to resume
 	// a recording). InitSequence likewise for init segments.
@@ -108,6 +120,12 @@ type Config struct {
 	// StartWithDiscontinuity marks the first segment as a discontinuity
 	// (for example when resuming after a restart).
 	StartWithDiscontinuity bool
+	// Audio, when set, adds an AAC track written with WriteAudio.
+	Audio *AudioConfig
+	// NoVideo declares an audio-only stream (Audio must be set): segments
+	// are cut at the first audio frame at or after TargetDuration, and
+	// Write is an error.
+	NoVideo bool
 }
 
 func (c Config) withDefaults() Config {
@@ -136,11 +154,37 @@ type Init struct {
 	Codec string
 	// Width and Height are the coded picture size after cropping.
 	Width, Height int
-	// Timescale is the track timescale of the media segments.
+	// Timescale is the track timescale of the media segments (for an
+	// audio-only stream, the audio one).
 	Timescale uint32
+	// AudioCodec is the RFC 6381 codec string of the audio track, for
+	// example "mp4a.40.2"; empty without audio. Codec is empty for an
+	// audio-only stream.
+	AudioCodec string
+	// ASC is the AAC AudioSpecificConfig of the audio track.
+	ASC []byte
+	// AudioTimescale is the timescale of the audio track in segments: its
+	// sample rate (the output rate with explicit SBR).
+	AudioTimescale uint32
+	// SampleRate and Channels describe the audio (see AACInfo).
+	SampleRate, Channels int
 }
 
-// Segment is a closed media segment. It starts with an IDR picture.
+// Codecs returns the RFC 6381 codec strings of the tracks, video first, as
+// HLS CODECS lists them.
+func (in *Init) Codecs() []string {
+	var out []string
+	if in.Codec != "" {
+		out = append(out, in.Codec)
+	}
+	if in.AudioCodec != "" {
+		out = append(out, in.AudioCodec)
+	}
+	return out
+}
+
+// Segment is a closed media segment. It starts with an IDR picture (or, in
+// an audio-only stream, with an audio frame).
 type Segment struct {
 	// Seq is the media sequence number.
 	Seq uint64
@@ -150,16 +194,23 @@ type Segment struct {
 	Init *Init
 	// Data is the encoded segment. It is valid until Release is called.
 	Data []byte
-	// Timescale of the timestamps and Duration below (the track timescale).
+	// Timescale of the timestamps and Duration below (the video track
+	// timescale; for an audio-only stream the audio one).
 	Timescale uint32
 	// FirstDTS and FirstPTS of the first sample on the output timeline.
 	FirstDTS, FirstPTS int64
 	// Duration is the exact sum of the sample durations in ticks.
 	Duration int64
-	// Frames is the number of access units.
+	// Frames is the number of video access units.
 	Frames int
-	// Keyframes is the number of IDR access units (at least 1).
+	// Keyframes is the number of IDR access units (at least 1 with video).
 	Keyframes int
+	// AudioFrames is the number of AAC frames in the segment.
+	AudioFrames int
+	// AudioPTS is the first audio frame's time and AudioDuration the sum of
+	// the audio frame durations, in Init.AudioTimescale ticks, on the same
+	// output timeline as the video (zero without audio frames).
+	AudioPTS, AudioDuration int64
 	// Discontinuity is true when this segment does not continue the previous
 	// one (first segment after a parameter-set change, a timestamp jump or
 	// a resumed recording).
@@ -206,6 +257,11 @@ type Output interface {
 type Chunker interface {
 	// Write adds the next access unit in decode order.
 	Write(ctx context.Context, s Sample) error
+	// WriteAudio adds the next AAC frame of the audio track (Config.Audio),
+	// in presentation order. Audio and video are written interleaved
+	// roughly in time order, as a demuxer delivers them; frames that run
+	// ahead of the video wait (bounded) until the video has passed them.
+	WriteAudio(ctx context.Context, a AudioSample) error
 	// Flush closes the open segment (if any) and emits it. The next sample
 	// must start with an IDR picture to open a new one (others are dropped
 	// and counted).
@@ -224,6 +280,8 @@ type Chunker interface {
 type Stats struct {
 	Samples         int64 // samples written into segments
 	DroppedNoKey    int64 // samples dropped while waiting for an IDR picture
+	AudioSamples    int64 // audio frames written into segments
+	AudioDropped    int64 // audio frames dropped (before the first keyframe, overlapping, or with no segment to go to)
 	Segments        int64 // segments emitted
 	Inits           int64 // init sections emitted
 	Discontinuities int64 // segments marked as discontinuity
@@ -237,8 +295,9 @@ type Stats struct {
 
 // Errors returned by a Chunker; test with errors.Is.
 var (
-	// ErrNonMonotonicDTS: a sample's DTS is not greater than the previous
-	// one's (and the step is too small to be a timestamp jump).
+	// ErrNonMonotonicDTS: a sample's DTS (an audio frame's PTS) is not
+	// greater than the previous one's of the same track (and the step is
+	// too small to be a timestamp jump).
 	ErrNonMonotonicDTS = errors.New("chunker: non-monotonic DTS")
 	// ErrInvalidSample: empty access unit, empty NAL unit, or PTS < DTS.
 	ErrInvalidSample = errors.New("chunker: invalid sample")
@@ -250,16 +309,23 @@ var (
 	ErrNoParameterSets = errors.New("chunker: no SPS/PPS in stream")
 	// ErrClosed: Write after Close.
 	ErrClosed = errors.New("chunker: closed")
+	// ErrNoTrack: Write on an audio-only chunker, or WriteAudio without
+	// Config.Audio.
+	ErrNoTrack = errors.New("chunker: no such track")
 )
 
 // SampleError wraps an error about one sample with its position.
 type SampleError struct {
-	Index int64 // zero-based index of the sample in Write calls
-	DTS   int64
+	Index int64 // zero-based index of the sample in Write (WriteAudio) calls
+	DTS   int64 // for audio, the PTS
+	Audio bool  // the sample is an AudioSample
 	Err   error
 }
 
 func (e *SampleError) Error() string {
+	if e.Audio {
+		return fmt.Sprintf("audio frame %d (pts %d): %v", e.Index, e.DTS, e.Err)
+	}
 	return fmt.Sprintf("sample %d (dts %d): %v", e.Index, e.DTS, e.Err)
 }
 

@@ -11,32 +11,48 @@ import (
 
 // Sample flags of ISO/IEC 14496-12 8.8.3.1.
 const (
-	flagsSync    = 0x02000000 // sample_depends_on=2 (I picture)
+	flagsSync    = 0x02000000 // sample_depends_on=2 (I picture; every AAC frame)
 	flagsNonSync = 0x01010000 // sample_depends_on=1, sample_is_non_sync_sample
 )
 
-// fmp4Writer builds CMAF-style media segments: styp + moof + mdat. Payloads
-// are appended to the segment buffer after a reserved headroom as samples
-// arrive; at the end the box headers are written into the headroom, so a
-// segment is built in one buffer with each payload byte copied once.
+// fmp4Writer builds CMAF-style media segments: styp + moof + mdat, with one
+// track fragment per track (video track 1, audio track 2; an audio-only
+// stream has audio as track 1). Video payloads are appended to the segment
+// buffer after a reserved headroom as samples arrive, audio payloads to a
+// buffer of their own that follows the video run in the mdat; at the end
+// the box headers are written into the headroom, so a segment is built in
+// one buffer with each video byte copied once.
 type fmp4Writer struct {
 	timescale uint32
+	video     bool
+	aud       *audioTrack // nil without audio
+	audioID   uint32
 	seq       uint64
 	dts       int64
 	buf       []byte
 	headroom  int
-	samples   []mp4.Sample // trun entries, reused
+	samples   []mp4.Sample // video trun entries, reused
 	maxFrames int
+	// audio of the open segment
+	abuf     []byte
+	asamples []mp4.Sample
+	adts     int64
+	maxAudio int
 }
 
-func newFMP4(timescale uint32) *fmp4Writer {
-	return &fmp4Writer{timescale: timescale, maxFrames: 300}
+func newFMP4(timescale uint32, video bool, aud *audioTrack) *fmp4Writer {
+	w := &fmp4Writer{timescale: timescale, video: video, aud: aud, maxFrames: 300, maxAudio: 300, audioID: 2}
+	if !video {
+		w.audioID = 1
+		w.maxFrames = 0
+	}
+	return w
 }
 
 func (w *fmp4Writer) makeInit(ps *paramSets) (data []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			data, err = nil, fmt.Errorf("%w: building avcC: %v", ErrBadParameterSets, r)
+			data, err = nil, fmt.Errorf("%w: building the init segment: %v", ErrBadParameterSets, r)
 		}
 	}()
 	init := mp4.NewMP4Init()
@@ -45,9 +61,15 @@ func (w *fmp4Writer) makeInit(ps *paramSets) (data []byte, err error) {
 	init.AddChild(moov)
 	moov.AddChild(mp4.CreateMvhd())
 	moov.AddChild(mp4.NewMvexBox())
-	trak := init.AddEmptyTrack(w.timescale, "video", "und")
-	if err := trak.SetAVCDescriptor("avc1", ps.sps, ps.pps, true); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadParameterSets, err)
+	if w.video {
+		trak := init.AddEmptyTrack(w.timescale, "video", "und")
+		if err := trak.SetAVCDescriptor("avc1", ps.sps, ps.pps, true); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadParameterSets, err)
+		}
+	}
+	if a := w.aud; a != nil {
+		trak := init.AddEmptyTrack(uint32(a.outTS), "audio", "und")
+		trak.Mdia.Minf.Stbl.Stsd.AddChild(mp4aEntry(a))
 	}
 	var b bytes.Buffer
 	if err := init.Encode(&b); err != nil {
@@ -56,21 +78,49 @@ func (w *fmp4Writer) makeInit(ps *paramSets) (data []byte, err error) {
 	return b.Bytes(), nil
 }
 
-// headerSize is the size of styp+moof+mdat header for n samples.
-func fmp4HeaderSize(n int) int {
+// mp4aEntry builds the mp4a sample entry with an esds that carries the
+// stream's exact AudioSpecificConfig. (mp4ff's TrakBox.SetAACDescriptor
+// builds an ASC of its own that always says two channels, and for HE-AAC
+// a doubled rate; mono phones and 5.1 cameras need the real one.)
+func mp4aEntry(a *audioTrack) *mp4.AudioSampleEntryBox {
+	ch := a.info.Channels
+	if ch <= 0 {
+		ch = 2
+	}
+	rate := a.info.SampleRate
+	if rate > 0xffff {
+		// The 16.16 field cannot hold it; readers take the rate from the
+		// ASC (and the timescale).
+		rate = 0
+	}
+	return mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(rate), mp4.CreateEsdsBox(a.asc))
+}
+
+// fmp4HeaderSize is the size of styp+moof+mdat header for nv video and na
+// audio samples.
+func fmp4HeaderSize(nv, na int, video, audio bool) int {
 	const styp = 8 + 8 + 8     // major, minor, 2 brands
 	const mfhd = 16            // header+version/flags+seq
 	const tfhd = 16            // header+version/flags+trackID
 	const tfdt = 20            // version 1
 	const trun = 8 + 4 + 4 + 4 // header, v/f, count, data offset
-	return styp + 8 + mfhd + 8 + tfhd + tfdt + trun + 16*n + 8
+	n := styp + 8 + mfhd + 8
+	if video {
+		n += 8 + tfhd + tfdt + trun + 16*nv
+	}
+	if audio {
+		n += 8 + tfhd + 4 + tfdt + trun + 8*na
+	}
+	return n + 16
 }
 
 func (w *fmp4Writer) begin(seq uint64, buf []byte, dts int64) {
 	w.seq = seq
 	w.dts = dts
 	w.samples = w.samples[:0]
-	w.headroom = fmp4HeaderSize(w.maxFrames + w.maxFrames/4 + 16)
+	w.asamples = w.asamples[:0]
+	w.abuf = w.abuf[:0]
+	w.headroom = fmp4HeaderSize(w.maxFrames+w.maxFrames/4+16, w.maxAudio+w.maxAudio/4+16, w.video, w.aud != nil)
 	if cap(buf) < w.headroom+64<<10 {
 		buf = make([]byte, 0, w.headroom+1<<20)
 	}
@@ -121,6 +171,21 @@ func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) e
 	return nil
 }
 
+func (w *fmp4Writer) addAudio(frame []byte, t int64) error {
+	if len(w.asamples) == 0 {
+		w.adts = t
+	}
+	w.abuf = append(w.abuf, frame...)
+	w.asamples = append(w.asamples, mp4.Sample{Flags: flagsSync, Size: uint32(len(frame)), Dur: uint32(w.aud.frame)})
+	return nil
+}
+
+func (w *fmp4Writer) setAudioDuration(d int64) {
+	if n := len(w.asamples); n > 0 {
+		w.asamples[n-1].Dur = uint32(min(max(d, 0), 1<<32-1))
+	}
+}
+
 func (w *fmp4Writer) appendNALU(n []byte) {
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
 	w.buf = append(w.buf, n...)
@@ -143,29 +208,62 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 	if n > w.maxFrames {
 		w.maxFrames = n
 	}
+	if na := len(w.asamples); na > w.maxAudio {
+		w.maxAudio = na
+	}
 	moof := &mp4.MoofBox{}
 	_ = moof.AddChild(mp4.CreateMfhd(uint32(w.seq + 1)))
-	traf := &mp4.TrafBox{}
-	_ = moof.AddChild(traf)
-	_ = traf.AddChild(mp4.CreateTfhd(1))
-	tfdt := mp4.CreateTfdt(uint64(w.dts))
-	tfdt.Version = 1
-	_ = traf.AddChild(tfdt)
-	trun := &mp4.TrunBox{
-		Version: 1,
-		Flags: mp4.TrunDataOffsetPresentFlag | mp4.TrunSampleDurationPresentFlag |
-			mp4.TrunSampleSizePresentFlag | mp4.TrunSampleFlagsPresentFlag |
-			mp4.TrunSampleCompositionTimeOffsetPresentFlag,
-		Samples: w.samples,
+	var trun, atrun *mp4.TrunBox
+	if w.video {
+		traf := &mp4.TrafBox{}
+		_ = moof.AddChild(traf)
+		_ = traf.AddChild(mp4.CreateTfhd(1))
+		tfdt := mp4.CreateTfdt(uint64(w.dts))
+		tfdt.Version = 1
+		_ = traf.AddChild(tfdt)
+		trun = &mp4.TrunBox{
+			Version: 1,
+			Flags: mp4.TrunDataOffsetPresentFlag | mp4.TrunSampleDurationPresentFlag |
+				mp4.TrunSampleSizePresentFlag | mp4.TrunSampleFlagsPresentFlag |
+				mp4.TrunSampleCompositionTimeOffsetPresentFlag,
+			Samples: w.samples,
+		}
+		_ = traf.AddChild(trun)
 	}
-	_ = traf.AddChild(trun)
+	if len(w.asamples) > 0 {
+		traf := &mp4.TrafBox{}
+		_ = moof.AddChild(traf)
+		tfhd := mp4.CreateTfhd(w.audioID)
+		tfhd.Flags |= mp4.TfhdDefaultSampleFlagsPresentFlag
+		tfhd.DefaultSampleFlags = flagsSync
+		_ = traf.AddChild(tfhd)
+		tfdt := mp4.CreateTfdt(uint64(w.adts))
+		tfdt.Version = 1
+		_ = traf.AddChild(tfdt)
+		atrun = &mp4.TrunBox{
+			Flags:   mp4.TrunDataOffsetPresentFlag | mp4.TrunSampleDurationPresentFlag | mp4.TrunSampleSizePresentFlag,
+			Samples: w.asamples,
+		}
+		_ = traf.AddChild(atrun)
+	}
+	// The audio run follows the video run in the mdat.
+	w.buf = append(w.buf, w.abuf...)
 	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
 	payload := len(w.buf) - w.headroom
 	mdatHdr := 8
 	if uint64(payload)+8 > 1<<32-1 {
 		mdatHdr = 16
 	}
-	trun.DataOffset = int32(moof.Size()) + int32(mdatHdr)
+	if int64(moof.Size())+int64(mdatHdr)+int64(payload) > 1<<31-1 {
+		return nil, w.buf, fmt.Errorf("chunker: fMP4 segment of %d bytes is too large", payload)
+	}
+	base := int32(moof.Size()) + int32(mdatHdr)
+	if trun != nil {
+		trun.DataOffset = base
+	}
+	if atrun != nil {
+		atrun.DataOffset = base + int32(payload-len(w.abuf))
+	}
 	hdrSize := int(styp.Size()+moof.Size()) + mdatHdr
 
 	var hdr []byte

@@ -12,14 +12,20 @@ import (
 
 // container writes the samples of one segment at a time in one format.
 type container interface {
-	// makeInit builds the init section data for the parameter sets.
+	// makeInit builds the init section data for the parameter sets (nil
+	// for an audio-only stream).
 	makeInit(ps *paramSets) ([]byte, error)
-	// begin starts a segment whose first sample has decode time dts.
+	// begin starts a segment whose first video sample has decode time dts.
 	begin(seq uint64, buf []byte, dts int64)
 	// add writes one sample; its duration is set later with setDuration.
 	add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error
 	// setDuration sets the duration of the last added sample.
 	setDuration(d int64)
+	// addAudio writes one AAC frame at time t (audio timescale ticks) with
+	// the nominal frame duration; setAudioDuration changes the duration of
+	// the last added frame. The frame's bytes are copied.
+	addAudio(frame []byte, t int64) error
+	setAudioDuration(d int64)
 	// finish closes the segment and returns its bytes (a sub-slice of, or a
 	// replacement for, the buffer given to begin) and the buffer to recycle.
 	finish() (data, full []byte, err error)
@@ -162,6 +168,11 @@ type chunker struct {
 	// segment most recently closed by closeSegment.
 	lastClosedDur int64
 
+	// audio track, nil without one
+	aud          *audioTrack
+	videoDropped bool // video samples were dropped since the last segment closed
+	cut          deferredCut
+
 	// open segment
 	open      bool
 	seq       uint64
@@ -193,6 +204,19 @@ func New(cfg Config, out Output) (Chunker, error) {
 		nextInit: cfg.FirstInitSequence,
 		discont:  cfg.StartWithDiscontinuity,
 	}
+	if cfg.NoVideo && cfg.Audio == nil {
+		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")
+	}
+	if cfg.Audio != nil {
+		a, err := newAudioTrack(cfg)
+		if err != nil {
+			return nil, err
+		}
+		k.aud = a
+		if cfg.NoVideo {
+			k.target = durationToTicks(cfg.TargetDuration, uint32(a.outTS))
+		}
+	}
 	if len(cfg.SPS) > 0 || len(cfg.PPS) > 0 {
 		ps, err := parseParamSets(cfg.SPS, cfg.PPS)
 		if err != nil {
@@ -202,9 +226,9 @@ func New(cfg Config, out Output) (Chunker, error) {
 	}
 	switch cfg.Format {
 	case FMP4:
-		k.c = newFMP4(cfg.Timescale)
+		k.c = newFMP4(cfg.Timescale, !cfg.NoVideo, k.aud)
 	case TS:
-		w, err := newTSWriter(cfg.Timescale)
+		w, err := newTSWriter(cfg.Timescale, !cfg.NoVideo, k.aud)
 		if err != nil {
 			return nil, err
 		}
@@ -246,6 +270,10 @@ func (k *chunker) unwrap(s *Sample) {
 	if !k.haveRaw {
 		k.haveRaw = true
 		k.unwrapped = raw
+		if a := k.aud; a != nil && a.haveRaw {
+			// Audio came first: stay on its side of a wrap.
+			k.unwrapped = near(raw, rescale(a.unwrapped, a.inTS, int64(k.cfg.Timescale)), k.cfg.WrapBits)
+		}
 	} else {
 		diff := (raw - k.rawPrevDTS) & mask
 		if diff >= half {
@@ -268,6 +296,9 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	}
 	if k.err != nil {
 		return k.err
+	}
+	if k.cfg.NoVideo {
+		return fmt.Errorf("%w: Write on an audio-only chunker", ErrNoTrack)
 	}
 	idx := k.index
 	k.index++
@@ -341,13 +372,37 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 
 	idr := IsIDR(s.NALUs)
 
-	if jump {
-		k.stats.TimestampJumps++
-		// The sample before the jump gets its hinted or the typical duration.
-		if err := k.closeSegment(ctx, k.fallbackDuration()); err != nil {
+	if k.cut.pending && (jump || newPS != nil) {
+		if err := k.resolveCut(ctx); err != nil {
 			return err
 		}
-		k.discont = true
+	}
+	if jump {
+		k.stats.TimestampJumps++
+		if a := k.aud; a != nil {
+			a.haveFloor = false // input times before and after differ
+		}
+		// Audio of the old timeline goes into the closing segment.
+		if err := k.releaseAudioBeforeJump(ctx, k.lastInDTS, s.DTS); err != nil {
+			return err
+		}
+		if k.open && newPS == nil && k.audioMayLagJump(k.lastInDTS, s.DTS) {
+			// More audio of the old timeline may still come: the segment
+			// waits for it (see deferredCut), the sample before the jump
+			// gets its hinted or the typical duration now.
+			d := k.fallbackDuration()
+			k.c.setDuration(d)
+			k.segDur += d
+			k.lastClosedDur = d
+			k.cut.startJump(k.lastInDTS, s.DTS, k.offset)
+		} else {
+			// The sample before the jump gets its hinted or the typical
+			// duration.
+			if err := k.closeSegment(ctx, k.fallbackDuration()); err != nil {
+				return err
+			}
+			k.discont = true
+		}
 		// Continue the output timeline right after the previous sample.
 		k.offset = k.lastOutDTS + k.lastClosedDur - s.DTS - k.dtsShift
 	}
@@ -356,6 +411,9 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			// New parameters: close the segment at this sample; the next one
 			// needs a new init and is a discontinuity.
 			if k.open {
+				if err := k.releaseAudio(ctx, s.PTS, false); err != nil {
+					return err
+				}
 				if err := k.closeSegment(ctx, s.DTS+k.offset+k.dtsShift-k.lastOutDTS); err != nil {
 					return err
 				}
@@ -370,12 +428,19 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		// First sample of the stream: choose the output timeline so that
 		// decode times are not negative (fMP4 tfdt is unsigned) and TS
 		// timestamps leave room for the PCR ahead of the first DTS.
+		// Audio that came before it counts too.
 		min := int64(0)
 		if k.cfg.Format == TS {
 			min = (int64(k.cfg.Timescale)*tsPCRLead + 89999) / 90000
 		}
-		if s.DTS < min {
-			k.offset = min - s.DTS
+		lowest := s.DTS
+		if a := k.aud; a != nil {
+			for _, q := range a.queue[a.head:] {
+				lowest = mini(lowest, q.pv)
+			}
+		}
+		if lowest < min {
+			k.offset = min - lowest
 		}
 	}
 	if !k.shiftSet && idr && k.ps != nil && k.cfg.Format == FMP4 {
@@ -392,6 +457,25 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	outDTS := s.DTS + k.offset + k.dtsShift
 	outPTS := s.PTS + k.offset
 
+	if k.cut.pending {
+		// A cut waits for the audio: this sample waits with it.
+		if len(k.cut.samples) == 0 && (!idr || k.ps == nil) {
+			// After a jump, the next segment starts at a keyframe too.
+			k.stats.DroppedNoKey++
+			k.videoDropped = true
+			k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
+			return nil
+		}
+		d := outDTS - k.lastOutDTS
+		k.cut.setLastDur(d)
+		k.lastDur = d
+		k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
+		k.cut.add(idx, s, outDTS, outPTS, idr)
+		if outDTS-k.cut.samples[0].dts > k.maxCutWait() || len(k.cut.samples) >= maxCutSamples {
+			return k.resolveCut(ctx)
+		}
+		return nil
+	}
 	if k.open {
 		d := outDTS - k.lastOutDTS
 		if !jump {
@@ -400,6 +484,20 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			k.lastDur = d
 		}
 		if idr && outDTS-k.segStart >= k.target {
+			if k.audioMayLag(s.PTS) {
+				// Audio before this picture's presentation time may still
+				// come (inputs interleave by decode time, muxers buffer
+				// audio): the cut waits for it.
+				k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
+				k.cut.start(s.PTS)
+				k.cut.add(idx, s, outDTS, outPTS, idr)
+				return nil
+			}
+			// Audio before this picture's presentation time closes with
+			// the segment.
+			if err := k.releaseAudio(ctx, s.PTS, false); err != nil {
+				return err
+			}
 			if err := k.emit(ctx); err != nil {
 				return err
 			}
@@ -413,7 +511,13 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	if !k.open {
 		if !idr || k.ps == nil {
 			k.stats.DroppedNoKey++
+			k.videoDropped = true
 			return nil
+		}
+		if k.videoDropped {
+			// Audio before this picture has no picture to go with.
+			k.dropAudioBefore(s.PTS)
+			k.videoDropped = false
 		}
 		if err := k.openSegment(ctx, outDTS, outPTS); err != nil {
 			return err
@@ -427,7 +531,8 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		k.segKeys++
 	}
 	k.stats.Samples++
-	return nil
+	// Audio the video has passed belongs to this segment.
+	return k.releaseAudio(ctx, s.DTS, true)
 }
 
 // fallbackDuration is the duration given to a last sample whose successor is
@@ -461,12 +566,16 @@ func (k *chunker) openSegment(ctx context.Context, dts, pts int64) error {
 			Seq:       k.nextInit,
 			Format:    k.cfg.Format,
 			Data:      data,
-			SPS:       k.ps.sps,
-			PPS:       k.ps.pps,
-			Codec:     k.ps.codec,
-			Width:     k.ps.width,
-			Height:    k.ps.height,
-			Timescale: k.cfg.Timescale,
+			Timescale: k.timescale(),
+		}
+		if ps := k.ps; ps != nil {
+			k.init.SPS, k.init.PPS, k.init.Codec = ps.sps, ps.pps, ps.codec
+			k.init.Width, k.init.Height = ps.width, ps.height
+		}
+		if a := k.aud; a != nil {
+			k.init.AudioCodec, k.init.ASC = a.info.Codec, a.asc
+			k.init.AudioTimescale = uint32(a.outTS)
+			k.init.SampleRate, k.init.Channels = a.info.SampleRate, a.info.Channels
 		}
 		k.nextInit++
 		k.initSent = true
@@ -502,6 +611,15 @@ func (k *chunker) closeSegment(ctx context.Context, lastDur int64) error {
 	return k.emit(ctx)
 }
 
+// timescale is the timescale of Segment and Init timestamps: the video's,
+// or the audio's for an audio-only stream.
+func (k *chunker) timescale() uint32 {
+	if k.cfg.NoVideo {
+		return uint32(k.aud.outTS)
+	}
+	return k.cfg.Timescale
+}
+
 // emit closes the open segment (all durations set) and hands it to out.
 func (k *chunker) emit(ctx context.Context) error {
 	data, full, err := k.c.finish()
@@ -510,29 +628,39 @@ func (k *chunker) emit(ctx context.Context) error {
 		return err
 	}
 	pool := k.pool
+	ts := k.timescale()
 	seg := &Segment{
 		Seq:           k.seq,
 		Format:        k.cfg.Format,
 		Init:          k.init,
 		Data:          data,
-		Timescale:     k.cfg.Timescale,
+		Timescale:     ts,
 		FirstDTS:      k.segStart,
 		FirstPTS:      k.segPTS,
 		Duration:      k.segDur,
 		Frames:        k.segFrames,
 		Keyframes:     k.segKeys,
 		Discontinuity: k.discont,
-		Long:          k.segDur > k.target+int64(k.cfg.Timescale)/2,
 		release:       func() { pool.put(full) },
 	}
-	if k.segDur > 0 {
-		seg.FrameRate = float64(k.segFrames) * float64(k.cfg.Timescale) / float64(k.segDur)
+	if a := k.aud; a != nil && a.segFrames > 0 {
+		seg.AudioFrames = a.segFrames
+		seg.AudioPTS = a.segStart
+		seg.AudioDuration = a.lastOut + a.lastDur - a.segStart
+		a.segFrames = 0
+		if k.cfg.NoVideo {
+			seg.Duration = seg.AudioDuration
+		}
+	}
+	seg.Long = seg.Duration > k.target+int64(ts)/2
+	if seg.Duration > 0 && seg.Frames > 0 {
+		seg.FrameRate = float64(seg.Frames) * float64(ts) / float64(seg.Duration)
 	}
 	k.seq++
 	k.discont = false
 	k.stats.Segments++
 	k.stats.Bytes += int64(len(data))
-	k.stats.MediaTicks += k.segDur
+	k.stats.MediaTicks += seg.Duration
 	k.stats.LastSegmentSeq = seg.Seq
 	k.stats.HaveLastSegment = true
 	if seg.Discontinuity {
@@ -555,8 +683,20 @@ func (k *chunker) Flush(ctx context.Context) error {
 	if k.err != nil {
 		return k.err
 	}
+	if k.cut.pending {
+		if err := k.resolveCut(ctx); err != nil {
+			return err
+		}
+	}
 	if !k.open {
 		return nil
+	}
+	if k.cfg.NoVideo {
+		return k.emit(ctx)
+	}
+	// The open segment takes every audio frame still waiting.
+	if err := k.releaseAudio(ctx, maxTime, true); err != nil {
+		return err
 	}
 	d := k.fallbackDuration()
 	if err := k.closeSegment(ctx, d); err != nil {
@@ -581,6 +721,10 @@ func (k *chunker) Close(ctx context.Context) error {
 	}
 	err := k.Flush(ctx)
 	k.closed = true
+	if a := k.aud; a != nil {
+		k.stats.AudioDropped += int64(len(a.queue) - a.head)
+		a.clearQueue()
+	}
 	if err != nil {
 		return err
 	}

@@ -511,7 +511,8 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 }
 
 // newPipeline starts the recording of a stream.
-func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32, wrap uint, sps, pps [][]byte) (*livechunk.Pipeline, error) {
+func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32, wrap uint, sps, pps [][]byte,
+	audio *chunker.AudioConfig, noVideo bool) (*livechunk.Pipeline, error) {
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
@@ -519,6 +520,8 @@ func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32,
 		WrapBits:        wrap,
 		SPS:             sps,
 		PPS:             pps,
+		Audio:           audio,
+		NoVideo:         noVideo,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Logger:          s.cfg.Logger.With("stream", name),

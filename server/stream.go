@@ -18,8 +18,11 @@ import (
 // chunk is one parsed upload: its samples on its own timeline.
 type chunk struct {
 	samples   []chunker.Sample
+	audio     []chunker.AudioSample
+	isAudio   []bool // packet order: true for the next audio frame, false for the next sample
 	timescale uint32
 	sps, pps  [][]byte
+	ainfo     *source.AudioInfo
 	span      int64 // first DTS to end of the last sample, in timescale ticks
 	bytes     int
 }
@@ -38,18 +41,29 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		return nil, statusFor(err), err
 	}
 	info := src.Info()
-	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, bytes: len(body)}
+	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, ainfo: info.Audio, bytes: len(body)}
 	var payload []byte
 	type span struct{ off, n int }
 	var spans [][]span
+	var aspans []span
 	for {
-		s, err := src.Next()
+		p, err := src.NextPacket()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, statusFor(err), err
 		}
+		if p.Kind == source.KindAudio {
+			aspans = append(aspans, span{len(payload), len(p.Audio.Data)})
+			payload = append(payload, p.Audio.Data...)
+			p.Audio.Data = nil
+			c.audio = append(c.audio, p.Audio)
+			c.isAudio = append(c.isAudio, true)
+			continue
+		}
+		c.isAudio = append(c.isAudio, false)
+		s := p.Video
 		var sp []span
 		for _, n := range s.NALUs {
 			sp = append(sp, span{len(payload), len(n)})
@@ -68,6 +82,9 @@ func parseChunk(body []byte) (*chunk, int, error) {
 			nal[j] = payload[sp.off : sp.off+sp.n : sp.off+sp.n]
 		}
 		c.samples[i].NALUs = nal
+	}
+	for i, sp := range aspans {
+		c.audio[i].Data = payload[sp.off : sp.off+sp.n : sp.off+sp.n]
 	}
 	first, last := c.samples[0], c.samples[len(c.samples)-1]
 	dur := last.Duration
@@ -94,7 +111,10 @@ type stream struct {
 	mu        sync.Mutex
 	p         *livechunk.Pipeline
 	timescale uint32
-	offset    int64 // pipeline ticks where the next chunk starts
+	audio     *source.AudioInfo // the stream's audio track (from its first chunk), nil without
+	offset    int64             // pipeline ticks where the next chunk starts
+	haveAudio bool
+	lastAudio int64 // PTS of the last audio frame fed, in audio.Timescale ticks
 	next      uint64
 	pending   map[uint64]*chunk
 	received  uint64
@@ -214,17 +234,40 @@ func (st *stream) aheadCount() int {
 }
 
 // feed writes a chunk's samples, shifted to continue the stream's timeline.
+// Its audio frames are shifted by the same time as its video (their
+// offset to the video is kept); a frame that would not come after the
+// previous chunk's last one (encoder priming overlapping it) is left out.
 func (st *stream) feed(ctx context.Context, c *chunk) error {
 	if st.p == nil {
-		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps)
+		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps, c.ainfo.Config(), false)
 		if err != nil {
 			return err
 		}
-		st.p, st.timescale = p, c.timescale
+		st.p, st.timescale, st.audio = p, c.timescale, c.ainfo
 	}
 	first := c.samples[0].DTS
 	conv := func(t int64) int64 { return rescale(t, c.timescale, st.timescale) }
-	for _, s := range c.samples {
+	vi, ai := 0, 0
+	for _, isAudio := range c.isAudio {
+		if isAudio {
+			a := c.audio[ai]
+			ai++
+			if st.audio == nil || c.ainfo == nil {
+				continue
+			}
+			ats := st.audio.Timescale
+			a.PTS = rescale(st.offset, st.timescale, ats) + rescale(a.PTS, c.ainfo.Timescale, ats) - rescale(first, c.timescale, ats)
+			if st.haveAudio && a.PTS <= st.lastAudio {
+				continue
+			}
+			st.haveAudio, st.lastAudio = true, a.PTS
+			if err := st.p.WriteAudio(ctx, a); err != nil {
+				return err
+			}
+			continue
+		}
+		s := c.samples[vi]
+		vi++
 		s.DTS = st.offset + conv(s.DTS-first)
 		s.PTS = st.offset + conv(s.PTS-first)
 		s.Duration = conv(s.Duration)
@@ -319,7 +362,7 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 		return res, statusFor(err), err
 	}
 	info := src.Info()
-	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS)
+	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS, info.Audio.Config(), info.NoVideo)
 	if err != nil {
 		release()
 		return res, http.StatusInternalServerError, err
@@ -329,7 +372,7 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 	st.mu.Unlock()
 	var readErr error
 	for {
-		s, err := src.Next()
+		pk, err := src.NextPacket()
 		if err == io.EOF {
 			break
 		}
@@ -337,11 +380,21 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 			readErr = err
 			break
 		}
-		if err := p.Write(ctx, s); err != nil {
+		if pk.Kind == source.KindAudio {
+			if info.Audio == nil {
+				continue
+			}
+			err = p.WriteAudio(ctx, pk.Audio)
+		} else {
+			err = p.Write(ctx, pk.Video)
+		}
+		if err != nil {
 			readErr = err
 			break
 		}
-		res.Samples++
+		if pk.Kind == source.KindVideo {
+			res.Samples++
+		}
 	}
 	release()
 	// The end of the input (or a broken one) ends the stream; what was

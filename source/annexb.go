@@ -189,6 +189,13 @@ func (a *AnnexB) Next() (chunker.Sample, error) {
 	}
 }
 
+// NextPacket returns the next access unit as a video Packet (raw H.264
+// has no audio), or io.EOF.
+func (a *AnnexB) NextPacket() (Packet, error) {
+	s, err := a.Next()
+	return Packet{Kind: KindVideo, Video: s}, err
+}
+
 // step consumes one NAL unit (or the end of input).
 func (a *AnnexB) step() error {
 	nal, err := a.nextNAL()

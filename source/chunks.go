@@ -23,6 +23,13 @@ import (
 //
 // SPS and PPS are put in-band at the start, and at the first IDR picture of
 // a file whose parameter sets differ from the previous file's.
+//
+// Audio (when the first file has an AAC track) is shifted by the same
+// offset as the video of its file, converted to the first file's audio
+// timescale, so each file's audio/video offset is kept. A frame that would
+// not come after the previous file's last frame (each file's encoder
+// priming overlaps its predecessor's end) is dropped. Every file needs a
+// video track.
 type Chunks struct {
 	open   func(i int) (io.Reader, error)
 	opt    Options
@@ -39,6 +46,9 @@ type Chunks struct {
 	haveOut  bool
 	outDTS   int64 // last DTS returned, in the output timescale
 	outDur   int64
+	haveAud  bool
+	outPTS   int64 // last audio PTS returned, in the output audio timescale
+	dropped  int64 // overlapping audio frames dropped
 	err      error
 }
 
@@ -58,6 +68,10 @@ func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error
 		return nil, errorf(ErrInvalid, "chunks: no files")
 	}
 	c.info = c.cur.Info()
+	if c.info.NoVideo {
+		c.Close()
+		return nil, errorf(ErrUnsupported, "chunks: the first file has no H.264 video track")
+	}
 	return c, nil
 }
 
@@ -109,14 +123,22 @@ func (c *Chunks) Close() error {
 	return nil
 }
 
-// Next returns the next sample of the sequence, or io.EOF after the last
-// file.
-func (c *Chunks) Next() (chunker.Sample, error) {
+// Next returns the next video sample of the sequence, or io.EOF after the
+// last file.
+func (c *Chunks) Next() (chunker.Sample, error) { return nextVideo(c.NextPacket) }
+
+// AudioDropped returns the number of audio frames dropped because they
+// overlapped the previous file's audio.
+func (c *Chunks) AudioDropped() int64 { return c.dropped }
+
+// NextPacket returns the next video sample or audio frame of the sequence,
+// or io.EOF after the last file.
+func (c *Chunks) NextPacket() (Packet, error) {
 	if c.err != nil {
-		return chunker.Sample{}, c.err
+		return Packet{}, c.err
 	}
 	for {
-		s, err := c.cur.Next()
+		p, err := c.cur.NextPacket()
 		if err == io.EOF {
 			if !c.first { // the file had samples: the next one starts at its end
 				ts := c.cur.Info().Timescale
@@ -128,18 +150,26 @@ func (c *Chunks) Next() (chunker.Sample, error) {
 			ok, err := c.openFile(c.idx + 1)
 			if err != nil {
 				c.err = err
-				return chunker.Sample{}, err
+				return Packet{}, err
 			}
 			if !ok {
 				c.err = io.EOF
-				return chunker.Sample{}, io.EOF
+				return Packet{}, io.EOF
 			}
 			continue
 		}
 		if err != nil {
 			c.err = fmt.Errorf("chunk %d: %w", c.idx, err)
-			return chunker.Sample{}, c.err
+			return Packet{}, c.err
 		}
+		if p.Kind == KindAudio {
+			a, ok := c.audio(p.Audio)
+			if !ok {
+				continue
+			}
+			return Packet{Kind: KindAudio, Audio: a}, nil
+		}
+		s := p.Video
 		ts := c.cur.Info().Timescale
 		if c.first {
 			c.first = false
@@ -158,6 +188,23 @@ func (c *Chunks) Next() (chunker.Sample, error) {
 		s.PTS = c.offset + rescale(s.PTS, ts, c.info.Timescale)
 		s.Duration = end - s.DTS
 		c.haveOut, c.outDTS, c.outDur = true, s.DTS, s.Duration
-		return s, nil
+		return Packet{Kind: KindVideo, Video: s}, nil
 	}
+}
+
+// audio shifts an audio frame of the current file onto the output
+// timeline; ok is false for a frame to drop.
+func (c *Chunks) audio(a chunker.AudioSample) (chunker.AudioSample, bool) {
+	out, in := c.info.Audio, c.cur.Info().Audio
+	if out == nil || in == nil {
+		return a, false
+	}
+	a.PTS = rescale(c.offset, c.info.Timescale, out.Timescale) + rescale(a.PTS, in.Timescale, out.Timescale)
+	if c.haveAud && a.PTS <= c.outPTS {
+		c.dropped++
+		c.log.Debug("chunks: dropping an audio frame that overlaps the previous one", "index", c.idx, "pts", a.PTS)
+		return a, false
+	}
+	c.haveAud, c.outPTS = true, a.PTS
+	return a, true
 }

@@ -32,16 +32,25 @@ func addSeeds(f *testing.F, names ...string) {
 }
 
 // drain reads src to the end and checks the invariants every Source
-// keeps: typed errors, no empty NAL units.
-func drain(t *testing.T, src Source, err error) {
+// keeps: typed errors, no empty NAL units, no empty audio frames. It reads
+// with NextPacket (both tracks), or with Next (video only) when videoOnly
+// is set.
+func drain(t *testing.T, src Source, err error, videoOnly ...bool) {
 	if err != nil {
 		if !isTypedErr(err) {
 			t.Fatalf("untyped error: %v", err)
 		}
 		return
 	}
+	next := src.NextPacket
+	if len(videoOnly) > 0 && videoOnly[0] {
+		next = func() (Packet, error) {
+			s, err := src.Next()
+			return Packet{Kind: KindVideo, Video: s}, err
+		}
+	}
 	for range 20000 {
-		s, err := src.Next()
+		p, err := next()
 		if err == io.EOF {
 			return
 		}
@@ -49,11 +58,18 @@ func drain(t *testing.T, src Source, err error) {
 			if !isTypedErr(err) {
 				t.Fatalf("untyped error: %v", err)
 			}
-			if _, err2 := src.Next(); err2 == nil {
-				t.Fatal("Next succeeds after an error")
+			if _, err2 := src.NextPacket(); err2 == nil {
+				t.Fatal("NextPacket succeeds after an error")
 			}
 			return
 		}
+		if p.Kind == KindAudio {
+			if len(p.Audio.Data) == 0 {
+				t.Fatal("empty audio frame")
+			}
+			continue
+		}
+		s := p.Video
 		if len(s.NALUs) == 0 {
 			t.Fatal("sample without NAL units")
 		}
@@ -69,17 +85,19 @@ func drain(t *testing.T, src Source, err error) {
 type onlyReader struct{ io.Reader }
 
 func FuzzMP4(f *testing.F) {
-	addSeeds(f, "baseline.mp4", "bframes.mp4", "vfr.mov", "fragmented.mp4", "chunk2.mp4")
+	addSeeds(f, "baseline.mp4", "bframes.mp4", "vfr.mov", "fragmented.mp4", "chunk2.mp4", "av.mp4")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := NewMP4(bytes.NewReader(data), Options{})
 		drain(t, m, err)
+		m, err = NewMP4(bytes.NewReader(data), Options{})
+		drain(t, m, err, true)
 		m, err = NewMP4(onlyReader{bytes.NewReader(data)}, Options{})
 		drain(t, m, err)
 	})
 }
 
 func FuzzTS(f *testing.F) {
-	addSeeds(f, "reschange.ts", "wrap.ts")
+	addSeeds(f, "reschange.ts", "wrap.ts", "av.ts")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ts, err := NewTS(bytes.NewReader(data), Options{})
 		drain(t, ts, err)

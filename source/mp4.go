@@ -24,7 +24,8 @@ const (
 )
 
 // MP4 is a Source over an MP4 or QuickTime MOV file. It reads the first
-// H.264 (avc1 or avc3) video track and ignores the others.
+// H.264 (avc1 or avc3) video track and the first AAC (mp4a) audio track,
+// and ignores the others.
 //
 // Progressive files are read through their sample tables: DTS from stts,
 // PTS from ctts (signed offsets too), sizes and positions from stsz, stsc
@@ -35,7 +36,10 @@ const (
 // The first edit of the track's edit list is applied: output time = media
 // time − media_time of the first non-empty edit + the duration of leading
 // empty edits. So presentation starts where the file says, and DTS may be
-// negative (with B-frames it usually is). Later edits are ignored.
+// negative (with B-frames it usually is). Later edits are ignored. The audio
+// track's edit list is applied the same way, so the encoder priming that
+// an encoder declares with it (ffmpeg's AAC encoder: media_time 1024) puts
+// the first frame before time 0, and audio/video sync is kept.
 //
 // The SPS and PPS of the sample entry (avcC) are inserted in-band before
 // the first sample, and again at the next IDR picture when the sample
@@ -57,8 +61,12 @@ type MP4 struct {
 	entries   []avcEntry
 	trex      *mp4.TrexBox
 
-	prog *progIter
-	frag *fragState
+	prog        *progIter // video, progressive files
+	vpeek       progEntry // next video entry of prog, when read ahead
+	frag        *fragState
+	progressive bool
+
+	aud *mp4Audio // nil without an AAC track
 
 	started bool
 	sentSPS [][]byte // parameter sets last put in-band
@@ -68,6 +76,28 @@ type MP4 struct {
 	nalus  [][]byte
 	withPS [][]byte
 	err    error
+}
+
+// mp4Audio is the AAC track of an MP4 being read.
+type mp4Audio struct {
+	trackID   uint32
+	timescale uint32
+	shift     int64 // edit list, added to media times
+	trex      *mp4.TrexBox
+	prog      *progIter
+	peek      progEntry
+	buf       []byte
+}
+
+// progEntry is a sample table entry read ahead.
+type progEntry struct {
+	ok   bool
+	dts  int64
+	cto  int32
+	dur  uint32
+	desc int
+	off  uint64
+	size uint32
 }
 
 type avcEntry struct {
@@ -122,20 +152,32 @@ func (m *MP4) Info() Info { return m.info }
 // TrackID returns the ID of the track that is read.
 func (m *MP4) TrackID() uint32 { return m.trackID }
 
-// Next returns the next sample in decode order, or io.EOF.
+// Next returns the next video sample in decode order, or io.EOF. Audio is
+// skipped without being read.
 func (m *MP4) Next() (chunker.Sample, error) {
+	p, err := m.packet(false)
+	return p.Video, err
+}
+
+// NextPacket returns the next video sample or audio frame in time order
+// (within a fragment, for fragmented files), or io.EOF.
+func (m *MP4) NextPacket() (Packet, error) {
+	return m.packet(true)
+}
+
+func (m *MP4) packet(audio bool) (Packet, error) {
 	if m.err != nil {
-		return chunker.Sample{}, m.err
+		return Packet{}, m.err
 	}
-	s, err := m.next()
+	p, err := m.next(audio)
 	if err != nil {
 		if err != io.EOF {
 			err = fmt.Errorf("source: mp4: %w", err)
 		}
 		m.err = err
-		return chunker.Sample{}, err
+		return Packet{}, err
 	}
-	return s, nil
+	return p, nil
 }
 
 // header reads the next top-level box header. It returns io.EOF at a clean
@@ -224,18 +266,114 @@ func (m *MP4) open() error {
 		return err
 	}
 	if moov.Mvex != nil {
-		trex, ok := moov.Mvex.GetTrex(m.trackID)
-		if !ok {
-			trex = nil
+		if trex, ok := moov.Mvex.GetTrex(m.trackID); ok && !m.info.NoVideo {
+			m.trex = trex
 		}
-		m.trex = trex
+		if a := m.aud; a != nil {
+			if trex, ok := moov.Mvex.GetTrex(a.trackID); ok {
+				a.trex = trex
+			}
+		}
 		m.frag = &fragState{}
 		return nil
 	}
+	m.progressive = true
 	if m.rs == nil {
 		return errorf(ErrUnsupported, "progressive MP4 needs a seekable input")
 	}
 	return nil
+}
+
+// editShift returns what the track's edit list adds to its media times:
+// the duration of leading empty edits minus the media_time of the first
+// non-empty edit.
+func editShift(trak *mp4.TrakBox, moov *mp4.MoovBox, timescale uint32) (int64, error) {
+	if trak.Edts == nil || len(trak.Edts.Elst) == 0 || moov.Mvhd == nil || moov.Mvhd.Timescale == 0 {
+		return 0, nil
+	}
+	var delay uint64
+	mediaTime := int64(0)
+	for _, e := range trak.Edts.Elst[0].Entries {
+		if e.MediaTime == -1 {
+			delay += e.SegmentDuration
+			continue
+		}
+		mediaTime = e.MediaTime
+		break
+	}
+	if delay > 1<<40 || mediaTime < -(1<<50) || mediaTime > 1<<50 {
+		return 0, errorf(ErrInvalid, "track %d: edit list out of range", trak.Tkhd.TrackID)
+	}
+	return rescale(int64(delay), moov.Mvhd.Timescale, timescale) - mediaTime, nil
+}
+
+// aacConfig returns the AudioSpecificConfig of an mp4a sample entry, or nil.
+func aacConfig(b mp4.Box) []byte {
+	ase, ok := b.(*mp4.AudioSampleEntryBox)
+	if !ok || ase.Type() != "mp4a" {
+		return nil
+	}
+	esds := ase.Esds
+	if esds == nil && ase.Wave != nil {
+		esds = ase.Wave.Esds // QuickTime sound description version 1
+	}
+	if esds == nil {
+		return nil
+	}
+	dc := esds.DecConfigDescriptor
+	if dc == nil || dc.ObjectType != 0x40 || dc.DecSpecificInfo == nil {
+		return nil
+	}
+	return dc.DecSpecificInfo.DecConfig
+}
+
+// selectAudio picks the first AAC track that livechunk can segment; tracks
+// it cannot use are ignored with a warning.
+func (m *MP4) selectAudio(moov *mp4.MoovBox) {
+	for _, t := range moov.Traks {
+		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
+			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
+			continue
+		}
+		asc := aacConfig(t.Mdia.Minf.Stbl.Stsd.Children[0])
+		if asc == nil {
+			continue
+		}
+		a, ai, err := newMP4Audio(t, moov, asc)
+		if err != nil {
+			// A track the file cannot be read with, or audio livechunk
+			// does not segment: the rest of the file is still read.
+			m.log.Warn("mp4: ignoring an audio track", "track", t.Tkhd.TrackID, "err", err)
+			continue
+		}
+		m.aud = a
+		m.info.Audio = ai
+		return
+	}
+}
+
+func newMP4Audio(t *mp4.TrakBox, moov *mp4.MoovBox, asc []byte) (*mp4Audio, *AudioInfo, error) {
+	ts := t.Mdia.Mdhd.Timescale
+	if ts == 0 {
+		return nil, nil, errorf(ErrInvalid, "track %d: timescale 0", t.Tkhd.TrackID)
+	}
+	ai, err := newAudioInfo(asc, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	shift, err := editShift(t, moov, ts)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &mp4Audio{trackID: t.Tkhd.TrackID, timescale: ts, shift: shift}
+	if moov.Mvex == nil {
+		p, err := newProgIter(t.Mdia.Minf.Stbl)
+		if err != nil {
+			return nil, nil, err
+		}
+		a.prog = p
+	}
+	return a, ai, nil
 }
 
 func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
@@ -263,11 +401,19 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 			break
 		}
 	}
+	m.selectAudio(moov)
 	if trak == nil {
 		if other != "" {
 			return errorf(ErrUnsupported, "video track is %s, not H.264", other)
 		}
-		return errorf(ErrUnsupported, "no H.264 video track")
+		if m.aud == nil {
+			return errorf(ErrUnsupported, "no H.264 video track (nor an AAC audio track)")
+		}
+		// Audio only.
+		m.info.Format = FormatMP4
+		m.info.NoVideo = true
+		m.info.Timescale = m.aud.timescale
+		return nil
 	}
 	m.trackID = trak.Tkhd.TrackID
 	m.timescale = trak.Mdia.Mdhd.Timescale
@@ -305,22 +451,11 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 
 	// Edit list: leading empty edits delay the track, the first non-empty
 	// edit's media_time is where presentation starts.
-	if trak.Edts != nil && len(trak.Edts.Elst) > 0 && moov.Mvhd != nil && moov.Mvhd.Timescale > 0 {
-		var delay uint64
-		mediaTime := int64(0)
-		for _, e := range trak.Edts.Elst[0].Entries {
-			if e.MediaTime == -1 {
-				delay += e.SegmentDuration
-				continue
-			}
-			mediaTime = e.MediaTime
-			break
-		}
-		if delay > 1<<40 || mediaTime < -(1<<50) || mediaTime > 1<<50 {
-			return errorf(ErrInvalid, "track %d: edit list out of range", m.trackID)
-		}
-		m.shift = rescale(int64(delay), moov.Mvhd.Timescale, m.timescale) - mediaTime
+	shift, err := editShift(trak, moov, m.timescale)
+	if err != nil {
+		return err
 	}
+	m.shift = shift
 
 	if c := stbl.Ctts; c != nil {
 		for _, o := range c.SampleOffset {
@@ -339,34 +474,55 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 	return nil
 }
 
-func (m *MP4) next() (chunker.Sample, error) {
-	for range maxEmptyRun {
+// next returns the next packet; audio is skipped unread unless audio is
+// set.
+func (m *MP4) next(audio bool) (Packet, error) {
+	empty := 0
+	for empty < maxEmptyRun {
+		isAudio, err := m.which()
+		if err != nil {
+			return Packet{}, err
+		}
+		if isAudio {
+			a, err := m.nextAudio(audio)
+			if err != nil {
+				return Packet{}, err
+			}
+			if len(a.Data) == 0 {
+				if audio {
+					empty++ // an empty sample carries no frame
+				}
+				continue
+			}
+			return Packet{Kind: KindAudio, Audio: a}, nil
+		}
 		var (
 			s     chunker.Sample
 			entry int
 			data  []byte
-			err   error
 		)
-		if m.prog != nil {
+		if m.progressive {
 			s, entry, data, err = m.nextProg()
 		} else {
 			s, entry, data, err = m.nextFrag()
 		}
 		if err != nil {
-			return s, err
+			return Packet{}, err
 		}
 		if len(data) == 0 {
+			empty++
 			continue // an empty sample carries no picture
 		}
 		if entry < 0 || entry >= len(m.entries) || !m.entries[entry].avc {
-			return s, errorf(ErrUnsupported, "sample description %d is not H.264", entry+1)
+			return Packet{}, errorf(ErrUnsupported, "sample description %d is not H.264", entry+1)
 		}
 		e := &m.entries[entry]
 		m.nalus, err = chunker.SplitAVCC(m.nalus[:0], data, e.lengthSize)
 		if err != nil {
-			return s, errorf(ErrInvalid, "sample at dts %d: %v", s.DTS, err)
+			return Packet{}, errorf(ErrInvalid, "sample at dts %d: %v", s.DTS, err)
 		}
 		if len(m.nalus) == 0 {
+			empty++
 			continue
 		}
 		s.NALUs = m.nalus
@@ -383,9 +539,97 @@ func (m *MP4) next() (chunker.Sample, error) {
 			}
 		}
 		m.started = true
+		return Packet{Kind: KindVideo, Video: s}, nil
+	}
+	return Packet{}, errorf(ErrInvalid, "more than %d empty samples in a row", maxEmptyRun)
+}
+
+// which reports whether the next sample in time order is audio; io.EOF
+// when both tracks have ended.
+func (m *MP4) which() (isAudio bool, err error) {
+	defer recoverInvalid(&err, "sample table")
+	a := m.aud
+	if m.progressive {
+		vok, aok := false, false
+		if m.prog != nil && !m.info.NoVideo {
+			if err := m.prog.peek(&m.vpeek); err != nil && err != io.EOF {
+				return false, err
+			}
+			vok = m.vpeek.ok
+		}
+		if a != nil {
+			if err := a.prog.peek(&a.peek); err != nil && err != io.EOF {
+				return false, err
+			}
+			aok = a.peek.ok
+		}
+		switch {
+		case vok && aok:
+			return earlier(a.peek.dts+a.shift, a.timescale, m.vpeek.dts+m.shift-m.dtsShift, m.timescale), nil
+		case vok || aok:
+			return aok, nil
+		}
+		return false, io.EOF
+	}
+	f := m.frag
+	for f.data == nil || f.vi >= len(f.vs) && f.ai >= len(f.as) {
+		if err := m.readFragment(); err != nil {
+			return false, err
+		}
+	}
+	vok, aok := f.vi < len(f.vs), f.ai < len(f.as)
+	if vok && aok {
+		return earlier(f.as[f.ai].dts+a.shift, a.timescale, f.vs[f.vi].dts+m.shift-m.dtsShift, m.timescale), nil
+	}
+	return aok, nil
+}
+
+// nextAudio takes the next audio sample (which said it is next); its data
+// is read only when read is set.
+func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
+	defer recoverInvalid(&err, "sample table")
+	a := m.aud
+	var (
+		dts  int64
+		off  int64
+		size uint32
+	)
+	if m.progressive {
+		e := a.peek
+		a.peek.ok = false
+		dts, size = e.dts, e.size
+		s.PTS = dts + a.shift
+		if !read || size == 0 {
+			return s, nil
+		}
+		if size > maxSampleSize {
+			return s, errorf(ErrUnsupported, "audio sample of %d bytes", size)
+		}
+		if m.size >= 0 && (e.off > uint64(m.size) || uint64(size) > uint64(m.size)-e.off) {
+			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.off, size, m.size)
+		}
+		b := slices.Grow(a.buf[:0], int(size))[:size]
+		a.buf = b
+		if err := m.readAt(b, int64(e.off)); err != nil {
+			return s, err
+		}
+		s.Data = b
 		return s, nil
 	}
-	return chunker.Sample{}, errorf(ErrInvalid, "more than %d empty samples in a row", maxEmptyRun)
+	f := m.frag
+	fs := f.as[f.ai]
+	f.ai++
+	dts, off, size = fs.dts, fs.off, fs.size
+	s.PTS = dts + a.shift
+	if !read {
+		return s, nil
+	}
+	lo := off - f.dataPos
+	if lo < 0 || lo > int64(len(f.data)) || int64(size) > int64(len(f.data))-lo {
+		return s, errorf(ErrInvalid, "fragment audio sample at %d+%d outside its mdat", off, size)
+	}
+	s.Data = f.data[lo : lo+int64(size)]
+	return s, nil
 }
 
 func nonEmpty(nalus [][]byte) [][]byte {
@@ -410,25 +654,30 @@ func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 		m.buf = make([]byte, size)
 	}
 	b := m.buf[:size]
+	if err := m.readAt(b, int64(off)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readAt fills b from offset off of the input.
+func (m *MP4) readAt(b []byte, off int64) error {
 	var err error
 	if m.ra != nil {
 		var n int
-		n, err = m.ra.ReadAt(b, int64(off))
+		n, err = m.ra.ReadAt(b, off)
 		if n == len(b) {
 			err = nil // ReadAt may report io.EOF with all bytes read
 		}
 	} else {
-		if _, err = m.rs.Seek(int64(off), io.SeekStart); err == nil {
+		if _, err = m.rs.Seek(off, io.SeekStart); err == nil {
 			_, err = io.ReadFull(m.rs, b)
 		}
 	}
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return nil, errorf(ErrTruncated, "sample at %d+%d", off, size)
+		return errorf(ErrTruncated, "sample at %d+%d", off, len(b))
 	}
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return err
 }
 
 // progIter walks the sample tables of a progressive track, one sample at a
@@ -532,12 +781,28 @@ func (p *progIter) next() (dts int64, cto int32, dur uint32, desc int, off uint6
 	return dts, cto, dur, int(p.desc) - 1, off, size, nil
 }
 
+// peek reads the next entry into e unless e already holds one; at the end
+// of the table e stays empty and peek returns io.EOF.
+func (p *progIter) peek(e *progEntry) error {
+	if e.ok {
+		return nil
+	}
+	dts, cto, dur, desc, off, size, err := p.next()
+	if err != nil {
+		return err
+	}
+	*e = progEntry{ok: true, dts: dts, cto: cto, dur: dur, desc: desc, off: off, size: size}
+	return nil
+}
+
 func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 	defer recoverInvalid(&err, "sample table")
-	dts, cto, dur, desc, off, size, err := m.prog.next()
-	if err != nil {
+	if err := m.prog.peek(&m.vpeek); err != nil {
 		return s, 0, nil, err
 	}
+	e := m.vpeek
+	m.vpeek.ok = false
+	dts, cto, dur, desc, off, size := e.dts, e.cto, e.dur, e.desc, e.off, e.size
 	s.DTS = dts + m.shift - m.dtsShift
 	s.PTS = dts + m.shift + int64(cto)
 	s.Duration = int64(dur)
@@ -550,11 +815,14 @@ func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 
 // fragState is the state of reading a fragmented file.
 type fragState struct {
-	samples []fragSample // samples of the current moof, not yet delivered
-	idx     int
+	vs      []fragSample // video samples of the current moof
+	vi      int          // the next one to deliver
+	as      []fragSample // audio samples of the current moof
+	ai      int
 	data    []byte // payload of the current mdat
 	dataPos int64  // absolute offset of data[0]
-	nextDTS int64  // decode time after the last sample (for a missing tfdt)
+	nextDTS int64  // video decode time after the last sample (for a missing tfdt)
+	aDTS    int64  // the same for audio
 	mdat    []byte // reusable mdat buffer
 }
 
@@ -567,15 +835,12 @@ type fragSample struct {
 	desc int
 }
 
+// nextFrag takes the next video sample of the current fragment (which said
+// there is one).
 func (m *MP4) nextFrag() (s chunker.Sample, entry int, data []byte, err error) {
 	f := m.frag
-	for f.idx >= len(f.samples) || f.data == nil {
-		if err := m.readFragment(); err != nil {
-			return s, 0, nil, err
-		}
-	}
-	fs := f.samples[f.idx]
-	f.idx++
+	fs := f.vs[f.vi]
+	f.vi++
 	s.DTS = fs.dts + m.shift - m.dtsShift
 	s.PTS = fs.dts + m.shift + int64(fs.cto)
 	s.Duration = int64(fs.dur)
@@ -610,7 +875,7 @@ func (m *MP4) readFragment() error {
 			}
 			f.data = nil
 		case "mdat":
-			if f.idx >= len(f.samples) {
+			if f.vi >= len(f.vs) && f.ai >= len(f.as) {
 				if err := m.skip(h); err != nil {
 					return err
 				}
@@ -650,29 +915,43 @@ func (m *MP4) readFragment() error {
 func (m *MP4) parseMoof(moof *mp4.MoofBox, moofStart int64) (err error) {
 	defer recoverInvalid(&err, "moof")
 	f := m.frag
-	f.samples = f.samples[:0]
-	f.idx = 0
+	f.vs, f.vi = f.vs[:0], 0
+	f.as, f.ai = f.as[:0], 0
 	defer func() {
-		if len(f.samples) > 0 {
+		if len(f.vs) > 0 {
 			m.haveShift = true // the first fragment decides
 		}
 	}()
 	for _, traf := range moof.Trafs {
-		if traf.Tfhd == nil || traf.Tfhd.TrackID != m.trackID {
+		if traf.Tfhd == nil {
 			continue
 		}
 		tfhd := traf.Tfhd
+		var (
+			trex    *mp4.TrexBox
+			nextDTS *int64
+			list    *[]fragSample
+			video   bool
+		)
+		switch {
+		case !m.info.NoVideo && tfhd.TrackID == m.trackID:
+			trex, nextDTS, list, video = m.trex, &f.nextDTS, &f.vs, true
+		case m.aud != nil && tfhd.TrackID == m.aud.trackID:
+			trex, nextDTS, list = m.aud.trex, &f.aDTS, &f.as
+		default:
+			continue
+		}
 		if traf.Tfdt != nil {
-			f.nextDTS = int64(traf.Tfdt.BaseMediaDecodeTime())
-			if f.nextDTS < 0 {
+			*nextDTS = int64(traf.Tfdt.BaseMediaDecodeTime())
+			if *nextDTS < 0 {
 				return errorf(ErrInvalid, "tfdt out of range")
 			}
 		}
 		desc := 0
 		if tfhd.HasSampleDescriptionIndex() && tfhd.SampleDescriptionIndex > 0 {
 			desc = int(tfhd.SampleDescriptionIndex) - 1
-		} else if m.trex != nil && m.trex.DefaultSampleDescriptionIndex > 0 {
-			desc = int(m.trex.DefaultSampleDescriptionIndex) - 1
+		} else if trex != nil && trex.DefaultSampleDescriptionIndex > 0 {
+			desc = int(trex.DefaultSampleDescriptionIndex) - 1
 		}
 		base := moofStart
 		if tfhd.HasBaseDataOffset() {
@@ -680,23 +959,23 @@ func (m *MP4) parseMoof(moof *mp4.MoofBox, moofStart int64) (err error) {
 		}
 		pos := base
 		for _, trun := range traf.Truns {
-			trun.AddSampleDefaultValues(tfhd, m.trex)
+			trun.AddSampleDefaultValues(tfhd, trex)
 			if trun.HasDataOffset() {
 				pos = base + int64(trun.DataOffset)
 			}
 			for _, smp := range trun.Samples {
-				if !m.haveShift {
+				if video && !m.haveShift {
 					m.dtsShift = max(m.dtsShift, -int64(smp.CompositionTimeOffset))
 				}
-				f.samples = append(f.samples, fragSample{
-					dts:  f.nextDTS,
+				*list = append(*list, fragSample{
+					dts:  *nextDTS,
 					cto:  smp.CompositionTimeOffset,
 					dur:  smp.Dur,
 					off:  pos,
 					size: smp.Size,
 					desc: desc,
 				})
-				f.nextDTS += int64(smp.Dur)
+				*nextDTS += int64(smp.Dur)
 				pos += int64(smp.Size)
 			}
 		}

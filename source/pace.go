@@ -10,8 +10,10 @@ import (
 
 // Loop replays the Source that open returns count times (forever when count
 // is 0), shifting each pass's timestamps so the stream continues without a
-// gap: the next pass starts one sample duration after the previous pass's
-// last sample. Every pass must have the same timescale.
+// gap: the next pass starts right after the previous pass's last sample of
+// either track (one sample duration after its start). Audio is shifted with
+// the video, so their offset is kept. Every pass must have the same
+// timescales.
 func Loop(open func() (Source, error), count int) (Source, error) {
 	first, err := open()
 	if err != nil {
@@ -26,27 +28,29 @@ type loop struct {
 	info    Info
 	count   int
 	pass    int
-	offset  int64 // added to the current pass's timestamps
-	first   int64 // first DTS of the current pass
-	haveFst bool
-	end     int64 // DTS + duration of the last sample, shifted
+	offset  int64 // added to the current pass's timestamps (Info.Timescale)
+	haveFst bool  // the current pass's offset is set
+	end     int64 // end of the last sample of either track, shifted
 }
 
 func (l *loop) Info() Info { return l.info }
 
-func (l *loop) Next() (chunker.Sample, error) {
+func (l *loop) Next() (chunker.Sample, error) { return nextVideo(l.NextPacket) }
+
+func (l *loop) NextPacket() (Packet, error) {
+	ts := int64(l.info.Timescale)
 	for {
-		s, err := l.cur.Next()
+		p, err := l.cur.NextPacket()
 		if err == io.EOF {
 			if l.count > 0 && l.pass >= l.count {
-				return s, io.EOF
+				return p, io.EOF
 			}
 			if c, ok := l.cur.(io.Closer); ok {
 				c.Close()
 			}
 			next, err := l.open()
 			if err != nil {
-				return chunker.Sample{}, err
+				return Packet{}, err
 			}
 			l.cur = next
 			l.pass++
@@ -54,35 +58,49 @@ func (l *loop) Next() (chunker.Sample, error) {
 			continue
 		}
 		if err != nil {
-			return s, err
+			return p, err
+		}
+		if p.Kind == KindAudio && l.info.Audio == nil {
+			continue
+		}
+		// start and end of the packet in Info.Timescale ticks
+		var start, end int64
+		if p.Kind == KindVideo {
+			d := max(p.Video.Duration, 1)
+			start, end = p.Video.DTS, p.Video.DTS+d
+		} else {
+			a := l.info.Audio
+			ats := int64(a.Timescale)
+			start = rescale(p.Audio.PTS, uint32(ats), uint32(ts))
+			end = rescale(p.Audio.PTS+rescale(int64(a.FrameSamples), uint32(a.SampleRate), uint32(ats)), uint32(ats), uint32(ts))
 		}
 		if !l.haveFst {
 			l.haveFst = true
-			l.first = s.DTS
 			if l.pass > 1 {
-				l.offset = l.end - s.DTS
+				l.offset = l.end - start
 			}
 		}
-		s.DTS += l.offset
-		s.PTS += l.offset
-		d := s.Duration
-		if d <= 0 {
-			d = 1
+		if p.Kind == KindVideo {
+			p.Video.DTS += l.offset
+			p.Video.PTS += l.offset
+		} else {
+			p.Audio.PTS += rescale(l.offset, uint32(ts), l.info.Audio.Timescale)
 		}
-		l.end = s.DTS + d
-		return s, nil
+		l.end = max(l.end, end+l.offset)
+		return p, nil
 	}
 }
 
 // Paced delivers the samples of src no faster than real time: Next waits
 // until as much wall-clock time has passed since the first sample as its
-// DTS says. Stop makes a waiting or later Next return io.EOF.
+// timestamp (video DTS, audio PTS) says. Stop makes a waiting or later Next
+// return io.EOF.
 type Paced struct {
 	// Speed is the pace as a multiple of real time; 0 means 1.
 	Speed   float64
 	src     Source
 	start   time.Time
-	first   int64
+	first   time.Duration
 	started bool
 	stop    chan struct{}
 	once    sync.Once
@@ -99,26 +117,33 @@ func (p *Paced) Info() Info { return p.src.Info() }
 // Stop ends the stream: Next returns io.EOF from now on.
 func (p *Paced) Stop() { p.once.Do(func() { close(p.stop) }) }
 
-// Next returns the next sample once its time has come.
-func (p *Paced) Next() (chunker.Sample, error) {
+// Next returns the next video sample once its time has come (audio is
+// skipped).
+func (p *Paced) Next() (chunker.Sample, error) { return nextVideo(p.NextPacket) }
+
+// NextPacket returns the next packet once its time has come.
+func (p *Paced) NextPacket() (Packet, error) {
 	select {
 	case <-p.stop:
-		return chunker.Sample{}, io.EOF
+		return Packet{}, io.EOF
 	default:
 	}
-	s, err := p.src.Next()
+	pk, err := p.src.NextPacket()
 	if err != nil {
-		return s, err
+		return pk, err
+	}
+	info := p.src.Info()
+	var at time.Duration
+	if pk.Kind == KindVideo {
+		at = ticksToDuration(pk.Video.DTS, info.Timescale)
+	} else if info.Audio != nil {
+		at = ticksToDuration(pk.Audio.PTS, info.Audio.Timescale)
 	}
 	if !p.started {
-		p.started, p.start, p.first = true, time.Now(), s.DTS
-		return s, nil
+		p.started, p.start, p.first = true, time.Now(), at
+		return pk, nil
 	}
-	ts := int64(p.src.Info().Timescale)
-	if ts <= 0 {
-		ts = 90000
-	}
-	el := time.Duration((s.DTS - p.first) * int64(time.Second) / ts)
+	el := at - p.first
 	if p.Speed > 0 {
 		el = time.Duration(float64(el) / p.Speed)
 	}
@@ -129,8 +154,17 @@ func (p *Paced) Next() (chunker.Sample, error) {
 		select {
 		case <-t.C:
 		case <-p.stop:
-			return chunker.Sample{}, io.EOF
+			return Packet{}, io.EOF
 		}
 	}
-	return s, nil
+	return pk, nil
+}
+
+// ticksToDuration converts ticks of timescale ts (90000 when 0).
+func ticksToDuration(t int64, ts uint32) time.Duration {
+	if ts == 0 {
+		ts = 90000
+	}
+	s := int64(ts)
+	return time.Duration(t/s)*time.Second + time.Duration(t%s)*time.Second/time.Duration(s)
 }

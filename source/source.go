@@ -1,5 +1,13 @@
 // Package source demuxes real inputs into [chunker.Sample]s: the H.264
-// access units of one video track, in decode order, with their PTS and DTS.
+// access units of one video track, in decode order, with their PTS and DTS,
+// and the [chunker.AudioSample]s of one AAC track beside it.
+//
+// [Source.Next] yields the video alone; [Source.NextPacket] yields both
+// tracks interleaved as the input carries them (progressive MP4 in time
+// order, fragments and MPEG-TS in file order), as a live stream would. Audio
+// timestamps keep the input's relation to the video (edit lists, encoder
+// priming), so audio/video sync survives segmenting. An input with an AAC
+// track and no H.264 one is read as audio only (Info.NoVideo).
 //
 // Four framings are read:
 //
@@ -32,14 +40,69 @@ import (
 	"github.com/livechunk/livechunk/chunker"
 )
 
-// Source yields the H.264 samples of one video track in decode order.
+// Source yields the H.264 samples of one video track in decode order, and
+// the AAC frames of one audio track.
 type Source interface {
 	// Info describes the stream.
 	Info() Info
-	// Next returns the next sample, or io.EOF after the last one. The
-	// sample's NAL units may alias an internal buffer that stays valid
-	// until the next call of Next.
+	// Next returns the next video sample, or io.EOF after the last one,
+	// skipping audio. The sample's NAL units may alias an internal buffer
+	// that stays valid until the next call of Next or NextPacket.
 	Next() (chunker.Sample, error)
+	// NextPacket returns the next video sample or audio frame, interleaved
+	// as the input carries them (video by DTS, audio by PTS; MPEG-TS muxers
+	// often deliver audio late), or io.EOF after the last one. The chunker
+	// accepts either order. Its data may alias an internal
+	// buffer that stays valid until the next call of Next or NextPacket.
+	// Mixing Next and NextPacket calls is allowed (Next skips audio).
+	NextPacket() (Packet, error)
+}
+
+// Kind tells which track a Packet belongs to.
+type Kind uint8
+
+const (
+	// KindVideo is an H.264 access unit (Packet.Video).
+	KindVideo Kind = iota
+	// KindAudio is an AAC frame (Packet.Audio).
+	KindAudio
+)
+
+// Packet is one access unit of either track.
+type Packet struct {
+	Kind  Kind
+	Video chunker.Sample      // when Kind is KindVideo
+	Audio chunker.AudioSample // when Kind is KindAudio
+}
+
+// AudioInfo describes an AAC track.
+type AudioInfo struct {
+	// ASC is the AudioSpecificConfig (from the esds box, or built from the
+	// ADTS header for MPEG-TS).
+	ASC []byte
+	// Timescale is the number of ticks per second of AudioSample.PTS: the
+	// MP4 track (mdhd) timescale, or 90000 for MPEG-TS.
+	Timescale uint32
+	// AACInfo is what the ASC says: codec string, rates, channels.
+	chunker.AACInfo
+}
+
+// Config returns the chunker configuration of the track.
+func (a *AudioInfo) Config() *chunker.AudioConfig {
+	if a == nil {
+		return nil
+	}
+	return &chunker.AudioConfig{ASC: a.ASC, Timescale: a.Timescale}
+}
+
+// newAudioInfo parses asc; the error (chunker.ErrBadAudioConfig) tells AAC
+// that livechunk cannot segment, whose track is then ignored.
+func newAudioInfo(asc []byte, timescale uint32) (*AudioInfo, error) {
+	ai, err := chunker.ParseAudioSpecificConfig(asc)
+	if err != nil {
+		return nil, err
+	}
+	return &AudioInfo{ASC: bytes.Clone(asc), Timescale: timescale, AACInfo: ai}, nil
 }
 
 // Format is a container format recognized by [Open] and [NewReader].
@@ -85,6 +148,13 @@ type Info struct {
 	SPS, PPS [][]byte
 	// Width and Height are the picture size after cropping, when known.
 	Width, Height int
+	// Audio describes the AAC track that NextPacket interleaves with the
+	// video; nil when the input has none (or only audio of another codec).
+	Audio *AudioInfo
+	// NoVideo reports an input with an AAC track and no H.264 one: Next
+	// returns io.EOF at once, NextPacket yields the audio, and the
+	// video fields above are zero.
+	NoVideo bool
 }
 
 // Options configures a Source. The zero value is usable.
@@ -117,8 +187,9 @@ var (
 	// (a box, a sample, a header).
 	ErrTruncated = errors.New("source: truncated input")
 	// ErrUnsupported reports well-formed input that this package does not
-	// read: no H.264 video track, HEVC, encrypted samples, a progressive
-	// MP4 on a stream that cannot seek.
+	// read: neither an H.264 video nor an AAC audio track, HEVC, encrypted
+	// samples, a progressive MP4 on a stream that cannot seek, chunk
+	// sequences without video.
 	ErrUnsupported = errors.New("source: unsupported input")
 	// ErrNoFrameRate reports raw H.264 without VUI timing information when
 	// Options.FrameRate is not set.
@@ -176,6 +247,19 @@ func Sniff(b []byte) Format {
 		return FormatAnnexB
 	}
 	return FormatUnknown
+}
+
+// nextVideo implements Next over a NextPacket function: it skips audio.
+func nextVideo(next func() (Packet, error)) (chunker.Sample, error) {
+	for {
+		p, err := next()
+		if err != nil {
+			return chunker.Sample{}, err
+		}
+		if p.Kind == KindVideo {
+			return p.Video, nil
+		}
+	}
 }
 
 // File is a Source opened by [Open]; Info().Format tells the detected
@@ -329,6 +413,15 @@ const (
 	naluPPS    = 8
 	naluAUD    = 9
 )
+
+// earlier reports whether time a (timescale ta) is before time b
+// (timescale tb).
+func earlier(a int64, ta uint32, b int64, tb uint32) bool {
+	if ta == tb {
+		return a < b
+	}
+	return float64(a)/float64(ta) < float64(b)/float64(tb)
+}
 
 // rescale converts t from timescale from to timescale to, rounding to the
 // nearest tick (halves away from zero).

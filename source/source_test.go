@@ -108,8 +108,16 @@ func generated(t testing.TB, name string) string {
 	case "audio.mp4": // H.264 after an AAC track
 		args = []string{"-f", "lavfi", "-i", "sine=duration=2", "-i", mediatest.Testdata("baseline.mp4"),
 			"-map", "0:a", "-map", "1:v", "-c:a", "aac", "-c:v", "copy", p}
-	case "onlyaudio.mp4":
+	case "onlyaudio.mp4", "onlyaudio.ts":
 		args = []string{"-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", p}
+	case "onlyaudio_frag.mp4":
+		args = []string{"-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", p}
+	case "av_frag.mp4": // fragmented copy of av.mp4, both tracks in each moof
+		args = []string{"-i", mediatest.Testdata("av.mp4"), "-c", "copy",
+			"-movflags", "frag_keyframe+empty_moov+default_base_moof", p}
+	case "av_mono.mov": // QuickTime, AAC 48 kHz mono
+		args = []string{"-f", "lavfi", "-i", "sine=sample_rate=48000:duration=2", "-i", mediatest.Testdata("bframes.mp4"),
+			"-map", "1:v", "-map", "0:a", "-c:v", "copy", "-c:a", "aac", "-ac", "1", "-shortest", p}
 	case "hevc.mp4", "hevc.ts":
 		args = []string{"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx265",
 			"-x265-params", "log-level=error", "-pix_fmt", "yuv420p", p}
@@ -592,7 +600,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	for _, name := range []string{"hevc.mp4", "hevc.ts", "onlyaudio.mp4"} {
+	for _, name := range []string{"hevc.mp4", "hevc.ts"} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Open(generated(t, name), Options{})
 			if !errors.Is(err, ErrUnsupported) {

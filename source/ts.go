@@ -21,30 +21,32 @@ const (
 )
 
 // TS is a Source over an MPEG-2 transport stream. It reads the first H.264
-// elementary stream of the first program, streaming: it never seeks.
+// elementary stream and the first AAC (ADTS) one of the first program,
+// streaming: it never seeks.
 //
 // Timestamps are the raw 33-bit PES values, in 90 kHz ticks; they wrap
 // around, which Info reports with WrapBits = 33 (the chunker unwraps them).
-// A resolution or codec-parameter change travels in-band as new SPS and PPS
-// NAL units. Recoverable decode errors of the demuxer (lost packets,
-// garbage between packets, PES without PTS) are counted and logged, not
-// returned.
+// The frames of a PES holding several ADTS frames are timed from its PTS
+// at the nominal frame duration. A resolution or codec-parameter change
+// travels in-band as new SPS and PPS NAL units. Recoverable decode errors
+// of the demuxer (lost packets, garbage between packets, PES without PTS)
+// are counted and logged, not returned.
 type TS struct {
 	r       *mpegts.Reader
 	log     *slog.Logger
 	info    Info
-	queue   []chunker.Sample // demuxed, not yet returned
-	held    *chunker.Sample  // returned once its successor's DTS is known
-	heldBuf chunker.Sample
+	queue   []Packet // demuxed, in arrival order, not yet returned
 	lastDur int64
 	eof     bool
 	err     error
 	decErrs int64
+	frame   int64 // AAC frame duration in samples
 }
 
 // NewTS reads r up to the program map table and returns a Source over the
-// first H.264 track. Input without MPEG-TS sync bytes is rejected with
-// ErrInvalid; input without an H.264 track with ErrUnsupported.
+// first H.264 track (and the first AAC track). Input without MPEG-TS sync
+// bytes is rejected with ErrInvalid; input with neither an H.264 nor an AAC
+// track with ErrUnsupported.
 func NewTS(r io.Reader, opt Options) (*TS, error) {
 	t := &TS{log: opt.logger()}
 	if err := t.open(r); err != nil {
@@ -80,23 +82,40 @@ func (t *TS) open(r io.Reader) (err error) {
 		}
 		return errorf(ErrInvalid, "%v", err)
 	}
-	var track *mpegts.Track
+	var track, atrack *mpegts.Track
 	other := ""
 	for _, tr := range t.r.Tracks() {
-		switch tr.Codec.(type) {
+		switch c := tr.Codec.(type) {
 		case *codecs.H264:
 			if track == nil {
 				track = tr
 			}
 		case *codecs.H265:
 			other = "HEVC"
+		case *codecs.MPEG4Audio:
+			if atrack != nil {
+				continue
+			}
+			asc, err := c.Config.Marshal()
+			if err != nil {
+				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
+				continue
+			}
+			ai, err := newAudioInfo(asc, 90000)
+			if err != nil {
+				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
+				continue
+			}
+			atrack = tr
+			t.info.Audio = ai
+			t.frame = int64(ai.FrameSamples)
 		}
 	}
-	if track == nil {
-		if other != "" {
-			return errorf(ErrUnsupported, "video is %s, not H.264", other)
-		}
-		return errorf(ErrUnsupported, "no H.264 track")
+	if track == nil && other != "" {
+		return errorf(ErrUnsupported, "video is %s, not H.264", other)
+	}
+	if track == nil && atrack == nil {
+		return errorf(ErrUnsupported, "no H.264 track (nor an AAC one)")
 	}
 	t.r.OnDecodeError(func(err error) {
 		t.decErrs++
@@ -106,19 +125,51 @@ func (t *TS) open(r io.Reader) (err error) {
 			t.log.Debug("mpegts: decode error", "err", err, "count", t.decErrs)
 		}
 	})
-	t.r.OnDataH264(track, func(pts, dts int64, au [][]byte) error {
-		t.queue = append(t.queue, chunker.Sample{DTS: dts, PTS: pts, NALUs: au})
-		return nil
-	})
-	t.info = Info{Format: FormatTS, Timescale: 90000, WrapBits: 33}
-	// Read the first access unit to fill in the parameter sets.
-	if err := t.fill(); err != nil {
-		return err
+	if track != nil {
+		t.r.OnDataH264(track, func(pts, dts int64, au [][]byte) error {
+			t.queue = append(t.queue, Packet{Kind: KindVideo, Video: chunker.Sample{DTS: dts, PTS: pts, NALUs: au}})
+			return nil
+		})
 	}
-	if len(t.queue) > 0 {
-		t.describe(t.queue[0].NALUs)
+	if atrack != nil {
+		rate := int64(t.info.Audio.SampleRate)
+		t.r.OnDataMPEG4Audio(atrack, func(pts int64, aus [][]byte) error {
+			for i, au := range aus {
+				if len(au) == 0 {
+					continue
+				}
+				p := (pts + (int64(i)*t.frame*90000+rate/2)/rate) & (tsWrap - 1)
+				t.queue = append(t.queue, Packet{Kind: KindAudio, Audio: chunker.AudioSample{PTS: p, Data: au}})
+			}
+			return nil
+		})
+	}
+	t.info.Format, t.info.Timescale, t.info.WrapBits = FormatTS, 90000, 33
+	if track == nil {
+		t.info.NoVideo = true
+		return nil
+	}
+	// Read up to the first access unit to fill in the parameter sets.
+	for t.nextVideo(0) < 0 && !t.eof {
+		if err := t.more(); err != nil {
+			return err
+		}
+	}
+	if i := t.nextVideo(0); i >= 0 {
+		t.describe(t.queue[i].Video.NALUs)
 	}
 	return nil
+}
+
+// nextVideo returns the index of the first video packet in the queue at or
+// after from, or -1.
+func (t *TS) nextVideo(from int) int {
+	for i := from; i < len(t.queue); i++ {
+		if t.queue[i].Kind == KindVideo {
+			return i
+		}
+	}
+	return -1
 }
 
 func (t *TS) describe(au [][]byte) {
@@ -138,10 +189,11 @@ func (t *TS) describe(au [][]byte) {
 	}
 }
 
-// fill reads until at least one access unit is queued or the input ends.
-func (t *TS) fill() (err error) {
+// more reads until the queue grows or the input ends.
+func (t *TS) more() (err error) {
 	defer recoverInvalid(&err, "mpegts")
-	for len(t.queue) == 0 && !t.eof {
+	n := len(t.queue)
+	for len(t.queue) == n && !t.eof {
 		err := t.r.Read()
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			t.eof = true
@@ -163,44 +215,40 @@ func (t *TS) DecodeErrors() int64 { return t.decErrs }
 // Next returns the next access unit in decode order, or io.EOF. Its
 // Duration is the distance to the next access unit's DTS (for the last
 // one, the previous duration).
-func (t *TS) Next() (chunker.Sample, error) {
+func (t *TS) Next() (chunker.Sample, error) { return nextVideo(t.NextPacket) }
+
+// NextPacket returns the next access unit or audio frame in the order the
+// stream carries them, or io.EOF. A video sample is returned once the next
+// one's DTS is known (for its Duration).
+func (t *TS) NextPacket() (Packet, error) {
 	if t.err != nil {
-		return chunker.Sample{}, t.err
+		return Packet{}, t.err
 	}
 	for {
-		if len(t.queue) == 0 {
-			if err := t.fill(); err != nil {
+		if len(t.queue) == 0 || t.queue[0].Kind == KindVideo && t.nextVideo(1) < 0 && !t.eof {
+			if t.eof {
+				t.err = io.EOF
+				return Packet{}, io.EOF
+			}
+			if err := t.more(); err != nil {
 				t.err = fmt.Errorf("source: ts: %w", err)
-				return chunker.Sample{}, t.err
+				return Packet{}, t.err
 			}
-		}
-		if len(t.queue) == 0 { // end of input
-			if t.held != nil {
-				s := *t.held
-				t.held = nil
-				s.Duration = t.lastDur
-				return s, nil
-			}
-			t.err = io.EOF
-			return chunker.Sample{}, io.EOF
-		}
-		next := t.queue[0]
-		t.queue[0] = chunker.Sample{}
-		t.queue = t.queue[1:]
-		if t.held == nil {
-			t.heldBuf = next
-			t.held = &t.heldBuf
 			continue
 		}
-		s := *t.held
-		d := (next.DTS - s.DTS) & (tsWrap - 1)
-		if d > 0 && d < 10*90000 {
-			s.Duration = d
-			t.lastDur = d
-		} else {
-			s.Duration = t.lastDur
+		p := t.queue[0]
+		t.queue[0] = Packet{}
+		t.queue = t.queue[1:]
+		if p.Kind == KindVideo {
+			p.Video.Duration = t.lastDur
+			if i := t.nextVideo(0); i >= 0 {
+				d := (t.queue[i].Video.DTS - p.Video.DTS) & (tsWrap - 1)
+				if d > 0 && d < 10*90000 {
+					p.Video.Duration = d
+					t.lastDur = d
+				}
+			}
 		}
-		t.heldBuf = next
-		return s, nil
+		return p, nil
 	}
 }

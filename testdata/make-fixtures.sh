@@ -43,4 +43,12 @@ for i in 0 1 2; do
      -c:v libx264 -preset fast -crf 30 -x264-params keyint=30:scenecut=0:bframes=2 -pix_fmt yuv420p \
      chunk$i.mp4
 done
+# Audio and video: progressive MP4 with AAC 44.1 kHz stereo (priming in the
+# edit list) and B-frames; MPEG-TS with AAC 48 kHz mono whose PTS wrap.
+ff -f lavfi -i "testsrc2=size=160x120:rate=30:duration=1" -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=1" \
+   -c:v libx264 -profile:v high -preset fast -crf 32 -x264-params keyint=15:min-keyint=15:scenecut=0:bframes=2 \
+   -pix_fmt yuv420p -c:a aac -b:a 32k -ac 2 av.mp4
+ff -f lavfi -i "testsrc2=size=160x120:rate=30:duration=1" -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=1" \
+   -c:v libx264 -preset fast -crf 32 -x264-params keyint=15:min-keyint=15:scenecut=0:bframes=2 -pix_fmt yuv420p \
+   -c:a aac -b:a 32k -ac 1 -output_ts_offset 95443 -f mpegts av.ts
 ls -l

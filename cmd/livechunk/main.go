@@ -140,7 +140,8 @@ Cuts INPUT into keyframe-aligned segments without re-encoding, uploads them to
 DEST while the next segment fills, and writes index.m3u8 (and master.m3u8).
 
 INPUT is an MP4/MOV, fragmented MP4, MPEG-TS or raw H.264 file, or "-" for
-standard input (MPEG-TS or raw H.264). Several MP4 inputs are read as one
+standard input (MPEG-TS or raw H.264). AAC audio is recorded with the video
+(or alone, for an input without video). Several MP4 inputs are read as one
 continuous stream of chunks, each starting at time 0, as phones upload them.
 DEST is a directory or a bucket URL: file:///path, mem://, s3://bucket?region=..,
 gs://bucket, azblob://container. A ?prefix= parameter or -prefix puts the
@@ -238,7 +239,11 @@ func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechun
 		secs := float64(st.Chunker.MediaTicks) / float64(st.Timescale)
 		speed = fmt.Sprintf(", %.0fx real time", secs/elapsed.Seconds())
 	}
-	fmt.Fprintf(w, "%d segments, %d frames, %s in %v%s\n", st.Chunker.Segments, st.Chunker.Samples,
+	audio := ""
+	if st.Chunker.AudioSamples > 0 {
+		audio = fmt.Sprintf(", %d audio frames", st.Chunker.AudioSamples)
+	}
+	fmt.Fprintf(w, "%d segments, %d frames%s, %s in %v%s\n", st.Chunker.Segments, st.Chunker.Samples, audio,
 		humanBytes(st.Sink.UploadedBytes), elapsed.Round(time.Millisecond), speed)
 	if st.Chunker.DroppedNoKey > 0 {
 		fmt.Fprintf(w, "dropped %d frames before the first keyframe\n", st.Chunker.DroppedNoKey)

@@ -146,27 +146,39 @@ type Level struct {
 
 // state is what livechunkState() returns in the page.
 type state struct {
-	CurrentTime   float64      `json:"currentTime"`
-	StartTime     float64      `json:"startTime"`
-	Duration      float64      `json:"duration"`
-	VideoWidth    int          `json:"videoWidth"`
-	VideoHeight   int          `json:"videoHeight"`
-	Ended         bool         `json:"ended"`
-	Paused        bool         `json:"paused"`
-	ReadyState    int          `json:"readyState"`
-	Buffered      [][2]float64 `json:"buffered"`
-	Errors        []HLSError   `json:"errors"`
-	FragsLoaded   int          `json:"fragsLoaded"`
-	FragsBuffered int          `json:"fragsBuffered"`
-	FragURLs      []string     `json:"fragURLs"`
-	LevelLoads    int          `json:"levelLoads"`
-	PlaylistSizes []int        `json:"playlistSizes"`
-	Live          bool         `json:"live"`
-	Levels        []Level      `json:"levels"`
-	MediaError    string       `json:"mediaError"`
-	HLSVersion    string       `json:"hlsVersion"`
-	DecodedFrames int          `json:"decodedFrames"`
-	DroppedFrames int          `json:"droppedFrames"`
+	CurrentTime   float64        `json:"currentTime"`
+	StartTime     float64        `json:"startTime"`
+	Duration      float64        `json:"duration"`
+	VideoWidth    int            `json:"videoWidth"`
+	VideoHeight   int            `json:"videoHeight"`
+	Ended         bool           `json:"ended"`
+	Paused        bool           `json:"paused"`
+	ReadyState    int            `json:"readyState"`
+	Buffered      [][2]float64   `json:"buffered"`
+	Errors        []HLSError     `json:"errors"`
+	FragsLoaded   int            `json:"fragsLoaded"`
+	FragsBuffered int            `json:"fragsBuffered"`
+	FragURLs      []string       `json:"fragURLs"`
+	LevelLoads    int            `json:"levelLoads"`
+	PlaylistSizes []int          `json:"playlistSizes"`
+	Live          bool           `json:"live"`
+	Levels        []Level        `json:"levels"`
+	MediaError    string         `json:"mediaError"`
+	HLSVersion    string         `json:"hlsVersion"`
+	DecodedFrames int            `json:"decodedFrames"`
+	DroppedFrames int            `json:"droppedFrames"`
+	AudioBytes    int            `json:"audioBytes"`
+	SourceBuffers []SourceBuffer `json:"sourceBuffers"`
+}
+
+// SourceBuffer is a Media Source Extensions SourceBuffer that hls.js
+// created: one per track it feeds (or one for muxed audio and video).
+type SourceBuffer struct {
+	// MimeType as passed to addSourceBuffer, for example
+	// `audio/mp4;codecs="mp4a.40.2"`.
+	MimeType string `json:"mimeType"`
+	// Buffered lists the buffered time ranges of this buffer alone.
+	Buffered [][2]float64 `json:"buffered"`
 }
 
 // Result is what the page saw when PlayHLS returned.
@@ -209,6 +221,12 @@ type Result struct {
 	// video.getVideoPlaybackQuality(): frames the decoder produced, and
 	// those dropped for lateness (expected under load; not an error).
 	DecodedFrames, DroppedFrames int
+	// AudioDecodedBytes is video.webkitAudioDecodedByteCount: more than 0
+	// once Chromium decoded audio of the stream.
+	AudioDecodedBytes int
+	// SourceBuffers are the SourceBuffers hls.js created, with what each
+	// one buffered: the audio and video timelines as the browser sees them.
+	SourceBuffers []SourceBuffer
 	// Reached reports that MinTime (and MinPlayed) were reached.
 	Reached bool
 	// TimedOut reports that the playback timeout expired first.
@@ -249,8 +267,11 @@ func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hls.js %s: currentTime=%.3f start=%.3f duration=%.3f size=%dx%d ended=%v paused=%v readyState=%d reached=%v timedOut=%v elapsed=%v\n",
 		r.HLSVersion, r.CurrentTime, r.StartTime, r.Duration, r.VideoWidth, r.VideoHeight, r.Ended, r.Paused, r.ReadyState, r.Reached, r.TimedOut, r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(&b, "  fragments loaded=%d buffered=%d; playlist loads=%d sizes=%v live=%v; buffered=%v; frames decoded=%d dropped=%d; levels=%+v\n",
-		r.FragmentsLoaded, r.FragmentsBuffered, r.PlaylistLoads, r.PlaylistSizes, r.Live, r.Buffered, r.DecodedFrames, r.DroppedFrames, r.Levels)
+	fmt.Fprintf(&b, "  fragments loaded=%d buffered=%d; playlist loads=%d sizes=%v live=%v; buffered=%v; frames decoded=%d dropped=%d; audio bytes=%d; levels=%+v\n",
+		r.FragmentsLoaded, r.FragmentsBuffered, r.PlaylistLoads, r.PlaylistSizes, r.Live, r.Buffered, r.DecodedFrames, r.DroppedFrames, r.AudioDecodedBytes, r.Levels)
+	for _, sb := range r.SourceBuffers {
+		fmt.Fprintf(&b, "  source buffer %s: buffered=%v\n", sb.MimeType, sb.Buffered)
+	}
 	if r.MediaError != "" {
 		fmt.Fprintf(&b, "  media error: %s\n", r.MediaError)
 	}
@@ -423,6 +444,8 @@ func (s state) result() Result {
 		HLSVersion:        s.HLSVersion,
 		DecodedFrames:     s.DecodedFrames,
 		DroppedFrames:     s.DroppedFrames,
+		AudioDecodedBytes: s.AudioBytes,
+		SourceBuffers:     s.SourceBuffers,
 	}
 }
 

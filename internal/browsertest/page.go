@@ -81,6 +81,21 @@ const pageHTML = `<!doctype html>
     mediaError: ""
   };
   function str(v) { return v === undefined || v === null ? "" : String(v); }
+  // Record the SourceBuffers hls.js creates, to report what each buffered.
+  var sourceBuffers = [];
+  if (window.MediaSource && MediaSource.prototype.addSourceBuffer) {
+    var addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+    MediaSource.prototype.addSourceBuffer = function (mime) {
+      var sb = addSourceBuffer.call(this, mime);
+      if (sourceBuffers.length < MAX) { sourceBuffers.push({mime: str(mime), sb: sb}); }
+      return sb;
+    };
+  }
+  function ranges(r) {
+    var out = [];
+    for (var i = 0; i < r.length; i++) { out.push([r.start(i), r.end(i)]); }
+    return out;
+  }
   function pushErr(e) { if (st.errors.length < MAX) { st.errors.push(e); } }
   window.addEventListener("error", function (ev) {
     pushErr({type: "pageError", details: str(ev.message), fatal: true, reason: str(ev.filename) + ":" + str(ev.lineno)});
@@ -160,9 +175,13 @@ const pageHTML = `<!doctype html>
 
   window.livechunkState = function () {
     var v = document.getElementById("video");
-    var buffered = [];
-    for (var i = 0; i < v.buffered.length; i++) { buffered.push([v.buffered.start(i), v.buffered.end(i)]); }
+    var buffered = ranges(v.buffered);
     var q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+    var sbs = sourceBuffers.map(function (e) {
+      var b = [];
+      try { b = ranges(e.sb.buffered); } catch (err) { b = []; } // removed from its MediaSource
+      return {mimeType: e.mime, buffered: b};
+    });
     return {
       currentTime: v.currentTime,
       startTime: st.startTime === null ? -1 : st.startTime,
@@ -184,7 +203,9 @@ const pageHTML = `<!doctype html>
       mediaError: st.mediaError,
       hlsVersion: typeof Hls === "undefined" ? "" : Hls.version,
       decodedFrames: q ? q.totalVideoFrames : 0,
-      droppedFrames: q ? q.droppedVideoFrames : 0
+      droppedFrames: q ? q.droppedVideoFrames : 0,
+      audioBytes: typeof v.webkitAudioDecodedByteCount === "number" ? v.webkitAudioDecodedByteCount : 0,
+      sourceBuffers: sbs
     };
   };
 })();

@@ -1,0 +1,642 @@
+package chunker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+)
+
+// Limits of the audio path.
+const (
+	// maxAudioFrame is the largest AAC frame accepted: what ADTS can frame
+	// (13-bit length including the 7-byte header).
+	maxAudioFrame = 1<<13 - 1 - 7
+	// maxAudioQueue bounds the frames waiting for the video to pass them.
+	// More means the audio runs far ahead of the video (or the video is
+	// missing): the oldest frames then go into the open segment, or are
+	// dropped when none is open.
+	maxAudioQueue = 2048
+	// maxTime is later than any timestamp.
+	maxTime = math.MaxInt64
+)
+
+// audioTrack is the state of the AAC track of a chunker.
+//
+// Timelines: input PTS (unwrapped) are in ticks of inTS. Output times are
+// in ticks of outTS (the sample rate): output = round(input·outTS/inTS) +
+// off, where off is the video's output offset converted to outTS (or, in
+// an audio-only stream, chosen like the video's). Consecutive frames whose
+// output times differ from the nominal frame duration by no more than the
+// input's quantization (tol) are placed exactly one frame apart, so a
+// 90 kHz input does not leave 1023/1025-tick durations at 44.1 kHz.
+type audioTrack struct {
+	info  AACInfo
+	conf  mpeg4audio.AudioSpecificConfig
+	asc   []byte
+	inTS  int64 // timescale of AudioSample.PTS
+	outTS int64 // timescale in segments: the sample rate
+	frame int64 // nominal frame duration in outTS ticks
+	tol   int64 // timestamp quantization absorbed when snapping, outTS ticks
+
+	// input
+	index     int64 // WriteAudio calls, for errors
+	haveRaw   bool
+	rawPrev   int64
+	unwrapped int64
+	haveIn    bool
+	lastIn    int64 // unwrapped input PTS of the previous frame
+
+	// frames waiting for the video (audio with video only)
+	queue []queuedAudio
+	head  int
+	qbuf  []byte
+
+	// output
+	off     int64 // output offset in outTS ticks
+	offFrom int64 // the video offset off was converted from
+	offSet  bool
+	haveOut bool
+	lastOut int64 // output time of the last frame put in a segment
+
+	// frames starting at or before floor (input video ticks) are dropped:
+	// they end before a keyframe that followed dropped pictures
+	floor     int64
+	haveFloor bool
+
+	// open segment
+	segFrames int
+	segStart  int64
+	lastDur   int64 // duration of the segment's last frame
+}
+
+// queuedAudio is a frame waiting in audioTrack.queue; its bytes are
+// qbuf[off:off+n].
+type queuedAudio struct {
+	pts int64 // unwrapped input PTS
+	pv  int64 // the same in input video ticks (floor)
+	off int
+	n   int
+}
+
+// adtsRates are the sample rates an ADTS header can signal.
+var adtsRates = map[int]bool{96000: true, 88200: true, 64000: true, 48000: true, 44100: true, 32000: true,
+	24000: true, 22050: true, 16000: true, 12000: true, 11025: true, 8000: true, 7350: true}
+
+func newAudioTrack(cfg Config) (*audioTrack, error) {
+	conf, info, err := parseASC(cfg.Audio.ASC)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Format == TS {
+		// ADTS carries the core object type, rate and channel layout.
+		if !adtsRates[conf.SampleRate] {
+			return nil, fmt.Errorf("%w: sample rate %d cannot be carried in ADTS (MPEG-TS)", ErrBadAudioConfig, conf.SampleRate)
+		}
+		if conf.ChannelConfig == 0 {
+			return nil, fmt.Errorf("%w: channel configuration 0 (program config element) is not supported in MPEG-TS output", ErrBadAudioConfig)
+		}
+	}
+	a := &audioTrack{
+		info:  info,
+		conf:  conf,
+		asc:   append([]byte(nil), cfg.Audio.ASC...),
+		inTS:  int64(cfg.Audio.Timescale),
+		outTS: int64(info.SampleRate),
+		frame: int64(info.FrameSamples),
+	}
+	if a.inTS == 0 {
+		a.inTS = a.outTS
+	}
+	if a.inTS != a.outTS {
+		a.tol = 1 + a.outTS/a.inTS
+	}
+	return a, nil
+}
+
+// rescale converts t from timescale from to timescale to, rounding to the
+// nearest tick (halves away from zero), without overflow for realistic
+// timescales.
+func rescale(t, from, to int64) int64 {
+	if from == to || from <= 0 {
+		return t
+	}
+	neg := t < 0
+	if neg {
+		t = -t
+	}
+	q, r := t/from, t%from
+	v := q*to + (r*to+from/2)/from
+	if neg {
+		return -v
+	}
+	return v
+}
+
+// rescaleFloor is rescale rounding towards minus infinity.
+func rescaleFloor(t, from, to int64) int64 {
+	if from == to || from <= 0 {
+		return t
+	}
+	q, r := t/from, t%from
+	if r < 0 {
+		q, r = q-1, r+from
+	}
+	return q*to + r*to/from
+}
+
+// near returns the value congruent to raw modulo 2^bits that is nearest to
+// ref.
+func near(raw, ref int64, bits uint) int64 {
+	mod := int64(1) << bits
+	d := (raw - ref) & (mod - 1)
+	if d >= mod/2 {
+		d -= mod
+	}
+	return ref + d
+}
+
+func mini(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func absi(a int64) int64 {
+	if a < 0 {
+		return -a
+	}
+	return a
+}
+
+// unwrapAudio unwraps an audio PTS (Config.WrapBits applies to both
+// tracks). The first audio frame is unwrapped near the video's timeline,
+// so both stay on the same side of a wrap.
+func (k *chunker) unwrapAudio(pts int64) int64 {
+	bits := k.cfg.WrapBits
+	if bits == 0 {
+		return pts
+	}
+	a := k.aud
+	mask := int64(1)<<bits - 1
+	raw := pts & mask
+	switch {
+	case a.haveRaw:
+		diff := (raw - a.rawPrev) & mask
+		if diff > mask/2 {
+			diff -= mask + 1
+		}
+		a.unwrapped += diff
+	case k.haveRaw:
+		a.unwrapped = near(raw, rescale(k.unwrapped, int64(k.cfg.Timescale), a.inTS), bits)
+	default:
+		a.unwrapped = raw
+	}
+	a.haveRaw = true
+	a.rawPrev = raw
+	return a.unwrapped
+}
+
+// audioJumpThreshold is the largest PTS step (input audio ticks) still
+// treated as continuous: Config.JumpThreshold, else 1 s or ten frames.
+func (k *chunker) audioJumpThreshold() int64 {
+	a := k.aud
+	if k.cfg.JumpThreshold > 0 {
+		return durationToTicks(k.cfg.JumpThreshold, uint32(a.inTS))
+	}
+	th := durationToTicks(time.Second, uint32(a.inTS))
+	return max(th, rescale(10*a.frame, a.outTS, a.inTS))
+}
+
+func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
+	if k.closed {
+		return ErrClosed
+	}
+	if k.err != nil {
+		return k.err
+	}
+	a := k.aud
+	if a == nil {
+		return fmt.Errorf("%w: WriteAudio without Config.Audio", ErrNoTrack)
+	}
+	idx := a.index
+	a.index++
+	fail := func(err error) error { return &SampleError{Index: idx, DTS: s.PTS, Audio: true, Err: err} }
+	if len(s.Data) == 0 {
+		return fail(fmt.Errorf("%w: empty audio frame", ErrInvalidSample))
+	}
+	if len(s.Data) > maxAudioFrame {
+		return fail(fmt.Errorf("%w: audio frame of %d bytes", ErrInvalidSample, len(s.Data)))
+	}
+	pts := k.unwrapAudio(s.PTS)
+	jump := false
+	if a.haveIn {
+		step := pts - a.lastIn
+		th := k.audioJumpThreshold()
+		switch {
+		case step > th || step < -th:
+			jump = true
+		case step <= 0:
+			return fail(fmt.Errorf("%w: audio PTS %d after %d", ErrNonMonotonicDTS, pts, a.lastIn))
+		}
+	}
+	a.haveIn, a.lastIn = true, pts
+	if k.cfg.NoVideo {
+		return k.writeAudioOnly(ctx, pts, s.Data, jump)
+	}
+	// With video, a frame waits until the video has passed it (a jump of
+	// the audio alone is taken as is: it follows the video's timeline).
+	a.compact()
+	pv := rescaleFloor(pts, a.inTS, int64(k.cfg.Timescale))
+	a.queue = append(a.queue, queuedAudio{pts: pts, pv: pv, off: len(a.qbuf), n: len(s.Data)})
+	a.qbuf = append(a.qbuf, s.Data...)
+	switch {
+	case k.cut.pending && k.cut.jump:
+		// Audio of the old timeline closes with the segment; audio of
+		// the new one ends the wait.
+		if err := k.releaseAudioBeforeJump(ctx, k.cut.oldLast, k.cut.newFirst); err != nil {
+			return err
+		}
+		if absi(pv-k.cut.oldLast) > absi(pv-k.cut.newFirst) {
+			if err := k.resolveCut(ctx); err != nil {
+				return err
+			}
+		}
+	case k.cut.pending:
+		// The closing segment takes the audio before the cut; audio
+		// at or after it ends the wait.
+		if err := k.releaseAudio(ctx, k.cut.pts, false); err != nil {
+			return err
+		}
+		if pv >= k.cut.pts {
+			if err := k.resolveCut(ctx); err != nil {
+				return err
+			}
+		}
+	case k.open:
+		if err := k.releaseAudio(ctx, k.lastInDTS, true); err != nil {
+			return err
+		}
+	}
+	for len(a.queue)-a.head > maxAudioQueue {
+		q, data := a.pop()
+		if err := k.putAudio(q.pts, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pop removes the oldest queued frame. Its data stays valid until the next
+// frame is queued.
+func (a *audioTrack) pop() (queuedAudio, []byte) {
+	q := a.queue[a.head]
+	data := a.qbuf[q.off : q.off+q.n : q.off+q.n]
+	a.head++
+	if a.head == len(a.queue) {
+		a.clearQueue()
+	}
+	return q, data
+}
+
+// compact moves the waiting frames to the front of the queue's buffers
+// once the consumed part dominates, so the buffers stop growing.
+func (a *audioTrack) compact() {
+	if a.head < 64 || 2*a.head < len(a.queue) {
+		return
+	}
+	start := a.queue[a.head].off
+	n := copy(a.qbuf, a.qbuf[start:])
+	a.qbuf = a.qbuf[:n]
+	m := copy(a.queue, a.queue[a.head:])
+	a.queue, a.head = a.queue[:m], 0
+	for i := range a.queue {
+		a.queue[i].off -= start
+	}
+}
+
+func (a *audioTrack) clearQueue() {
+	a.queue, a.head, a.qbuf = a.queue[:0], 0, a.qbuf[:0]
+}
+
+// releaseAudio moves the queued frames with a video-timescale PTS before
+// limit (up to and including it when inclusive) into the open segment.
+func (k *chunker) releaseAudio(ctx context.Context, limit int64, inclusive bool) error {
+	a := k.aud
+	if a == nil || !k.open {
+		return nil
+	}
+	for a.head < len(a.queue) {
+		q := a.queue[a.head]
+		if q.pv > limit || q.pv == limit && !inclusive {
+			break
+		}
+		q, data := a.pop()
+		if a.haveFloor && q.pv <= a.floor {
+			k.stats.AudioDropped++ // late audio from before the first picture
+			continue
+		}
+		if err := k.putAudio(q.pts, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseAudioBeforeJump moves the queued frames that are nearer the old
+// timeline (oldDTS) than the new one (newDTS) into the open segment, or
+// drops them when none is open.
+func (k *chunker) releaseAudioBeforeJump(ctx context.Context, oldDTS, newDTS int64) error {
+	a := k.aud
+	if a == nil {
+		return nil
+	}
+	for a.head < len(a.queue) {
+		q := a.queue[a.head]
+		if absi(q.pv-oldDTS) > absi(q.pv-newDTS) {
+			break
+		}
+		q, data := a.pop()
+		if err := k.putAudio(q.pts, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropAudioBefore drops the frames that end at or before pts (input video
+// ticks), queued now or arriving later: audio from before a keyframe that a
+// segment opens with, when the pictures before that keyframe were dropped.
+func (k *chunker) dropAudioBefore(pts int64) {
+	a := k.aud
+	if a == nil {
+		return
+	}
+	a.floor, a.haveFloor = pts-rescale(a.frame, a.outTS, int64(k.cfg.Timescale)), true
+	for a.head < len(a.queue) && a.queue[a.head].pv <= a.floor {
+		a.pop()
+		k.stats.AudioDropped++
+	}
+}
+
+// outTime returns the output time of the frame with input PTS pts.
+func (a *audioTrack) outTime(pts int64) int64 {
+	t := rescale(pts, a.inTS, a.outTS) + a.off
+	if a.haveOut {
+		if exp := a.lastOut + a.frame; absi(t-exp) <= a.tol {
+			t = exp
+		}
+	}
+	return t
+}
+
+// putAudio writes a frame into the open segment, or drops it (counted)
+// when no segment is open or it would not come after the previous frame.
+func (k *chunker) putAudio(pts int64, data []byte) error {
+	a := k.aud
+	if !k.open {
+		k.stats.AudioDropped++
+		return nil
+	}
+	if vo := k.audioVideoOffset(); !k.cfg.NoVideo && (!a.offSet || a.offFrom != vo) {
+		a.off = rescale(vo, int64(k.cfg.Timescale), a.outTS)
+		a.offFrom, a.offSet = vo, true
+	}
+	t := a.outTime(pts)
+	if t < 0 || a.haveOut && t <= a.lastOut {
+		k.stats.AudioDropped++
+		return nil
+	}
+	if a.segFrames > 0 {
+		d := t - a.lastOut
+		k.c.setAudioDuration(d)
+	} else {
+		a.segStart = t
+	}
+	if err := k.c.addAudio(data, t); err != nil {
+		return err
+	}
+	a.segFrames++
+	a.haveOut, a.lastOut, a.lastDur = true, t, a.frame
+	k.stats.AudioSamples++
+	return nil
+}
+
+// writeAudioOnly segments an audio-only stream: a segment is cut at the
+// first frame at or after the target duration.
+func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, jump bool) error {
+	a := k.aud
+	if jump {
+		k.stats.TimestampJumps++
+		if k.open {
+			if err := k.emit(ctx); err != nil {
+				return err
+			}
+		}
+		k.discont = true
+		if a.haveOut {
+			// Continue the output timeline right after the previous frame.
+			a.off = a.lastOut + a.frame - rescale(pts, a.inTS, a.outTS)
+		}
+	}
+	if !a.offSet {
+		min := int64(0)
+		if k.cfg.Format == TS {
+			min = (a.outTS*tsPCRLead + 89999) / 90000
+		}
+		if t0 := rescale(pts, a.inTS, a.outTS); t0 < min {
+			a.off = min - t0
+		}
+		a.offSet = true
+	}
+	t := a.outTime(pts)
+	if t < 0 || a.haveOut && t <= a.lastOut {
+		k.stats.AudioDropped++
+		return nil
+	}
+	if k.open && t-k.segStart >= k.target {
+		if d := t - a.lastOut; d > 0 && a.segFrames > 0 {
+			k.c.setAudioDuration(d)
+			a.lastDur = d
+		}
+		if err := k.emit(ctx); err != nil {
+			return err
+		}
+	}
+	if !k.open {
+		if err := k.openSegment(ctx, t, t); err != nil {
+			return err
+		}
+	}
+	return k.putAudio(pts, data)
+}
+
+// Limits of a deferred cut: the pictures that wait, and how long (video
+// time from the keyframe).
+const (
+	maxCutSamples = 256
+	maxCutWait    = time.Second
+)
+
+// deferredCut is a cut that waits for the audio. A keyframe that cuts a
+// segment arrives at its decode time, but the audio up to its presentation
+// time often arrives later: demuxers deliver by decode time and muxers
+// buffer audio (ffmpeg's MPEG-TS muxer by up to 0.7 s). So when audio
+// before the keyframe's PTS may still come, the segment stays open for
+// audio while the keyframe and the pictures after it wait in a stash
+// (their NAL units copied into one reusable buffer), until an audio frame
+// at or after the keyframe's PTS arrives, maxCutWait passes, or the stream
+// flushes; then the segment closes with all of its audio and the stash
+// opens the next one.
+//
+// A timestamp jump of the video waits the same way for the audio of the old
+// timeline (told apart from the new one by which side of the jump it is
+// nearer), which keeps the old timeline's offset.
+type deferredCut struct {
+	pending bool
+	pts     int64 // input PTS of the keyframe: audio before it closes with the segment
+
+	// at a jump
+	jump      bool
+	oldLast   int64 // input DTS of the last sample before the jump
+	newFirst  int64 // input DTS of the first one after it
+	oldOffset int64 // output offset of the old timeline
+
+	// the stash
+	samples []stashedSample
+	nalus   []stashedNALU
+	buf     []byte
+	scratch [][]byte
+}
+
+type stashedSample struct {
+	index      int64
+	inDTS      int64
+	inPTS      int64
+	dts, pts   int64 // output times
+	dur        int64 // -1 until the next sample
+	idr        bool
+	first, end int // nalus[first:end]
+}
+
+type stashedNALU struct{ off, n int }
+
+func (c *deferredCut) start(pts int64) {
+	c.pending, c.pts, c.jump = true, pts, false
+	c.samples, c.nalus, c.buf = c.samples[:0], c.nalus[:0], c.buf[:0]
+}
+
+func (c *deferredCut) startJump(oldLast, newFirst, oldOffset int64) {
+	c.start(0)
+	c.jump, c.oldLast, c.newFirst, c.oldOffset = true, oldLast, newFirst, oldOffset
+}
+
+// audioVideoOffset is the video output offset that audio put into the open
+// segment is shifted by: the old timeline's while a jump waits.
+func (k *chunker) audioVideoOffset() int64 {
+	if k.cut.pending && k.cut.jump {
+		return k.cut.oldOffset
+	}
+	return k.offset
+}
+
+// audioMayLagJump reports whether audio of the old timeline may still
+// arrive at a jump from oldLast to newFirst (input video ticks): the latest
+// audio frame is nearer the old timeline.
+func (k *chunker) audioMayLagJump(oldLast, newFirst int64) bool {
+	a := k.aud
+	if a == nil || !a.haveIn {
+		return false
+	}
+	pv := rescaleFloor(a.lastIn, a.inTS, int64(k.cfg.Timescale))
+	return absi(pv-oldLast) <= absi(pv-newFirst)
+}
+
+func (c *deferredCut) add(index int64, s Sample, dts, pts int64, idr bool) {
+	first := len(c.nalus)
+	for _, n := range s.NALUs {
+		c.nalus = append(c.nalus, stashedNALU{len(c.buf), len(n)})
+		c.buf = append(c.buf, n...)
+	}
+	c.samples = append(c.samples, stashedSample{index: index, inDTS: s.DTS, inPTS: s.PTS, dts: dts, pts: pts, dur: -1,
+		idr: idr, first: first, end: len(c.nalus)})
+}
+
+func (c *deferredCut) setLastDur(d int64) {
+	if n := len(c.samples); n > 0 {
+		c.samples[n-1].dur = d
+	}
+}
+
+// audioMayLag reports whether audio before pts (input video ticks) may
+// still arrive: the stream has audio, and the latest frame is before pts
+// but not by more than maxCutWait (audio that far behind has ended or
+// paused; waiting would not bring it).
+func (k *chunker) audioMayLag(pts int64) bool {
+	a := k.aud
+	if a == nil || !a.haveIn {
+		return false
+	}
+	pv := rescaleFloor(a.lastIn, a.inTS, int64(k.cfg.Timescale))
+	return pv < pts && pts-pv <= k.maxCutWait()
+}
+
+func (k *chunker) maxCutWait() int64 { return durationToTicks(maxCutWait, k.cfg.Timescale) }
+
+// resolveCut closes the waiting segment with its audio and opens the next
+// one with the stashed pictures.
+func (k *chunker) resolveCut(ctx context.Context) error {
+	c := &k.cut
+	var err error
+	if c.jump {
+		err = k.releaseAudioBeforeJump(ctx, c.oldLast, c.newFirst)
+	} else {
+		err = k.releaseAudio(ctx, c.pts, false)
+	}
+	c.pending = false
+	if err != nil {
+		return err
+	}
+	if err := k.emit(ctx); err != nil {
+		return err
+	}
+	if c.jump {
+		k.discont = true
+		c.jump = false
+	}
+	for i, st := range c.samples {
+		if i == 0 {
+			if k.videoDropped {
+				k.dropAudioBefore(st.inPTS)
+				k.videoDropped = false
+			}
+			if err := k.openSegment(ctx, st.dts, st.pts); err != nil {
+				return err
+			}
+		}
+		c.scratch = c.scratch[:0]
+		for _, n := range c.nalus[st.first:st.end] {
+			c.scratch = append(c.scratch, c.buf[n.off:n.off+n.n:n.off+n.n])
+		}
+		if err := k.c.add(c.scratch, st.dts, st.pts, st.idr, k.ps); err != nil {
+			return &SampleError{Index: st.index, DTS: st.inDTS, Err: err}
+		}
+		k.segFrames++
+		if st.idr {
+			k.segKeys++
+		}
+		k.stats.Samples++
+		if st.dur >= 0 {
+			k.c.setDuration(st.dur)
+			k.segDur += st.dur
+		}
+		if err := k.releaseAudio(ctx, st.inDTS, true); err != nil {
+			return err
+		}
+	}
+	c.samples, c.nalus, c.buf = c.samples[:0], c.nalus[:0], c.buf[:0]
+	return nil
+}

@@ -1,0 +1,111 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/server"
+)
+
+// audioPackets returns the number of audio packets ffprobe reads.
+func audioPackets(t *testing.T, input string) int {
+	t.Helper()
+	out := strings.TrimSpace(string(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "a:0", "-count_packets",
+		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", input)))
+	out, _, _ = strings.Cut(out, "\n")
+	n, err := strconv.Atoi(strings.Trim(out, ","))
+	if err != nil {
+		t.Fatalf("ffprobe packet count %q", out)
+	}
+	return n
+}
+
+// TestChunkIngestWithAudio uploads phone-style chunks with AAC audio (each
+// with its own encoder priming): the live playlist lists AAC, carries every
+// chunk's audio (less the priming frames that overlap the previous chunk)
+// and decodes.
+func TestChunkIngestWithAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	var chunks []string
+	total := 0
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2",
+			"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "64k", p)
+		chunks = append(chunks, p)
+		total += audioPackets(t, p)
+	}
+	ts := start(t, server.Config{})
+	for i, c := range chunks {
+		if code, body := put(t, ts, "phone", i, c); code != http.StatusOK {
+			t.Fatalf("chunk %d: %d %s", i, code, body)
+		}
+	}
+	if code, body := ts.do(t, "POST", "/ingest/phone/end", nil); code != http.StatusOK {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	master, err := ts.bucket.ReadAll(context.Background(), "phone/master.m3u8")
+	if err != nil || !bytes.Contains(master, []byte(`,mp4a.40.2"`)) {
+		t.Errorf("multivariant playlist: %v\n%s", err, master)
+	}
+	got := audioPackets(t, ts.URL+"/live/phone/index.m3u8")
+	if got > total || got < total-len(chunks)+1 {
+		t.Errorf("%d audio packets in the recording, the chunks have %d", got, total)
+	}
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/phone/index.m3u8")); d != "" {
+		t.Errorf("video: %s", d)
+	}
+}
+
+// TestPushMPEGTSWithAudio pushes an MPEG-TS with audio: the recording has
+// every audio packet of the input.
+func TestPushMPEGTSWithAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	in := filepath.Join(t.TempDir(), "in.ts")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=3",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+		"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "64k", "-f", "mpegts", in)
+	ts := start(t, server.Config{})
+	data := mustRead(t, in)
+	if code, body := ts.do(t, "POST", "/ingest/cam", bytes.NewReader(data)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		pl, err := hls.LoadMedia(context.Background(), ts.bucket, "cam/index.m3u8")
+		if err == nil && pl.Ended {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable condition
+	}
+	if got, want := audioPackets(t, ts.URL+"/live/cam/index.m3u8"), audioPackets(t, in); got != want {
+		t.Errorf("%d audio packets in the recording, the input has %d", got, want)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

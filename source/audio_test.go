@@ -1,0 +1,335 @@
+package source
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/mediatest"
+)
+
+// audioPacket is one audio packet: as read by a Source, or as ffmpeg sees
+// it (PTS from ffprobe, size and MD5 of the raw AAC frame from a stream
+// copy into framemd5).
+type audioPacket struct {
+	PTS  int64
+	Size int
+	MD5  string
+}
+
+// ffAudioPackets lists the packets of the first audio stream of path.
+func ffAudioPackets(t testing.TB, path string) []audioPacket {
+	t.Helper()
+	out := strings.TrimSpace(string(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "a:0",
+		"-show_entries", "packet=pts", "-of", "csv=p=0", path)))
+	var pk []audioPacket
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.Trim(strings.TrimSpace(line), ",")
+		if line == "" {
+			continue
+		}
+		v, err := strconv.ParseInt(line, 10, 64)
+		if err != nil {
+			t.Fatalf("ffprobe pts %q", line)
+		}
+		pk = append(pk, audioPacket{PTS: v})
+	}
+	args := []string{"-i", path, "-map", "0:a:0", "-c", "copy"}
+	if strings.HasSuffix(path, ".ts") {
+		args = append(args, "-bsf:a", "aac_adtstoasc") // raw frames, as in MP4
+	}
+	md := mediatest.FFmpeg(t, append(args, "-f", "framemd5", "-")...)
+	i := 0
+	for _, line := range strings.Split(string(md), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		if i < len(pk) {
+			pk[i].Size, _ = strconv.Atoi(strings.TrimSpace(f[4]))
+			pk[i].MD5 = strings.TrimSpace(f[5])
+		}
+		i++
+	}
+	if i != len(pk) {
+		t.Fatalf("ffprobe lists %d audio packets, framemd5 %d", len(pk), i)
+	}
+	return pk
+}
+
+// readPackets reads every packet of src, copying the data.
+func readPackets(t testing.TB, src Source) (video []chunker.Sample, audio []chunker.AudioSample) {
+	t.Helper()
+	for {
+		p, err := src.NextPacket()
+		if err == io.EOF {
+			return video, audio
+		}
+		if err != nil {
+			t.Fatalf("packet %d: %v", len(video)+len(audio), err)
+		}
+		switch p.Kind {
+		case KindVideo:
+			p.Video.NALUs = cloneNALUs(p.Video.NALUs)
+			video = append(video, p.Video)
+		case KindAudio:
+			p.Audio.Data = bytes.Clone(p.Audio.Data)
+			audio = append(audio, p.Audio)
+		}
+	}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func md5hex(b []byte) string {
+	h := md5.Sum(b)
+	return hex.EncodeToString(h[:])
+}
+
+var audioFixtures = []fixture{
+	{"av.mp4", committed("av.mp4"), false},
+	{"av.ts", committed("av.ts"), true},
+	{"av_frag.mp4", gen("av_frag.mp4"), false},
+	{"av_mono.mov", gen("av_mono.mov"), false},
+	{"audio.mp4", gen("audio.mp4"), false},
+	{"frag_av.mp4", gen("frag_av.mp4"), false},
+	{"onlyaudio.mp4", gen("onlyaudio.mp4"), false},
+	{"onlyaudio.ts", gen("onlyaudio.ts"), true},
+	{"onlyaudio_frag.mp4", gen("onlyaudio_frag.mp4"), false},
+}
+
+// TestAudioMatchesFFprobe compares the audio frames of every fixture with
+// audio with ffmpeg's packets of the same file: count, PTS (MP4: exactly,
+// edit list applied by both; TS: relative, modulo 2^33), size and the MD5
+// of the raw frame. The video read along stays as TestMatchesFFprobe
+// checks it, and Next still returns the video alone.
+func TestAudioMatchesFFprobe(t *testing.T) {
+	for _, fx := range audioFixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			path := fx.path(t)
+			want := ffAudioPackets(t, path)
+			f, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			info := f.Info()
+			video, audio := readPackets(t, f)
+			ai := info.Audio
+			if ai == nil || ai.Codec != "mp4a.40.2" || ai.SampleRate == 0 || ai.Channels == 0 {
+				t.Fatalf("audio info %+v", ai)
+			}
+			only := strings.HasPrefix(fx.name, "onlyaudio")
+			if info.NoVideo != only || only && len(video) > 0 {
+				t.Fatalf("NoVideo %v with %d video samples", info.NoVideo, len(video))
+			}
+			if len(audio) != len(want) {
+				t.Fatalf("%d audio frames, ffmpeg has %d packets", len(audio), len(want))
+			}
+			for i, a := range audio {
+				w := want[i]
+				g, wp := a.PTS, w.PTS
+				if fx.wrap {
+					m := func(v int64) int64 { return v & (tsWrap - 1) }
+					g, wp = m(g-audio[0].PTS), m(wp-want[0].PTS)
+				}
+				// MPEG-TS: frames after the first of a PES are timed by
+				// interpolation, which ffmpeg rounds its own way.
+				tol := int64(0)
+				if fx.wrap {
+					tol = 1
+				}
+				if g-wp > tol || wp-g > tol || len(a.Data) != w.Size || md5hex(a.Data) != w.MD5 {
+					t.Fatalf("frame %d: pts %d size %d md5 %s, ffmpeg %d %d %s", i, g, len(a.Data), md5hex(a.Data), wp, w.Size, w.MD5)
+				}
+			}
+			if !only {
+				if v := mediatest.Packets(t, path); len(video) != len(v) {
+					t.Fatalf("%d video samples, ffprobe has %d", len(video), len(v))
+				}
+				// Next alone yields the same video.
+				g, err := Open(path, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				if n := len(readAll(t, g)); n != len(video) {
+					t.Fatalf("Next: %d samples, NextPacket %d", n, len(video))
+				}
+			} else if _, err := f.Next(); err != io.EOF {
+				t.Fatalf("Next on audio only: %v", err)
+			}
+		})
+	}
+}
+
+// TestAudioInterleave: NextPacket yields both tracks in time order for
+// progressive files (video by DTS, audio by PTS, each within one frame of
+// the other's timeline), and the audio keeps its offset to the video.
+func TestAudioInterleave(t *testing.T) {
+	f, err := Open(mediatest.Testdata("av.mp4"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info := f.Info()
+	last := -1.0
+	first := map[Kind]float64{}
+	for {
+		p, err := f.NextPacket()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at float64
+		if p.Kind == KindVideo {
+			at = float64(p.Video.DTS) / float64(info.Timescale)
+		} else {
+			at = float64(p.Audio.PTS) / float64(info.Audio.Timescale)
+		}
+		if _, ok := first[p.Kind]; !ok {
+			first[p.Kind] = at
+		}
+		if at < last {
+			t.Fatalf("packet at %.4f s after one at %.4f s", at, last)
+		}
+		last = at
+	}
+	// ffmpeg's AAC priming: the first frame 1024 samples before time 0.
+	if got := first[KindAudio]; got != -1024.0/44100 {
+		t.Errorf("first audio frame at %.5f s, want -1024/44100", got)
+	}
+}
+
+// TestChunksAudio reads a sequence of MP4 chunks with audio (each starting
+// at 0, each with its encoder priming): audio PTS increase, each chunk's
+// audio keeps its offset to the chunk's video, and only frames that would
+// overlap the previous chunk's audio are dropped.
+func TestChunksAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	var paths []string
+	total := 0
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("c%d.mp4", i))
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=2",
+			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+			"-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=30:bframes=2", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "32k", p)
+		paths = append(paths, p)
+		total += len(ffAudioPackets(t, p))
+	}
+	c, err := OpenChunks(paths, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info := c.Info()
+	if info.Audio == nil || info.Audio.Timescale != 48000 {
+		t.Fatalf("audio %+v", info.Audio)
+	}
+	video, audio := readPackets(t, c)
+	if len(video) != 180 {
+		t.Errorf("%d video samples", len(video))
+	}
+	for i := 1; i < len(audio); i++ {
+		if audio[i].PTS <= audio[i-1].PTS {
+			t.Fatalf("audio frame %d at %d after %d", i, audio[i].PTS, audio[i-1].PTS)
+		}
+	}
+	if got := int64(len(audio)) + c.AudioDropped(); got != int64(total) || c.AudioDropped() > 2 {
+		t.Errorf("%d audio frames + %d dropped, the chunks have %d", len(audio), c.AudioDropped(), total)
+	}
+	// Chunk 1 starts at video time 2 s: its first kept audio frame is
+	// within two frames of 2 s (its priming frame overlaps chunk 0).
+	for _, a := range audio {
+		if a.PTS >= 2*48000-2048 {
+			if a.PTS > 2*48000+1024 {
+				t.Errorf("chunk 1 audio starts at %d, want about %d", a.PTS, 2*48000)
+			}
+			break
+		}
+	}
+}
+
+// TestLoopAudio replays a clip with audio twice: the second pass follows
+// the first on both tracks, nothing overlaps, and every frame is kept.
+func TestLoopAudio(t *testing.T) {
+	open := func() (Source, error) { return Open(mediatest.Testdata("av.mp4"), Options{}) }
+	one, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, a1 := readPackets(t, one)
+	src, err := Loop(open, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, a2 := readPackets(t, src)
+	if len(v2) != 2*len(v1) || len(a2) != 2*len(a1) {
+		t.Fatalf("%d video and %d audio, want %d and %d", len(v2), len(a2), 2*len(v1), 2*len(a1))
+	}
+	for i := 1; i < len(a2); i++ {
+		if a2[i].PTS <= a2[i-1].PTS {
+			t.Fatalf("audio frame %d at %d after %d", i, a2[i].PTS, a2[i-1].PTS)
+		}
+	}
+	// Both tracks of the second pass are shifted by the same time.
+	info := src.Info()
+	dv := float64(v2[len(v1)].DTS-v1[0].DTS) / float64(info.Timescale)
+	da := float64(a2[len(a1)].PTS-a1[0].PTS) / float64(info.Audio.Timescale)
+	if d := dv - da; d > 1e-4 || d < -1e-4 {
+		t.Errorf("second pass: video shifted %.5f s, audio %.5f s", dv, da)
+	}
+}
+
+// TestAudioBadConfig: an audio track that livechunk cannot segment (AAC
+// Main) is ignored next to video, and rejected alone.
+func TestAudioBadConfig(t *testing.T) {
+	b := readFile(t, mediatest.Testdata("av.mp4"))
+	// ffmpeg's ASC: AAC-LC 44.1 kHz stereo, explicit "no SBR".
+	i := bytes.Index(b, []byte{0x12, 0x10, 0x56, 0xe5, 0x00})
+	if i < 0 {
+		t.Fatal("no ASC in av.mp4")
+	}
+	c := bytes.Clone(b)
+	c[i] = 0x0a // AAC Main
+	m, err := NewMP4(bytes.NewReader(c), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info().Audio != nil {
+		t.Errorf("AAC Main track not ignored")
+	}
+	if _, a := readPackets(t, m); len(a) != 0 {
+		t.Errorf("%d audio frames from an ignored track", len(a))
+	}
+	ob := readFile(t, generated(t, "onlyaudio.mp4"))
+	i = bytes.Index(ob, []byte{0x12, 0x08, 0x56, 0xe5, 0x00}) // 44.1 kHz mono
+	if i < 0 {
+		t.Fatal("no ASC in onlyaudio.mp4")
+	}
+	oc := bytes.Clone(ob)
+	oc[i] = 0x0a
+	if _, err := NewMP4(bytes.NewReader(oc), Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("audio-only with AAC Main: %v, want ErrUnsupported", err)
+	}
+}
