@@ -76,7 +76,7 @@ func TestPlaybackAudio(t *testing.T) {
 		{44100, 1, []chunker.Format{chunker.TS}}, // hls.js re-times 44.1 kHz MPEG-TS audio differently
 	} {
 		input := playbackAudioInput(t, in.rate, in.channels, false)
-		a, v := firstTimes(t, input)
+		a, v := mediatest.FirstTimes(t, input)
 		for _, format := range in.formats {
 			t.Run(fmt.Sprintf("%d-%dch/%s", in.rate, in.channels, format), func(t *testing.T) {
 				res := recordAndPlay(t, input, format, pbMinPlay, func(r browsertest.Result) bool { return r.FragmentsBuffered >= pbSegments })

@@ -13,9 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,137 +25,6 @@ import (
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 )
-
-// audioInput is an input with audio made by ffmpeg.
-type audioInput struct {
-	name     string
-	file     string
-	rate     int  // sample rate
-	noVideo  bool // audio only
-	editList bool // MP4/MOV whose edit list hides the encoder priming from a plain decode
-}
-
-var (
-	audioInputsOnce sync.Once
-	audioInputsDir  string
-)
-
-// makeAudioInputs encodes the inputs once per test binary run: H.264 with
-// B-frames and an IDR every 2 s, 6 s, and AAC at the given rate.
-func makeAudioInputs(t *testing.T) []audioInput {
-	t.Helper()
-	mediatest.RequireTool(t, "ffmpeg")
-	mediatest.RequireTool(t, "ffprobe")
-	inputs := []audioInput{
-		{name: "mp4-44k1-stereo", file: "in44.mp4", rate: 44100, editList: true},
-		{name: "mov-48k-mono", file: "in48mono.mov", rate: 48000, editList: true},
-		{name: "ts-ptswrap", file: "inwrap.ts", rate: 44100},
-		{name: "fmp4-48k", file: "infrag.mp4", rate: 48000},
-		{name: "audio-only-mp4", file: "onlyaudio.m4a", rate: 48000, noVideo: true, editList: true},
-		{name: "audio-only-ts", file: "onlyaudio.ts", rate: 44100, noVideo: true},
-	}
-	audioInputsOnce.Do(func() {
-		d, err := os.MkdirTemp("", "livechunk-audio-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		audioInputsDir = d
-		videoIn := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=6"}
-		videoOut := []string{"-c:v", "libx264", "-preset", "veryfast",
-			"-x264-params", "keyint=60:min-keyint=60:scenecut=0:bframes=3:b-pyramid=normal", "-pix_fmt", "yuv420p"}
-		audioIn := func(rate int) []string {
-			return []string{"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=%d:duration=6", rate)}
-		}
-		audioOut := func(ch int) []string { return []string{"-c:a", "aac", "-b:a", "64k", "-ac", strconv.Itoa(ch)} }
-		audio := func(rate, ch int) []string { return append(audioIn(rate), audioOut(ch)...) }
-		run := func(name string, args ...string) {
-			mediatest.FFmpeg(t, append(append([]string{"-y"}, args...), filepath.Join(d, name))...)
-		}
-		av := func(rate, ch int) []string {
-			var args []string
-			for _, part := range [][]string{videoIn, audioIn(rate), videoOut, audioOut(ch)} {
-				args = append(args, part...)
-			}
-			return args
-		}
-		run("in44.mp4", av(44100, 2)...)
-		run("in48mono.mov", av(48000, 1)...)
-		run("inwrap.ts", append(av(44100, 2), "-output_ts_offset", "95442", "-f", "mpegts")...)
-		run("infrag.mp4", append(av(48000, 2), "-movflags", "frag_keyframe+empty_moov+default_base_moof")...)
-		run("onlyaudio.m4a", audio(48000, 2)...)
-		run("onlyaudio.ts", append(audio(44100, 1), "-f", "mpegts")...)
-	})
-	for i := range inputs {
-		inputs[i].file = filepath.Join(audioInputsDir, inputs[i].file)
-	}
-	return inputs
-}
-
-// streamCount returns the number of packets of the first stream of a kind
-// ("audio", "video") that ffprobe reads from input.
-func streamCount(t *testing.T, input, kind string) int {
-	t.Helper()
-	sel := "a:0"
-	if kind == "video" {
-		sel = "v:0"
-	}
-	out := strings.TrimSpace(string(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", sel, "-count_packets",
-		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", input)))
-	out, _, _ = strings.Cut(out, "\n")
-	n, err := strconv.Atoi(strings.Trim(out, ","))
-	if err != nil {
-		t.Fatalf("ffprobe packet count %q", out)
-	}
-	return n
-}
-
-// decodedAudio returns the MD5 of every audio frame ffmpeg decodes from
-// input. With allPackets, an MP4 edit list is ignored, so that the encoder
-// priming frames it hides are decoded too (a segmented stream carries them
-// as frames before the first picture).
-func decodedAudio(t *testing.T, input string, allPackets bool) []string {
-	t.Helper()
-	var args []string
-	if allPackets {
-		args = append(args, "-ignore_editlist", "1")
-	}
-	args = append(args, "-i", input, "-map", "0:a:0", "-f", "framemd5", "-")
-	var hashes []string
-	for _, line := range strings.Split(string(mediatest.FFmpeg(t, args...)), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ",")
-		hashes = append(hashes, strings.TrimSpace(f[len(f)-1]))
-	}
-	return hashes
-}
-
-// firstTimes returns the earliest presentation time, in seconds, of the
-// first audio and of the first video stream of input, as ffprobe reads it.
-func firstTimes(t *testing.T, input string) (audio, video float64) {
-	t.Helper()
-	out := string(mediatest.Run(t, "ffprobe", "-v", "error", "-show_entries", "packet=codec_type,pts_time",
-		"-of", "csv=p=0", input))
-	audio, video = math.Inf(1), math.Inf(1)
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Split(strings.TrimSpace(line), ",")
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "audio":
-			audio = min(audio, v)
-		case "video":
-			video = min(video, v)
-		}
-	}
-	return audio, video
-}
 
 // fmp4FirstTimes reads the first times of an fMP4 recording with mp4ff, by
 // ISO/IEC 14496-12 (PTS = tfdt + sum of earlier durations + composition
@@ -222,19 +88,19 @@ func fmp4FirstTimes(t *testing.T, dir string) (audio, video float64) {
 // frame; the multivariant playlist lists AAC-LC; every TS segment starts
 // with PAT and PMT.
 func TestRecordAudio(t *testing.T) {
-	for _, in := range makeAudioInputs(t) {
-		t.Run(in.name, func(t *testing.T) {
+	for _, in := range mediatest.AudioInputs(t) {
+		t.Run(in.Name, func(t *testing.T) {
 			t.Parallel()
-			wantPackets := streamCount(t, in.file, "audio")
-			wantAudio := decodedAudio(t, in.file, in.editList)
+			wantPackets := mediatest.PacketCount(t, in.File, "audio")
+			wantAudio := mediatest.AudioHashes(t, in.File, in.EditList)
 			var wantVideo []string
 			var inOffset float64
-			if !in.noVideo {
-				wantVideo = mediatest.FrameHashes(t, in.file)
-				a, v := firstTimes(t, in.file)
+			if !in.NoVideo {
+				wantVideo = mediatest.FrameHashes(t, in.File)
+				a, v := mediatest.FirstTimes(t, in.File)
 				inOffset = a - v
 			}
-			frame := 1024 / float64(in.rate)
+			frame := 1024 / float64(in.Rate)
 			for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
 				t.Run(format.String(), func(t *testing.T) {
 					dir := filepath.Join(t.TempDir(), "out")
@@ -243,7 +109,7 @@ func TestRecordAudio(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer b.Close()
-					src, err := source.Open(in.file, source.Options{})
+					src, err := source.Open(in.File, source.Options{})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -266,17 +132,17 @@ func TestRecordAudio(t *testing.T) {
 						t.Fatal(err)
 					}
 					wantCodecs := `CODECS="avc1.64000d,mp4a.40.2"` // High, level 1.3 (320x240)
-					if in.noVideo {
+					if in.NoVideo {
 						wantCodecs = `CODECS="mp4a.40.2"`
 					}
 					if !bytes.Contains(master, []byte(wantCodecs)) {
 						t.Errorf("multivariant playlist lacks %s:\n%s", wantCodecs, master)
 					}
 					playlist := filepath.Join(dir, "index.m3u8")
-					if got := streamCount(t, playlist, "audio"); got != wantPackets {
+					if got := mediatest.PacketCount(t, playlist, "audio"); got != wantPackets {
 						t.Errorf("ffprobe reads %d audio packets, the input has %d", got, wantPackets)
 					}
-					if d := mediatest.EqualHashes(wantAudio, decodedAudio(t, playlist, false)); d != "" {
+					if d := mediatest.EqualHashes(wantAudio, mediatest.AudioHashes(t, playlist, false)); d != "" {
 						t.Errorf("decoded audio differs from the input's: %s", d)
 					}
 					if format == chunker.TS {
@@ -291,7 +157,7 @@ func TestRecordAudio(t *testing.T) {
 							}
 						}
 					}
-					if in.noVideo {
+					if in.NoVideo {
 						return
 					}
 					if d := mediatest.EqualHashes(wantVideo, mediatest.FrameHashes(t, playlist)); d != "" {
@@ -299,7 +165,7 @@ func TestRecordAudio(t *testing.T) {
 					}
 					var a, v float64
 					if format == chunker.TS {
-						a, v = firstTimes(t, playlist)
+						a, v = mediatest.FirstTimes(t, playlist)
 					} else {
 						a, v = fmp4FirstTimes(t, dir)
 					}
@@ -329,7 +195,7 @@ func TestRecordAudioChunks(t *testing.T) {
 			"-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=30:bframes=2", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-b:a", "64k", p)
 		paths = append(paths, p)
-		total += streamCount(t, p, "audio")
+		total += mediatest.PacketCount(t, p, "audio")
 	}
 	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		out := filepath.Join(t.TempDir(), "out")
@@ -346,11 +212,11 @@ func TestRecordAudioChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := streamCount(t, filepath.Join(out, "index.m3u8"), "audio")
+		got := mediatest.PacketCount(t, filepath.Join(out, "index.m3u8"), "audio")
 		if got != int(st.Chunker.AudioSamples) || got+int(src.AudioDropped()) != total || src.AudioDropped() > 2 {
 			t.Errorf("%v: %d audio packets in the recording, %d dropped, the chunks have %d", format, got, src.AudioDropped(), total)
 		}
-		if n := len(decodedAudio(t, filepath.Join(out, "index.m3u8"), false)); n != got {
+		if n := len(mediatest.AudioHashes(t, filepath.Join(out, "index.m3u8"), false)); n != got {
 			t.Errorf("%v: %d audio frames decode, %d packets", format, n, got)
 		}
 	}

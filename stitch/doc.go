@@ -15,7 +15,9 @@
 // MPEG-TS, an fMP4 init section (moov without samples: it applies to the
 // fragments that follow), fMP4 media segments (moof+mdat), or a
 // self-contained MP4 (progressive, or fragmented with its own moov). The
-// first H.264 (avc1/avc3) track is joined; other tracks are ignored.
+// first H.264 (avc1/avc3) track and the first AAC (mp4a) track are joined
+// - in MPEG-TS the first H.264 stream and the first ADTS one; other tracks
+// are ignored. Audio-only input (AAC without video) is joined too.
 //
 // # Timeline
 //
@@ -32,6 +34,16 @@
 // first part's track timescale (90 kHz for MPEG-TS); other timescales are
 // converted.
 //
+// The AAC frames of a part take the same offset as its pictures, so the
+// tracks stay in sync as recorded; the audio timescale is the sample rate.
+// Frames follow each other exactly (jitter of up to half a frame is
+// absorbed; a larger gap lengthens the frame before it), and a frame that
+// overlaps the ones before it by more than half a frame - the encoder
+// priming of a chunk that starts again at 0 - is left out
+// ([Result].AudioDropped). Audio-only parts are joined end to end like the
+// pictures. MPEG-TS audio frames are timed from their PES PTS, one nominal
+// frame duration apart.
+//
 // # Two passes, bounded memory
 //
 // The first pass reads only indexes: for MP4 parts the box headers and the
@@ -40,13 +52,14 @@
 // (github.com/bluenviron/mediacommon) keeping per access unit its
 // timestamps, keyframe flag and AVCC size - never the bytes. Several parts
 // are indexed at once ([Options].Concurrency). The sample table kept is 16
-// bytes per picture, and the moov built from it another 12 or so; nothing
-// else grows with the input. The second pass writes ftyp, moov and the
+// bytes per picture and 8 per AAC frame, and the moov built from it
+// another 12 (audio: 4) or so; nothing else grows with the input. The second pass writes ftyp, moov and the
 // mdat header, then streams the payloads in order: the sample byte ranges
 // of MP4 parts (a local file copies in the kernel where the OS can), and
 // MPEG-TS access units converted from Annex-B to 4-byte length prefixes
 // (access unit delimiters dropped, everything else kept, so SPS and PPS stay
-// in-band).
+// in-band) and ADTS frames stripped of their headers (a part's audio is held
+// in memory until its pictures are written: one part's worth).
 //
 // # MP4 output
 //
@@ -60,6 +73,23 @@
 // own edit list starts it. Input sample entries (avc1 with avcC, btrt, pasp,
 // colr...) are copied; for MPEG-TS input they are built from the SPS and PPS
 // with mp4ff.
+//
+// The AAC track (track 2, or 1 without video): an mp4a sample entry whose
+// esds carries the input's exact AudioSpecificConfig (so mono and 5.1
+// stay what they are; a QuickTime entry is rewritten), stts, stsc with one
+// chunk per part, stsz and stco/co64. In the mdat each part's pictures are
+// followed by its audio frames, so the tracks interleave part by part and
+// the file plays while it downloads. Both tracks get edit lists on one
+// movie timeline that starts with whichever the input presents first (as
+// ffmpeg does when it remuxes): encoder priming that an input MP4's edit
+// list hides stays hidden (the audio edit starts after it), and audio that
+// a recording carries before the first picture stays audible while the
+// video waits in an empty edit. ffprobe thus reads the first audio and
+// video timestamps with the input's offset, and ffmpeg decodes the input's
+// audio frames. A clip presents audio over the same [From, To) as the
+// video, keeping one frame before From for the decoder. Chromium plays the
+// result as a plain <video src> (range requests), seeks to the middle and
+// decodes the audio (TestChromium).
 //
 // # Clipping
 //
@@ -93,13 +123,16 @@
 // the stream with the first description's size. Chromium 156 plays the
 // file, reports videoWidth/videoHeight 320x240 then 480x270 at the change,
 // and seeks across it both ways; before the first picture is decoded its
-// metadata reports the last description's size.
+// metadata reports the last description's size. TestChromium plays the
+// stitched fixture as a plain <video src>: it seeks to the middle, after
+// the change, and plays on at 480x270 without a media error.
 //
 // # MPEG-TS output
 //
 // [WriteTS] concatenates MPEG-TS parts packet by packet, rewriting only the
-// continuity counters so that they run on across parts; other input, or a
-// clip, is remuxed into a new transport stream (see [WriteTS]).
+// continuity counters so that they run on across parts (audio included);
+// other input, or a clip, is remuxed into a new transport stream of the
+// video only (see [WriteTS]).
 //
 // # Errors
 //

@@ -66,9 +66,9 @@ func TestErrors(t *testing.T) {
 		{"open-fails", func(*testing.T) *stitch.Input { return stitch.New(failing) }, stitch.Options{}, errOpen},
 		{"missing-object", func(*testing.T) *stitch.Input { return stitch.FromObjects(b, "nope.mp4") }, stitch.Options{}, nil},
 		{"no-open-func", func(*testing.T) *stitch.Input { return stitch.New(stitch.Part{Name: "x"}) }, stitch.Options{}, stitch.ErrInvalid},
-		{"audio-only", func(t *testing.T) *stitch.Input {
+		{"ac3-only", func(t *testing.T) *stitch.Input {
 			p := filepath.Join(t.TempDir(), "audio.mp4")
-			mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", p)
+			mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "ac3", p)
 			return stitch.FromFiles(p)
 		}, stitch.Options{}, stitch.ErrUnsupported},
 		{"from-after-end", func(*testing.T) *stitch.Input { return stitch.FromObjects(b, "t/seg-000000.ts") }, stitch.Options{From: time.Hour}, stitch.ErrEmptyRange},

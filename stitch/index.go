@@ -11,6 +11,8 @@ import (
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/livechunk/livechunk/chunker"
 )
 
 // sample is one access unit of the joined stream: what the first pass
@@ -49,6 +51,9 @@ type partInfo struct {
 	skip  int   // MPEG-TS: access units before the first kept one
 	runs  []run // MP4: where the kept samples are
 	size  int64 // object size seen by the first pass
+	voff  int64 // the part's video offset (output = local + voff), when vok
+	vok   bool
+	audio audioPart // the part's AAC frames
 }
 
 // desc is one sample description (stsd entry) of the output.
@@ -74,6 +79,8 @@ type index struct {
 	stopped   bool  // indexing stopped early after Options.To
 	hasTS     bool
 	hasMP4    bool
+	dts0      int64       // absolute output time of samples[0]
+	audio     *audioIndex // the AAC track, nil if none
 }
 
 // trackInfo is the H.264 track of a moov, as the first pass uses it.
@@ -85,7 +92,10 @@ type trackInfo struct {
 	descIdx   []int // stsd entry -> index.descs, -1 when not H.264
 	shift     int64 // edit list: added to media times
 	hasEdit   bool
-	samples   bool // the stbl lists samples (progressive)
+	samples   bool            // the stbl lists samples (progressive)
+	audio     *trackInfo      // the moov's AAC track, nil if none
+	ainfo     chunker.AACInfo // and what its AudioSpecificConfig says
+	asc       []byte          // the AudioSpecificConfig
 }
 
 // merger places the samples of consecutive parts on one timeline.
@@ -179,6 +189,10 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		}
 	}
 	ix := m.ix
+	if len(ix.samples) == 0 && ix.audio != nil && len(ix.audio.samples) > 0 {
+		ix.audio.finish()
+		return ix, nil // audio only
+	}
 	if len(ix.samples) == 0 {
 		if ix.dropped > 0 {
 			return nil, fmt.Errorf("%w: %d pictures but no keyframe", ErrNoInput, ix.dropped)
@@ -190,6 +204,10 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		last.dur = clampDur(m.fallbackDur())
 	}
 	ix.origin = m.origin - m.dts0
+	ix.dts0 = m.dts0
+	if ix.audio != nil {
+		ix.audio.finish()
+	}
 	if ix.dropped > 0 {
 		m.log.Warn("stitch: pictures before the first keyframe dropped", "count", ix.dropped)
 	}
@@ -241,7 +259,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 			return false, err
 		}
 		ti, m.cur = t, t
-		own = t.samples || len(s.moofs) > 0
+		own = t.hasSamples() || len(s.moofs) > 0
 		if !own {
 			return false, nil // an init section: used by the parts that follow
 		}
@@ -257,7 +275,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	default:
 		ti = m.cur
 	}
-	if len(s.moofs) == 0 && (ti == nil || !ti.samples || s.moov == nil) {
+	if len(s.moofs) == 0 && (ti == nil || !ti.hasSamples() || s.moov == nil) {
 		return false, errorf(ErrInvalid, "no moov or moof box")
 	}
 	if ti == nil {
@@ -288,7 +306,27 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		return ti.descIdx[x.desc], nil
 	}
 	pi := partInfo{part: p, size: s.size}
-	return m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf)
+	stop, err := m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf)
+	if err != nil || stop {
+		return stop, err
+	}
+	if a := ti.audio; a != nil {
+		var als []localSample
+		if s.moov != nil && a.samples {
+			if als, err = progressiveSamples(a, s.size); err != nil {
+				return false, err
+			}
+		}
+		aNoTFDT := false
+		if als, aNoTFDT, err = fragmentSamples(als, a, s); err != nil {
+			return false, err
+		}
+		if err := m.mergeAudio(&pi, als, a, false, aNoTFDT, own && a.hasEdit); err != nil {
+			return false, err
+		}
+	}
+	m.addPartInfo(&pi)
+	return false, nil
 }
 
 func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
@@ -315,7 +353,25 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 		return m.tsDesc, nil
 	}
 	pi := partInfo{part: p, ts: true, size: s.size}
-	return m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf)
+	stop, err := m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf)
+	if err != nil || stop {
+		return stop, err
+	}
+	if s.audio != nil && len(s.frames) > 0 {
+		ti := &trackInfo{timescale: 90000, ainfo: s.audio.info, asc: s.audio.asc}
+		if err := m.mergeAudio(&pi, s.frames, ti, true, false, false); err != nil {
+			return false, err
+		}
+	}
+	m.addPartInfo(&pi)
+	return false, nil
+}
+
+// addPartInfo keeps a part that has video or audio samples.
+func (m *merger) addPartInfo(pi *partInfo) {
+	if pi.n > 0 || pi.audio.n > 0 {
+		m.ix.parts = append(m.ix.parts, *pi)
+	}
 }
 
 // merge places the samples ls of one part on the joined timeline.
@@ -388,6 +444,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 		}
 		if len(ix.samples) == pi.first {
 			partFirstDTS, partMinPTS = D, P
+			pi.voff, pi.vok = m.offset, true
 		}
 		partMinPTS = min(partMinPTS, P)
 		ix.samples = append(ix.samples, sample{size: x.size, cto: int32(cto), desc: uint16(d), sync: x.sync})
@@ -420,7 +477,6 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 			return true, nil
 		}
 	}
-	ix.parts = append(ix.parts, *pi)
 	return false, nil
 }
 
@@ -451,7 +507,7 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 	if t, ok := m.tracks[moov]; ok {
 		return t, nil
 	}
-	var trak *mp4.TrakBox
+	var trak, atrak *mp4.TrakBox
 	other := ""
 	for _, t := range moov.Traks {
 		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
@@ -460,23 +516,39 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 		}
 		switch typ := t.Mdia.Minf.Stbl.Stsd.Children[0].Type(); typ {
 		case "avc1", "avc3":
-			trak = t
+			if trak == nil {
+				trak = t
+			}
+		case "mp4a":
+			if atrak == nil {
+				atrak = t
+			}
 		case "hvc1", "hev1", "encv", "avc2", "avc4", "dvav", "dva1", "dvh1", "dvhe", "av01", "vp09":
 			if other == "" {
 				other = typ
 			}
 		}
-		if trak != nil {
-			break
+	}
+	var audio *trackInfo
+	if atrak != nil {
+		var err error
+		if audio, err = m.audioTrack(moov, atrak); err != nil {
+			return nil, err
 		}
 	}
 	if trak == nil {
-		if other != "" {
+		switch {
+		case other != "":
 			return nil, errorf(ErrUnsupported, "video track is %s, not H.264", other)
+		case audio == nil:
+			return nil, errorf(ErrUnsupported, "no H.264 video track (nor an AAC one)")
 		}
-		return nil, errorf(ErrUnsupported, "no H.264 video track")
+		// Audio only: a video track without samples.
+		ti := &trackInfo{timescale: audio.timescale, audio: audio, stbl: &mp4.StblBox{}}
+		m.tracks[moov] = ti
+		return ti, nil
 	}
-	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl}
+	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl, audio: audio}
 	if ti.timescale == 0 {
 		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
 	}
@@ -492,6 +564,22 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 		}
 		ti.descIdx = append(ti.descIdx, d)
 	}
+	if err := ti.readTables(moov, trak); err != nil {
+		return nil, err
+	}
+	m.tracks[moov] = ti
+	return ti, nil
+}
+
+// hasSamples reports whether the moov's video or audio track lists
+// samples (a progressive file rather than an init section).
+func (ti *trackInfo) hasSamples() bool {
+	return ti.samples || (ti.audio != nil && ti.audio.samples)
+}
+
+// readTables reads what every track needs of its trak: trex, whether the
+// stbl lists samples, and the edit list.
+func (ti *trackInfo) readTables(moov *mp4.MoovBox, trak *mp4.TrakBox) error {
 	if moov.Mvex != nil {
 		if trex, ok := moov.Mvex.GetTrex(ti.id); ok {
 			ti.trex = trex
@@ -500,7 +588,7 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 	if st := ti.stbl.Stsz; st != nil && st.SampleNumber > 0 {
 		ti.samples = true
 	} else if ti.stbl.Stsz == nil && moov.Mvex == nil {
-		return nil, errorf(ErrUnsupported, "track %d: no stsz box (compact sample sizes?)", ti.id)
+		return errorf(ErrUnsupported, "track %d: no stsz box (compact sample sizes?)", ti.id)
 	}
 	// Edit list: leading empty edits delay the track; the first non-empty
 	// edit's media_time is where presentation starts. Later edits are
@@ -517,13 +605,12 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 			break
 		}
 		if delay > 1<<40 || mediaTime < 0 || mediaTime > 1<<50 {
-			return nil, errorf(ErrInvalid, "track %d: edit list out of range", ti.id)
+			return errorf(ErrInvalid, "track %d: edit list out of range", ti.id)
 		}
 		ti.shift = rescale(int64(delay), moov.Mvhd.Timescale, ti.timescale) - mediaTime
 		ti.hasEdit = true
 	}
-	m.tracks[moov] = ti
-	return ti, nil
+	return nil
 }
 
 // descForEntry returns the output sample description equal to vse, adding

@@ -18,6 +18,16 @@ type selection struct {
 	editDur   int64 // elst segment_duration, ticks
 	ctoShift  int64 // added to every composition offset so that none is negative
 	keyframes int
+	start     int64 // presentation start and end, ticks after samples[0]'s DTS
+	end       int64
+
+	// The movie: its timescale and duration, the empty edit before the
+	// video (when the audio starts first), and the audio.
+	movieTS  uint32
+	movieDur int64
+	vEmpty   int64
+	aEmpty   int64           // movie ticks of empty edit before the audio
+	audio    *audioSelection // nil: no audio track
 }
 
 // selectRange chooses the samples for presentation range [from, to) of
@@ -87,19 +97,24 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	}
 	sel.mediaTime = start - dtsA + sel.ctoShift
 	sel.editDur = end - start
+	sel.start, sel.end = start, end
+	sel.movieTS, sel.movieDur = ix.timescale, sel.editDur
 	return sel, nil
 }
 
-// chunk is one run of samples of the output that share a sample
-// description and sit back to back in the mdat.
+// chunk is one run of samples of one track of the output that share a
+// sample description and sit back to back in the mdat.
 type chunk struct {
-	n    uint32
-	desc uint16
-	size int64
+	n     uint32
+	desc  uint16
+	size  int64
+	audio bool
 }
 
-// chunks lists the output chunks of the selection: one per input part
-// (and per sample description within it).
+// chunks lists the output chunks of the selection in mdat order: per input
+// part, its pictures (one chunk per sample description within the part),
+// then its audio frames (one chunk), so that the tracks interleave part by
+// part for progressive playback.
 func (ix *index) chunks(sel selection) []chunk {
 	var out []chunk
 	for pi := range ix.parts {
@@ -113,6 +128,27 @@ func (ix *index) chunks(sel selection) []chunk {
 			c := &out[len(out)-1]
 			c.n++
 			c.size += int64(s.size)
+		}
+		if as := sel.audio; as != nil {
+			lo, hi := max(as.a, p.audio.first), min(as.b, p.audio.first+p.audio.n)
+			if lo < hi {
+				c := chunk{audio: true, n: uint32(hi - lo)}
+				for i := lo; i < hi; i++ {
+					c.size += int64(ix.audio.samples[i].size)
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// trackChunks returns the chunks of one track.
+func trackChunks(chunks []chunk, audio bool) []chunk {
+	var out []chunk
+	for _, c := range chunks {
+		if c.audio == audio {
+			out = append(out, c)
 		}
 	}
 	return out
@@ -165,13 +201,20 @@ func (ix *index) buildHeader(sel selection) (h header, err error) {
 		}
 		break
 	}
-	stbl := moov.Trak.Mdia.Minf.Stbl
-	if h.co64 {
-		stbl.Co64.ChunkOffset = offsets
-	} else {
-		for i, o := range offsets {
-			stbl.Stco.ChunkOffset[i] = uint32(o)
+	// Offsets in mdat order, handed to each track's table in its order.
+	var vi, ai int
+	for i, c := range chunks {
+		trak, k := moovTrak(moov, c.audio), &vi
+		if c.audio {
+			k = &ai
 		}
+		stbl := trak.Mdia.Minf.Stbl
+		if h.co64 {
+			stbl.Co64.ChunkOffset[*k] = offsets[i]
+		} else {
+			stbl.Stco.ChunkOffset[*k] = uint32(offsets[i])
+		}
+		*k++
 	}
 	var b bytes.Buffer
 	b.Grow(int(ftyp.Size() + moov.Size() + mdatHdr))
@@ -188,8 +231,72 @@ func (ix *index) buildHeader(sel selection) (h header, err error) {
 	return h, nil
 }
 
-// buildMoov builds the moov box; chunk offsets are left zero.
+// moovTrak returns the video or the audio track of a moov built by
+// buildMoov.
+func moovTrak(moov *mp4.MoovBox, audio bool) *mp4.TrakBox {
+	for _, t := range moov.Traks {
+		if (t.Mdia.Hdlr.HandlerType == "soun") == audio {
+			return t
+		}
+	}
+	return nil
+}
+
+// buildMoov builds the moov box: the video track (track 1) and the audio
+// track; chunk offsets are left zero.
 func (ix *index) buildMoov(sel selection, chunks []chunk, co64 bool, ndesc *int) (*mp4.MoovBox, error) {
+	mvhd := mp4.CreateMvhd()
+	mvhd.Timescale = sel.movieTS
+	mvhd.Duration = uint64(sel.movieDur)
+	if sel.movieDur > math.MaxUint32 {
+		mvhd.Version = 1
+	}
+	moov := mp4.NewMoovBox()
+	moov.AddChild(mvhd)
+	id := uint32(1)
+	if sel.b > sel.a {
+		trak, err := ix.buildVideoTrak(sel, trackChunks(chunks, false), co64, ndesc)
+		if err != nil {
+			return nil, err
+		}
+		trak.Tkhd.TrackID = id
+		id++
+		moov.AddChild(trak)
+	}
+	if sel.audio != nil {
+		trak, err := ix.buildAudioTrak(sel, trackChunks(chunks, true), co64)
+		if err != nil {
+			return nil, err
+		}
+		trak.Tkhd.TrackID = id
+		id++
+		moov.AddChild(trak)
+	}
+	mvhd.NextTrackID = id
+	return moov, nil
+}
+
+// editList returns an edts box: an empty edit of empty movie ticks when
+// positive, then dur movie ticks of the media from mediaTime.
+func editList(empty int64, dur uint64, mediaTime int64) *mp4.EdtsBox {
+	elst := &mp4.ElstBox{}
+	if empty > 0 {
+		elst.Entries = append(elst.Entries, mp4.ElstEntry{SegmentDuration: uint64(empty), MediaTime: -1, MediaRateInteger: 1})
+	}
+	elst.Entries = append(elst.Entries, mp4.ElstEntry{SegmentDuration: dur, MediaTime: mediaTime, MediaRateInteger: 1})
+	for _, e := range elst.Entries {
+		if e.SegmentDuration > math.MaxUint32 || e.MediaTime > math.MaxInt32 {
+			elst.Version = 1
+		}
+	}
+	edts := &mp4.EdtsBox{}
+	edts.AddChild(elst)
+	edts.Elst = []*mp4.ElstBox{elst}
+	return edts
+}
+
+// buildVideoTrak builds the video track.
+func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc *int) (*mp4.TrakBox, error) {
 	ts := ix.timescale
 	samples := ix.samples[sel.a:sel.b]
 
@@ -301,20 +408,14 @@ func (ix *index) buildMoov(sel selection, chunks []chunk, co64 bool, ndesc *int)
 	mdia.AddChild(hdlr)
 	mdia.AddChild(minf)
 
-	editDur := uint64(sel.editDur)
-	elst := &mp4.ElstBox{Entries: []mp4.ElstEntry{{SegmentDuration: editDur, MediaTime: sel.mediaTime, MediaRateInteger: 1}}}
-	if editDur > math.MaxUint32 || sel.mediaTime > math.MaxInt32 {
-		elst.Version = 1
-	}
-	edts := &mp4.EdtsBox{}
-	edts.AddChild(elst)
-	edts.Elst = []*mp4.ElstBox{elst}
+	editDur := uint64(sel.editDur) // movie ticks: the movie has the video's timescale
+	edts := editList(sel.vEmpty, editDur, sel.mediaTime)
 
 	tkhd := mp4.CreateTkhd()
 	tkhd.Flags = 3 // enabled, in movie
 	tkhd.TrackID = 1
-	tkhd.Duration = editDur
-	if editDur > math.MaxUint32 {
+	tkhd.Duration = editDur + uint64(max(sel.vEmpty, 0))
+	if tkhd.Duration > math.MaxUint32 {
 		tkhd.Version = 1
 	}
 	if first != nil {
@@ -325,16 +426,5 @@ func (ix *index) buildMoov(sel selection, chunks []chunk, co64 bool, ndesc *int)
 	trak.AddChild(tkhd)
 	trak.AddChild(edts)
 	trak.AddChild(mdia)
-
-	mvhd := mp4.CreateMvhd()
-	mvhd.Timescale = ts
-	mvhd.Duration = editDur
-	mvhd.NextTrackID = 2
-	if editDur > math.MaxUint32 {
-		mvhd.Version = 1
-	}
-	moov := mp4.NewMoovBox()
-	moov.AddChild(mvhd)
-	moov.AddChild(trak)
-	return moov, nil
+	return trak, nil
 }

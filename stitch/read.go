@@ -23,10 +23,12 @@ const maxGap = 256 << 10
 
 // job is one read request of the second pass.
 type job struct {
-	p      *partInfo
-	off, n int64       // the request (MPEG-TS: the whole object, n < 0)
-	rs     []byteRange // MP4: the sample ranges inside the request, in order
-	lo, hi int         // the samples [lo, hi) the job delivers
+	p        *partInfo
+	off, n   int64       // the request (MPEG-TS: the whole object, n < 0)
+	rs       []byteRange // MP4: the sample ranges inside the request, in order
+	lo, hi   int         // the samples [lo, hi) the job delivers (audio frames for an audio job)
+	audio    bool        // MP4: the job delivers audio frames
+	alo, ahi int         // MPEG-TS: the audio frames [alo, ahi) the job delivers too
 }
 
 // jobs lists the reads that deliver samples [a, b).
@@ -42,35 +44,73 @@ func (ix *index) jobs(a, b int) []job {
 			out = append(out, job{p: p, off: 0, n: -1, lo: lo, hi: hi})
 			continue
 		}
-		rs, counts := ix.ranges(p, lo, hi)
-		first := lo
-		for i := 0; i < len(rs); {
-			// One request for ranges separated by small holes.
-			j, n := i+1, counts[i]
-			for j < len(rs) && rs[j].off-(rs[j-1].off+rs[j-1].n) <= maxGap {
-				n += counts[j]
-				j++
+		out = ix.rangeJobs(out, p, lo, hi, false)
+	}
+	return out
+}
+
+// payloadJobs lists the reads that deliver the selection in mdat order
+// (see chunks): per part, its pictures, then its audio frames.
+func (ix *index) payloadJobs(sel selection) []job {
+	var out []job
+	for pi := range ix.parts {
+		p := &ix.parts[pi]
+		lo, hi := max(sel.a, p.first), min(sel.b, p.first+p.n)
+		alo, ahi := 0, 0
+		if as := sel.audio; as != nil {
+			alo, ahi = max(as.a, p.audio.first), min(as.b, p.audio.first+p.audio.n)
+		}
+		if p.ts {
+			if lo < hi || alo < ahi {
+				out = append(out, job{p: p, off: 0, n: -1, lo: lo, hi: max(lo, hi), alo: alo, ahi: max(alo, ahi)})
 			}
-			end := rs[j-1].off + rs[j-1].n
-			out = append(out, job{p: p, off: rs[i].off, n: end - rs[i].off, rs: rs[i:j:j], lo: first, hi: first + n})
-			first += n
-			i = j
+			continue
+		}
+		if lo < hi {
+			out = ix.rangeJobs(out, p, lo, hi, false)
+		}
+		if alo < ahi {
+			out = ix.rangeJobs(out, p, alo, ahi, true)
 		}
 	}
 	return out
 }
 
-// ranges returns the byte ranges of samples [lo, hi) of an MP4 part in
-// decode order, adjacent ones merged, and the number of samples in each.
-func (ix *index) ranges(p *partInfo, lo, hi int) ([]byteRange, []int) {
+// rangeJobs appends the reads of samples (audio: frames) [lo, hi) of an
+// MP4 part.
+func (ix *index) rangeJobs(out []job, p *partInfo, lo, hi int, audio bool) []job {
+	rs, counts := ix.ranges(p, lo, hi, audio)
+	first := lo
+	for i := 0; i < len(rs); {
+		// One request for ranges separated by small holes.
+		j, n := i+1, counts[i]
+		for j < len(rs) && rs[j].off-(rs[j-1].off+rs[j-1].n) <= maxGap {
+			n += counts[j]
+			j++
+		}
+		end := rs[j-1].off + rs[j-1].n
+		out = append(out, job{p: p, off: rs[i].off, n: end - rs[i].off, rs: rs[i:j:j], lo: first, hi: first + n, audio: audio})
+		first += n
+		i = j
+	}
+	return out
+}
+
+// ranges returns the byte ranges of samples (audio: frames) [lo, hi) of an
+// MP4 part in decode order, adjacent ones merged, and the number of
+// samples in each.
+func (ix *index) ranges(p *partInfo, lo, hi int, audio bool) ([]byteRange, []int) {
 	var out []byteRange
 	var counts []int
-	i := p.first
-	for _, r := range p.runs {
+	i, runs := p.first, p.runs
+	if audio {
+		i, runs = p.audio.first, p.audio.runs
+	}
+	for _, r := range runs {
 		end := i + int(r.n)
 		off := r.off
 		for j := i; j < end; j++ {
-			sz := int64(ix.samples[j].size)
+			sz := int64(ix.sampleSize(j, audio))
 			if j >= lo && j < hi {
 				if k := len(out); k > 0 && out[k-1].off+out[k-1].n == off {
 					out[k-1].n += sz
@@ -190,16 +230,37 @@ func eachJob(ctx context.Context, jobs []job, depth int, fn func(j *job, r io.Re
 	return nil
 }
 
-// copyPayload writes the payloads of samples [sel.a, sel.b) to w in order:
-// MP4 sample ranges as they are, MPEG-TS access units converted to AVCC.
+// sampleSize returns the size of picture i, or of audio frame i.
+func (ix *index) sampleSize(i int, audio bool) uint32 {
+	if audio {
+		return ix.audio.samples[i].size
+	}
+	return ix.samples[i].size
+}
+
+// copyPayload writes the payloads of the selection to w in mdat order (see
+// chunks): MP4 sample ranges as they are, MPEG-TS access units converted
+// to AVCC and ADTS frames stripped of their headers (a part's audio frames
+// are held until its pictures are written: one part's worth).
 func (ix *index) copyPayload(ctx context.Context, w io.Writer, sel selection, depth int) (int64, error) {
 	var total int64
-	var buf, cbuf []byte
+	var buf, cbuf, abuf []byte
 	var bw *bufio.Writer
-	err := eachJob(ctx, ix.jobs(sel.a, sel.b), depth, func(j *job, r io.Reader) error {
+	err := eachJob(ctx, ix.payloadJobs(sel), depth, func(j *job, r io.Reader) error {
 		if j.p.ts {
 			if bw == nil {
 				bw = bufio.NewWriterSize(w, 256<<10)
+			}
+			abuf = abuf[:0]
+			var afn func(i int, frame []byte) error
+			if j.ahi > j.alo {
+				afn = func(i int, frame []byte) error {
+					if len(frame) != int(ix.audio.samples[i].size) {
+						return fmt.Errorf("%w: audio frame %d is %d bytes, was %d", ErrChanged, i, len(frame), ix.audio.samples[i].size)
+					}
+					abuf = append(abuf, frame...)
+					return nil
+				}
 			}
 			err := ix.demuxJob(ctx, j, r, func(i int, au [][]byte) error {
 				buf = chunker.AppendAVCC(buf[:0], au)
@@ -209,7 +270,12 @@ func (ix *index) copyPayload(ctx context.Context, w io.Writer, sel selection, de
 				n, err := bw.Write(buf)
 				total += int64(n)
 				return err
-			})
+			}, afn)
+			if err != nil {
+				return err
+			}
+			n, err := bw.Write(abuf)
+			total += int64(n)
 			if err != nil {
 				return err
 			}
@@ -265,11 +331,43 @@ func copyAll(w io.Writer, r io.Reader, buf *[]byte) (int64, error) {
 var errStop = errors.New("stop")
 
 // demuxJob demuxes an MPEG-TS part and calls fn with the index and NAL
-// units of every sample in [j.lo, j.hi).
-func (ix *index) demuxJob(ctx context.Context, j *job, r io.Reader, fn func(i int, au [][]byte) error) error {
+// units of every sample in [j.lo, j.hi) and, when afn is set, afn with the
+// index and raw AAC frame of every audio frame in [j.alo, j.ahi).
+func (ix *index) demuxJob(ctx context.Context, j *job, r io.Reader, fn func(i int, au [][]byte) error, afn func(i int, frame []byte) error) error {
 	p := j.p
 	k := 0 // access units demuxed
 	next := j.lo
+	ak, drops := 0, 0 // audio frames demuxed, and left out among them
+	anext := j.alo
+	audioDone := func() bool { return afn == nil || anext >= j.ahi }
+	var onFrames func(pts int64, frames [][]byte) error
+	if afn != nil {
+		onFrames = func(_ int64, frames [][]byte) error {
+			for _, f := range frames {
+				local := ak
+				ak++
+				if drops < len(p.audio.drop) && int(p.audio.drop[drops]) == local {
+					drops++
+					continue
+				}
+				i := p.audio.first + local - drops
+				if i < j.alo {
+					continue
+				}
+				if i >= j.ahi {
+					if next >= j.hi {
+						return errStop
+					}
+					continue
+				}
+				anext = i + 1
+				if err := afn(i, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	err := tsDemux(r, func(error) {}, func(_, _ int64, au [][]byte) error {
 		i := p.first + k - p.skip
 		k++
@@ -277,19 +375,25 @@ func (ix *index) demuxJob(ctx context.Context, j *job, r io.Reader, fn func(i in
 			return nil
 		}
 		if i >= j.hi {
-			return errStop
+			if audioDone() {
+				return errStop
+			}
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		next = i + 1
 		return fn(i, au)
-	})
+	}, nil, onFrames)
 	if err != nil && !errors.Is(err, errStop) {
 		return err
 	}
 	if next != j.hi {
 		return fmt.Errorf("%w: %d pictures, expected %d", ErrChanged, next-p.first, j.hi-p.first)
+	}
+	if !audioDone() {
+		return fmt.Errorf("%w: %d audio frames, expected %d", ErrChanged, anext-p.audio.first, j.ahi-p.audio.first)
 	}
 	return nil
 }
@@ -302,7 +406,7 @@ func (ix *index) eachSample(ctx context.Context, a, b, depth int, fn func(i int,
 	var br *bufio.Reader
 	return eachJob(ctx, ix.jobs(a, b), depth, func(j *job, r io.Reader) error {
 		if j.p.ts {
-			return ix.demuxJob(ctx, j, r, fn)
+			return ix.demuxJob(ctx, j, r, fn, nil)
 		}
 		if br == nil {
 			br = bufio.NewReaderSize(r, 256<<10)

@@ -164,6 +164,11 @@ func scanMP4(o *objReader) (*mp4Scan, error) {
 			if err != nil {
 				return nil, err
 			}
+			if typ == "moov" {
+				// mp4ff keeps slices of the bytes (parameter sets, the
+				// AudioSpecificConfig); the read window is reused.
+				data = bytes.Clone(data)
+			}
 			box, err := decodeBox(data, off)
 			if err != nil {
 				return nil, err
@@ -204,6 +209,23 @@ type tsScan struct {
 	samples []localSample
 	ps      []psAt
 	decErrs int
+	audio   *tsAudio      // the AAC stream, nil if none
+	frames  []localSample // its frames: raw 90 kHz PTS and size
+}
+
+// adtsFrameTimes calls fn with the raw 33-bit PTS of every frame of an ADTS
+// PES packet: the packet's PTS, then one nominal frame duration apart.
+func adtsFrameTimes(a *tsAudio, pts int64, frames [][]byte, fn func(k int, pts int64, frame []byte) error) error {
+	for k, f := range frames {
+		t := pts
+		if k > 0 {
+			t = (pts + rescale(int64(k*a.info.FrameSamples), uint32(a.info.SampleRate), 90000)) & (1<<33 - 1)
+		}
+		if err := fn(k, t, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // psAt records the in-band parameter sets of sample idx (copies).
@@ -278,6 +300,14 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 		}
 		s.samples = append(s.samples, localSample{dts: dts, pts: pts, size: uint32(size), sync: chunker.IsIDR(au), off: -1})
 		return nil
+	}, func(a *tsAudio) error {
+		s.audio = a
+		return nil
+	}, func(pts int64, frames [][]byte) error {
+		return adtsFrameTimes(s.audio, pts, frames, func(_ int, t int64, f []byte) error {
+			s.frames = append(s.frames, localSample{dts: t, pts: t, size: uint32(len(f)), sync: true, off: -1})
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err

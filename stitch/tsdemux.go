@@ -30,7 +30,14 @@ const tsHead = 256 << 10
 // chunker.SplitAnnexB: MPEG-TS input is demuxed twice (indexes, then
 // payloads), and a demuxer that allocates per packet (mediacommon's astits
 // reader) made that five times slower than ffmpeg.
-func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte) error) (err error) {
+//
+// With afn set, the first AAC (ADTS) stream is read too: afn is called for
+// every PES packet of it with its raw PTS and its raw AAC frames (ADTS
+// headers removed), in the order of the packets in the stream. The
+// program's audio configuration is reported once, before anything else,
+// through onAudio (nil when there is no AAC stream).
+func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte) error,
+	onAudio func(*tsAudio) error, afn func(pts int64, frames [][]byte) error) (err error) {
 	defer guard(&err, "mpegts")
 	er := &errReader{r: r}
 	st := tsPool.Get().(*tsState)
@@ -45,13 +52,22 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	if sniff(head) != contTS {
 		return errorf(ErrInvalid, "not an MPEG-TS object")
 	}
-	pid, err := tsVideoPID(head)
+	pids, err := tsPIDs(head)
 	if err != nil {
 		return err
 	}
-	d := &st.d
-	d.pid, d.onErr, d.fn, d.have = pid, onErr, fn, false
-	defer func() { d.onErr, d.fn = nil, nil }()
+	if onAudio != nil {
+		if err := onAudio(pids.audio); err != nil {
+			return err
+		}
+	}
+	d, da := &st.d, &st.da
+	d.pid, d.onErr, d.fn, d.have = pids.video, onErr, fn, false
+	da.pid, da.onErr, da.afn, da.have, da.audio = tsNoPID, onErr, afn, false, true
+	if pids.audio != nil && afn != nil {
+		da.pid = pids.audio.pid
+	}
+	defer func() { d.onErr, d.fn, da.onErr, da.afn = nil, nil, nil, nil }()
 	for {
 		pkt, err := br.Peek(tsPacket)
 		if len(pkt) < tsPacket {
@@ -62,7 +78,10 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 				onErr(fmt.Errorf("%d stray bytes at the end", len(pkt)))
 			}
 			_ = err
-			return d.flush()
+			if err := d.flush(); err != nil {
+				return err
+			}
+			return da.flush()
 		}
 		if pkt[0] != 0x47 {
 			// Lost sync: skip to the next sync byte.
@@ -77,45 +96,86 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 		if err := d.packet(pkt); err != nil {
 			return err
 		}
+		if err := da.packet(pkt); err != nil {
+			return err
+		}
 		br.Discard(tsPacket)
 	}
 }
 
 // tsState is the reusable memory of one tsDemux call.
 type tsState struct {
-	br *bufio.Reader
-	d  tsDepacketizer
+	br    *bufio.Reader
+	d, da tsDepacketizer // video, audio
 }
 
 var tsPool = sync.Pool{New: func() any { return &tsState{br: bufio.NewReaderSize(nil, tsHead)} }}
 
-// tsVideoPID returns the PID of the first H.264 stream of the program map
-// found in head.
-func tsVideoPID(head []byte) (uint16, error) {
+// tsNoPID is a PID value that matches no packet.
+const tsNoPID = 0xffff
+
+// tsAudio is the AAC stream of an MPEG-TS program.
+type tsAudio struct {
+	pid  uint16
+	asc  []byte // AudioSpecificConfig, from the first ADTS header
+	info chunker.AACInfo
+}
+
+// tsStreams are the elementary streams of an MPEG-TS program that stitch
+// reads.
+type tsStreams struct {
+	video uint16   // tsNoPID when there is no H.264 stream
+	audio *tsAudio // nil when there is no (usable) AAC stream
+}
+
+// tsPIDs returns the first H.264 and the first AAC stream of the program
+// map found in head.
+func tsPIDs(head []byte) (tsStreams, error) {
+	st := tsStreams{video: tsNoPID}
 	tr := &mpegts.Reader{R: bytes.NewReader(head[:len(head)/tsPacket*tsPacket])}
 	if err := tr.Initialize(); err != nil {
-		return 0, errorf(ErrInvalid, "no program map table in the first %d KiB: %v", tsHead>>10, err)
+		return st, errorf(ErrInvalid, "no program map table in the first %d KiB: %v", tsHead>>10, err)
 	}
 	other := ""
 	for _, t := range tr.Tracks() {
-		switch t.Codec.(type) {
+		switch c := t.Codec.(type) {
 		case *tscodecs.H264:
-			return t.PID, nil
+			if st.video == tsNoPID {
+				st.video = t.PID
+			}
 		case *tscodecs.H265:
 			other = "HEVC"
+		case *tscodecs.MPEG4Audio:
+			if st.audio != nil {
+				continue
+			}
+			asc, err := c.Config.Marshal()
+			if err != nil {
+				continue
+			}
+			info, err := chunker.ParseAudioSpecificConfig(asc)
+			if err != nil {
+				continue
+			}
+			st.audio = &tsAudio{pid: t.PID, asc: asc, info: info}
 		}
 	}
-	if other != "" {
-		return 0, errorf(ErrUnsupported, "video is %s, not H.264", other)
+	switch {
+	case st.video != tsNoPID || st.audio != nil:
+		return st, nil
+	case other != "":
+		return st, errorf(ErrUnsupported, "video is %s, not H.264", other)
 	}
-	return 0, errorf(ErrUnsupported, "no H.264 stream in the MPEG-TS program")
+	return st, errorf(ErrUnsupported, "no H.264 (nor AAC) stream in the MPEG-TS program")
 }
 
 // tsDepacketizer reassembles the PES packets of one PID.
 type tsDepacketizer struct {
 	pid   uint16
+	audio bool // ADTS: afn, not fn
 	onErr func(error)
 	fn    func(pts, dts int64, au [][]byte) error
+	afn   func(pts int64, frames [][]byte) error
 	pes   []byte // the PES packet being assembled
 	have  bool
 	nalus [][]byte
@@ -204,6 +264,17 @@ func (d *tsDepacketizer) flush() error {
 	if n := int(binary.BigEndian.Uint16(b[4:6])); n != 0 && n+6 >= hdr && n+6 < len(b) {
 		data = b[hdr : n+6] // stuffing after a bounded PES packet
 	}
+	if d.audio {
+		var err error
+		d.kept, err = splitADTS(d.kept[:0], data)
+		if err != nil {
+			d.onErr(err)
+		}
+		if len(d.kept) == 0 {
+			return nil
+		}
+		return d.afn(pts, d.kept)
+	}
 	var err error
 	d.nalus, err = chunker.SplitAnnexB(d.nalus[:0], data)
 	if err != nil {
@@ -226,4 +297,31 @@ func (d *tsDepacketizer) flush() error {
 // tsClock decodes a 33-bit PES timestamp.
 func tsClock(b []byte) int64 {
 	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
+}
+
+// splitADTS appends to dst the raw AAC frames of the ADTS frames in b
+// (which alias b). A truncated or unsynchronized tail is reported; the
+// frames before it are kept.
+func splitADTS(dst [][]byte, b []byte) ([][]byte, error) {
+	for len(b) > 0 {
+		if len(b) < 7 || b[0] != 0xff || b[1]&0xf6 != 0xf0 {
+			return dst, errors.New("ADTS: lost sync")
+		}
+		hdr := 7
+		if b[1]&1 == 0 { // protection_absent == 0: a CRC follows
+			hdr = 9
+		}
+		n := int(b[3]&3)<<11 | int(b[4])<<3 | int(b[5]>>5)
+		if n < hdr || n > len(b) {
+			return dst, errors.New("ADTS: truncated frame")
+		}
+		if b[6]&3 != 0 {
+			return dst, errors.New("ADTS: several raw data blocks in one frame")
+		}
+		if n > hdr {
+			dst = append(dst, b[hdr:n])
+		}
+		b = b[n:]
+	}
+	return dst, nil
 }

@@ -24,13 +24,19 @@ const tsStart = 126000
 // packet loss). Timestamps are not touched: a jump at a discontinuity
 // stays a jump.
 //
+// That way every elementary stream of the parts is kept, AAC audio
+// included (ADTS on its own PID, as the chunker writes it).
+//
 // Otherwise (fMP4 or MP4 input, or Options.From/To set) the access units
 // are remuxed (with mediacommon's muxer) into a new transport stream: one
 // program with one H.264 elementary stream, PAT and PMT and in-band SPS
 // and PPS before every keyframe, timestamps continuous from 1.4 s. MPEG-TS has no edit lists, so a clip starts at
 // the keyframe at or before From (not exactly at From) and ends with the
 // last picture presented before To (pictures decoded before it that are
-// presented later are kept).
+// presented later are kept). The remuxed stream carries no audio (not
+// implemented yet: Result.AudioFrames is 0; use MP4 output to keep the
+// audio), and audio-only input that would need remuxing is rejected with
+// ErrUnsupported.
 //
 // Both ways, the first pass reads the indexes as for [WriteMP4], so input
 // errors are reported before anything is written.
@@ -39,16 +45,24 @@ func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	sel, err := ix.selectRange(opt.From, opt.To)
+	sel, err := ix.selectAll(opt.From, opt.To)
 	if err != nil {
 		return Result{}, err
+	}
+	concat := !ix.hasMP4 && opt.From == 0 && opt.To == 0
+	if !concat && len(ix.samples) == 0 {
+		return Result{}, errorf(ErrUnsupported, "audio only input remuxed to MPEG-TS (only MPEG-TS parts, unclipped, are joined)")
 	}
 	res := ix.result(sel)
 	res.Timescale = 90000
 	res.SampleDescriptions = 0
+	res.Duration = ticksToDuration(sel.editDur, ix.timescale)
+	if !concat {
+		res.AudioFrames = 0 // the remuxed stream has no audio
+	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	if !ix.hasMP4 && opt.From == 0 && opt.To == 0 {
+	if concat {
 		err = ix.concatTS(ctx, bw, opt.concurrency(), opt.logger())
 	} else {
 		err = ix.remuxTS(ctx, bw, sel, opt.concurrency())

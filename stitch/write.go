@@ -49,7 +49,15 @@ type Result struct {
 	// Samples is the number of pictures (access units) written, Keyframes
 	// the number of IDR pictures among them.
 	Samples, Keyframes int
-	// Duration is the presentation duration: the edit list's for MP4.
+	// AudioFrames is the number of AAC frames written (MP4 output; for
+	// MPEG-TS output those of the input's audio stream, see [WriteTS]).
+	AudioFrames int
+	// AudioDropped is the number of AAC frames left out because they
+	// overlapped the audio before them (the encoder priming of a chunk
+	// that starts again at 0).
+	AudioDropped int
+	// Duration is the presentation duration: the movie's for MP4 (the
+	// longer of the tracks' edit lists).
 	Duration time.Duration
 	// Bytes is the number of bytes written.
 	Bytes int64
@@ -94,7 +102,7 @@ func WriteMP4(ctx context.Context, w io.Writer, in *Input, opt Options) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	sel, err := ix.selectRange(opt.From, opt.To)
+	sel, err := ix.selectAll(opt.From, opt.To)
 	if err != nil {
 		return Result{}, err
 	}
@@ -126,15 +134,22 @@ func (ix *index) result(sel selection) Result {
 	r := Result{
 		Samples:         sel.b - sel.a,
 		Keyframes:       sel.keyframes,
-		Duration:        ticksToDuration(sel.editDur, ix.timescale),
+		Duration:        ticksToDuration(sel.movieDur, sel.movieTS),
 		Discontinuities: ix.discont,
 		Dropped:         ix.dropped,
 		Timescale:       ix.timescale,
 		IndexReads:      ix.reads,
 	}
+	if ix.audio != nil {
+		r.AudioDropped = ix.audio.dropped
+	}
+	as := sel.audio
+	if as != nil {
+		r.AudioFrames = as.b - as.a
+	}
 	for i := range ix.parts {
 		p := &ix.parts[i]
-		if p.first < sel.b && p.first+p.n > sel.a {
+		if (p.first < sel.b && p.first+p.n > sel.a) || (as != nil && p.audio.first < as.b && p.audio.first+p.audio.n > as.a) {
 			r.Parts++
 		}
 	}

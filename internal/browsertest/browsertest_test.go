@@ -73,3 +73,30 @@ func TestPlaybackReportsFatalError(t *testing.T) {
 		t.Errorf("reached=%v timedOut=%v, want neither", res.Reached, res.TimedOut)
 	}
 }
+
+// TestPlaybackReferenceMP4 checks PlayMP4 against a faststart MP4 that
+// ffmpeg wrote: it plays, seeks to the middle and plays on from there,
+// with the picture size of the input and decoded audio.
+func TestPlaybackReferenceMP4(t *testing.T) {
+	mediatest.RequireTool(t, "chromium")
+	p := filepath.Join(t.TempDir(), "ref.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+		"-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+		"-c:a", "aac", "-movflags", "+faststart", p)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, p) }))
+	defer srv.Close()
+	res := PlayMP4(t, srv.URL+"/ref.mp4", MP4Options{Timeout: 20 * time.Second})
+	t.Log(res)
+	if !res.Reached || res.MediaError != "" {
+		t.Fatalf("did not play, seek and play on: %s", res)
+	}
+	if res.SeekTarget < 2.9 || res.SeekTarget > 3.1 || res.SeekedAt < 2.5 {
+		t.Errorf("seek to %.3f landed at %.3f, want the middle (3 s)", res.SeekTarget, res.SeekedAt)
+	}
+	if res.VideoWidth != 320 || res.VideoHeight != 240 || res.AudioDecodedBytes == 0 {
+		t.Errorf("picture %dx%d, %d audio bytes decoded; want 320x240 and audio", res.VideoWidth, res.VideoHeight, res.AudioDecodedBytes)
+	}
+	if len(res.ForeignRequests) > 0 {
+		t.Errorf("requests leaving 127.0.0.1: %v", res.ForeignRequests)
+	}
+}

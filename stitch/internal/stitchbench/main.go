@@ -1,5 +1,5 @@
 // Command stitchbench runs the stitch package the way the command line's
-// "livechunk stitch" does, for bench/stitch.sh:
+// "livechunk stitch" does (both call internal/stitchrun), for bench/stitch.sh:
 //
 //	stitchbench [-from D] [-to D] -o OUT SOURCE...
 //	stitchbench -record [-format fmp4|ts] [-segment D] INPUT DIR
@@ -17,21 +17,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
-	"path"
-	"path/filepath"
-	"strings"
 	"time"
-
-	"gocloud.dev/blob"
 
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/stitchrun"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 	"github.com/livechunk/livechunk/stitch"
@@ -60,54 +54,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: stitchbench [-from D] [-to D] -o OUT SOURCE...")
 		os.Exit(2)
 	}
-	res, err := run(context.Background(), flag.Args(), *out, stitch.Options{From: *from, To: *to})
+	res, err := stitchrun.Run(context.Background(), flag.Args(), *out, stitch.Options{From: *from, To: *to})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stitchbench:", err)
 		os.Exit(1)
 	}
 	enc := json.NewEncoder(os.Stderr)
 	_ = enc.Encode(res)
-}
-
-func run(ctx context.Context, sources []string, out string, opt stitch.Options) (stitch.Result, error) {
-	var in *stitch.Input
-	if len(sources) == 1 && strings.HasSuffix(strings.SplitN(sources[0], "?", 2)[0], ".m3u8") {
-		b, key, err := openObject(ctx, sources[0])
-		if err != nil {
-			return stitch.Result{}, err
-		}
-		defer b.Close()
-		if in, err = stitch.FromPlaylist(ctx, b, key); err != nil {
-			return stitch.Result{}, err
-		}
-	} else {
-		in = stitch.FromFiles(sources...)
-	}
-	if strings.Contains(out, "://") {
-		b, key, err := openObject(ctx, out)
-		if err != nil {
-			return stitch.Result{}, err
-		}
-		defer b.Close()
-		return stitch.WriteBlob(ctx, b, key, in, opt)
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return stitch.Result{}, err
-	}
-	var res stitch.Result
-	if strings.EqualFold(filepath.Ext(out), ".ts") {
-		res, err = stitch.WriteTS(ctx, f, in, opt)
-	} else {
-		res, err = stitch.WriteMP4(ctx, f, in, opt)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(out)
-	}
-	return res, err
 }
 
 func record(ctx context.Context, input, dir, format string, segment time.Duration) error {
@@ -130,28 +83,4 @@ func record(ctx context.Context, input, dir, format string, segment time.Duratio
 		return err
 	}
 	return json.NewEncoder(os.Stderr).Encode(st)
-}
-
-// openObject splits a path or URL naming an object into its bucket (the
-// directory, or the URL without its path) and key.
-func openObject(ctx context.Context, s string) (*blob.Bucket, string, error) {
-	if !strings.Contains(s, "://") {
-		b, err := sink.Open(ctx, filepath.Dir(s))
-		return b, filepath.Base(s), err
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, "", err
-	}
-	key := strings.TrimPrefix(u.Path, "/")
-	if key == "" {
-		return nil, "", errors.New("URL names no object: " + s)
-	}
-	if u.Scheme == "file" {
-		b, err := sink.Open(ctx, "file://"+path.Dir(u.Path)+"?"+u.RawQuery)
-		return b, path.Base(u.Path), err
-	}
-	u.Path = ""
-	b, err := sink.Open(ctx, u.String())
-	return b, key, err
 }

@@ -1,0 +1,420 @@
+package stitch
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/livechunk/livechunk/chunker"
+)
+
+// asample is one AAC frame of the joined audio track: what the first pass
+// keeps per frame (8 bytes). AAC frames are all sync samples and have no
+// composition offset.
+type asample struct {
+	size uint32
+	dur  uint32 // output ticks to the next frame
+}
+
+// audioPart locates the AAC frames of one part.
+type audioPart struct {
+	first int     // index of the part's first frame in audioIndex.samples
+	n     int     // frames kept
+	runs  []run   // MP4: where they are
+	drop  []int32 // MPEG-TS: frames of the part (in stream order) left out
+}
+
+// audioIndex is the joined AAC track.
+type audioIndex struct {
+	timescale uint32 // output: the sample rate
+	frame     int64  // nominal frame duration, ticks
+	entry     *mp4.AudioSampleEntryBox
+	asc       []byte
+	info      chunker.AACInfo
+	samples   []asample
+	start     int64 // absolute output time of samples[0], audio ticks
+	origin    int64 // where presentation starts (an input edit list), absolute
+	hasOrigin bool
+	lastStart int64 // absolute time of the last frame kept
+	lastEnd   int64 // and its end
+	aoff      int64 // audio only: output = converted local time + aoff
+	dropped   int   // frames left out because they overlap the previous ones
+}
+
+// finish ends the table: the first frame's time is the default origin.
+func (a *audioIndex) finish() {
+	if !a.hasOrigin {
+		a.origin, a.hasOrigin = a.start, true
+	}
+}
+
+// audioTrack reads the AAC track of a moov.
+func (m *merger) audioTrack(moov *mp4.MoovBox, trak *mp4.TrakBox) (*trackInfo, error) {
+	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl}
+	if ti.timescale == 0 {
+		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
+	}
+	ase, ok := ti.stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox)
+	var esds *mp4.EsdsBox
+	if ok {
+		esds = ase.Esds
+		if esds == nil && ase.Wave != nil {
+			esds = ase.Wave.Esds // QuickTime sound description version 1
+		}
+	}
+	if esds == nil || esds.DecConfigDescriptor.DecSpecificInfo == nil {
+		m.log.Warn("stitch: AAC track without an esds box ignored", "track", ti.id)
+		return nil, nil
+	}
+	// A copy: the box was decoded from a read window that later reads reuse.
+	asc := bytes.Clone(esds.DecConfigDescriptor.DecSpecificInfo.DecConfig)
+	info, err := chunker.ParseAudioSpecificConfig(asc)
+	if err != nil {
+		m.log.Warn("stitch: AAC track ignored", "track", ti.id, "err", err)
+		return nil, nil
+	}
+	ti.ainfo, ti.asc = info, asc
+	ti.descIdx = []int{0}
+	if err := ti.readTables(moov, trak); err != nil {
+		return nil, err
+	}
+	return ti, nil
+}
+
+// audioIndexFor returns the joined AAC track, created from the first
+// configuration seen. A different configuration later is unsupported.
+func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) (*audioIndex, error) {
+	a := m.ix.audio
+	if a == nil {
+		rate := uint32(ti.ainfo.SampleRate)
+		a = &audioIndex{timescale: rate, frame: int64(ti.ainfo.FrameSamples), info: ti.ainfo, asc: asc}
+		// A new MP4 sample entry with the exact AudioSpecificConfig (as
+		// the chunker writes it): the input's may be a QuickTime one.
+		ch, r := ti.ainfo.Channels, ti.ainfo.SampleRate
+		if ch <= 0 {
+			ch = 2
+		}
+		if r > 0xffff {
+			r = 0 // readers take the rate from the ASC
+		}
+		a.entry = mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(r), mp4.CreateEsdsBox(asc))
+		m.ix.audio = a
+		return a, nil
+	}
+	if !bytes.Equal(a.asc, asc) {
+		return nil, errorf(ErrUnsupported, "the AAC configuration changes (AudioSpecificConfig %x, then %x)", a.asc, asc)
+	}
+	return a, nil
+}
+
+// mergeAudio places the AAC frames ls of one part on the joined timeline:
+// with the part's video offset when the part has video (so that audio
+// stays in sync with it), else continuing the previous part's audio.
+// Frames that would overlap the ones before them by more than half a frame
+// (the encoder priming of a chunk that starts again at 0) are left out;
+// small jitter is absorbed so that frames follow each other exactly.
+func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS, rebase, editOrigin bool) error {
+	if len(ls) == 0 {
+		return nil
+	}
+	a, err := m.audioIndexFor(ti, ti.asc)
+	if err != nil {
+		return err
+	}
+	out := a.timescale
+	vts := m.ix.timescale
+	// conv returns a frame's time in output audio ticks, before the
+	// part's offset.
+	conv := func(x *localSample) int64 {
+		if isTS {
+			if pi.vok {
+				return rescaleRound(m.unwrapNear(x.dts), 90000, out)
+			}
+			return rescaleRound(m.unwrap(x.dts), 90000, out)
+		}
+		return rescaleRound(x.dts+ti.shift, ti.timescale, out)
+	}
+	var off int64
+	firstAudio := len(a.samples) == 0
+	if pi.vok {
+		// Video local times map to output video ticks as
+		// rescale(local) + voff: audio takes the same offset.
+		off = rescaleRound(pi.voff, vts, out)
+		if isTS && vts != 90000 {
+			off = rescaleRound(pi.voff, 90000, out) // MPEG-TS video times are not rescaled
+		}
+	} else {
+		t := conv(&ls[0]) + a.aoff
+		if !firstAudio {
+			gap := t - a.lastEnd
+			if rebase || gap < -a.frame/2 || gap > max(int64(out), 10*a.frame) {
+				a.aoff += a.lastEnd - t
+				m.ix.discont++
+			}
+		}
+		off = a.aoff
+	}
+	pi.audio.first = len(a.samples)
+	var runEnd int64
+	for j := range ls {
+		x := &ls[j]
+		t := conv(x) + off
+		if len(a.samples) == 0 {
+			a.start, a.lastStart, a.lastEnd = t, t, t
+			if editOrigin && !a.hasOrigin {
+				a.origin, a.hasOrigin = off, true // local time 0 is where the input's edit starts
+			}
+		} else {
+			d := t - a.lastEnd
+			switch {
+			case d < -a.frame/2:
+				// Overlaps the frames before it.
+				a.dropped++
+				if isTS {
+					pi.audio.drop = append(pi.audio.drop, int32(j))
+				}
+				continue
+			case d <= a.frame/2:
+				t = a.lastEnd
+			}
+			a.samples[len(a.samples)-1].dur = clampDur(t - a.lastStart)
+		}
+		dur := a.frame
+		if x.dur > 0 && !isTS {
+			dur = rescaleRound(x.dts+int64(x.dur), ti.timescale, out) - rescaleRound(x.dts, ti.timescale, out)
+		}
+		a.samples = append(a.samples, asample{size: x.size, dur: clampDur(dur)})
+		a.lastStart, a.lastEnd = t, t+dur
+		if !isTS {
+			if n := len(pi.audio.runs); n > 0 && x.off == runEnd && pi.audio.runs[n-1].n < 1<<31-1 {
+				pi.audio.runs[n-1].n++
+			} else {
+				pi.audio.runs = append(pi.audio.runs, run{off: x.off, n: 1})
+			}
+			runEnd = x.off + int64(x.size)
+		}
+	}
+	pi.audio.n = len(a.samples) - pi.audio.first
+	return nil
+}
+
+// unwrapNear returns the 33-bit MPEG-TS timestamp v made continuous with
+// the last one unwrapped, without moving the unwrapping state (audio
+// frames near video pictures).
+func (m *merger) unwrapNear(v int64) int64 {
+	if !m.rawHave {
+		return m.unwrap(v)
+	}
+	return m.rawAcc + wrap33(v-m.rawLast)
+}
+
+// rescaleRound converts t from timescale from to timescale to, rounding to
+// the nearest tick.
+func rescaleRound(t int64, from, to uint32) int64 {
+	if from == to || from == 0 {
+		return t
+	}
+	neg := t < 0
+	u := uint64(t)
+	if neg {
+		u = uint64(-t)
+	}
+	hi, lo := bits.Mul64(u, uint64(to))
+	lo, carry := bits.Add64(lo, uint64(from/2), 0)
+	hi += carry
+	if hi >= uint64(from) {
+		hi %= uint64(from) // out of range anyway; avoid the panic
+	}
+	q, _ := bits.Div64(hi, lo, uint64(from))
+	if neg {
+		return -int64(q)
+	}
+	return int64(q)
+}
+
+// audioSelection is the part of the AAC track that is written and the
+// edit that presents it.
+type audioSelection struct {
+	a, b      int
+	pres      int64 // absolute audio ticks where presentation starts
+	mediaTime int64 // audio ticks after sample a where presentation starts
+	editDur   int64 // audio ticks presented
+}
+
+// selectAudio chooses the AAC frames presented in the movie range that
+// starts at movieStart (absolute audio ticks) and ends at movieEnd
+// (math.MaxInt64: the end), and the edit that presents them. head keeps
+// every frame before movieStart (hidden by the edit list, like encoder
+// priming), tail every frame after movieEnd. Otherwise the first frame
+// presented is preceded by one more, which the decoder needs to
+// reconstruct it.
+func (a *audioIndex) selectAudio(movieStart, movieEnd int64, head, tail bool) (audioSelection, bool) {
+	var s audioSelection
+	s.a, s.b = 0, len(a.samples)
+	tA := a.start
+	t := a.start
+	if !tail {
+		s.b = 0
+	}
+	for i := range a.samples {
+		d := int64(a.samples[i].dur)
+		if !head && t+d <= movieStart {
+			s.a, tA = i, t // one frame of preroll before the first presented
+		}
+		if !tail && t < movieEnd {
+			s.b = i + 1
+		}
+		t += d
+	}
+	if s.b <= s.a {
+		return s, false
+	}
+	// Where presentation of this track starts, and ends.
+	pres := max(movieStart, a.origin, tA)
+	t = tA
+	for i := s.a; i < s.b; i++ {
+		t += int64(a.samples[i].dur)
+	}
+	end := min(t, movieEnd)
+	if end <= pres {
+		return s, false
+	}
+	s.pres = pres
+	s.mediaTime = pres - tA
+	s.editDur = end - pres
+	return s, true
+}
+
+// buildAudioTrak builds the AAC track: stts from the frame durations, no
+// ctts or stss (every AAC frame is a sync sample), one chunk per part, and
+// an edit list that starts presentation where the input's did, after an
+// empty edit when the video starts first.
+func (ix *index) buildAudioTrak(sel selection, chunks []chunk, co64 bool) (*mp4.TrakBox, error) {
+	a, as := ix.audio, sel.audio
+	samples := a.samples[as.a:as.b]
+	stts := &mp4.SttsBox{}
+	sizes := make([]uint32, len(samples))
+	var mediaDur uint64
+	for i := range samples {
+		s := &samples[i]
+		sizes[i] = s.size
+		mediaDur += uint64(s.dur)
+		if n := len(stts.SampleCount); n > 0 && stts.SampleTimeDelta[n-1] == s.dur {
+			stts.SampleCount[n-1]++
+		} else {
+			stts.SampleCount = append(stts.SampleCount, 1)
+			stts.SampleTimeDelta = append(stts.SampleTimeDelta, s.dur)
+		}
+	}
+	stsc := &mp4.StscBox{}
+	for i, c := range chunks {
+		if i == 0 || chunks[i-1].n != c.n {
+			if err := stsc.AddEntry(uint32(i+1), c.n, 1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	stsd := mp4.NewStsdBox()
+	stsd.AddChild(a.entry)
+	stbl := mp4.NewStblBox()
+	stbl.AddChild(stsd)
+	stbl.AddChild(stts)
+	stbl.AddChild(stsc)
+	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(sizes)), SampleSize: sizes})
+	if co64 {
+		stbl.AddChild(&mp4.Co64Box{ChunkOffset: make([]uint64, len(chunks))})
+	} else {
+		stbl.AddChild(&mp4.StcoBox{ChunkOffset: make([]uint32, len(chunks))})
+	}
+	minf := mp4.NewMinfBox()
+	minf.AddChild(&mp4.SmhdBox{})
+	dinf := &mp4.DinfBox{}
+	dinf.AddChild(mp4.CreateDref())
+	minf.AddChild(dinf)
+	minf.AddChild(stbl)
+
+	mdhd := &mp4.MdhdBox{Timescale: a.timescale, Duration: mediaDur}
+	if mediaDur > math.MaxUint32 {
+		mdhd.Version = 1
+	}
+	mdhd.SetLanguage("und")
+	hdlr, err := mp4.CreateHdlr("audio")
+	if err != nil {
+		return nil, err
+	}
+	mdia := mp4.NewMdiaBox()
+	mdia.AddChild(mdhd)
+	mdia.AddChild(hdlr)
+	mdia.AddChild(minf)
+
+	editDur := uint64(rescaleRound(as.editDur, a.timescale, sel.movieTS))
+	tkhd := mp4.CreateTkhd()
+	tkhd.Flags = 3 // enabled, in movie
+	tkhd.Volume = 0x0100
+	tkhd.AlternateGroup = 1
+	tkhd.Duration = editDur + uint64(max(sel.aEmpty, 0))
+	if tkhd.Duration > math.MaxUint32 {
+		tkhd.Version = 1
+	}
+	trak := mp4.NewTrakBox()
+	trak.AddChild(tkhd)
+	trak.AddChild(editList(sel.aEmpty, editDur, as.mediaTime))
+	trak.AddChild(mdia)
+	return trak, nil
+}
+
+// selectAll chooses what is written for presentation range [from, to):
+// the pictures (selectRange), the audio frames, and the movie timeline
+// they share. Without a clip the movie starts with whichever track the
+// input presents first (ffmpeg does the same when it remuxes): audio that
+// starts before the first picture stays audible and the video gets an
+// empty edit, so the offset between the tracks is the input's. A clip
+// starts at From on the video's timeline for both tracks.
+func (ix *index) selectAll(from, to time.Duration) (selection, error) {
+	a := ix.audio
+	if len(ix.samples) == 0 {
+		if a == nil || len(a.samples) == 0 {
+			return selection{}, fmt.Errorf("%w: nothing to write", ErrNoInput)
+		}
+		if from < 0 || to < 0 || (to > 0 && to <= from) {
+			return selection{}, fmt.Errorf("%w: [%v, %v)", ErrEmptyRange, from, to)
+		}
+		start, end := a.origin+durationToTicks(from, a.timescale), int64(math.MaxInt64)
+		if to > 0 {
+			end = a.origin + durationToTicks(to, a.timescale)
+		}
+		as, ok := a.selectAudio(start, end, from == 0, to == 0)
+		if !ok {
+			return selection{}, fmt.Errorf("%w: [%v, %v) holds no audio", ErrEmptyRange, from, to)
+		}
+		return selection{movieTS: a.timescale, movieDur: as.editDur, audio: &as}, nil
+	}
+	sel, err := ix.selectRange(from, to)
+	if err != nil || a == nil || len(a.samples) == 0 {
+		return sel, err
+	}
+	vts, ats := ix.timescale, a.timescale
+	toA := func(rel int64) int64 { return rescaleRound(rel+ix.dts0, vts, ats) }
+	vStart := toA(sel.start)
+	movieStart, movieEnd := vStart, int64(math.MaxInt64)
+	if to > 0 {
+		movieEnd = toA(sel.end)
+	}
+	if from == 0 {
+		movieStart = min(movieStart, a.origin)
+	}
+	as, ok := a.selectAudio(movieStart, movieEnd, from == 0, to == 0)
+	if !ok {
+		return sel, nil // no audio in the range
+	}
+	movieStart = min(movieStart, as.pres)
+	sel.audio = &as
+	sel.vEmpty = rescaleRound(vStart-movieStart, ats, vts)
+	sel.aEmpty = rescaleRound(as.pres-movieStart, ats, vts)
+	sel.movieDur = max(sel.vEmpty+sel.editDur, sel.aEmpty+rescaleRound(as.editDur, ats, vts))
+	return sel, nil
+}
