@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,19 +14,6 @@ import (
 	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/server"
 )
-
-// audioPackets returns the number of audio packets ffprobe reads.
-func audioPackets(t *testing.T, input string) int {
-	t.Helper()
-	out := strings.TrimSpace(string(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "a:0", "-count_packets",
-		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", input)))
-	out, _, _ = strings.Cut(out, "\n")
-	n, err := strconv.Atoi(strings.Trim(out, ","))
-	if err != nil {
-		t.Fatalf("ffprobe packet count %q", out)
-	}
-	return n
-}
 
 // TestChunkIngestWithAudio uploads phone-style chunks with AAC audio (each
 // with its own encoder priming): the live playlist lists AAC, carries every
@@ -46,7 +31,7 @@ func TestChunkIngestWithAudio(t *testing.T) {
 			"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-b:a", "64k", p)
 		chunks = append(chunks, p)
-		total += audioPackets(t, p)
+		total += mediatest.PacketCount(t, p, "audio")
 	}
 	ts := start(t, server.Config{})
 	for i, c := range chunks {
@@ -61,7 +46,7 @@ func TestChunkIngestWithAudio(t *testing.T) {
 	if err != nil || !bytes.Contains(master, []byte(`,mp4a.40.2"`)) {
 		t.Errorf("multivariant playlist: %v\n%s", err, master)
 	}
-	got := audioPackets(t, ts.URL+"/live/phone/index.m3u8")
+	got := mediatest.PacketCount(t, ts.URL+"/live/phone/index.m3u8", "audio")
 	if got > total || got < total-len(chunks)+1 {
 		t.Errorf("%d audio packets in the recording, the chunks have %d", got, total)
 	}
@@ -96,7 +81,7 @@ func TestPushMPEGTSWithAudio(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling an observable condition
 	}
-	if got, want := audioPackets(t, ts.URL+"/live/cam/index.m3u8"), audioPackets(t, in); got != want {
+	if got, want := mediatest.PacketCount(t, ts.URL+"/live/cam/index.m3u8", "audio"), mediatest.PacketCount(t, in, "audio"); got != want {
 		t.Errorf("%d audio packets in the recording, the input has %d", got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"math/bits"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -212,30 +211,6 @@ func (m *merger) unwrapNear(v int64) int64 {
 	return m.rawAcc + wrap33(v-m.rawLast)
 }
 
-// rescaleRound converts t from timescale from to timescale to, rounding to
-// the nearest tick.
-func rescaleRound(t int64, from, to uint32) int64 {
-	if from == to || from == 0 {
-		return t
-	}
-	neg := t < 0
-	u := uint64(t)
-	if neg {
-		u = uint64(-t)
-	}
-	hi, lo := bits.Mul64(u, uint64(to))
-	lo, carry := bits.Add64(lo, uint64(from/2), 0)
-	hi += carry
-	if hi >= uint64(from) {
-		hi %= uint64(from) // out of range anyway; avoid the panic
-	}
-	q, _ := bits.Div64(hi, lo, uint64(from))
-	if neg {
-		return -int64(q)
-	}
-	return int64(q)
-}
-
 // audioSelection is the part of the AAC track that is written and the
 // edit that presents it.
 type audioSelection struct {
@@ -295,75 +270,29 @@ func (a *audioIndex) selectAudio(movieStart, movieEnd int64, head, tail bool) (a
 // empty edit when the video starts first.
 func (ix *index) buildAudioTrak(sel selection, chunks []chunk, co64 bool) (*mp4.TrakBox, error) {
 	a, as := ix.audio, sel.audio
-	samples := a.samples[as.a:as.b]
-	stts := &mp4.SttsBox{}
-	sizes := make([]uint32, len(samples))
-	var mediaDur uint64
-	for i := range samples {
-		s := &samples[i]
-		sizes[i] = s.size
-		mediaDur += uint64(s.dur)
-		if n := len(stts.SampleCount); n > 0 && stts.SampleTimeDelta[n-1] == s.dur {
-			stts.SampleCount[n-1]++
-		} else {
-			stts.SampleCount = append(stts.SampleCount, 1)
-			stts.SampleTimeDelta = append(stts.SampleTimeDelta, s.dur)
-		}
-	}
-	stsc := &mp4.StscBox{}
-	for i, c := range chunks {
-		if i == 0 || chunks[i-1].n != c.n {
-			if err := stsc.AddEntry(uint32(i+1), c.n, 1); err != nil {
-				return nil, err
-			}
-		}
+	var st sampleTable
+	for _, s := range a.samples[as.a:as.b] {
+		st.add(s.size, s.dur)
 	}
 	stsd := mp4.NewStsdBox()
 	stsd.AddChild(a.entry)
-	stbl := mp4.NewStblBox()
-	stbl.AddChild(stsd)
-	stbl.AddChild(stts)
-	stbl.AddChild(stsc)
-	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(sizes)), SampleSize: sizes})
-	if co64 {
-		stbl.AddChild(&mp4.Co64Box{ChunkOffset: make([]uint64, len(chunks))})
-	} else {
-		stbl.AddChild(&mp4.StcoBox{ChunkOffset: make([]uint32, len(chunks))})
-	}
-	minf := mp4.NewMinfBox()
-	minf.AddChild(&mp4.SmhdBox{})
-	dinf := &mp4.DinfBox{}
-	dinf.AddChild(mp4.CreateDref())
-	minf.AddChild(dinf)
-	minf.AddChild(stbl)
-
-	mdhd := &mp4.MdhdBox{Timescale: a.timescale, Duration: mediaDur}
-	if mediaDur > math.MaxUint32 {
-		mdhd.Version = 1
-	}
-	mdhd.SetLanguage("und")
-	hdlr, err := mp4.CreateHdlr("audio")
+	trak, err := newTrak(trakSpec{
+		handler:   "audio",
+		timescale: a.timescale,
+		stsd:      stsd,
+		table:     &st,
+		chunks:    chunks,
+		descIndex: map[uint16]uint32{0: 1},
+		co64:      co64,
+		empty:     sel.aEmpty,
+		editDur:   uint64(rescaleRound(as.editDur, a.timescale, sel.movieTS)),
+		mediaTime: as.mediaTime,
+	})
 	if err != nil {
 		return nil, err
 	}
-	mdia := mp4.NewMdiaBox()
-	mdia.AddChild(mdhd)
-	mdia.AddChild(hdlr)
-	mdia.AddChild(minf)
-
-	editDur := uint64(rescaleRound(as.editDur, a.timescale, sel.movieTS))
-	tkhd := mp4.CreateTkhd()
-	tkhd.Flags = 3 // enabled, in movie
-	tkhd.Volume = 0x0100
-	tkhd.AlternateGroup = 1
-	tkhd.Duration = editDur + uint64(max(sel.aEmpty, 0))
-	if tkhd.Duration > math.MaxUint32 {
-		tkhd.Version = 1
-	}
-	trak := mp4.NewTrakBox()
-	trak.AddChild(tkhd)
-	trak.AddChild(editList(sel.aEmpty, editDur, as.mediaTime))
-	trak.AddChild(mdia)
+	trak.Tkhd.Volume = 0x0100
+	trak.Tkhd.AlternateGroup = 1
 	return trak, nil
 }
 
@@ -398,11 +327,10 @@ func (ix *index) selectAll(from, to time.Duration) (selection, error) {
 		return sel, err
 	}
 	vts, ats := ix.timescale, a.timescale
-	toA := func(rel int64) int64 { return rescaleRound(rel+ix.dts0, vts, ats) }
-	vStart := toA(sel.start)
+	vStart := ix.toAudio(sel.start)
 	movieStart, movieEnd := vStart, int64(math.MaxInt64)
 	if to > 0 {
-		movieEnd = toA(sel.end)
+		movieEnd = ix.toAudio(sel.end)
 	}
 	if from == 0 {
 		movieStart = min(movieStart, a.origin)
@@ -417,4 +345,10 @@ func (ix *index) selectAll(from, to time.Duration) (selection, error) {
 	sel.aEmpty = rescaleRound(as.pres-movieStart, ats, vts)
 	sel.movieDur = max(sel.vEmpty+sel.editDur, sel.aEmpty+rescaleRound(as.editDur, ats, vts))
 	return sel, nil
+}
+
+// toAudio converts a video time, ticks after the DTS of the first picture,
+// to absolute audio ticks.
+func (ix *index) toAudio(rel int64) int64 {
+	return rescaleRound(rel+ix.dts0, ix.timescale, ix.audio.timescale)
 }

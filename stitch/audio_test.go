@@ -3,6 +3,7 @@ package stitch_test
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,29 +28,13 @@ func TestAudio(t *testing.T) {
 	for _, in := range mediatest.AudioInputs(t) {
 		t.Run(in.Name, func(t *testing.T) {
 			t.Parallel()
-			wantPackets := mediatest.PacketCount(t, in.File, "audio")
-			var wantVideo []string
-			var inOffset float64
-			if !in.NoVideo {
-				wantVideo = mediatest.FrameHashes(t, in.File)
-				a, v := mediatest.FirstTimes(t, in.File)
-				inOffset = a - v
-			}
-			frame := 1024 / float64(in.Rate)
+			wantPackets, wantVideo, inOffset, frame := inputFacts(t, in)
 			check := func(t *testing.T, src *stitch.Input, wantAudio []string) {
 				out, res := writeFile(t, src, ".mp4", stitch.Options{})
 				if got := topBoxes(t, out); !slices.Equal(got, []string{"ftyp", "moov", "mdat"}) {
 					t.Errorf("top-level boxes %v", got)
 				}
-				if res.AudioFrames != wantPackets || res.AudioDropped != 0 {
-					t.Errorf("result: %d audio frames (%d dropped), input has %d", res.AudioFrames, res.AudioDropped, wantPackets)
-				}
-				if got := mediatest.PacketCount(t, out, "audio"); got != wantPackets {
-					t.Errorf("ffprobe reads %d audio packets, the input has %d", got, wantPackets)
-				}
-				if d := mediatest.EqualHashes(wantAudio, mediatest.AudioHashes(t, out, false)); d != "" {
-					t.Errorf("decoded audio differs from the input's: %s", d)
-				}
+				checkAudio(t, out, res, wantPackets, wantAudio)
 				if in.NoVideo {
 					if res.Samples != 0 || len(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=index", "-of", "csv=p=0", out)) != 0 {
 						t.Errorf("audio only input: %d pictures, or a video stream", res.Samples)
@@ -59,11 +44,7 @@ func TestAudio(t *testing.T) {
 				if d := mediatest.EqualHashes(wantVideo, mediatest.FrameHashes(t, out)); d != "" {
 					t.Errorf("decoded video differs from the input's: %s", d)
 				}
-				a, v := mediatest.FirstTimes(t, out)
-				t.Logf("first audio − first video: %.5f s (input %.5f s)", a-v, inOffset)
-				if d := (a - v) - inOffset; math.Abs(d) >= frame {
-					t.Errorf("first audio %.5f s − first video %.5f s = %.5f s, input %.5f s (one frame is %.5f s)", a, v, a-v, inOffset, frame)
-				}
+				checkOffset(t, out, inOffset, frame)
 			}
 			for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 				t.Run(f.String(), func(t *testing.T) {
@@ -95,4 +76,166 @@ func TestAudio(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAudioTS remuxes audio inputs (44.1 kHz stereo MP4, 48 kHz mono MOV,
+// audio only M4A) into MPEG-TS: recorded as fMP4 segments and the input
+// files themselves. The AAC track is ADTS on its own PID: ffmpeg reads the
+// input's audio packet count and decodes the input's audio frames and
+// pictures, and the first audio and video timestamps keep the input's
+// offset within one frame. MPEG-TS has no edit list, so the encoder
+// priming that an MP4 input's edit list hides is kept and played: the
+// output decodes like the input decoded without its edit list (the
+// recording carries the priming as frames anyway, see TestAudio).
+func TestAudioTS(t *testing.T) {
+	for _, in := range mediatest.AudioInputs(t) {
+		switch in.Name {
+		case "mp4-44k1-stereo", "mov-48k-mono", "audio-only-mp4":
+		default:
+			continue
+		}
+		t.Run(in.Name, func(t *testing.T) {
+			t.Parallel()
+			wantPackets, wantVideo, inOffset, frame := inputFacts(t, in)
+			wantAudio := mediatest.AudioHashes(t, in.File, in.EditList)
+			check := func(t *testing.T, src *stitch.Input) {
+				out, res := writeFile(t, src, ".ts", stitch.Options{})
+				checkAudio(t, out, res, wantPackets, wantAudio)
+				if log := continuityErrors(t, out); log != "" {
+					t.Errorf("ffmpeg reports continuity errors:\n%s", log)
+				}
+				a, v := mediatest.FirstTimes(t, out)
+				if in.NoVideo {
+					if res.Samples != 0 || !math.IsInf(v, 1) || math.Abs(a-1.4) > 1e-3 {
+						t.Errorf("audio only: %d pictures, first picture at %v s, first audio at %.4f s (want 1.4)", res.Samples, v, a)
+					}
+					return
+				}
+				if d := mediatest.EqualHashes(wantVideo, mediatest.FrameHashes(t, out)); d != "" {
+					t.Errorf("decoded video differs from the input's: %s", d)
+				}
+				checkOffset(t, out, inOffset, frame)
+				if min(a, v) < 1.4-1e-3 {
+					t.Errorf("first audio %.4f s, first video %.4f s: output starts before 1.4 s", a, v)
+				}
+			}
+			t.Run("fmp4", func(t *testing.T) {
+				b, _ := fileBucket(t)
+				key := record(t, b, in.File, chunker.FMP4, "rec/", 2*time.Second)
+				src, err := stitch.FromPlaylist(t.Context(), b, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, src)
+			})
+			t.Run("file", func(t *testing.T) {
+				check(t, stitch.FromFiles(in.File))
+			})
+			if in.NoVideo {
+				return
+			}
+			// A clip from [2.5 s, 3.2 s) starts at the keyframe at 2 s;
+			// its audio covers the pictures from there (one frame before
+			// the first, for the decoder) to 3.2 s. Recorded as MPEG-TS
+			// (remuxed because of the clip) and as fMP4.
+			for _, f := range []chunker.Format{chunker.TS, chunker.FMP4} {
+				t.Run("clip-"+f.String(), func(t *testing.T) {
+					b, _ := fileBucket(t)
+					key := record(t, b, in.File, f, "rec/", 2*time.Second)
+					src, err := stitch.FromPlaylist(t.Context(), b, key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out, res := writeFile(t, src, ".ts", stitch.Options{From: 2500 * time.Millisecond, To: 3200 * time.Millisecond})
+					n := mediatest.PacketCount(t, out, "audio")
+					lo, hi := int(1.2/frame), int(1.2/frame)+3
+					if res.AudioFrames != n || n < lo || n > hi {
+						t.Errorf("clip: %d audio frames (ffprobe reads %d), want %d to %d", res.AudioFrames, n, lo, hi)
+					}
+					a, v := mediatest.FirstTimes(t, out)
+					t.Logf("clip: first audio %.4f s, first picture %.4f s", a, v)
+					if a > v || a < v-2*frame {
+						t.Errorf("clip: first audio at %.4f s, first picture at %.4f s (one frame is %.4f s)", a, v, frame)
+					}
+					// The clip's audio packets are a run of the unclipped
+					// stream's. (Decoded frames are not compared: the
+					// decoder's noise substitution depends on the frames
+					// before.)
+					if len(mediatest.AudioHashes(t, out, false)) < lo {
+						t.Errorf("clip: fewer than %d audio frames decode", lo)
+					}
+					full, _ := writeFile(t, src, ".ts", stitch.Options{})
+					got, all := audioPacketHashes(t, out), audioPacketHashes(t, full)
+					run := false
+					for k := 0; k+len(got) <= len(all) && !run; k++ {
+						run = slices.Equal(all[k:k+len(got)], got)
+					}
+					if !run {
+						t.Errorf("clip: the audio packets are not a run of the unclipped stream's")
+					}
+					if d := mediatest.EqualHashes(wantVideo[60:96], mediatest.FrameHashes(t, out)[:36]); d != "" {
+						t.Errorf("clip: pictures are not the input's 60..95: %s", d)
+					}
+				})
+			}
+		})
+	}
+}
+
+// audioPacketHashes returns the MD5 of every packet of the first audio
+// stream of input, as ffprobe reads it (not decoded).
+func audioPacketHashes(t testing.TB, input string) []string {
+	t.Helper()
+	var hashes []string
+	out := mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "a:0", "-show_data_hash", "MD5",
+		"-show_entries", "packet=data_hash", "-of", "csv=p=0", input)
+	for _, line := range strings.Split(string(out), "\n") {
+		if h := strings.Trim(line, ", "); h != "" {
+			hashes = append(hashes, h)
+		}
+	}
+	if len(hashes) == 0 {
+		t.Fatalf("%s: no audio packets", input)
+	}
+	return hashes
+}
+
+// checkAudio checks the audio of a stitched file: the result's and
+// ffprobe's frame counts, and the decoded frames.
+func checkAudio(t *testing.T, out string, res stitch.Result, wantPackets int, wantAudio []string) {
+	t.Helper()
+	if res.AudioFrames != wantPackets || res.AudioDropped != 0 {
+		t.Errorf("result: %d audio frames (%d dropped), input has %d", res.AudioFrames, res.AudioDropped, wantPackets)
+	}
+	if got := mediatest.PacketCount(t, out, "audio"); got != wantPackets {
+		t.Errorf("ffprobe reads %d audio packets, the input has %d", got, wantPackets)
+	}
+	if d := mediatest.EqualHashes(wantAudio, mediatest.AudioHashes(t, out, false)); d != "" {
+		t.Errorf("decoded audio differs from the input's: %s", d)
+	}
+}
+
+// checkOffset checks that the first audio and video timestamps of a
+// stitched file keep the input's offset inOffset within one frame.
+func checkOffset(t *testing.T, out string, inOffset, frame float64) {
+	t.Helper()
+	a, v := mediatest.FirstTimes(t, out)
+	t.Logf("first audio − first video: %.5f s (input %.5f s)", a-v, inOffset)
+	if d := (a - v) - inOffset; math.Abs(d) >= frame {
+		t.Errorf("first audio %.5f s − first video %.5f s = %.5f s, input %.5f s (one frame is %.5f s)", a, v, a-v, inOffset, frame)
+	}
+}
+
+// inputFacts returns what ffmpeg reads from an audio input: its audio
+// packet count, its decoded pictures, the offset of its first audio
+// timestamp from its first video one, and the duration of an AAC frame.
+func inputFacts(t *testing.T, in mediatest.AudioInput) (packets int, video []string, offset, frame float64) {
+	t.Helper()
+	packets = mediatest.PacketCount(t, in.File, "audio")
+	if !in.NoVideo {
+		video = mediatest.FrameHashes(t, in.File)
+		a, v := mediatest.FirstTimes(t, in.File)
+		offset = a - v
+	}
+	return packets, video, offset, 1024 / float64(in.Rate)
 }

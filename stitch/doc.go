@@ -131,8 +131,16 @@
 //
 // [WriteTS] concatenates MPEG-TS parts packet by packet, rewriting only the
 // continuity counters so that they run on across parts (audio included);
-// other input, or a clip, is remuxed into a new transport stream of the
-// video only (see [WriteTS]).
+// other input, or a clip, is remuxed into a new transport stream: H.264,
+// and the AAC track as ADTS on its own PID, interleaved by time, with the
+// input's offset between audio and video (audio alone works too). There
+// is no edit list in MPEG-TS, so the encoder priming an MP4 input's edit
+// list hides is played, and a clip starts at a keyframe, its audio with
+// it (see [WriteTS]). The audio frames of MP4 parts are read by a second
+// sequence of requests alongside the pictures', so memory stays bounded
+// by the audio due before the next picture. ffmpeg reads the input's audio
+// packets and decodes its audio frames and pictures from the result
+// (TestAudioTS).
 //
 // # Errors
 //

@@ -834,7 +834,15 @@ func fragmentSamples(out []localSample, ti *trackInfo, s *mp4Scan) (_ []localSam
 }
 
 // rescale converts t from timescale from to timescale to, rounding down.
-func rescale(t int64, from, to uint32) int64 {
+func rescale(t int64, from, to uint32) int64 { return convertTicks(t, from, to, false) }
+
+// rescaleRound converts t from timescale from to timescale to, rounding to
+// the nearest tick (halves away from zero).
+func rescaleRound(t int64, from, to uint32) int64 { return convertTicks(t, from, to, true) }
+
+// convertTicks computes t*to/from in 128 bits, rounded down or to the
+// nearest tick.
+func convertTicks(t int64, from, to uint32, round bool) int64 {
 	if from == to || from == 0 {
 		return t
 	}
@@ -844,6 +852,11 @@ func rescale(t int64, from, to uint32) int64 {
 		u = uint64(-t)
 	}
 	hi, lo := bits.Mul64(u, uint64(to))
+	if round {
+		var carry uint64
+		lo, carry = bits.Add64(lo, uint64(from/2), 0)
+		hi += carry
+	}
 	if hi >= uint64(from) {
 		hi %= uint64(from) // out of range anyway; avoid the panic
 	}
@@ -851,8 +864,8 @@ func rescale(t int64, from, to uint32) int64 {
 	v := int64(q)
 	if neg {
 		v = -v
-		if r != 0 {
-			v--
+		if r != 0 && !round {
+			v-- // floor
 		}
 	}
 	return v

@@ -297,7 +297,6 @@ func editList(empty int64, dur uint64, mediaTime int64) *mp4.EdtsBox {
 
 // buildVideoTrak builds the video track.
 func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc *int) (*mp4.TrakBox, error) {
-	ts := ix.timescale
 	samples := ix.samples[sel.a:sel.b]
 
 	// Sample descriptions in order of first use.
@@ -328,22 +327,13 @@ func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc 
 		}
 	}
 
-	stts := &mp4.SttsBox{}
-	var mediaDur uint64
+	var st sampleTable
 	ctts := &mp4.CttsBox{EndSampleNr: []uint32{0}}
 	nonZeroCTO := false
 	stss := &mp4.StssBox{}
-	sizes := make([]uint32, len(samples))
 	for i := range samples {
 		s := &samples[i]
-		sizes[i] = s.size
-		mediaDur += uint64(s.dur)
-		if n := len(stts.SampleCount); n > 0 && stts.SampleTimeDelta[n-1] == s.dur {
-			stts.SampleCount[n-1]++
-		} else {
-			stts.SampleCount = append(stts.SampleCount, 1)
-			stts.SampleTimeDelta = append(stts.SampleTimeDelta, s.dur)
-		}
+		st.add(s.size, s.dur)
 		c := int64(s.cto) + sel.ctoShift
 		if c > math.MaxInt32 {
 			return nil, errorf(ErrInvalid, "composition offset %d out of range", c)
@@ -361,45 +351,116 @@ func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc 
 			stss.SampleNumber = append(stss.SampleNumber, uint32(i+1))
 		}
 	}
+	var tables []mp4.Box
+	if len(stss.SampleNumber) < len(samples) {
+		tables = append(tables, stss)
+	}
+	if nonZeroCTO {
+		tables = append(tables, ctts)
+	}
+	trak, err := newTrak(trakSpec{
+		handler:   "video",
+		timescale: ix.timescale,
+		stsd:      stsd,
+		table:     &st,
+		tables:    tables,
+		chunks:    chunks,
+		descIndex: used,
+		co64:      co64,
+		empty:     sel.vEmpty,
+		editDur:   uint64(sel.editDur), // movie ticks: the movie has the video's timescale
+		mediaTime: sel.mediaTime,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		trak.Tkhd.Width = mp4.Fixed32(first.width << 16)
+		trak.Tkhd.Height = mp4.Fixed32(first.height << 16)
+	}
+	return trak, nil
+}
+
+// sampleTable collects what the sample tables of both tracks list: the
+// stts runs, the sample sizes and the media duration.
+type sampleTable struct {
+	stts     mp4.SttsBox
+	sizes    []uint32
+	mediaDur uint64
+}
+
+// add appends a sample of size bytes lasting dur ticks.
+func (st *sampleTable) add(size, dur uint32) {
+	st.sizes = append(st.sizes, size)
+	st.mediaDur += uint64(dur)
+	if n := len(st.stts.SampleCount); n > 0 && st.stts.SampleTimeDelta[n-1] == dur {
+		st.stts.SampleCount[n-1]++
+	} else {
+		st.stts.SampleCount = append(st.stts.SampleCount, 1)
+		st.stts.SampleTimeDelta = append(st.stts.SampleTimeDelta, dur)
+	}
+}
+
+// trakSpec describes a track for newTrak.
+type trakSpec struct {
+	handler   string // "video" or "audio"
+	timescale uint32 // media timescale
+	stsd      *mp4.StsdBox
+	table     *sampleTable
+	tables    []mp4.Box // the boxes between stts and stsc (stss, ctts)
+	chunks    []chunk
+	descIndex map[uint16]uint32 // chunk.desc -> stsd entry number
+	co64      bool
+	empty     int64  // movie ticks of empty edit before the media
+	editDur   uint64 // movie ticks of media presented
+	mediaTime int64  // where presentation starts, media ticks
+}
+
+// newTrak builds a track: stbl (stsd, stts, the extra tables, stsc with
+// one entry per change of samples per chunk or description, stsz, and a
+// zeroed stco or co64 for buildHeader to fill), minf, mdhd, hdlr, the edit
+// list, and an enabled tkhd lasting the edits.
+func newTrak(sp trakSpec) (*mp4.TrakBox, error) {
 	stsc := &mp4.StscBox{}
-	for i, c := range chunks {
-		if i == 0 || chunks[i-1].n != c.n || chunks[i-1].desc != c.desc {
-			if err := stsc.AddEntry(uint32(i+1), c.n, used[c.desc]); err != nil {
+	for i, c := range sp.chunks {
+		if i == 0 || sp.chunks[i-1].n != c.n || sp.chunks[i-1].desc != c.desc {
+			if err := stsc.AddEntry(uint32(i+1), c.n, sp.descIndex[c.desc]); err != nil {
 				return nil, err
 			}
 		}
 	}
-
+	st := sp.table
 	stbl := mp4.NewStblBox()
-	stbl.AddChild(stsd)
-	stbl.AddChild(stts)
-	if len(stss.SampleNumber) < len(samples) {
-		stbl.AddChild(stss)
-	}
-	if nonZeroCTO {
-		stbl.AddChild(ctts)
+	stbl.AddChild(sp.stsd)
+	stbl.AddChild(&st.stts)
+	for _, b := range sp.tables {
+		stbl.AddChild(b)
 	}
 	stbl.AddChild(stsc)
-	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(sizes)), SampleSize: sizes})
-	if co64 {
-		stbl.AddChild(&mp4.Co64Box{ChunkOffset: make([]uint64, len(chunks))})
+	stbl.AddChild(&mp4.StszBox{SampleNumber: uint32(len(st.sizes)), SampleSize: st.sizes})
+	if sp.co64 {
+		stbl.AddChild(&mp4.Co64Box{ChunkOffset: make([]uint64, len(sp.chunks))})
 	} else {
-		stbl.AddChild(&mp4.StcoBox{ChunkOffset: make([]uint32, len(chunks))})
+		stbl.AddChild(&mp4.StcoBox{ChunkOffset: make([]uint32, len(sp.chunks))})
 	}
 
 	minf := mp4.NewMinfBox()
-	minf.AddChild(mp4.CreateVmhd())
+	if sp.handler == "video" {
+		minf.AddChild(mp4.CreateVmhd())
+	} else {
+		minf.AddChild(&mp4.SmhdBox{})
+	}
 	dinf := &mp4.DinfBox{}
 	dinf.AddChild(mp4.CreateDref())
 	minf.AddChild(dinf)
 	minf.AddChild(stbl)
 
-	mdhd := &mp4.MdhdBox{Timescale: ts, Duration: mediaDur}
-	if mediaDur > math.MaxUint32 {
+	mdhd := &mp4.MdhdBox{Timescale: sp.timescale, Duration: st.mediaDur}
+	if st.mediaDur > math.MaxUint32 {
 		mdhd.Version = 1
 	}
 	mdhd.SetLanguage("und")
-	hdlr, err := mp4.CreateHdlr("video")
+	hdlr, err := mp4.CreateHdlr(sp.handler)
 	if err != nil {
 		return nil, err
 	}
@@ -408,23 +469,15 @@ func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc 
 	mdia.AddChild(hdlr)
 	mdia.AddChild(minf)
 
-	editDur := uint64(sel.editDur) // movie ticks: the movie has the video's timescale
-	edts := editList(sel.vEmpty, editDur, sel.mediaTime)
-
 	tkhd := mp4.CreateTkhd()
 	tkhd.Flags = 3 // enabled, in movie
-	tkhd.TrackID = 1
-	tkhd.Duration = editDur + uint64(max(sel.vEmpty, 0))
+	tkhd.Duration = sp.editDur + uint64(max(sp.empty, 0))
 	if tkhd.Duration > math.MaxUint32 {
 		tkhd.Version = 1
 	}
-	if first != nil {
-		tkhd.Width = mp4.Fixed32(first.width << 16)
-		tkhd.Height = mp4.Fixed32(first.height << 16)
-	}
 	trak := mp4.NewTrakBox()
 	trak.AddChild(tkhd)
-	trak.AddChild(edts)
+	trak.AddChild(editList(sp.empty, sp.editDur, sp.mediaTime))
 	trak.AddChild(mdia)
 	return trak, nil
 }

@@ -31,24 +31,6 @@ type job struct {
 	alo, ahi int         // MPEG-TS: the audio frames [alo, ahi) the job delivers too
 }
 
-// jobs lists the reads that deliver samples [a, b).
-func (ix *index) jobs(a, b int) []job {
-	var out []job
-	for pi := range ix.parts {
-		p := &ix.parts[pi]
-		lo, hi := max(a, p.first), min(b, p.first+p.n)
-		if lo >= hi {
-			continue
-		}
-		if p.ts {
-			out = append(out, job{p: p, off: 0, n: -1, lo: lo, hi: hi})
-			continue
-		}
-		out = ix.rangeJobs(out, p, lo, hi, false)
-	}
-	return out
-}
-
 // payloadJobs lists the reads that deliver the selection in mdat order
 // (see chunks): per part, its pictures, then its audio frames.
 func (ix *index) payloadJobs(sel selection) []job {
@@ -398,49 +380,59 @@ func (ix *index) demuxJob(ctx context.Context, j *job, r io.Reader, fn func(i in
 	return nil
 }
 
-// eachSample calls fn with the NAL units of every sample in [a, b), in
-// decode order, reading the parts again.
-func (ix *index) eachSample(ctx context.Context, a, b, depth int, fn func(i int, au [][]byte) error) error {
-	var buf []byte
-	var nalus [][]byte
-	var br *bufio.Reader
-	return eachJob(ctx, ix.jobs(a, b), depth, func(j *job, r io.Reader) error {
-		if j.p.ts {
-			return ix.demuxJob(ctx, j, r, fn, nil)
-		}
-		if br == nil {
-			br = bufio.NewReaderSize(r, 256<<10)
-		} else {
-			br.Reset(r)
-		}
-		i, pos := j.lo, j.off
-		for _, rg := range j.rs {
-			if gap := rg.off - pos; gap > 0 {
-				if d, err := br.Discard(int(gap)); err != nil || int64(d) < gap {
-					return fmt.Errorf("%w: object ends before offset %d", ErrChanged, rg.off)
-				}
+// sampleReader holds the buffers readJob reuses from job to job.
+type sampleReader struct {
+	buf   []byte
+	nalus [][]byte
+	br    *bufio.Reader
+}
+
+// readJob reads what a job delivers: the NAL units of its pictures go to
+// fn and, when afn is set, its raw AAC frames to afn (with their index),
+// in stream order; both alias buffers valid until they return.
+func (ix *index) readJob(ctx context.Context, j *job, r io.Reader, rd *sampleReader, fn func(i int, au [][]byte) error, afn func(i int, frame []byte) error) error {
+	if j.p.ts {
+		return ix.demuxJob(ctx, j, r, fn, afn)
+	}
+	if rd.br == nil {
+		rd.br = bufio.NewReaderSize(r, 256<<10)
+	} else {
+		rd.br.Reset(r)
+	}
+	br := rd.br
+	i, pos := j.lo, j.off
+	for _, rg := range j.rs {
+		if gap := rg.off - pos; gap > 0 {
+			if d, err := br.Discard(int(gap)); err != nil || int64(d) < gap {
+				return fmt.Errorf("%w: object ends before offset %d", ErrChanged, rg.off)
 			}
-			for left := rg.n; left > 0; i++ {
-				sz := int(ix.samples[i].size)
-				if cap(buf) < sz {
-					buf = make([]byte, sz)
-				}
-				buf = buf[:sz]
-				if _, err := io.ReadFull(br, buf); err != nil {
-					return fmt.Errorf("%w: reading sample %d: %v", ErrChanged, i, err)
-				}
-				left -= int64(sz)
-				var err error
-				nalus, err = chunker.SplitAVCC(nalus[:0], buf, 4)
-				if err != nil {
-					return fmt.Errorf("%w: sample %d: %v", ErrInvalid, i, err)
-				}
-				if err := fn(i, nalus); err != nil {
+		}
+		for left := rg.n; left > 0; i++ {
+			sz := int(ix.sampleSize(i, j.audio))
+			if cap(rd.buf) < sz {
+				rd.buf = make([]byte, sz)
+			}
+			buf := rd.buf[:sz]
+			if _, err := io.ReadFull(br, buf); err != nil {
+				return fmt.Errorf("%w: reading sample %d: %v", ErrChanged, i, err)
+			}
+			left -= int64(sz)
+			if j.audio {
+				if err := afn(i, buf); err != nil {
 					return err
 				}
+				continue
 			}
-			pos = rg.off + rg.n
+			var err error
+			rd.nalus, err = chunker.SplitAVCC(rd.nalus[:0], buf, 4)
+			if err != nil {
+				return fmt.Errorf("%w: sample %d: %v", ErrInvalid, i, err)
+			}
+			if err := fn(i, rd.nalus); err != nil {
+				return err
+			}
 		}
-		return nil
-	})
+		pos = rg.off + rg.n
+	}
+	return nil
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
+	"math"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
@@ -22,43 +25,53 @@ const tsStart = 126000
 // are concatenated unchanged except for their continuity counters, which
 // are rewritten to run on across part boundaries (so a demuxer sees no
 // packet loss). Timestamps are not touched: a jump at a discontinuity
-// stays a jump.
-//
-// That way every elementary stream of the parts is kept, AAC audio
-// included (ADTS on its own PID, as the chunker writes it).
+// stays a jump. That way every elementary stream of the parts is kept, AAC
+// audio included (ADTS on its own PID, as the chunker writes it).
 //
 // Otherwise (fMP4 or MP4 input, or Options.From/To set) the access units
 // are remuxed (with mediacommon's muxer) into a new transport stream: one
-// program with one H.264 elementary stream, PAT and PMT and in-band SPS
-// and PPS before every keyframe, timestamps continuous from 1.4 s. MPEG-TS has no edit lists, so a clip starts at
-// the keyframe at or before From (not exactly at From) and ends with the
-// last picture presented before To (pictures decoded before it that are
-// presented later are kept). The remuxed stream carries no audio (not
-// implemented yet: Result.AudioFrames is 0; use MP4 output to keep the
-// audio), and audio-only input that would need remuxing is rejected with
+// program with an H.264 elementary stream (PAT and PMT and in-band SPS and
+// PPS before every keyframe) and the AAC track as ADTS on a PID of its
+// own, its frames packed into PES packets of up to about 3 KB as ffmpeg
+// does. Timestamps are continuous from 1.4 s and the audio keeps its offset
+// from the video as the input has it (the one that starts first starts at
+// 1.4 s). Audio frames are written before the first picture that decodes
+// after them; those that start before the first picture follow it, so that
+// the video PID carries the PCR. Audio-only input is remuxed alone (the
+// audio PID carries the PCR). AAC that ADTS cannot signal (a sample rate
+// outside its table, channel configuration 0) is rejected with
 // ErrUnsupported.
+//
+// MPEG-TS has no edit lists, so a clip starts at the keyframe at or before
+// From (not exactly at From) and ends with the last picture presented
+// before To (pictures decoded before it that are presented later are
+// kept); its audio covers the same span, from one frame before the first
+// picture presented, and nothing is hidden: encoder priming that an MP4
+// input's edit list hides is played. Unclipped, every audio frame is kept.
 //
 // Both ways, the first pass reads the indexes as for [WriteMP4], so input
 // errors are reported before anything is written.
 func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, error) {
-	ix, err := buildIndex(ctx, in, opt)
-	if err != nil {
-		return Result{}, err
-	}
-	sel, err := ix.selectAll(opt.From, opt.To)
+	ix, sel, err := firstPass(ctx, in, opt)
 	if err != nil {
 		return Result{}, err
 	}
 	concat := !ix.hasMP4 && opt.From == 0 && opt.To == 0
-	if !concat && len(ix.samples) == 0 {
-		return Result{}, errorf(ErrUnsupported, "audio only input remuxed to MPEG-TS (only MPEG-TS parts, unclipped, are joined)")
+	if !concat {
+		if opt.From > 0 && len(ix.samples) > 0 && ix.audio != nil {
+			sel.audio = ix.tsClipAudio(sel, opt.To > 0)
+		}
+		if sel.audio != nil {
+			if _, err := adtsConfig(ix.audio.asc); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	res := ix.result(sel)
 	res.Timescale = 90000
 	res.SampleDescriptions = 0
-	res.Duration = ticksToDuration(sel.editDur, ix.timescale)
-	if !concat {
-		res.AudioFrames = 0 // the remuxed stream has no audio
+	if len(ix.samples) > 0 {
+		res.Duration = ticksToDuration(sel.editDur, ix.timescale)
 	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
@@ -72,6 +85,29 @@ func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, 
 	}
 	res.Bytes = cw.n
 	return res, err
+}
+
+// tsClipAudio selects the audio of a remuxed clip: MPEG-TS output
+// presents the pictures from the keyframe on, so the audio covers them
+// from the first picture presented (with one frame before it for the
+// decoder) to the end of the selection; nil when no audio falls there.
+func (ix *index) tsClipAudio(sel selection, clipEnd bool) *audioSelection {
+	first := int64(math.MaxInt64) // earliest PTS, ticks after samples[0]'s DTS
+	dts := sel.dtsA
+	for i := sel.a; i < sel.b; i++ {
+		s := &ix.samples[i]
+		first = min(first, dts+int64(s.cto))
+		dts += int64(s.dur)
+	}
+	end := int64(math.MaxInt64)
+	if clipEnd {
+		end = ix.toAudio(sel.end)
+	}
+	as, ok := ix.audio.selectAudio(ix.toAudio(first), end, false, !clipEnd)
+	if !ok {
+		return nil
+	}
+	return &as
 }
 
 // countWriter counts the bytes written through it.
@@ -159,33 +195,331 @@ func (ix *index) concatTS(ctx context.Context, w io.Writer, depth int, log *slog
 	})
 }
 
-// remuxTS writes samples of the selection into a new transport stream.
+// maxAudioPES is the payload size up to which contiguous AAC frames share
+// a PES packet (as ffmpeg and the chunker pack them).
+const maxAudioPES = 2930
+
+// tsRemux muxes the pictures and AAC frames of a selection into a new
+// transport stream, interleaved by time: before each picture (but the
+// first, so that the video PID is the one that carries the PCR) the audio
+// frames that start at or before its DTS are written.
+type tsRemux struct {
+	ix    *index
+	sel   selection
+	tw    *mpegts.Writer
+	video *mpegts.Track // nil without pictures
+	audio *mpegts.Track // nil without audio
+
+	vBase    int64 // 90 kHz output DTS = vBase + rescaled ticks after sample a's DTS
+	aBase    int64 // 90 kHz output PTS = aBase + rescaled absolute audio ticks
+	dts      int64 // ticks after sample a's DTS of the next picture
+	pictures int   // pictures written
+	withPS   [][]byte
+
+	nextA int   // index of the next audio frame expected
+	aAt   int64 // its absolute time, audio ticks
+	queue []queuedFrame
+	qbuf  []byte // the queued frames' bytes
+	pack  [][]byte
+
+	// The audio frames of MP4 parts, read by a second sequence of
+	// requests alongside the pictures' (MPEG-TS parts deliver theirs with
+	// their pictures): pull returns the next one, peeked holds it until
+	// its turn comes.
+	pull   func() (audioFrame, error, bool)
+	peeked *audioFrame
+}
+
+// queuedFrame is an audio frame waiting to be written.
+type queuedFrame struct {
+	n   int   // bytes, at the start of what is left of qbuf
+	at  int64 // absolute time, audio ticks
+	end int64 // at + its duration
+	pts int64 // output PTS, 90 kHz
+}
+
+// audioFrame is a raw AAC frame and its index.
+type audioFrame struct {
+	i    int
+	data []byte
+}
+
+// adtsConfig returns the configuration of the ADTS headers that carry the
+// AAC track in MPEG-TS, or ErrUnsupported when ADTS cannot signal it (a
+// sample rate outside its table, a channel layout defined by a program
+// config element).
+func adtsConfig(asc []byte) (conf mpeg4audio.AudioSpecificConfig, err error) {
+	defer guard(&err, "AudioSpecificConfig")
+	if err := conf.Unmarshal(asc); err != nil {
+		return conf, errorf(ErrUnsupported, "AAC configuration %x: %v", asc, err)
+	}
+	// With SBR or PS, Unmarshal leaves the core's type and rate in Type
+	// and SampleRate: what ADTS signals.
+	if conf.ChannelConfig == 0 {
+		return conf, errorf(ErrUnsupported, "AAC channel configuration 0 (program config element) cannot be carried in ADTS (MPEG-TS)")
+	}
+	// mediacommon's ADTS writer still reads the deprecated field (as the
+	// chunker sets it).
+	//lint:ignore SA1019 mediacommon v2.9.5 still reads ChannelCount
+	conf.ChannelCount = int(conf.ChannelConfig)
+	if conf.ChannelConfig == 7 {
+		//lint:ignore SA1019 see above
+		conf.ChannelCount = 8
+	}
+	probe := mpeg4audio.ADTSPackets{{Type: conf.Type, SampleRate: conf.SampleRate, ChannelConfig: conf.ChannelConfig, AU: []byte{0}}}
+	if _, err := probe.Marshal(); err != nil {
+		return conf, errorf(ErrUnsupported, "AAC configuration %x cannot be carried in ADTS (MPEG-TS): %v", asc, err)
+	}
+	return conf, nil
+}
+
+// remuxTS writes the selection into a new transport stream: the pictures
+// as H.264 and the AAC frames as ADTS on a PID of their own.
 func (ix *index) remuxTS(ctx context.Context, w io.Writer, sel selection, depth int) (err error) {
 	defer guard(&err, "mpegts writer")
-	track := &mpegts.Track{Codec: &tscodecs.H264{}}
-	tw := &mpegts.Writer{W: w, Tracks: []*mpegts.Track{track}}
-	if err := tw.Initialize(); err != nil {
+	m := &tsRemux{ix: ix, sel: sel}
+	var tracks []*mpegts.Track
+	if sel.b > sel.a {
+		m.video = &mpegts.Track{Codec: &tscodecs.H264{}}
+		tracks = append(tracks, m.video)
+	}
+	as := sel.audio
+	if as != nil {
+		conf, err := adtsConfig(ix.audio.asc)
+		if err != nil {
+			return err
+		}
+		m.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
+		tracks = append(tracks, m.audio)
+		m.nextA, m.aAt = as.a, ix.audio.start
+		for _, s := range ix.audio.samples[:as.a] {
+			m.aAt += int64(s.dur)
+		}
+	}
+	m.tw = &mpegts.Writer{W: w, Tracks: tracks}
+	if err := m.tw.Initialize(); err != nil {
 		return fmt.Errorf("stitch: mpegts writer: %w", err)
 	}
-	const mask = 1<<33 - 1
-	dts := int64(0) // ticks after sample a
-	var withPS [][]byte
-	return ix.eachSample(ctx, sel.a, sel.b, depth, func(i int, au [][]byte) error {
-		s := &ix.samples[i]
-		d := tsStart + rescale(dts, ix.timescale, 90000)
-		p := tsStart + rescale(dts+int64(s.cto)+sel.ctoShift, ix.timescale, 90000)
-		dts += int64(s.dur)
-		nalus := au
-		if s.sync && !hasParamSets(au) {
-			ds := ix.descs[s.desc]
-			withPS = append(append(append(withPS[:0], ds.sps...), ds.pps...), au...)
-			nalus = withPS
+	m.timeline()
+
+	mainJobs, audioJobs := ix.remuxJobs(sel)
+	if len(audioJobs) > 0 {
+		next, stop := iter.Pull2(ix.audioFrames(ctx, audioJobs, depth))
+		defer stop()
+		m.pull = next
+	}
+	var rd sampleReader
+	err = eachJob(ctx, mainJobs, depth, func(j *job, r io.Reader) error {
+		return ix.readJob(ctx, j, r, &rd, m.picture, m.pushAudio)
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.pullAudio(math.MaxInt64); err != nil {
+		return err
+	}
+	if err := m.writeAudio(math.MaxInt64, false); err != nil {
+		return err
+	}
+	if as != nil && m.nextA != as.b {
+		return fmt.Errorf("%w: %d audio frames, expected %d", ErrChanged, m.nextA-as.a, as.b-as.a)
+	}
+	return nil
+}
+
+// remuxJobs returns the reads of the selection for remuxing: the MPEG-TS
+// parts (pictures and audio frames) and the pictures of MP4 parts, and
+// apart from them the audio frames of MP4 parts.
+func (ix *index) remuxJobs(sel selection) (main, audio []job) {
+	for _, j := range ix.payloadJobs(sel) {
+		if j.audio {
+			audio = append(audio, j)
+		} else {
+			main = append(main, j)
 		}
-		if err := tw.WriteH264(track, p&mask, d&mask, nalus); err != nil {
+	}
+	return main, audio
+}
+
+// audioFrames reads the audio frames of MP4 jobs in order; an error ends
+// the sequence.
+func (ix *index) audioFrames(ctx context.Context, jobs []job, depth int) iter.Seq2[audioFrame, error] {
+	return func(yield func(audioFrame, error) bool) {
+		var rd sampleReader
+		stopped := false
+		err := eachJob(ctx, jobs, depth, func(j *job, r io.Reader) error {
+			return ix.readJob(ctx, j, r, &rd, nil, func(i int, frame []byte) error {
+				if !yield(audioFrame{i: i, data: frame}, nil) {
+					stopped = true
+					return errStop
+				}
+				return nil
+			})
+		})
+		if err != nil && !stopped {
+			yield(audioFrame{}, err)
+		}
+	}
+}
+
+// timeline sets the output time bases: the first picture's DTS at tsStart
+// (1.4 s) and the audio at the same offset from the video as in the input,
+// everything later when the audio starts more than that before the video;
+// audio alone starts at tsStart.
+func (m *tsRemux) timeline() {
+	ix, sel := m.ix, m.sel
+	if m.audio == nil {
+		m.vBase = tsStart
+		return
+	}
+	ats := ix.audio.timescale
+	first := rescaleRound(m.aAt, ats, 90000)
+	if m.video == nil {
+		m.aBase = tsStart - first
+		return
+	}
+	// Video output PTS is vBase + rescale(DTS - DTS(a) + cto + ctoShift):
+	// absolute video ticks v present at vBase + v - (dts0 + dtsA) + ctoShift.
+	vts := ix.timescale
+	m.vBase = tsStart
+	m.aBase = tsStart + rescale(sel.ctoShift, vts, 90000) - rescaleRound(ix.dts0+sel.dtsA, vts, 90000)
+	if lead := tsStart - (m.aBase + first); lead > 0 {
+		m.vBase += lead
+		m.aBase += lead
+	}
+}
+
+// picture writes picture i, after the audio frames due before it.
+func (m *tsRemux) picture(i int, au [][]byte) error {
+	ix := m.ix
+	s := &ix.samples[i]
+	d := m.vBase + rescale(m.dts, ix.timescale, 90000)
+	p := m.vBase + rescale(m.dts+int64(s.cto)+m.sel.ctoShift, ix.timescale, 90000)
+	m.dts += int64(s.dur)
+	if m.pictures > 0 && m.audio != nil {
+		if err := m.pullAudio(d); err != nil {
+			return err
+		}
+		if err := m.writeAudio(d, false); err != nil {
+			return err
+		}
+	}
+	m.pictures++
+	nalus := au
+	if s.sync && !hasParamSets(au) {
+		ds := ix.descs[s.desc]
+		m.withPS = append(append(append(m.withPS[:0], ds.sps...), ds.pps...), au...)
+		nalus = m.withPS
+	}
+	if err := m.tw.WriteH264(m.video, p&tsMask, d&tsMask, nalus); err != nil {
+		return fmt.Errorf("stitch: mpegts writer: %w", err)
+	}
+	return nil
+}
+
+// tsMask keeps the 33 bits of an MPEG-TS timestamp.
+const tsMask = 1<<33 - 1
+
+// pushAudio queues audio frame i (delivered by an MPEG-TS part); audio
+// alone is written as soon as a PES is full.
+func (m *tsRemux) pushAudio(i int, frame []byte) error {
+	if err := m.pullAudio(math.MaxInt64); err != nil { // MP4 parts' frames before it
+		return err
+	}
+	if err := m.queueAudio(i, frame); err != nil {
+		return err
+	}
+	if m.video == nil {
+		return m.writeAudio(math.MaxInt64, true)
+	}
+	return nil
+}
+
+// pendingAt returns the output PTS of the next audio frame expected.
+func (m *tsRemux) pendingAt() int64 {
+	return m.aBase + rescaleRound(m.aAt, m.ix.audio.timescale, 90000)
+}
+
+// queueAudio queues audio frame i, which must be the next one.
+func (m *tsRemux) queueAudio(i int, frame []byte) error {
+	a := m.ix.audio
+	if i != m.nextA || len(frame) != int(a.samples[i].size) {
+		return fmt.Errorf("%w: audio frame %d (%d bytes), expected frame %d", ErrChanged, i, len(frame), m.nextA)
+	}
+	end := m.aAt + int64(a.samples[i].dur)
+	m.queue = append(m.queue, queuedFrame{n: len(frame), at: m.aAt, end: end, pts: m.pendingAt()})
+	m.qbuf = append(m.qbuf, frame...)
+	m.nextA++
+	m.aAt = end
+	return nil
+}
+
+// pullAudio queues the audio frames of MP4 parts that are next in turn
+// and start at or before limit (90 kHz output time); audio alone is
+// written as PES packets fill up.
+func (m *tsRemux) pullAudio(limit int64) error {
+	if m.pull == nil {
+		return nil
+	}
+	for {
+		if m.peeked == nil {
+			f, err, ok := m.pull()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				m.pull = nil
+				return nil
+			}
+			m.peeked = &f
+		}
+		if m.peeked.i != m.nextA || m.pendingAt() > limit {
+			return nil // an MPEG-TS part's frame comes first, or not yet due
+		}
+		if err := m.queueAudio(m.peeked.i, m.peeked.data); err != nil {
+			return err
+		}
+		m.peeked = nil
+		if m.video == nil {
+			if err := m.writeAudio(math.MaxInt64, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// writeAudio writes the queued frames that start at or before limit,
+// contiguous frames packed into one PES up to maxAudioPES bytes. With
+// keepLast, a pack that could still grow is kept queued.
+func (m *tsRemux) writeAudio(limit int64, keepLast bool) error {
+	q, off := 0, 0
+	for q < len(m.queue) && m.queue[q].pts <= limit {
+		k, size, n := q, 0, 0
+		for k < len(m.queue) && m.queue[k].pts <= limit && (k == q || m.queue[k].at == m.queue[k-1].end) &&
+			(k == q || size+m.queue[k].n+7 <= maxAudioPES) {
+			size += m.queue[k].n + 7
+			n += m.queue[k].n
+			k++
+		}
+		if keepLast && k == len(m.queue) {
+			break
+		}
+		m.pack = m.pack[:0]
+		o := off
+		for _, f := range m.queue[q:k] {
+			m.pack = append(m.pack, m.qbuf[o:o+f.n])
+			o += f.n
+		}
+		if err := m.tw.WriteMPEG4Audio(m.audio, m.queue[q].pts&tsMask, m.pack); err != nil {
 			return fmt.Errorf("stitch: mpegts writer: %w", err)
 		}
-		return nil
-	})
+		q, off = k, off+n
+	}
+	if q > 0 {
+		m.queue = append(m.queue[:0], m.queue[q:]...)
+		m.qbuf = append(m.qbuf[:0], m.qbuf[off:]...)
+	}
+	return nil
 }
 
 // hasParamSets reports whether the access unit carries an SPS and a PPS.

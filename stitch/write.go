@@ -49,8 +49,10 @@ type Result struct {
 	// Samples is the number of pictures (access units) written, Keyframes
 	// the number of IDR pictures among them.
 	Samples, Keyframes int
-	// AudioFrames is the number of AAC frames written (MP4 output; for
-	// MPEG-TS output those of the input's audio stream, see [WriteTS]).
+	// AudioFrames is the number of AAC frames written: MP4 output, and
+	// MPEG-TS output remuxed (a clip's, or from MP4 input); when MPEG-TS
+	// parts are concatenated, those of the input's audio stream (see
+	// [WriteTS]).
 	AudioFrames int
 	// AudioDropped is the number of AAC frames left out because they
 	// overlapped the audio before them (the encoder priming of a chunk
@@ -98,11 +100,7 @@ type Result struct {
 // about the input leaves w untouched. An error from the second pass (the
 // network, or input that changed meanwhile) leaves a truncated file.
 func WriteMP4(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, error) {
-	ix, err := buildIndex(ctx, in, opt)
-	if err != nil {
-		return Result{}, err
-	}
-	sel, err := ix.selectAll(opt.From, opt.To)
+	ix, sel, err := firstPass(ctx, in, opt)
 	if err != nil {
 		return Result{}, err
 	}
@@ -128,6 +126,16 @@ func WriteMP4(ctx context.Context, w io.Writer, in *Input, opt Options) (Result,
 		return res, fmt.Errorf("%w: wrote %d payload bytes, expected %d", ErrChanged, k, h.payload)
 	}
 	return res, nil
+}
+
+// firstPass reads the indexes of the input and selects what is written.
+func firstPass(ctx context.Context, in *Input, opt Options) (*index, selection, error) {
+	ix, err := buildIndex(ctx, in, opt)
+	if err != nil {
+		return nil, selection{}, err
+	}
+	sel, err := ix.selectAll(opt.From, opt.To)
+	return ix, sel, err
 }
 
 func (ix *index) result(sel selection) Result {

@@ -4,25 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/livechunk/livechunk/internal/mediatest"
 )
-
-// audioPackets returns the number of audio packets ffprobe reads.
-func audioPackets(t *testing.T, input string) int {
-	t.Helper()
-	out := strings.TrimSpace(string(mediatest.Run(t, "ffprobe", "-v", "error", "-select_streams", "a:0", "-count_packets",
-		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", input)))
-	out, _, _ = strings.Cut(out, "\n")
-	n, err := strconv.Atoi(strings.Trim(out, ","))
-	if err != nil {
-		t.Fatalf("ffprobe packet count %q", out)
-	}
-	return n
-}
 
 // TestSampleAudio: the embedded clip has AAC audio, and recording it, or
 // running the demo once through, keeps every audio packet and lists AAC in
@@ -30,7 +16,7 @@ func audioPackets(t *testing.T, input string) int {
 func TestSampleAudio(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	clip := writeTemp(t, sampleClip)
-	want := audioPackets(t, clip)
+	want := mediatest.PacketCount(t, clip, "audio")
 	if want != 564 {
 		t.Errorf("sample clip has %d audio packets, want 564 (12 s at 48 kHz)", want)
 	}
@@ -47,7 +33,7 @@ func TestSampleAudio(t *testing.T) {
 		t.Fatalf("demo: exit %d: %s", code, errb.String())
 	}
 	for _, d := range []string{filepath.Join(dir, "out"), filepath.Join(store, "demo")} {
-		if got := audioPackets(t, filepath.Join(d, "index.m3u8")); got != want {
+		if got := mediatest.PacketCount(t, filepath.Join(d, "index.m3u8"), "audio"); got != want {
 			t.Errorf("%s: %d audio packets, the clip has %d", d, got, want)
 		}
 		master, err := os.ReadFile(filepath.Join(d, "master.m3u8"))
