@@ -67,11 +67,25 @@ type Config struct {
 	// object found (never overwriting one) and marks the restart as a
 	// discontinuity.
 	NoResume bool
+	// Pool, when set, supplies the segment buffers: pipelines of many
+	// streams in one process that share a chunker.Pool hold fewer idle
+	// buffers (see chunker.Pool).
+	Pool *chunker.Pool
 	// Sink tunes uploads (in-flight bound, concurrency, retries). Its Prefix
-	// and OnDurable are set by the pipeline.
+	// and OnDurable are set by the pipeline. Its Retry also applies to
+	// playlist writes (hls.Retry, with that type's defaults for zero
+	// fields).
 	Sink sink.Config
 	// Logger receives progress and warnings. Default: discard.
 	Logger *slog.Logger
+	// Progress, when set, is called by Record with the counters so far,
+	// from the goroutine that reads the source: about every
+	// ProgressInterval while it reads, and once more at the end. It must
+	// not block for long.
+	Progress func(Stats)
+	// ProgressInterval is the least time between Progress calls. Default
+	// 250 ms.
+	ProgressInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -104,12 +118,13 @@ var ErrFinished = errors.New("livechunk: destination holds a finished recording"
 // durable segment is added to the playlist. Write and Close are called
 // from one goroutine.
 type Pipeline struct {
-	cfg     Config
-	bucket  *blob.Bucket
-	chunk   chunker.Chunker
-	sink    *sink.Sink
-	pub     *hls.Publisher
-	started time.Time
+	cfg      Config
+	bucket   *blob.Bucket
+	chunk    chunker.Chunker
+	sink     *sink.Sink
+	pub      *hls.Publisher
+	pubRetry hls.Retry
+	started  time.Time
 
 	mu       sync.Mutex
 	wall     map[uint64]time.Time // segment seq -> program date time
@@ -153,6 +168,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		PPS:            cfg.PPS,
 		Audio:          cfg.Audio,
 		NoVideo:        cfg.NoVideo,
+		Pool:           cfg.Pool,
 	}
 	pcfg := hls.PublisherConfig{
 		Type:           cfg.Playlist,
@@ -162,6 +178,13 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		WindowDuration: cfg.Window,
 		KeepSegments:   cfg.KeepSegments,
 		Logger:         cfg.Logger,
+		// Playlist writes ride out the same transient faults as uploads.
+		Retry: hls.Retry{
+			MaxAttempts:    cfg.Sink.Retry.MaxAttempts,
+			InitialBackoff: cfg.Sink.Retry.InitialBackoff,
+			MaxBackoff:     cfg.Sink.Retry.MaxBackoff,
+			AttemptTimeout: cfg.Sink.Retry.AttemptTimeout,
+		},
 	}
 	var old *hls.MediaPlaylist
 	if !cfg.NoResume {
@@ -196,6 +219,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		pub.Restore(old)
 	}
 	p.pub = pub
+	p.pubRetry = pcfg.Retry
 
 	scfg := cfg.Sink
 	scfg.Prefix = cfg.Prefix
@@ -400,7 +424,7 @@ func (p *Pipeline) writeMultivariant(ctx context.Context) error {
 	}
 	m := hls.MultivariantPlaylist{IndependentSegments: true, Variants: []hls.Variant{v}}
 	key := p.cfg.Prefix + p.cfg.MultivariantName
-	return p.bucket.WriteAll(ctx, key, m.Render(), &blob.WriterOptions{ContentType: "application/vnd.apple.mpegurl"})
+	return hls.WritePlaylist(ctx, p.bucket, key, m.Render(), "", p.pubRetry)
 }
 
 func (p *Pipeline) frameRate() float64 {
@@ -492,7 +516,16 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 	if err != nil {
 		return Stats{}, err
 	}
+	every := cfg.ProgressInterval
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	last := time.Now()
 	for {
+		if cfg.Progress != nil && time.Since(last) >= every {
+			last = time.Now()
+			cfg.Progress(p.Stats())
+		}
 		pk, err := src.NextPacket()
 		if err == io.EOF {
 			break
@@ -515,7 +548,11 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 		}
 	}
 	err = p.Close(ctx)
-	return p.Stats(), err
+	st := p.Stats()
+	if cfg.Progress != nil {
+		cfg.Progress(st)
+	}
+	return st, err
 }
 
 // Abort stops the recording the way a crash after the last upload would:

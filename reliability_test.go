@@ -185,6 +185,9 @@ func TestReliabilityFaultyStore(t *testing.T) {
 		{Name: "hang", Ops: faultblob.OpCommit, Match: media, Prob: 0.02, FirstN: 1, Action: faultblob.Hang},
 		{Name: "latency", Ops: faultblob.AllOps, Prob: 0.3, Action: faultblob.Delay, Delay: time.Millisecond},
 		{Name: "playlist-latency", Ops: faultblob.OpCommit, Match: playlists, Prob: 0.2, Action: faultblob.Delay, Delay: 3 * time.Millisecond},
+		{Name: "playlist-reset", Ops: faultblob.OpWrite, Match: playlists, Prob: 0.05, Code: gcerrors.Unknown},
+		{Name: "playlist-500", Ops: faultblob.OpCommit, Match: playlists, Prob: 0.1, Code: gcerrors.Internal},
+		{Name: "playlist-lostack", Ops: faultblob.OpCommit, Match: playlists, Prob: 0.05, Action: faultblob.LostAck},
 	}
 	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		t.Run(format.String(), func(t *testing.T) {
@@ -244,6 +247,9 @@ func TestReliabilityFaultyStore(t *testing.T) {
 			if st.Sink.Retries == 0 || st.Sink.AttemptTimeouts != int64(hangs) || st.Sink.Failed != 0 {
 				t.Errorf("sink stats %+v with %d hangs", st.Sink, hangs)
 			}
+			if st.Playlist.WriteRetries == 0 || st.Playlist.WriteFailures != 0 {
+				t.Errorf("playlist stats %+v", st.Playlist)
+			}
 			dir := materialize(t, inner, prefix)
 			got := mediatest.FrameHashes(t, filepath.Join(dir, "index.m3u8"))
 			var wantAll []string
@@ -253,66 +259,78 @@ func TestReliabilityFaultyStore(t *testing.T) {
 			if d := mediatest.EqualHashes(wantAll, got); d != "" {
 				t.Errorf("decoded recording differs from the input: %s", d)
 			}
-			t.Logf("%v: %d segments, %d failures injected (%d hangs), %d retries, %d playlist versions checked, %d references, %d frames decoded",
-				format, len(m.Entries), injected, hangs, st.Sink.Retries, w.versions, w.refs, len(got))
+			t.Logf("%v: %d segments, %d failures injected (%d hangs), %d upload retries, %d playlist write retries, %d playlist versions checked, %d references, %d frames decoded",
+				format, len(m.Entries), injected, hangs, st.Sink.Retries, st.Playlist.WriteRetries, w.versions, w.refs, len(got))
 		})
 	}
 }
 
 // TestReliabilityPlaylistWriteFailures makes a third of the playlist
-// writes fail. Readers must still only ever see valid playlists that
-// reference existing objects; a failed write is repaired by the next one,
+// writes fail. Transient errors (500s) are retried with back-off: every
+// version lands and the final playlist lists everything. Permanent errors
+// (403) are not retried: readers still only ever see valid playlists that
+// reference existing objects, a failed write is repaired by the next one,
 // and a failure of the last one is reported by Close, never silent.
 func TestReliabilityPlaylistWriteFailures(t *testing.T) {
 	ctx := relCtx(t, 60*time.Second)
 	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
 	stream := relLoop(samples, info.Timescale, 10)
-	for _, seed := range []uint64{1, 2, 3, 4} {
-		inner := memblob.OpenBucket(nil)
-		w := newWatch(t, inner, "", "index.m3u8")
-		in := faultblob.New(inner, faultblob.Config{Seed: seed, Rules: []faultblob.Rule{
-			{Name: "playlist", Ops: faultblob.OpCommit, Match: func(k string) bool { return k == "index.m3u8" }, Prob: 0.33, Code: gcerrors.Internal},
-		}, AfterCommit: func(key string) {
-			if key == "index.m3u8" {
-				w.check(context.Background())
-			}
-		}})
-		p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
-			SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range stream {
-			if err := p.Write(ctx, s); err != nil {
+	for _, code := range []gcerrors.ErrorCode{gcerrors.Internal, gcerrors.PermissionDenied} {
+		permanent := code == gcerrors.PermissionDenied
+		for _, seed := range []uint64{1, 2, 3, 4} {
+			inner := memblob.OpenBucket(nil)
+			w := newWatch(t, inner, "", "index.m3u8")
+			in := faultblob.New(inner, faultblob.Config{Seed: seed, Rules: []faultblob.Rule{
+				{Name: "playlist", Ops: faultblob.OpCommit, Match: func(k string) bool { return k == "index.m3u8" }, Prob: 0.33, Code: code},
+			}, AfterCommit: func(key string) {
+				if key == "index.m3u8" {
+					w.check(context.Background())
+				}
+			}})
+			p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
+				SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+				Sink: sink.Config{Retry: sink.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}},
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		closeErr := p.Close(ctx)
-		w.report()
-		failed := 0
-		var last faultblob.Record
-		for _, r := range in.Records() {
-			if r.Key == "index.m3u8" && r.Op == faultblob.OpCommit {
-				last = r
-				if r.Rule == "playlist" {
-					failed++
+			for _, s := range stream {
+				if err := p.Write(ctx, s); err != nil {
+					t.Fatal(err)
 				}
 			}
+			closeErr := p.Close(ctx)
+			w.report()
+			failed := 0
+			var last faultblob.Record
+			for _, r := range in.Records() {
+				if r.Key == "index.m3u8" && r.Op == faultblob.OpCommit {
+					last = r
+					if r.Rule == "playlist" {
+						failed++
+					}
+				}
+			}
+			m, _ := finalPlaylist(t, inner, "index.m3u8")
+			lastFailed := last.Rule == "playlist"
+			st := p.Stats().Playlist
+			switch {
+			case !permanent && (closeErr != nil || lastFailed || st.WriteFailures != 0 || st.WriteRetries != failed):
+				t.Errorf("%v seed %d: transient faults not ridden out: Close %v, last write failed %v, stats %+v, %d faults",
+					code, seed, closeErr, lastFailed, st, failed)
+			case permanent && st.WriteRetries != 0:
+				t.Errorf("%v seed %d: a permanent error was retried %d times", code, seed, st.WriteRetries)
+			case lastFailed && closeErr == nil:
+				t.Errorf("%v seed %d: the final playlist write failed but Close returned nil", code, seed)
+			case !lastFailed && closeErr != nil:
+				t.Errorf("%v seed %d: Close: %v", code, seed, closeErr)
+			case !lastFailed && (len(m.Entries) != 40 || !m.Ended):
+				t.Errorf("%v seed %d: final playlist has %d entries, ended %v", code, seed, len(m.Entries), m.Ended)
+			}
+			t.Logf("%v seed %d: %d of %d playlist attempts failed, %d retried; final write failed: %v; final playlist lists %d of 40 segments; Close: %v",
+				code, seed, failed, last.N, st.WriteRetries, lastFailed, len(m.Entries), closeErr)
+			inner.Close()
 		}
-		m, _ := finalPlaylist(t, inner, "index.m3u8")
-		lastFailed := last.Rule == "playlist"
-		switch {
-		case lastFailed && closeErr == nil:
-			t.Errorf("seed %d: the final playlist write failed but Close returned nil", seed)
-		case !lastFailed && closeErr != nil:
-			t.Errorf("seed %d: Close: %v", seed, closeErr)
-		case !lastFailed && (len(m.Entries) != 40 || !m.Ended):
-			t.Errorf("seed %d: final playlist has %d entries, ended %v", seed, len(m.Entries), m.Ended)
-		}
-		t.Logf("seed %d: %d of %d playlist writes failed; final write failed: %v; final playlist lists %d of 40 segments; Close: %v",
-			seed, failed, last.N, lastFailed, len(m.Entries), closeErr)
-		inner.Close()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	gax "github.com/googleapis/gax-go/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -46,8 +47,60 @@ type PublisherConfig struct {
 	FirstMediaSequence uint64
 	// Now returns the current time (for deletion timing). Default time.Now.
 	Now func() time.Time
+	// Retry configures retries of playlist writes that fail with a
+	// transient error.
+	Retry Retry
 	// Logger receives warnings (nil: discard).
 	Logger *slog.Logger
+}
+
+// Retry configures retries of playlist writes that fail with a transient
+// error (gcerrors codes Unknown, Internal, ResourceExhausted and
+// DeadlineExceeded, like the sink's uploads). Pauses grow exponentially from
+// InitialBackoff up to MaxBackoff with full jitter. A write that keeps
+// failing, or fails with any other code, is returned to the caller; the
+// next write (which carries everything the failed one did) repairs it.
+type Retry struct {
+	// MaxAttempts is the number of tries per write, the first included.
+	// Default 8; 1 disables retries; a negative value retries transient
+	// errors until the context ends.
+	MaxAttempts int
+	// InitialBackoff bounds the first pause. Default 100 ms.
+	InitialBackoff time.Duration
+	// MaxBackoff bounds every pause. Default 10 s.
+	MaxBackoff time.Duration
+	// AttemptTimeout bounds each attempt: a write that takes longer (a
+	// hung connection) is abandoned and counts as a transient failure.
+	// Default 30 s; negative means no bound.
+	AttemptTimeout time.Duration
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = 8
+	}
+	if r.InitialBackoff <= 0 {
+		r.InitialBackoff = 100 * time.Millisecond
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = 10 * time.Second
+	}
+	if r.MaxBackoff < r.InitialBackoff {
+		r.MaxBackoff = r.InitialBackoff
+	}
+	if r.AttemptTimeout == 0 {
+		r.AttemptTimeout = 30 * time.Second
+	}
+	return r
+}
+
+// transient reports whether a failed write is worth repeating.
+func transient(err error) bool {
+	switch gcerrors.Code(err) {
+	case gcerrors.Unknown, gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // Publisher turns the stream of durable segments into playlist objects in a
@@ -71,6 +124,8 @@ type Publisher struct {
 // PublisherStats are counters of a Publisher.
 type PublisherStats struct {
 	Writes                int   // playlist writes
+	WriteRetries          int   // playlist write attempts repeated after a transient error
+	WriteFailures         int   // playlist writes given up (the error was returned)
 	Segments              int   // segments added
 	Deleted               int   // objects deleted after sliding out
 	TargetDurationRaised  int   // times a segment forced a larger target duration
@@ -111,6 +166,7 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Retry = cfg.Retry.withDefaults()
 	p := &Publisher{b: b, cfg: cfg}
 	p.pl.Type = cfg.Type
 	p.pl.MediaSequence = cfg.FirstMediaSequence
@@ -284,17 +340,64 @@ func (p *Publisher) DeleteDue(ctx context.Context) {
 	p.deleteDue(ctx, false)
 }
 
+// write stores the current playlist, retrying transient errors with
+// back-off. Writes are serialized by p.mu, so a retry never replaces a newer
+// playlist; repeating a write whose acknowledgement was lost stores the
+// same bytes again.
 func (p *Publisher) write(ctx context.Context) error {
-	body := p.pl.Render()
-	opts := &blob.WriterOptions{
-		ContentType:  "application/vnd.apple.mpegurl",
-		CacheControl: p.cacheControl(),
-	}
-	if err := p.b.WriteAll(ctx, p.Key(), body, opts); err != nil {
-		return fmt.Errorf("hls: writing playlist %s: %w", p.Key(), err)
+	retries, err := writeRetry(ctx, p.b, p.Key(), p.pl.Render(), p.cacheControl(), p.cfg.Retry, p.cfg.Logger)
+	p.stats.WriteRetries += retries
+	if err != nil {
+		p.stats.WriteFailures++
+		return err
 	}
 	p.stats.Writes++
 	return nil
+}
+
+// WritePlaylist stores a rendered playlist (media or multivariant) at key,
+// retrying transient errors as r says (zero fields take [Retry]'s
+// defaults). It returns the last error once a write fails permanently or
+// runs out of attempts.
+func WritePlaylist(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r Retry) error {
+	_, err := writeRetry(ctx, b, key, body, cacheControl, r.withDefaults(), nil)
+	return err
+}
+
+func writeRetry(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r Retry, log *slog.Logger) (retries int, err error) {
+	opts := &blob.WriterOptions{
+		ContentType:                 "application/vnd.apple.mpegurl",
+		CacheControl:                cacheControl,
+		DisableContentTypeDetection: true,
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := gax.Backoff{Initial: r.InitialBackoff, Max: r.MaxBackoff, Multiplier: 2}
+	for attempt := 1; ; attempt++ {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if r.AttemptTimeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, r.AttemptTimeout)
+		}
+		err := b.WriteAll(actx, key, body, opts)
+		timedOut := err != nil && actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return retries, nil
+		}
+		if timedOut {
+			err = fmt.Errorf("attempt timed out after %v: %w (%v)", r.AttemptTimeout, context.DeadlineExceeded, err)
+		}
+		if ctx.Err() != nil || !transient(err) || (r.MaxAttempts > 0 && attempt >= r.MaxAttempts) {
+			return retries, fmt.Errorf("hls: writing playlist %s (attempt %d): %w", key, attempt, err)
+		}
+		pause := bo.Pause()
+		log.Warn("hls: playlist write failed, retrying", "key", key, "attempt", attempt, "pause", pause, "err", err)
+		retries++
+		if gax.Sleep(ctx, pause) != nil {
+			return retries, fmt.Errorf("hls: writing playlist %s (attempt %d): %w", key, attempt, err)
+		}
+	}
 }
 
 func (p *Publisher) cacheControl() string {

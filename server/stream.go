@@ -64,6 +64,9 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		}
 		c.isAudio = append(c.isAudio, false)
 		s := p.Video
+		if err := checkNALUs(len(c.samples), s.NALUs); err != nil {
+			return nil, http.StatusBadRequest, err
+		}
 		var sp []span
 		for _, n := range s.NALUs {
 			sp = append(sp, span{len(payload), len(n)})
@@ -75,6 +78,9 @@ func parseChunk(body []byte) (*chunk, int, error) {
 	}
 	if len(c.samples) == 0 {
 		return nil, http.StatusBadRequest, errors.New("chunk holds no video samples")
+	}
+	if err := checkSamples(c.samples); err != nil {
+		return nil, http.StatusBadRequest, err
 	}
 	for i := range c.samples {
 		nal := make([][]byte, len(spans[i]))
@@ -93,6 +99,42 @@ func parseChunk(body []byte) (*chunk, int, error) {
 	}
 	c.span = last.DTS - first.DTS + dur
 	return c, 0, nil
+}
+
+// checkSamples refuses, before the stream is touched, decode times that do
+// not increase, which the chunker would refuse in the middle of feeding the
+// chunk (with checkNALUs, run on each sample as it is read).
+func checkSamples(samples []chunker.Sample) error {
+	for i := 1; i < len(samples); i++ {
+		if samples[i].DTS <= samples[i-1].DTS {
+			return fmt.Errorf("%w: sample %d: DTS %d after %d", chunker.ErrNonMonotonicDTS, i, samples[i].DTS, samples[i-1].DTS)
+		}
+	}
+	return nil
+}
+
+// checkNALUs refuses what the chunker would refuse in an access unit:
+// no NAL units, an empty one, a set forbidden_zero_bit, or no coded slice.
+func checkNALUs(i int, nalus [][]byte) error {
+	if len(nalus) == 0 {
+		return fmt.Errorf("%w: sample %d: empty access unit", chunker.ErrInvalidSample, i)
+	}
+	vcl := false
+	for _, n := range nalus {
+		if len(n) == 0 {
+			return fmt.Errorf("%w: sample %d: empty NAL unit", chunker.ErrInvalidSample, i)
+		}
+		if n[0]&0x80 != 0 {
+			return fmt.Errorf("%w: sample %d: forbidden_zero_bit set", chunker.ErrInvalidSample, i)
+		}
+		if t := n[0] & 0x1f; t >= 1 && t <= 5 {
+			vcl = true
+		}
+	}
+	if !vcl {
+		return fmt.Errorf("%w: sample %d: access unit without a coded slice", chunker.ErrInvalidSample, i)
+	}
+	return nil
 }
 
 // statusFor maps a source error to an HTTP status.

@@ -7,9 +7,12 @@
 //	livechunk demo [flags]
 //	livechunk serve [flags]
 //	livechunk record [flags] INPUT... DEST
+//	livechunk stitch [-from D] [-to D] -o OUT SOURCE...
 //	livechunk version
 //
-// Run "livechunk record -h" for the flags.
+// Each command's -h (for example "livechunk record -h") explains its flags
+// and shows examples. The exit status is 0 on success, 1 on failure and 2
+// on a usage error.
 package main
 
 import (
@@ -52,9 +55,22 @@ func main() {
 
 var errUsage = errors.New("usage")
 
+// run runs the command line args until it is done or SIGINT or SIGTERM
+// arrives (then serve and demo shut down gracefully, record finishes what it
+// has read), and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext is run with ctx in place of the signals.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"demo"}
 		fmt.Fprintln(stderr, "livechunk: no command given; running the demo (\"livechunk -h\" lists the commands)")
@@ -65,10 +81,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRecord(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "stitch":
+		err = cmdStitch(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "livechunk", version())
+		err = cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 	default:
@@ -98,11 +116,55 @@ Commands:
   demo                           play the embedded clip live through the whole system (the default)
   serve [flags]                  run the ingest server with the player page
   record [flags] INPUT... DEST   chunk inputs into DEST (a directory or a bucket URL)
+  stitch -o OUT SOURCE...        join a recording (playlist or MP4 chunks) into one MP4 or TS
   version                        print the version
 
-With no command, livechunk runs the demo. Each command's -h explains its flags.
-Run "livechunk record -h" for the flags of record.
+With no command, livechunk runs the demo. Each command's -h ("livechunk
+record -h") explains its flags with examples. Exit status: 0 success,
+1 failure, 2 usage error.
+
+Examples:
+  livechunk                                   the demo; open the printed /watch URL
+  livechunk serve -addr 127.0.0.1:8080 -store ./streams
+  livechunk record camera.mp4 out/
+  ffmpeg -i input.mkv -c copy -f mpegts - | livechunk record - out/live
+  livechunk stitch -o talk.mp4 out/talk/index.m3u8
 `)
+}
+
+// parseFlags parses args into fs: -h gives flag.ErrHelp (exit 0), any other
+// error errUsage (exit 2); the flag package has printed the message and the
+// usage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return errUsage
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: livechunk version
+
+Prints the module version of this binary (or the VCS revision of a
+development build).
+
+Example:
+  livechunk version
+`)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	fmt.Fprintln(stdout, "livechunk", version())
+	return nil
 }
 
 func version() string {
@@ -133,6 +195,12 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	useSample := fs.Bool("sample", false, "record the embedded sample clip (no INPUT needed)")
 	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr)")
 	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
+	spool := fs.String("spool", "", "local `DIR` that keeps closed segments while DEST is unreachable: past the in-memory bound they\n"+
+		"are written there and uploaded in order when DEST returns (retried until then); a later run with the\n"+
+		"same -spool uploads what an interrupted one left")
+	spoolMax := fs.Int64("spool-max", 0, "most `BYTES` the -spool directory holds (default 1 GiB); when it is full, recording waits")
+	inFlight := fs.Int64("max-in-flight", 0, "most `BYTES` of closed segments held in memory while they upload (default 64 MiB);\n"+
+		"past it recording waits, or with -spool writes them to DIR")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: livechunk record [flags] INPUT... DEST
 
@@ -147,6 +215,12 @@ DEST is a directory or a bucket URL: file:///path, mem://, s3://bucket?region=..
 gs://bucket, azblob://container. A ?prefix= parameter or -prefix puts the
 recording under a key prefix.
 
+While it runs, a status line on a terminal shows the segments, the bytes
+uploaded and the speed as a multiple of real time (nothing when standard
+error is a pipe or a file); a summary goes to standard output at the end.
+SIGINT or SIGTERM stops reading: the open segment closes, uploads finish
+and the playlist is finished.
+
 Examples:
   livechunk record camera.mp4 out/
   livechunk record -format ts -segment 6s -vod talk.mov s3://my-bucket?region=eu-west-1
@@ -156,7 +230,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
@@ -171,6 +245,14 @@ Flags:
 	}
 	if *vod && *event {
 		fmt.Fprintln(stderr, "livechunk: -vod and -event exclude each other")
+		return errUsage
+	}
+	if *spoolMax < 0 || (*spoolMax > 0 && *spool == "") {
+		fmt.Fprintln(stderr, "livechunk: -spool-max needs -spool and a positive size")
+		return errUsage
+	}
+	if *inFlight < 0 {
+		fmt.Fprintln(stderr, "livechunk: -max-in-flight must be positive")
 		return errUsage
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -220,6 +302,12 @@ Flags:
 		NoResume:        *fresh,
 		Logger:          logger,
 	}
+	cfg.Sink.MaxInFlightBytes = *inFlight
+	if *spool != "" {
+		cfg.Sink.Overflow = sink.Spool
+		cfg.Sink.SpoolDir = *spool
+		cfg.Sink.SpoolMaxBytes = *spoolMax
+	}
 	switch {
 	case *vod:
 		cfg.Playlist = hls.VOD
@@ -227,9 +315,13 @@ Flags:
 		cfg.Playlist = hls.Event
 	}
 	start := time.Now()
-	st, err := livechunk.Record(ctx, b, src, cfg)
+	var done func()
+	cfg.Progress, done = progress(stderr, start)
+	// A signal ends the input; the recording is then finished normally.
+	st, err := livechunk.Record(context.WithoutCancel(ctx), b, untilDone{src, ctx}, cfg)
+	done()
 	elapsed := time.Since(start)
-	printSummary(ctx, stdout, b, cfg, st, elapsed, dest)
+	printSummary(context.WithoutCancel(ctx), stdout, b, cfg, st, elapsed, dest)
 	return err
 }
 
@@ -247,6 +339,9 @@ func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechun
 		humanBytes(st.Sink.UploadedBytes), elapsed.Round(time.Millisecond), speed)
 	if st.Chunker.DroppedNoKey > 0 {
 		fmt.Fprintf(w, "dropped %d frames before the first keyframe\n", st.Chunker.DroppedNoKey)
+	}
+	if st.Sink.Spooled > 0 || st.Sink.Recovered > 0 {
+		fmt.Fprintf(w, "spool: %d objects went through the disk spool, %d recovered from an earlier run\n", st.Sink.Spooled, st.Sink.Recovered)
 	}
 	prefix := sink.CleanPrefix(cfg.Prefix)
 	it := b.List(&blob.ListOptions{Prefix: prefix})
