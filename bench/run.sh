@@ -1,65 +1,188 @@
 #!/usr/bin/env bash
-# Compares livechunk with ffmpeg doing the same job, in the same run,
-# alternating, median of N runs: remux one input into HLS VOD (fMP4 and TS),
-# and cp of the same bytes as the physical floor.
+# The performance benchmarks of BENCHMARKS.md, in one run:
 #
-#   bench/run.sh [N]          (default N=5; inputs are generated once into bench/.cache)
+#   1. remux to HLS VOD: `livechunk record -vod` (fMP4, MPEG-TS) against
+#      `ffmpeg -c copy -f hls -hls_playlist_type vod` with the same segment
+#      type and `cp` of the same input bytes;
+#   2. stitch a recording into one faststart MP4: `livechunk stitch` against
+#      `ffmpeg -c copy -movflags +faststart` and `cat` of the same segment
+#      bytes;
+#      both on 120 s of 1280x720 30 fps and 60 s of 1920x1080 60 fps H.264
+#      High with B-frames plus AAC, jobs alternating, median of N runs;
+#   3. memory against input length: record 30 s, 5 min and 30 min (the 30 s
+#      input looped with source.Loop through benchtool record; ffmpeg with
+#      -stream_loop);
+#   4. Write latency of a live 1080p60 stream while every upload takes 3 s;
+#   5. 50 concurrent live 720p streams paced to real time in one process.
 #
-# Prints a Markdown table: wall time, CPU time (user+sys), peak RSS, and
-# throughput relative to ffmpeg.
+#   bench/run.sh [N]        (default N=5; inputs are generated once into bench/.cache)
+#   SKIP_LIVE=1 bench/run.sh  skips 4 and 5 (they take about 2 minutes of wall time)
+#
+# Prints Markdown tables; writes the throughput rows to bench/.cache/results.tsv
+# and the chart bench/throughput.svg. Wall time comes from the shell's clock
+# (ns), CPU time (user+sys) and peak RSS from GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
 cache=bench/.cache
 mkdir -p "$cache"
-in="$cache/720p30-120s.mp4"
-if [ ! -s "$in" ]; then
-  echo "generating $in (120 s 1280x720 30 fps H.264 High with B-frames)..." >&2
-  ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=1280x720:rate=30:duration=120" \
-    -f lavfi -i "sine=frequency=440:duration=120" -map 0:v -map 1:a \
-    -c:v libx264 -profile:v high -preset veryfast -b:v 5M -x264-params keyint=60:bframes=3 \
-    -c:a aac -b:a 128k -pix_fmt yuv420p "$in"
-fi
+
+gen() { # gen NAME W H FPS SECONDS KEYINT BITRATE
+  local out="$cache/$1.mp4"
+  [ -s "$out" ] && return
+  echo "generating $out ($5 s ${2}x$3 $4 fps H.264 High with B-frames, AAC)..." >&2
+  ffmpeg -hide_banner -nostdin -loglevel error -y -f lavfi -i "testsrc2=size=${2}x$3:rate=$4:duration=$5" \
+    -f lavfi -i "sine=frequency=440:duration=$5" -map 0:v -map 1:a \
+    -c:v libx264 -profile:v high -preset veryfast -b:v "$7" -x264-params "keyint=$6:bframes=3" \
+    -c:a aac -b:a 128k -pix_fmt yuv420p "$out.tmp.mp4"
+  mv "$out.tmp.mp4" "$out"
+}
+gen 720p30-120s 1280 720 30 120 60 5M
+gen 1080p60-60s 1920 1080 60 60 120 8M
+[ -s "$cache/720p30-30s.mp4" ] || ffmpeg -hide_banner -nostdin -loglevel error -y -i "$cache/720p30-120s.mp4" -t 30 -c copy "$cache/720p30-30s.mp4"
+inputs="720p30-120s 1080p60-60s"
+
 go build -o "$cache/livechunk" ./cmd/livechunk
-bytes=$(stat -c %s "$in")
-work=$(mktemp -d)
+go build -o "$cache/benchtool" ./bench/benchtool
+lc="$cache/livechunk"
+bt="$cache/benchtool"
+work=$(mktemp -d "${TMPDIR:-/tmp}/lcbench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# measure NAME CMD... : appends "wall cpu rss_kb" to $work/NAME
+# measure NAME CMD... : appends "wall cpu rss_kb" to $work/NAME.
 measure() {
   local name=$1; shift
-  rm -rf "$work/out"; mkdir -p "$work/out"
+  rm -rf "$work/out"; mkdir -p "$work/out" "$work/$(dirname "$name")"
   sync
-  /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  awk '{printf "%s %.3f %s\n", $1, $2+$3, $4}' "$work/t" >> "$work/$name"
+  local t0 t1
+  t0=$(date +%s%N)
+  /usr/bin/time -f "%U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  t1=$(date +%s%N)
+  awk -v ns=$((t1 - t0)) '{printf "%.4f %.3f %s\n", ns / 1e9, $1+$2, $3}' "$work/t" >> "$work/$name"
+}
+
+# The recordings that the stitch jobs join (made once, by livechunk).
+for in in $inputs; do
+  for fmt in fmp4 ts; do
+    d="$cache/rec-$in-$fmt"
+    if [ ! -s "$d/index.m3u8" ]; then
+      rm -rf "$d"
+      "$lc" record -vod -format "$fmt" -segment 5s "$cache/$in.mp4" "$d" >/dev/null
+    fi
+  done
+done
+# segments DIR: the init section (if any) and the segments, in playlist order.
+segments() {
+  local d=$1
+  { grep -o 'URI="[^"]*"' "$d/index.m3u8" || true; } | head -1 | sed 's/URI="\(.*\)"/\1/' | sed "s|^|$d/|"
+  grep -v '^#' "$d/index.m3u8" | grep . | sed "s|^|$d/|"
 }
 
 for i in $(seq "$N"); do
-  measure cp cp "$in" "$work/out/copy.mp4"
-  measure ffmpeg-fmp4 ffmpeg -nostdin -hide_banner -loglevel error -i "$in" -map 0:v -c copy -f hls -hls_time 5 \
-    -hls_playlist_type vod -hls_segment_type fmp4 -hls_segment_filename "$work/out/s%d.m4s" "$work/out/index.m3u8"
-  measure livechunk-fmp4 "$cache/livechunk" record -vod -format fmp4 -segment 5s "$in" "$work/out"
-  measure ffmpeg-ts ffmpeg -nostdin -hide_banner -loglevel error -i "$in" -map 0:v -c copy -f hls -hls_time 5 \
-    -hls_playlist_type vod -hls_segment_type mpegts -hls_segment_filename "$work/out/s%d.ts" "$work/out/index.m3u8"
-  measure livechunk-ts "$cache/livechunk" record -vod -format ts -segment 5s "$in" "$work/out"
+  for in in $inputs; do
+    src="$cache/$in.mp4"
+    measure "$in/record/cp" cp "$src" "$work/out/copy.mp4"
+    for fmt in fmp4 ts; do
+      seg=$fmt; [ "$fmt" = ts ] && seg=mpegts
+      measure "$in/record-$fmt/ffmpeg" ffmpeg -nostdin -hide_banner -loglevel error -i "$src" -map 0 -c copy \
+        -f hls -hls_time 5 -hls_playlist_type vod -hls_segment_type "$seg" \
+        -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8"
+      measure "$in/record-$fmt/livechunk" "$lc" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
+    done
+    for fmt in fmp4 ts; do
+      d="$cache/rec-$in-$fmt"
+      mapfile -t files < <(segments "$d")
+      measure "$in/stitch-$fmt/cat" sh -c 'cat "$@" > "'"$work/out/cat.mp4"'"' sh "${files[@]}"
+      measure "$in/stitch-$fmt/ffmpeg" ffmpeg -nostdin -hide_banner -loglevel error -i "$d/index.m3u8" -c copy \
+        -movflags +faststart "$work/out/out.mp4"
+      measure "$in/stitch-$fmt/livechunk" "$lc" stitch -o "$work/out/out.mp4" "$d/index.m3u8"
+    done
+  done
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 stat_of() { awk -v c="$2" '{print $c}' "$work/$1" | median; }
 
 echo
-echo "Input: $in ($((bytes / 1000000)) MB, video track only is remuxed), N=$N, $(nproc) cores, $(go version | awk '{print $3}'), $(ffmpeg -version | head -1 | awk '{print $1, $3}')"
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB;" \
+  "$(go version | awk '{print $3}'), $(ffmpeg -version | head -1 | awk '{print $1, $3}'); N=$N; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| job | wall s (median) | CPU s | peak RSS MB | throughput MB/s | vs ffmpeg |"
+echo "| input | job | tool | wall s (median) | CPU s | peak RSS MB | throughput MB/s | vs ffmpeg | vs floor |"
+echo "|---|---|---|---|---|---|---|---|---|"
+: > "$cache/results.tsv"
+for in in $inputs; do
+  inbytes=$(stat -c %s "$cache/$in.mp4")
+  for job in record-fmp4 record-ts stitch-fmp4 stitch-ts; do
+    case $job in
+      record-*) bytes=$inbytes; floor="$in/record/cp"; fname=cp ;;
+      stitch-*) bytes=$(segments "$cache/rec-$in-${job#stitch-}" | xargs stat -c %s | awk '{s+=$1} END {print s}')
+                floor="$in/$job/cat"; fname=cat ;;
+    esac
+    ffw=$(stat_of "$in/$job/ffmpeg" 1)
+    flw=$(stat_of "$floor" 1)
+    for tool in "$fname" ffmpeg livechunk; do
+      key="$in/$job/$tool"; [ "$tool" = cp ] && key=$floor
+      w=$(stat_of "$key" 1); c=$(stat_of "$key" 2); r=$(stat_of "$key" 3)
+      awk -v inp="$in" -v job="$job" -v tool="$tool" -v mb="$bytes" -v w="$w" -v c="$c" -v r="$r" -v ff="$ffw" -v fl="$flw" \
+        -v tsv="$cache/results.tsv" 'BEGIN {
+        tp = (w > 0) ? mb / 1e6 / w : 0
+        rel = (tool == "ffmpeg" || tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", ff / w)
+        flr = (tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", w / fl)
+        printf "| %s (%.0f MB) | %s | %s | %.3f | %.2f | %.1f | %.0f | %s | %s |\n", inp, mb / 1e6, job, tool, w, c, r / 1024, tp, rel, flr
+        printf "%s %s\t%s\t%.1f\n", inp, job, tool, tp >> tsv
+      }'
+    done
+  done
+done
+"$bt" chart "$cache/results.tsv" bench/throughput.svg
+echo
+echo "(vs ffmpeg: ffmpeg's wall time / livechunk's; vs floor: the tool's wall time / cp's or cat's. Chart: bench/throughput.svg)"
+
+# 3. Peak memory against input length: 30 s of 720p30 once, and looped 10
+# and 60 times (5 and 30 min): livechunk through benchtool record (the code
+# path of livechunk record -vod, with source.Loop), ffmpeg with -stream_loop.
+echo
+echo "| input | format | tool | wall s | CPU s | peak RSS MB |"
 echo "|---|---|---|---|---|---|"
-for pair in "cp:" "ffmpeg-fmp4:ffmpeg-fmp4" "livechunk-fmp4:ffmpeg-fmp4" "ffmpeg-ts:ffmpeg-ts" "livechunk-ts:ffmpeg-ts"; do
-  name=${pair%%:*}; ref=${pair#*:}
-  w=$(stat_of "$name" 1); c=$(stat_of "$name" 2); r=$(stat_of "$name" 3)
-  tp=$(awk -v b="$bytes" -v w="$w" 'BEGIN {printf "%.0f", (w > 0) ? b / w / 1e6 : 0}')
-  vs="—"
-  if [ -n "$ref" ]; then
-    rw=$(stat_of "$ref" 1)
-    vs=$(awk -v a="$w" -v b="$rw" 'BEGIN {printf "%.2fx", (a > 0) ? b / a : 0}')
-  fi
-  printf "| %s | %.3f | %.3f | %.1f | %s | %s |\n" "$name" "$w" "$c" "$(awk -v r="$r" 'BEGIN {print r / 1024}')" "$tp" "$vs"
+for fmt in fmp4 ts; do
+  seg=$fmt; [ "$fmt" = ts ] && seg=mpegts
+  for loop in 1 10 60; do
+    for tool in livechunk ffmpeg; do
+      rm -f "$work/mem"
+      for i in 1 2 3; do
+        case $tool in
+          livechunk) measure mem "$bt" record -format "$fmt" -loop "$loop" "$cache/720p30-30s.mp4" "$work/out" ;;
+          ffmpeg) measure mem ffmpeg -nostdin -hide_banner -loglevel error -stream_loop $((loop - 1)) -i "$cache/720p30-30s.mp4" \
+            -map 0 -c copy -f hls -hls_time 5 -hls_playlist_type vod -hls_segment_type "$seg" \
+            -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8" ;;
+        esac
+      done
+      w=$(stat_of mem 1); c=$(stat_of mem 2); r=$(stat_of mem 3)
+      awk -v loop="$loop" -v fmt="$fmt" -v tool="$tool" -v w="$w" -v c="$c" -v r="$r" 'BEGIN {
+        printf "| %s | %s | %s | %.2f | %.2f | %.1f |\n", (loop == 1) ? "30 s" : sprintf("%d min (30 s x %d)", loop / 2, loop), fmt, tool, w, c, r / 1024
+      }'
+    done
+  done
+done
+rm -rf "$work/out"
+echo "(median of 3)"
+
+[ -n "${SKIP_LIVE:-}" ] && exit 0
+
+# 4. Write latency, live 1080p60, uploads taking 3 s each: at real time
+# (one upload in flight at a time), and at 4x real time (several in flight,
+# below the 64 MiB bound).
+echo
+echo "| pace | call | p50 ms | p99 ms | p99.9 ms | max ms |"
+echo "|---|---|---|---|---|---|"
+"$bt" latency -upload 3s -for 60s "$cache/1080p60-60s.mp4" | sed 's/^|/| 1x, 60 s |/'
+"$bt" latency -upload 3s -for 15s -speed 4 "$cache/1080p60-60s.mp4" | sed 's/^|/| 4x, 15 s |/'
+
+# 5. 50 live 720p streams in one process.
+echo
+echo "| streams | each for | shared chunker.Pool | wall s | CPU s | CPU use of $(nproc) cores | peak RSS MB | video samples | worst lateness ms |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for shared in true false; do
+  rm -rf "$work/streams"
+  "$bt" streams -n 50 -for 30s -shared-pool=$shared "$cache/720p30-120s.mp4" "$work/streams"
 done

@@ -714,10 +714,11 @@ func TestAudioTimelineWithJump(t *testing.T) {
 }
 
 // TestAudioAllocations: in steady state, writing an audio frame allocates
-// nothing (the waiting queue and the segment's audio run reuse buffers).
+// nothing (the waiting queue and the segment's audio run reuse buffers; the
+// MPEG-TS muxer writes packets straight into the segment buffer).
 func TestAudioAllocations(t *testing.T) {
 	samples := fixtureSamples(t, "baseline.mp4")
-	for _, format := range []chunker.Format{chunker.FMP4} {
+	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		c, err := chunker.New(chunker.Config{Format: format, TargetDuration: time.Hour,
 			Audio: &chunker.AudioConfig{ASC: []byte{0x11, 0x90}, Timescale: 90000}}, &collector{})
 		if err != nil {

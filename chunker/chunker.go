@@ -126,6 +126,10 @@ type Config struct {
 	// are cut at the first audio frame at or after TargetDuration, and
 	// Write is an error.
 	NoVideo bool
+	// Pool, when set, supplies the segment buffers (see [Pool]); share one
+	// among the chunkers of many streams. Default: a pool of the Chunker's
+	// own.
+	Pool *Pool
 }
 
 func (c Config) withDefaults() Config {

@@ -187,6 +187,7 @@ func (w *fmp4Writer) setAudioDuration(d int64) {
 }
 
 func (w *fmp4Writer) appendNALU(n []byte) {
+	w.buf = grow(w.buf, 4+len(n))
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
 	w.buf = append(w.buf, n...)
 }
@@ -247,7 +248,7 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 		_ = traf.AddChild(atrun)
 	}
 	// The audio run follows the video run in the mdat.
-	w.buf = append(w.buf, w.abuf...)
+	w.buf = append(grow(w.buf, len(w.abuf)), w.abuf...)
 	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
 	payload := len(w.buf) - w.headroom
 	mdatHdr := 8

@@ -2,83 +2,82 @@ package chunker
 
 import (
 	"fmt"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
-// tsPCRLead is how far (in 90 kHz ticks) the PCR runs ahead of the first DTS
-// in mediacommon's writer; the output timeline starts no earlier than this so
-// the first PCR is not negative.
+// tsPCRLead is how far (in 90 kHz ticks) the PCR runs behind the DTS it is
+// sent with; the output timeline starts no earlier than this so the first
+// PCR is not negative.
 const tsPCRLead = 9000
 
-// tsWriter writes MPEG-TS segments through mediacommon's muxer. One muxer is
-// used for the whole stream so continuity counters continue from segment to
-// segment; PAT and PMT are written at every random-access point, and every
-// segment starts with one: with video the IDR picture is written first, and
-// without video every audio PES is a random-access point of the PCR PID.
+// tsWriter writes MPEG-TS segments with tsMux. One muxer is used for the
+// whole stream so continuity counters continue from segment to segment; PAT
+// and PMT are written at every random-access point, and every segment starts
+// with one: with video the IDR picture is written first, and without video
+// every audio PES is a random-access point of the PCR PID.
 //
 // Audio is ADTS on its own PID. Contiguous frames are packed into one PES
 // (up to maxAudioPES bytes, as ffmpeg does); with video a pack is written
 // before the next picture, so audio trails the video by less than a frame.
 type tsWriter struct {
 	timescale uint32
-	out       segBuffer
-	w         *mpegts.Writer
-	track     *mpegts.Track // video, nil for audio only
+	buf       []byte // the open segment
+	mux       *tsMux
+	video     *tsStream // nil for audio only
 	scratch   [][]byte
 
 	aud     *audioTrack
-	atrack  *mpegts.Track
-	pack    [][]byte // frames of the pending audio PES (alias packBuf)
-	packBuf []byte
+	audio   *tsStream
+	adts    [7]byte // ADTS header fields common to every frame
+	adtsHdr []byte  // the pending PES's ADTS headers, 7 bytes per frame
+	packBuf []byte  // the pending PES's frames
 	packLen []int
 	packT   int64 // output time of the pack's first frame
 	packEnd int64 // output time right after its last frame
 }
 
+// Start code and access unit delimiter (primary_pic_type 7: any slice) in
+// Annex-B framing; players (video.js, iOS, QuickTime) need the delimiter
+// in MPEG-TS.
+var (
+	annexBStart = []byte{0, 0, 0, 1}
+	annexBAUD   = []byte{0, 0, 0, 1, naluAUD, 0xf0}
+)
+
 // maxAudioPES is the payload size up to which audio frames share a PES.
 const maxAudioPES = 2930
 
-// segBuffer is the io.Writer the muxer writes into: the current segment's
-// buffer.
-type segBuffer struct{ b []byte }
-
-func (s *segBuffer) Write(p []byte) (int, error) {
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
+// adtsRateIndex maps the sample rates ADTS can signal to their index.
+var adtsRateIndex = map[int]byte{96000: 0, 88200: 1, 64000: 2, 48000: 3, 44100: 4, 32000: 5,
+	24000: 6, 22050: 7, 16000: 8, 12000: 9, 11025: 10, 8000: 11, 7350: 12}
 
 func newTSWriter(timescale uint32, video bool, aud *audioTrack) (*tsWriter, error) {
 	t := &tsWriter{timescale: timescale, aud: aud}
-	var tracks []*mpegts.Track
+	var streams []*tsStream
 	if video {
-		t.track = &mpegts.Track{Codec: &tscodecs.H264{}}
-		tracks = append(tracks, t.track)
+		t.video = &tsStream{typ: tsStreamH264, streamID: tsStreamIDVideo}
+		streams = append(streams, t.video)
 	}
 	if aud != nil {
 		conf := aud.conf
-		// mediacommon's ADTS writer still reads the deprecated field.
-		//lint:ignore SA1019 mediacommon v2.9.5 still reads ChannelCount
-		conf.ChannelCount = int(conf.ChannelConfig)
-		if conf.ChannelConfig == 7 {
-			//lint:ignore SA1019 see above
-			conf.ChannelCount = 8
+		// ADTS signals the object types 1 to 4 (AAC Main, LC, SSR, LTP);
+		// with SBR or PS the core's type is signalled.
+		rate, ok := adtsRateIndex[conf.SampleRate]
+		if conf.Type < 1 || conf.Type > 4 || !ok || conf.ChannelConfig < 1 || conf.ChannelConfig > 7 {
+			return nil, fmt.Errorf("%w: object type %d, %d Hz, channel configuration %d cannot be carried in ADTS (MPEG-TS)",
+				ErrBadAudioConfig, conf.Type, conf.SampleRate, conf.ChannelConfig)
 		}
-		t.atrack = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
-		tracks = append(tracks, t.atrack)
+		t.adts = [7]byte{0xff, 0xf1, byte(conf.Type-1)<<6 | rate<<2 | conf.ChannelConfig>>2, (conf.ChannelConfig & 3) << 6}
+		t.audio = &tsStream{typ: tsStreamADTS, streamID: tsStreamIDAudio}
+		streams = append(streams, t.audio)
 	}
-	t.w = &mpegts.Writer{W: &t.out, Tracks: tracks}
-	if err := t.w.Initialize(); err != nil {
-		return nil, fmt.Errorf("chunker: mpegts writer: %w", err)
-	}
+	t.mux = newTSMux(streams...)
 	return t, nil
 }
 
 func (t *tsWriter) makeInit(*paramSets) ([]byte, error) { return nil, nil }
 
 func (t *tsWriter) begin(_ uint64, buf []byte, _ int64) {
-	t.out.b = buf[:0]
+	t.buf = buf[:0]
 }
 
 // to90k converts ticks of the stream timescale to 90 kHz.
@@ -137,12 +136,16 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 			nalus = t.scratch
 		}
 	}
-	const mask = 1<<33 - 1
-	d := t.to90k(dts) & mask
-	p := t.to90k(pts) & mask
-	if err := t.w.WriteH264(t.track, p, d, nalus); err != nil {
-		return fmt.Errorf("chunker: mpegts: %w", err)
+	pl := &t.mux.payload
+	pl.reset()
+	if naluType(nalus[0]) != naluAUD {
+		pl.add(annexBAUD)
 	}
+	for _, n := range nalus {
+		pl.add(annexBStart)
+		pl.add(n)
+	}
+	t.buf = t.mux.writePES(t.buf, t.video, t.to90k(pts), t.to90k(dts), true, idr)
 	return nil
 }
 
@@ -161,6 +164,14 @@ func (t *tsWriter) addAudio(frame []byte, at int64) error {
 	}
 	t.packBuf = append(t.packBuf, frame...)
 	t.packLen = append(t.packLen, len(frame))
+	// The frame's ADTS header: the common fields and its length.
+	h := t.adts
+	fl := len(frame) + 7
+	h[3] |= byte(fl >> 11)
+	h[4] = byte(fl >> 3)
+	h[5] = byte(fl)<<5 | 0x1f // buffer fullness 0x7ff (variable rate), as ffmpeg writes
+	h[6] = 0xfc               // one raw data block
+	t.adtsHdr = append(t.adtsHdr, h[:]...)
 	t.packEnd = at + t.aud.frame
 	return nil
 }
@@ -174,26 +185,25 @@ func (t *tsWriter) flushAudio() error {
 	if len(t.packLen) == 0 {
 		return nil
 	}
-	t.pack = t.pack[:0]
+	pl := &t.mux.payload
+	pl.reset()
 	off := 0
-	for _, n := range t.packLen {
-		t.pack = append(t.pack, t.packBuf[off:off+n:off+n])
+	for i, n := range t.packLen {
+		pl.add(t.adtsHdr[7*i : 7*i+7])
+		pl.add(t.packBuf[off : off+n])
 		off += n
 	}
-	const mask = 1<<33 - 1
-	pts := to90k(t.packT, t.aud.outTS) & mask
-	t.packBuf, t.packLen = t.packBuf[:0], t.packLen[:0]
-	if err := t.w.WriteMPEG4Audio(t.atrack, pts, t.pack); err != nil {
-		return fmt.Errorf("chunker: mpegts: %w", err)
-	}
+	pts := to90k(t.packT, t.aud.outTS)
+	t.buf = t.mux.writePES(t.buf, t.audio, pts, 0, false, true)
+	t.packBuf, t.packLen, t.adtsHdr = t.packBuf[:0], t.packLen[:0], t.adtsHdr[:0]
 	return nil
 }
 
 func (t *tsWriter) finish() (data, full []byte, err error) {
 	if err := t.flushAudio(); err != nil {
-		return nil, t.out.b, err
+		return nil, t.buf, err
 	}
-	b := t.out.b
-	t.out.b = nil
+	b := t.buf
+	t.buf = nil
 	return b, b, nil
 }

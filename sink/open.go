@@ -33,6 +33,12 @@ import (
 // written next to their final name so that the closing rename stays on one
 // file system.
 //
+// A local directory holds plain files: no "NAME.attrs" attribute files are
+// written (for "file://" URLs too, unless the URL sets "metadata" itself).
+// Content-Type follows from the name (see hls.ContentType), and skipping
+// them spares the file driver an MD5 of every object, which costs more CPU
+// than writing it.
+//
 // Before a directory is opened (path or "file://" URL), attribute files
 // that a process killed in the middle of a write left empty are removed
 // (see [RepairDir]): the file driver writes them in place, and an empty one
@@ -57,8 +63,11 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 			q := u.Query()
 			if !q.Has("create_dir") {
 				q.Set("create_dir", "true")
-				u.RawQuery = q.Encode()
 			}
+			if !q.Has("metadata") {
+				q.Set("metadata", string(fileblob.MetadataDontWrite))
+			}
+			u.RawQuery = q.Encode()
 			urlOrPath = u.String()
 		}
 		b, err := blob.OpenBucket(ctx, urlOrPath)
@@ -74,7 +83,7 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	if _, err := RepairDir(dir); err != nil {
 		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 	}
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 	if err != nil {
 		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 	}

@@ -29,7 +29,11 @@
 // Keys are derived from sequence numbers ([InitKey], [SegmentKey]) under a
 // sanitized prefix ([CleanPrefix]). Objects are written in one piece and
 // appear atomically, with a Content-Type (video/mp4, video/iso.segment or
-// video/mp2t) and an immutable Cache-Control.
+// video/mp2t) and an immutable Cache-Control where the store keeps
+// attributes (a local directory opened with [Open] holds plain files). They
+// carry a ContentMD5 that the store verifies, except in a local directory:
+// there is no transport to protect, and hashing would cost more than the
+// write.
 package sink
 
 import (
@@ -57,12 +61,17 @@ import (
 // Defaults of [Config] fields left zero.
 const (
 	DefaultMaxInFlightBytes = 64 << 20
-	DefaultConcurrency      = 4
-	DefaultMaxAttempts      = 8
-	DefaultInitialBackoff   = 100 * time.Millisecond
-	DefaultMaxBackoff       = 10 * time.Second
-	DefaultAttemptTimeout   = 2 * time.Minute
-	DefaultSpoolMaxBytes    = 1 << 30
+	// DefaultLocalMaxInFlightBytes replaces DefaultMaxInFlightBytes for a
+	// local directory, whose writes take milliseconds, not a network
+	// round trip: a segment or two in flight keep it busy, more only hold
+	// memory.
+	DefaultLocalMaxInFlightBytes = 4 << 20
+	DefaultConcurrency           = 4
+	DefaultMaxAttempts           = 8
+	DefaultInitialBackoff        = 100 * time.Millisecond
+	DefaultMaxBackoff            = 10 * time.Second
+	DefaultAttemptTimeout        = 2 * time.Minute
+	DefaultSpoolMaxBytes         = 1 << 30
 )
 
 // OverflowPolicy says what WriteInit and WriteSegment do when accepting an
@@ -126,8 +135,9 @@ type Config struct {
 	// itself (a "?prefix=" URL parameter) applies in addition.
 	Prefix string
 	// MaxInFlightBytes bounds the bytes of accepted objects that are not yet
-	// uploaded. Default 64 MiB. An object larger than the bound is still
-	// accepted once nothing else is in flight.
+	// uploaded. Default 64 MiB, or 8 MiB when the bucket is a local
+	// directory. An object larger than the bound is still accepted once
+	// nothing else is in flight.
 	MaxInFlightBytes int64
 	// Concurrency is the number of uploads run in parallel. Default 4.
 	Concurrency int
@@ -310,6 +320,9 @@ type Sink struct {
 	cfg    Config
 	log    *slog.Logger
 	mem    *semaphore.Weighted
+	// checksum is set when uploads carry a ContentMD5 for the store to
+	// verify: for every bucket except a local directory (see localDir).
+	checksum bool
 
 	// ctx bounds all uploads; Close cancels it when its own context ends.
 	ctx    context.Context
@@ -383,16 +396,21 @@ type job struct {
 // they are logged at Error level, counted in Stats, and the affected files
 // are kept on disk.
 func New(b *blob.Bucket, cfg Config) *Sink {
+	local := localDir(b)
+	if cfg.MaxInFlightBytes <= 0 && local {
+		cfg.MaxInFlightBytes = DefaultLocalMaxInFlightBytes
+	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Sink{
-		bucket:  b,
-		cfg:     cfg,
-		log:     cfg.Logger,
-		mem:     semaphore.NewWeighted(cfg.MaxInFlightBytes),
-		ctx:     ctx,
-		cancel:  cancel,
-		changed: make(chan struct{}),
+		bucket:   b,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		mem:      semaphore.NewWeighted(cfg.MaxInFlightBytes),
+		checksum: !local,
+		ctx:      ctx,
+		cancel:   cancel,
+		changed:  make(chan struct{}),
 	}
 	if cfg.SpoolDir != "" {
 		s.openSpool()
@@ -822,7 +840,7 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 	}()
 
 	sum := j.md5
-	if sum == nil {
+	if sum == nil && s.checksum {
 		h := md5.Sum(j.data)
 		sum = h[:]
 	}
@@ -830,8 +848,9 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 		ContentType:                 j.ctype,
 		DisableContentTypeDetection: true,
 		CacheControl:                cacheControl,
-		// Lets the store verify the bytes; it also makes the blob writer
-		// abort instead of committing a partial object if a write fails.
+		// Lets the store verify the bytes it received (nil for a local
+		// directory: no transport to protect, and hashing would cost more
+		// than writing the file).
 		ContentMD5: sum,
 	}
 	bo := gax.Backoff{
@@ -899,7 +918,7 @@ func (s *Sink) attempt(ctx context.Context, j *job, sum []byte, opts *blob.Write
 		}
 	}
 	if j.spool == "" {
-		return s.bucket.WriteAll(ctx, j.key, j.data, opts)
+		return writeAll(ctx, s.bucket, j.key, j.data, opts)
 	}
 	r, c, err := spoolReader(j.spool, j.spoolOff, j.size)
 	if err != nil {
@@ -907,6 +926,33 @@ func (s *Sink) attempt(ctx context.Context, j *job, sum []byte, opts *blob.Write
 	}
 	defer c.Close()
 	return s.bucket.Upload(ctx, j.key, r, opts)
+}
+
+// writeAll stores data under key in one write. Unlike blob.Bucket.WriteAll
+// it does not hash data when opts has no ContentMD5; a failed write aborts
+// the object (its context is cancelled before Close, which every driver
+// takes as "do not commit"), so a partial object never appears.
+func writeAll(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := b.NewWriter(ctx, key, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		cancel()
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// localDir reports whether b is a local directory (the file driver, which
+// exposes an os.FileInfo through As), possibly behind a wrapper that passes
+// As through.
+func localDir(b *blob.Bucket) bool {
+	var fi os.FileInfo
+	return b.As(&fi)
 }
 
 // finish records the outcome of j, releases its memory and delivers every

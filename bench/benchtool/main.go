@@ -1,0 +1,109 @@
+// Command benchtool holds the in-process measurements of bench/run.sh:
+//
+//	benchtool record [-format fmp4|ts] [-loop N] [-cpuprofile F] [-memprofile F] IN DIR
+//	benchtool latency [-upload 3s] [-for 60s] IN
+//	benchtool streams [-n 50] [-for 30s] IN DIR
+//	benchtool chart RESULTS.tsv OUT.svg
+//
+// record is "livechunk record -vod" (the same calls) with profiling and
+// looping of the input; latency and streams run live pipelines paced to
+// real time; chart draws the throughput table of bench/run.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/livechunk/livechunk"
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/sink"
+	"github.com/livechunk/livechunk/source"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchtool record|latency|streams|chart ...")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "record":
+		err = record(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:])
+	case "streams":
+		err = streams(os.Args[2:])
+	case "chart":
+		err = chart(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		os.Exit(1)
+	}
+}
+
+// record is "livechunk record -vod" with profiling and looping.
+func record(args []string) error {
+	fs := flag.NewFlagSet("record", flag.ExitOnError)
+	format := fs.String("format", "fmp4", "fmp4 or ts")
+	loop := fs.Int("loop", 1, "passes over the input (source.Loop)")
+	cpuprof := fs.String("cpuprofile", "", "write a CPU profile")
+	memprof := fs.String("memprofile", "", "write an allocation profile")
+	_ = fs.Parse(args)
+	if fs.NArg() != 2 {
+		return fmt.Errorf("record: need IN and DIR")
+	}
+	f, err := chunker.ParseFormat(*format)
+	if err != nil {
+		return err
+	}
+	in, dir := fs.Arg(0), fs.Arg(1)
+	if *memprof != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if *cpuprof != "" {
+		pf, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx := context.Background()
+	src, err := source.Loop(func() (source.Source, error) {
+		return source.Open(in, source.Options{})
+	}, *loop)
+	if err != nil {
+		return err
+	}
+	b, err := sink.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	start := time.Now()
+	st, err := livechunk.Record(ctx, b, src, livechunk.Config{Format: f, Playlist: hls.VOD})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d segments, %d samples, %d bytes in %v\n", st.Chunker.Segments, st.Chunker.Samples, st.Sink.UploadedBytes, time.Since(start))
+	if *memprof != "" {
+		mf, err := os.Create(*memprof)
+		if err != nil {
+			return err
+		}
+		defer mf.Close()
+		return pprof.Lookup("allocs").WriteTo(mf, 0)
+	}
+	return nil
+}
