@@ -136,10 +136,41 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. With a Logger enabled at debug
+// level, every request is logged with its status, size and duration.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	if !s.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	lw := &loggingWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(lw, r)
+	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", lw.status),
+		slog.Int64("bytes", lw.n), slog.Duration("elapsed", time.Since(start)), slog.String("remote", r.RemoteAddr))
 }
+
+// loggingWriter records the status and size of a response. Unwrap keeps
+// http.ResponseController (deadlines, flushing) working through it.
+type loggingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (lw *loggingWriter) WriteHeader(code int) {
+	lw.status = code
+	lw.ResponseWriter.WriteHeader(code)
+}
+
+func (lw *loggingWriter) Write(p []byte) (int, error) {
+	n, err := lw.ResponseWriter.Write(p)
+	lw.n += int64(n)
+	return n, err
+}
+
+func (lw *loggingWriter) Unwrap() http.ResponseWriter { return lw.ResponseWriter }
 
 // HTTPServer returns an http.Server for addr with the timeouts ingest needs:
 // bounded header reads and idle connections; request bodies are bounded by

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -220,6 +221,11 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 	os.WriteFile(big, make([]byte, 3<<20), 0o644)
 	empty := filepath.Join(dir, "empty.mp4")
 	os.WriteFile(empty, nil, 0o644)
+	vp9 := filepath.Join(dir, "vp9.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1", "-c:v", "libvpx-vp9", "-deadline", "realtime",
+		"-cpu-used", "8", vp9)
+	tsFile := filepath.Join(dir, "push.ts")
+	mediatest.FFmpeg(t, "-i", chunks[1], "-c", "copy", "-f", "mpegts", tsFile)
 
 	cases := []struct {
 		name   string
@@ -228,22 +234,39 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 		hdr    []string
 		status int
 		msg    string
+		method string // default PUT
+		chunk  bool   // send without Content-Length (chunked)
 	}{
-		{"no token", "/ingest/cam/1", chunks[1], nil, 401, "token"},
-		{"wrong token", "/ingest/cam/1", chunks[1], []string{"Authorization", "Bearer nope"}, 401, "token"},
-		{"garbage", "/ingest/cam/1", garbage, auth, 400, "not an mp4"},
-		{"truncated", "/ingest/cam/1", truncated, auth, 400, ""},
-		{"empty", "/ingest/cam/1", empty, auth, 400, "empty"},
-		{"hevc", "/ingest/cam/1", hevc, auth, 415, "unsupported"},
-		{"too large", "/ingest/cam/1", big, auth, 413, "limit"},
-		{"bad name", "/ingest/..%2fetc/1", chunks[1], auth, 400, "invalid stream name"},
-		{"dot name", "/ingest/.hidden/1", chunks[1], auth, 400, "invalid stream name"},
-		{"bad number", "/ingest/cam/-1", chunks[1], auth, 400, "invalid chunk number"},
-		{"huge number", "/ingest/cam/99999999999", chunks[1], auth, 400, "invalid chunk number"},
+		{"no token", "/ingest/cam/1", chunks[1], nil, 401, "token", "", false},
+		{"wrong token", "/ingest/cam/1", chunks[1], []string{"Authorization", "Bearer nope"}, 401, "token", "", false},
+		{"garbage", "/ingest/cam/1", garbage, auth, 400, "not an mp4", "", false},
+		{"truncated", "/ingest/cam/1", truncated, auth, 400, "", "", false},
+		{"empty", "/ingest/cam/1", empty, auth, 400, "empty", "", false},
+		{"hevc", "/ingest/cam/1", hevc, auth, 415, "unsupported", "", false},
+		{"too large", "/ingest/cam/1", big, auth, 413, "limit", "", false},
+		{"bad name", "/ingest/..%2fetc/1", chunks[1], auth, 400, "invalid stream name", "", false},
+		{"dot name", "/ingest/.hidden/1", chunks[1], auth, 400, "invalid stream name", "", false},
+		{"bad number", "/ingest/cam/-1", chunks[1], auth, 400, "invalid chunk number", "", false},
+		{"huge number", "/ingest/cam/99999999999", chunks[1], auth, 400, "invalid chunk number", "", false},
+		{"vp9", "/ingest/cam/1", vp9, auth, 415, "unsupported", "", false},
+		{"too large, chunked", "/ingest/cam/1", big, auth, 413, "limit", "", true},
+		{"end without token", "/ingest/cam/end", empty, nil, 401, "token", "POST", false},
+		{"end with a wrong token", "/ingest/cam/end", empty, []string{"Authorization", "Bearer s3cre"}, 401, "token", "POST", false},
+		{"push without token", "/ingest/other", tsFile, nil, 401, "token", "POST", true},
+		{"push into a chunk stream", "/ingest/cam", tsFile, auth, 409, "already being recorded", "POST", true},
+		{"push garbage", "/ingest/junk", garbage, auth, 400, "junk", "POST", true},
+		{"push hevc", "/ingest/junk", hevc, auth, 415, "unsupported", "POST", true},
+		{"push bad name", "/ingest/a%2Fb", tsFile, auth, 400, "invalid stream name", "POST", true},
+		{"end of an unknown stream", "/ingest/nothing/end", empty, auth, 404, "no live stream", "POST", false},
 	}
 	for _, c := range cases {
 		data, _ := os.ReadFile(c.file)
-		code, body := ts.do(t, "PUT", c.path, bytes.NewReader(data), c.hdr...)
+		var rd io.Reader = bytes.NewReader(data)
+		if c.chunk {
+			rd = io.MultiReader(rd) // hides the length: the body is sent chunked
+		}
+		method := cmp.Or(c.method, "PUT")
+		code, body := ts.do(t, method, c.path, rd, c.hdr...)
 		if code != c.status || !strings.Contains(strings.ToLower(body), c.msg) {
 			t.Errorf("%s: %d %s; want %d containing %q", c.name, code, body, c.status, c.msg)
 		}
@@ -255,6 +278,11 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 	after, _ := ts.bucket.ReadAll(context.Background(), "cam/index.m3u8")
 	if !bytes.Equal(before, after) {
 		t.Errorf("bad requests changed the playlist")
+	}
+	// Refused pushes left no stream behind.
+	list, err := ts.srv.Streams(context.Background())
+	if err != nil || len(list) != 1 || list[0].Name != "cam" || list[0].State != "live" {
+		t.Errorf("streams after the bad requests: %v %+v", err, list)
 	}
 	// The stream still takes good chunks and ends normally.
 	if code, body := put(t, ts, "cam", 1, chunks[1], auth...); code != 200 {

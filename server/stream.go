@@ -401,12 +401,14 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 	src, err := open()
 	if err != nil {
 		release()
+		st.abandon()
 		return res, statusFor(err), err
 	}
 	info := src.Info()
 	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS, info.Audio.Config(), info.NoVideo)
 	if err != nil {
 		release()
+		st.abandon()
 		return res, http.StatusInternalServerError, err
 	}
 	st.mu.Lock()
@@ -451,6 +453,21 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 	}
 	res.Status = "ended"
 	return res, 0, nil
+}
+
+// abandon drops a stream whose input was refused before anything was
+// recorded, so that a bad push leaves no stream behind (nor holds one of
+// the MaxStreams places).
+func (st *stream) abandon() {
+	st.mu.Lock()
+	idle := st.state == "live" && st.p == nil && st.pushing == nil && st.received == 0
+	if idle {
+		st.state = "ended"
+	}
+	st.mu.Unlock()
+	if idle {
+		st.srv.forget(st)
+	}
 }
 
 // stopPush ends a pushed body early; it reports whether one was running (it

@@ -316,7 +316,7 @@ Flags:
 	}
 	start := time.Now()
 	var done func()
-	cfg.Progress, done = progress(stderr, start)
+	cfg.Progress, done = progress(stderr, isTerminal(stderr), start)
 	// A signal ends the input; the recording is then finished normally.
 	st, err := livechunk.Record(context.WithoutCancel(ctx), b, untilDone{src, ctx}, cfg)
 	done()

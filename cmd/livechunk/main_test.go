@@ -115,7 +115,19 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"record", filepath.Join(dir, "missing.mp4"), dir}, exitFailure, "no such file"},
 		{[]string{"record", garbage, filepath.Join(dir, "out")}, exitFailure, "invalid input"},
 		{[]string{"record", "-h"}, exitOK, "Examples:"},
-		{[]string{"version"}, exitOK, ""},
+		{[]string{"serve", "-h"}, exitOK, "Example:"},
+		{[]string{"demo", "-h"}, exitOK, "Example:"},
+		{[]string{"version", "-h"}, exitOK, "Example:"},
+		{[]string{"-h"}, exitOK, "Examples:"},
+		{[]string{"record", "-nope", "a", "b"}, exitUsage, "flag provided but not defined"},
+		{[]string{"serve", "-nope"}, exitUsage, "flag provided but not defined"},
+		{[]string{"serve", "extra"}, exitUsage, "Usage: livechunk serve"},
+		{[]string{"serve", "-addr", "127.0.0.1:0", "-store", dir, "-format", "webm"}, exitUsage, "unknown format"},
+		{[]string{"demo", "-segment", "soon"}, exitUsage, "invalid value"},
+		{[]string{"demo", "-speed", "0"}, exitUsage, "-speed must be positive"},
+		{[]string{"version", "extra"}, exitUsage, "Usage: livechunk version"},
+		{[]string{"serve", "-addr", "256.0.0.1:99999", "-store", dir}, exitFailure, "livechunk:"},
+		{[]string{"version"}, exitOK, "livechunk"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer

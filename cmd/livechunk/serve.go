@@ -53,7 +53,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func(base string, srv *server.Server)) error {
 	format, err := chunker.ParseFormat(f.format)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		fmt.Fprintln(stderr, "livechunk:", err)
+		return errUsage
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if f.verbose {
@@ -117,6 +118,11 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
   GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
 
+It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
+SIGINT or SIGTERM shuts it down gracefully: ingest stops, open segments
+close, uploads finish, playlists get EXT-X-ENDLIST and streams are stitched;
+a second signal exits at once.
+
 Example:
   livechunk serve -addr 127.0.0.1:8080 -store ./streams
   ffmpeg -re -i talk.mp4 -c copy -f mpegts http://127.0.0.1:8080/ingest/talk
@@ -126,7 +132,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
@@ -161,11 +167,15 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		fs.Usage()
+		return errUsage
+	}
+	if *speed <= 0 || *loops < 0 {
+		fmt.Fprintln(stderr, "livechunk demo: -speed must be positive and -loops at least 0")
 		return errUsage
 	}
 	if f.store == "" {
@@ -203,6 +213,6 @@ Flags:
 	return err
 }
 
-// stitchVOD is the server's stitch step; it is replaced when the stitch
-// package lands.
-var stitchVOD server.StitchFunc
+// stitchVOD is the server's stitch step: the ended stream's playlist joined
+// into /vod/{stream}.mp4 (see stitch.go).
+var stitchVOD server.StitchFunc = stitchPlaylist
