@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,17 +45,7 @@ type paramSets struct {
 func (p *paramSets) equalSPS(sps [][]byte) bool { return equalNALUs(p.sps, sps) }
 func (p *paramSets) equalPPS(pps [][]byte) bool { return equalNALUs(p.pps, pps) }
 
-func equalNALUs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 func cloneNALUs(in [][]byte) [][]byte {
 	out := make([][]byte, len(in))

@@ -610,9 +610,8 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 		if m.size >= 0 && (e.off > uint64(m.size) || uint64(size) > uint64(m.size)-e.off) {
 			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.off, size, m.size)
 		}
-		b := slices.Grow(a.buf[:0], int(size))[:size]
-		a.buf = b
-		if err := m.readAt(&a.ahead, b, int64(e.off)); err != nil {
+		b, err := m.readAt(&a.ahead, &a.buf, int64(e.off), int(size))
+		if err != nil {
 			return s, err
 		}
 		s.Data = b
@@ -644,7 +643,8 @@ func nonEmpty(nalus [][]byte) [][]byte {
 	return out
 }
 
-// read reads size bytes at offset off into m.buf.
+// read returns the size bytes at offset off of the video track (see
+// readAt).
 func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	if size > maxSampleSize {
 		return nil, errorf(ErrUnsupported, "sample of %d bytes", size)
@@ -652,14 +652,7 @@ func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	if m.size >= 0 && (off > uint64(m.size) || uint64(size) > uint64(m.size)-off) {
 		return nil, errorf(ErrTruncated, "sample at %d+%d beyond end of file (%d bytes)", off, size, m.size)
 	}
-	if cap(m.buf) < int(size) {
-		m.buf = make([]byte, size)
-	}
-	b := m.buf[:size]
-	if err := m.readAt(&m.ahead, b, int64(off)); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return m.readAt(&m.ahead, &m.buf, int64(off), int(size))
 }
 
 // readAhead holds the bytes that follow the last sample read of one track:
@@ -677,27 +670,43 @@ type readAhead struct {
 // a quarter of it are read on their own.
 const readAheadSize = 256 << 10
 
-// readAt fills b from offset off of the input, through the read-ahead ra
-// when the input is an io.ReaderAt.
-func (m *MP4) readAt(ra *readAhead, b []byte, off int64) error {
-	if m.ra != nil && len(b) <= readAheadSize/4 {
-		end := off + int64(len(b))
+// readAt returns the size bytes at offset off of the input. A sample of up
+// to a quarter of readAheadSize is returned from the read-ahead ra when the
+// input is an io.ReaderAt, without a copy: the slice aliases ra.buf, which
+// is refilled only by a later call with the same ra, so it stays valid until
+// the next call of Next or NextPacket as Source promises (each track has
+// its own ra). Other samples are read into *buf, grown as needed.
+func (m *MP4) readAt(ra *readAhead, buf *[]byte, off int64, size int) ([]byte, error) {
+	if m.ra != nil && size <= readAheadSize/4 {
+		end := off + int64(size)
 		if off < ra.off || end > ra.off+int64(len(ra.buf)) {
 			if cap(ra.buf) < readAheadSize {
 				ra.buf = make([]byte, readAheadSize)
 			}
 			n, err := m.ra.ReadAt(ra.buf[:readAheadSize], off)
 			ra.buf, ra.off = ra.buf[:n], off
-			if n < len(b) {
+			if n < size {
 				if err == nil || err == io.EOF {
-					err = errorf(ErrTruncated, "sample at %d+%d", off, len(b))
+					err = errorf(ErrTruncated, "sample at %d+%d", off, size)
 				}
-				return err
+				return nil, err
 			}
 		}
-		copy(b, ra.buf[off-ra.off:])
-		return nil
+		i := int(off - ra.off)
+		return ra.buf[i : i+size : i+size], nil
 	}
+	if cap(*buf) < size {
+		*buf = make([]byte, size)
+	}
+	b := (*buf)[:size]
+	if err := m.readFull(b, off); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readFull fills b from offset off of the input.
+func (m *MP4) readFull(b []byte, off int64) error {
 	var err error
 	if m.ra != nil {
 		var n int

@@ -36,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/livechunk/livechunk/chunker"
 )
@@ -383,17 +384,7 @@ func prependParamSets(dst, nalus, sps, pps [][]byte) [][]byte {
 	return append(dst, nalus[i:]...)
 }
 
-func equalNALUs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 func cloneNALUs(in [][]byte) [][]byte {
 	out := make([][]byte, len(in))

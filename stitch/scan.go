@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -315,17 +316,7 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 	return s, ctx.Err()
 }
 
-func equalNALUs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
 
 func cloneNALUs(a [][]byte) [][]byte {
 	out := make([][]byte, len(a))
