@@ -14,13 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/browsertest"
 	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/sink"
-	"github.com/livechunk/livechunk/source"
 )
 
 // playbackAudioInput encodes the playback input (see playbackInput) with
@@ -162,16 +159,7 @@ func recordAndPlay(t *testing.T, input string, format chunker.Format, minTime fl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	src, err := source.Open(input, source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	if _, err := livechunk.Record(ctx, b, src, livechunk.Config{
-		Format: format, SegmentDuration: pbSegment, Prefix: pbPrefix, Playlist: hls.VOD,
-	}); err != nil {
-		t.Fatalf("Record: %v", err)
-	}
+	recordVOD(t, b, input, format, pbSegment)
 	mediaURL, pageURL := playbackServer(t, b, true)
 	res := browsertest.PlayHLS(t, mediaURL+"master.m3u8", browsertest.Options{
 		PageURL: pageURL,

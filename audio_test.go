@@ -8,7 +8,6 @@ package livechunk_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -184,19 +183,7 @@ func TestRecordAudio(t *testing.T) {
 // would overlap the previous chunk's audio (its encoder priming) is left
 // out.
 func TestRecordAudioChunks(t *testing.T) {
-	mediatest.RequireTool(t, "ffmpeg")
-	dir := t.TempDir()
-	var paths []string
-	total := 0
-	for i := range 3 {
-		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
-		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
-			"-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=30:bframes=2", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "64k", p)
-		paths = append(paths, p)
-		total += mediatest.PacketCount(t, p, "audio")
-	}
+	paths, total := mediatest.AVChunks(t, 3, 48000)
 	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		out := filepath.Join(t.TempDir(), "out")
 		b, err := sink.Open(context.Background(), out)

@@ -247,16 +247,7 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Three passes of the clip make a stream of many segments.
-		span := samples[len(samples)-1].DTS - samples[0].DTS + int64(timescale)/30
-		for pass := int64(0); pass < 3; pass++ {
-			for _, s := range samples {
-				s.DTS += pass * span
-				s.PTS += pass * span
-				if err := p.Write(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		writeSamples(ctx, t, p, relLoop(samples, timescale, 3))
 		if err := p.Close(ctx); err != nil {
 			t.Fatal(err)
 		}

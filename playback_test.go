@@ -110,6 +110,27 @@ func playbackS3Bucket(t *testing.T) *blob.Bucket {
 	return b
 }
 
+// recordVOD records input into b under pbPrefix as a VOD of segments of
+// segDur, and returns its media playlist.
+func recordVOD(t *testing.T, b *blob.Bucket, input string, format chunker.Format, segDur time.Duration) *hls.MediaPlaylist {
+	t.Helper()
+	src, err := source.Open(input, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := livechunk.Record(t.Context(), b, src, livechunk.Config{
+		Format: format, SegmentDuration: segDur, Prefix: pbPrefix, Playlist: hls.VOD,
+	}); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	pl, err := hls.LoadMedia(t.Context(), b, pbPrefix+"index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
 // playbackCheck asserts what every playback must show.
 func playbackCheck(t *testing.T, res browsertest.Result) {
 	t.Helper()
@@ -166,23 +187,7 @@ func TestPlaybackVOD(t *testing.T) {
 					}
 					t.Cleanup(func() { b.Close() })
 				}
-				src, err := source.Open(input, source.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer src.Close()
-				if _, err := livechunk.Record(ctx, b, src, livechunk.Config{
-					Format:          format,
-					SegmentDuration: pbSegment,
-					Prefix:          pbPrefix,
-					Playlist:        hls.VOD,
-				}); err != nil {
-					t.Fatalf("Record: %v", err)
-				}
-				pl, err := hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
-				if err != nil {
-					t.Fatal(err)
-				}
+				pl := recordVOD(t, b, input, format, pbSegment)
 				if len(pl.Segments) != pbSegments || !pl.Ended {
 					t.Fatalf("recorded %d segments (ended=%v), want %d", len(pl.Segments), pl.Ended, pbSegments)
 				}
@@ -519,23 +524,7 @@ func TestPlaybackDiscontinuity(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close() })
-			src, err := source.Open(mediatest.Testdata("reschange.ts"), source.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
-			if _, err := livechunk.Record(ctx, b, src, livechunk.Config{
-				Format:          format,
-				SegmentDuration: time.Second,
-				Prefix:          pbPrefix,
-				Playlist:        hls.VOD,
-			}); err != nil {
-				t.Fatalf("Record: %v", err)
-			}
-			pl, err := hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
-			if err != nil {
-				t.Fatal(err)
-			}
+			pl := recordVOD(t, b, mediatest.Testdata("reschange.ts"), format, time.Second)
 			disc := 0
 			for _, s := range pl.Segments {
 				if s.Discontinuity {

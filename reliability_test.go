@@ -63,6 +63,28 @@ func relLoop(samples []chunker.Sample, timescale uint32, passes int) []chunker.S
 	return out
 }
 
+// waitListed waits up to 20 s until p's playlist lists n segments.
+func waitListed(t *testing.T, p *livechunk.Pipeline, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Stats().Playlist.Segments < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments not listed: %+v", n, p.Stats())
+		}
+		time.Sleep(time.Millisecond) // polling an observable condition
+	}
+}
+
+// writeSamples writes samples to p.
+func writeSamples(ctx context.Context, t *testing.T, p *livechunk.Pipeline, samples []chunker.Sample) {
+	t.Helper()
+	for _, s := range samples {
+		if err := p.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // playlistWatch checks every version of a playlist a reader can see: each
 // must pass hlscheck, be a legal update of the previous one, and reference
 // only objects that exist in the bucket.
@@ -214,11 +236,7 @@ func TestReliabilityFaultyStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range stream {
-				if err := p.Write(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeSamples(ctx, t, p, stream)
 			if err := p.Close(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -294,11 +312,7 @@ func TestReliabilityPlaylistWriteFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range stream {
-				if err := p.Write(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeSamples(ctx, t, p, stream)
 			closeErr := p.Close(ctx)
 			w.report()
 			failed := 0
@@ -426,13 +440,7 @@ func TestReliabilitySpoolResume(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for p1.Stats().Playlist.Segments < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("first segments not listed: %+v", p1.Stats())
-		}
-		time.Sleep(time.Millisecond) // polling an observable condition
-	}
+	waitListed(t, p1, 3)
 	in.SetOutage(faultblob.AllOps, gcerrors.Unknown)
 	for _, s := range stream[len(samples):half] {
 		if err := p1.Write(ctx, s); err != nil {
@@ -920,25 +928,11 @@ func TestReliabilityVersityGW(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range stream[:2*len(samples)] {
-			if err := p.Write(ctx, s); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for p.Stats().Playlist.Segments < 4 {
-			if time.Now().After(deadline) {
-				t.Fatalf("segments not listed: %+v", p.Stats())
-			}
-			time.Sleep(5 * time.Millisecond) // polling an observable condition
-		}
+		writeSamples(ctx, t, p, stream[:2*len(samples)])
+		waitListed(t, p, 4)
 		listed := p.Stats().Playlist.Segments
 		g.stop() // the store disappears
-		for _, s := range stream[2*len(samples):] {
-			if err := p.Write(ctx, s); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeSamples(ctx, t, p, stream[2*len(samples):])
 		st := p.Stats().Sink
 		if st.Spooled == 0 || st.BlockedWrites != 0 {
 			t.Errorf("while the gateway was down: %+v", st)

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,19 +19,7 @@ import (
 // chunk's audio (less the priming frames that overlap the previous chunk)
 // and decodes.
 func TestChunkIngestWithAudio(t *testing.T) {
-	mediatest.RequireTool(t, "ffmpeg")
-	dir := t.TempDir()
-	var chunks []string
-	total := 0
-	for i := range 3 {
-		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
-		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2",
-			"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "64k", p)
-		chunks = append(chunks, p)
-		total += mediatest.PacketCount(t, p, "audio")
-	}
+	chunks, total := mediatest.AVChunks(t, 3, 44100)
 	ts := start(t, server.Config{})
 	for i, c := range chunks {
 		if code, body := put(t, ts, "phone", i, c); code != http.StatusOK {

@@ -15,26 +15,6 @@ import (
 	"gocloud.dev/blob/memblob"
 )
 
-// fuzzSeeds adds the fixtures and truncated or damaged variants of them.
-func fuzzSeeds(f *testing.F, names ...string) {
-	for _, name := range names {
-		b, err := os.ReadFile(mediatest.Testdata(name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-		f.Add(b[:len(b)/2])
-		f.Add(b[:min(len(b), 1000)])
-		c := bytes.Clone(b)
-		for i := 64; i < len(c); i += 997 {
-			c[i] ^= 0x5a
-		}
-		f.Add(c)
-	}
-	f.Add([]byte{})
-	f.Add([]byte("\x00\x00\x00\x08ftyp"))
-}
-
 // FuzzIngestChunk uploads arbitrary bytes as chunk 0 of a stream, then a
 // valid chunk 1, then ends the stream. The server must answer every
 // request with 2xx or 4xx (never 5xx, never a panic); a rejected upload
@@ -46,7 +26,9 @@ func FuzzIngestChunk(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	fuzzSeeds(f, "chunk0.mp4", "chunk2.mp4", "av.mp4", "fragmented.mp4", "vfr.mov")
+	mediatest.AddFuzzSeeds(f, "chunk0.mp4", "chunk2.mp4", "av.mp4", "fragmented.mp4", "vfr.mov")
+	f.Add([]byte{})
+	f.Add([]byte("\x00\x00\x00\x08ftyp"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -217,6 +217,21 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// ingestStream checks an ingest request's token and returns the stream
+// name from its path; ok is false when the request is refused (the answer
+// is written).
+func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request) (name string, ok bool) {
+	if !s.authorized(w, r) {
+		return "", false
+	}
+	name = r.PathValue("stream")
+	if !ValidStreamName(name) {
+		fail(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
+		return "", false
+	}
+	return name, true
+}
+
 // getStream returns the live stream called name, creating it (up to
 // MaxStreams) when create is set.
 func (s *Server) getStream(name string, create bool) (*stream, int, error) {
@@ -263,12 +278,8 @@ func (s *Server) ended(ctx context.Context, name string) bool {
 }
 
 func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	name := r.PathValue("stream")
-	if !ValidStreamName(name) {
-		fail(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
+	name, ok := s.ingestStream(w, r)
+	if !ok {
 		return
 	}
 	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
@@ -315,12 +326,8 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	name := r.PathValue("stream")
-	if !ValidStreamName(name) {
-		fail(w, http.StatusBadRequest, "invalid stream name %q", name)
+	name, ok := s.ingestStream(w, r)
+	if !ok {
 		return
 	}
 	if s.ended(r.Context(), name) {
@@ -343,12 +350,8 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
-		return
-	}
-	name := r.PathValue("stream")
-	if !ValidStreamName(name) {
-		fail(w, http.StatusBadRequest, "invalid stream name %q", name)
+	name, ok := s.ingestStream(w, r)
+	if !ok {
 		return
 	}
 	st, status, err := s.getStream(name, false)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -135,18 +134,7 @@ func checkLanded(t *testing.T, inner *blob.Bucket, r soakResult, prefix string) 
 	if !slices.Equal(r.events, r.wantEvents) {
 		t.Errorf("events: got %d, want %d in order (first difference at %d)", len(r.events), len(r.wantEvents), firstDiff(r.events, r.wantEvents))
 	}
-	var keys []string
-	it := inner.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, o.Key)
-	}
+	keys := listKeys(t, inner, prefix)
 	var want []string
 	for _, e := range r.wantEvents {
 		_, k, _ := strings.Cut(strings.SplitN(e, ":", 2)[1], ":")

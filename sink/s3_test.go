@@ -16,15 +16,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/s3test"
 )
 
 // backend wraps the in-memory gofakes3 backend: PutObject can be held per
@@ -147,24 +146,7 @@ func newFakeS3(t *testing.T) *fakeS3 {
 // sink does its own).
 func (f *fakeS3) open(t *testing.T, name string) *blob.Bucket {
 	t.Helper()
-	client := s3.New(s3.Options{
-		Region:                     "us-east-1",
-		BaseEndpoint:               aws.String(f.srv.URL),
-		UsePathStyle:               true,
-		Credentials:                credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		Retryer:                    aws.NopRetryer{},
-		HTTPClient:                 f.srv.Client(),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
-	b, err := s3blob.OpenBucket(t.Context(), client, name, &s3blob.Options{
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	return s3test.OpenBucket(t, f.srv, name, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 }
 
 func (f *fakeS3) putHeader(key, name string) string {

@@ -5,10 +5,8 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -224,19 +222,7 @@ func TestAudioInterleave(t *testing.T) {
 // audio keeps its offset to the chunk's video, and only frames that would
 // overlap the previous chunk's audio are dropped.
 func TestChunksAudio(t *testing.T) {
-	mediatest.RequireTool(t, "ffmpeg")
-	dir := t.TempDir()
-	var paths []string
-	total := 0
-	for i := range 3 {
-		p := filepath.Join(dir, fmt.Sprintf("c%d.mp4", i))
-		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=2",
-			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
-			"-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=30:bframes=2", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "32k", p)
-		paths = append(paths, p)
-		total += len(ffAudioPackets(t, p))
-	}
+	paths, total := mediatest.AVChunks(t, 3, 48000)
 	c, err := OpenChunks(paths, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -3,33 +3,10 @@ package source
 import (
 	"bytes"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/livechunk/livechunk/internal/mediatest"
 )
-
-// addSeeds adds the fixtures and truncated or damaged variants of them.
-func addSeeds(f *testing.F, names ...string) {
-	for _, name := range names {
-		b, err := os.ReadFile(mediatest.Testdata(name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-		f.Add(b[:len(b)/2])
-		f.Add(b[:len(b)/7])
-		f.Add(b[:min(len(b), 1000)])
-		if len(b) > 100 {
-			f.Add(b[:len(b)-100])
-			c := bytes.Clone(b)
-			for i := 64; i < len(c); i += 997 {
-				c[i] ^= 0x5a
-			}
-			f.Add(c)
-		}
-	}
-}
 
 // drain reads src to the end and checks the invariants every Source
 // keeps: typed errors, no empty NAL units, no empty audio frames. It reads
@@ -85,7 +62,7 @@ func drain(t *testing.T, src Source, err error, videoOnly ...bool) {
 type onlyReader struct{ io.Reader }
 
 func FuzzMP4(f *testing.F) {
-	addSeeds(f, "baseline.mp4", "bframes.mp4", "vfr.mov", "fragmented.mp4", "chunk2.mp4", "av.mp4")
+	mediatest.AddFuzzSeeds(f, "baseline.mp4", "bframes.mp4", "vfr.mov", "fragmented.mp4", "chunk2.mp4", "av.mp4")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := NewMP4(bytes.NewReader(data), Options{})
 		drain(t, m, err)
@@ -97,7 +74,7 @@ func FuzzMP4(f *testing.F) {
 }
 
 func FuzzTS(f *testing.F) {
-	addSeeds(f, "reschange.ts", "wrap.ts", "av.ts")
+	mediatest.AddFuzzSeeds(f, "reschange.ts", "wrap.ts", "av.ts")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ts, err := NewTS(bytes.NewReader(data), Options{})
 		drain(t, ts, err)
@@ -105,7 +82,7 @@ func FuzzTS(f *testing.F) {
 }
 
 func FuzzAnnexB(f *testing.F) {
-	addSeeds(f, "raw.h264")
+	mediatest.AddFuzzSeeds(f, "raw.h264")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, opt := range []Options{{}, {FrameRate: 30, ignoreVUI: true}} {
 			a, err := NewAnnexB(bytes.NewReader(data), opt)

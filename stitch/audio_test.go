@@ -48,12 +48,7 @@ func TestAudio(t *testing.T) {
 			}
 			for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 				t.Run(f.String(), func(t *testing.T) {
-					b, _ := fileBucket(t)
-					key := record(t, b, in.File, f, "rec/", 2*time.Second)
-					src, err := stitch.FromPlaylist(t.Context(), b, key)
-					if err != nil {
-						t.Fatal(err)
-					}
+					src := recorded(t, in.File, f, "rec/", 2*time.Second)
 					check(t, src, mediatest.AudioHashes(t, in.File, in.EditList))
 				})
 			}
@@ -120,12 +115,7 @@ func TestAudioTS(t *testing.T) {
 				}
 			}
 			t.Run("fmp4", func(t *testing.T) {
-				b, _ := fileBucket(t)
-				key := record(t, b, in.File, chunker.FMP4, "rec/", 2*time.Second)
-				src, err := stitch.FromPlaylist(t.Context(), b, key)
-				if err != nil {
-					t.Fatal(err)
-				}
+				src := recorded(t, in.File, chunker.FMP4, "rec/", 2*time.Second)
 				check(t, src)
 			})
 			t.Run("file", func(t *testing.T) {
@@ -140,12 +130,7 @@ func TestAudioTS(t *testing.T) {
 			// (remuxed because of the clip) and as fMP4.
 			for _, f := range []chunker.Format{chunker.TS, chunker.FMP4} {
 				t.Run("clip-"+f.String(), func(t *testing.T) {
-					b, _ := fileBucket(t)
-					key := record(t, b, in.File, f, "rec/", 2*time.Second)
-					src, err := stitch.FromPlaylist(t.Context(), b, key)
-					if err != nil {
-						t.Fatal(err)
-					}
+					src := recorded(t, in.File, f, "rec/", 2*time.Second)
 					out, res := writeFile(t, src, ".ts", stitch.Options{From: 2500 * time.Millisecond, To: 3200 * time.Millisecond})
 					n := mediatest.PacketCount(t, out, "audio")
 					lo, hi := int(1.2/frame), int(1.2/frame)+3

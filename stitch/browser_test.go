@@ -34,12 +34,7 @@ func TestChromium(t *testing.T) {
 		{"reschange-fmp4", mediatest.Testdata("reschange.ts"), chunker.FMP4, 480, 270, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, _ := fileBucket(t)
-			key := record(t, b, tc.input, tc.format, "", time.Second)
-			src, err := stitch.FromPlaylist(t.Context(), b, key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := recorded(t, tc.input, tc.format, "", time.Second)
 			out, res := writeFile(t, src, ".mp4", stitch.Options{})
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				f, err := os.Open(out)

@@ -45,6 +45,18 @@ func record(t testing.TB, b *blob.Bucket, input string, f chunker.Format, prefix
 	return prefix + "index.m3u8"
 }
 
+// recorded records input into a new file bucket as record does, and opens
+// the playlist for stitching.
+func recorded(t testing.TB, input string, f chunker.Format, prefix string, segDur time.Duration) *stitch.Input {
+	t.Helper()
+	b, _ := fileBucket(t)
+	src, err := stitch.FromPlaylist(t.Context(), b, record(t, b, input, f, prefix, segDur))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
 // fileBucket opens a file bucket in a new temporary directory.
 func fileBucket(t testing.TB) (*blob.Bucket, string) {
 	t.Helper()

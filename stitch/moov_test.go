@@ -199,36 +199,10 @@ func TestWriteCo64(t *testing.T) {
 	if testing.Short() {
 		t.Skip("copies 4.5 GiB through memory")
 	}
-	sps, pps := fixtureParamSets(t)
-	init := mp4.CreateEmptyInit()
-	trak := init.AddEmptyTrack(90000, "video", "und")
-	if err := trak.SetAVCDescriptor("avc1", sps, pps, true); err != nil {
-		t.Fatal(err)
-	}
-	var ib bytes.Buffer
-	if err := init.Encode(&ib); err != nil {
-		t.Fatal(err)
-	}
+	ib := fakeInit(t)
 	const sz, n = 48 << 20, 96 // 4.5 GiB
-	moof := &mp4.MoofBox{}
-	_ = moof.AddChild(mp4.CreateMfhd(1))
-	traf := &mp4.TrafBox{}
-	_ = moof.AddChild(traf)
-	_ = traf.AddChild(mp4.CreateTfhd(1))
-	tfdt := mp4.CreateTfdt(0)
-	tfdt.Version = 1
-	_ = traf.AddChild(tfdt)
-	trun := &mp4.TrunBox{Flags: mp4.TrunDataOffsetPresentFlag | mp4.TrunSampleDurationPresentFlag |
-		mp4.TrunSampleSizePresentFlag | mp4.TrunSampleFlagsPresentFlag}
-	for i := range n {
-		flags := mp4.NonSyncSampleFlags
-		if i == 0 {
-			flags = mp4.SyncSampleFlags
-		}
-		trun.Samples = append(trun.Samples, mp4.Sample{Flags: flags, Dur: 3000, Size: sz})
-	}
-	_ = traf.AddChild(trun)
-	trun.DataOffset = int32(moof.Size()) + 16
+	// The mdat behind the moof has a 64-bit (16-byte) header.
+	moof := fakeMoof(0, n, sz, 16)
 	var sb bytes.Buffer
 	if err := moof.Encode(&sb); err != nil {
 		t.Fatal(err)
@@ -237,7 +211,7 @@ func TestWriteCo64(t *testing.T) {
 		t.Fatal(err)
 	}
 	segSize := int64(sb.Len()) + n*sz
-	initPart := ReaderAtPart("init.mp4", bytes.NewReader(ib.Bytes()), int64(ib.Len()))
+	initPart := ReaderAtPart("init.mp4", bytes.NewReader(ib), int64(len(ib)))
 	seg := ReaderAtPart("seg.m4s", &zeroes{head: sb.Bytes(), n: segSize}, segSize)
 	seg.Init = &initPart
 
@@ -269,16 +243,7 @@ func TestWriteCo64(t *testing.T) {
 // TestIndexReadsOnlyIndexes checks that the first pass reads the indexes
 // of fMP4 segments, not their payload: a few KiB per object.
 func TestIndexReadsOnlyIndexes(t *testing.T) {
-	sps, pps := fixtureParamSets(t)
-	init := mp4.CreateEmptyInit()
-	trak := init.AddEmptyTrack(90000, "video", "und")
-	if err := trak.SetAVCDescriptor("avc1", sps, pps, true); err != nil {
-		t.Fatal(err)
-	}
-	var ib bytes.Buffer
-	if err := init.Encode(&ib); err != nil {
-		t.Fatal(err)
-	}
+	ib := fakeInit(t)
 	var read atomic.Int64
 	counting := func(p Part) Part {
 		open := p.Open
@@ -291,7 +256,7 @@ func TestIndexReadsOnlyIndexes(t *testing.T) {
 		}
 		return p
 	}
-	ip := counting(ReaderAtPart("init.mp4", bytes.NewReader(ib.Bytes()), int64(ib.Len())))
+	ip := counting(ReaderAtPart("init.mp4", bytes.NewReader(ib), int64(len(ib))))
 	var parts []Part
 	var total int64
 	for i := range 10 {
@@ -335,10 +300,27 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 func (c *countingReader) Close() error { return c.r.Close() }
 
-// fakeSegment builds an fMP4 media segment (styp+moof+mdat) of n samples
-// of size bytes (zeros), a keyframe first, 30 fps at 90 kHz.
-func fakeSegment(t testing.TB, dts uint64, n int, size uint32) []byte {
+// fakeInit builds the init segment of one H.264 track at 90 kHz, with the
+// parameter sets of a fixture.
+func fakeInit(t testing.TB) []byte {
 	t.Helper()
+	sps, pps := fixtureParamSets(t)
+	init := mp4.CreateEmptyInit()
+	trak := init.AddEmptyTrack(90000, "video", "und")
+	if err := trak.SetAVCDescriptor("avc1", sps, pps, true); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := init.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// fakeMoof builds the moof of a fragment of n samples of size bytes, a
+// keyframe first, 30 fps at 90 kHz, from decode time dts; its data starts
+// after an mdat header of mdatHeader bytes right behind the moof.
+func fakeMoof(dts uint64, n int, size uint32, mdatHeader int32) *mp4.MoofBox {
 	moof := &mp4.MoofBox{}
 	_ = moof.AddChild(mp4.CreateMfhd(1))
 	traf := &mp4.TrafBox{}
@@ -357,8 +339,16 @@ func fakeSegment(t testing.TB, dts uint64, n int, size uint32) []byte {
 		trun.Samples = append(trun.Samples, mp4.Sample{Flags: flags, Dur: 3000, Size: size})
 	}
 	_ = traf.AddChild(trun)
+	trun.DataOffset = int32(moof.Size()) + mdatHeader
+	return moof
+}
+
+// fakeSegment builds an fMP4 media segment (styp+moof+mdat) of n samples
+// of size bytes (zeros), a keyframe first, 30 fps at 90 kHz.
+func fakeSegment(t testing.TB, dts uint64, n int, size uint32) []byte {
+	t.Helper()
+	moof := fakeMoof(dts, n, size, 8)
 	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
-	trun.DataOffset = int32(moof.Size()) + 8
 	var b bytes.Buffer
 	if err := styp.Encode(&b); err != nil {
 		t.Fatal(err)

@@ -33,12 +33,7 @@ func TestPlaylist(t *testing.T) {
 		in := ffprobe(t, input)
 		for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 			t.Run(name+"/"+f.String(), func(t *testing.T) {
-				b, _ := fileBucket(t)
-				key := record(t, b, input, f, "rec/", time.Second)
-				src, err := stitch.FromPlaylist(context.Background(), b, key)
-				if err != nil {
-					t.Fatal(err)
-				}
+				src := recorded(t, input, f, "rec/", time.Second)
 				out, res := writeFile(t, src, ".mp4", stitch.Options{})
 
 				if got := topBoxes(t, out); !slices.Equal(got, []string{"ftyp", "moov", "mdat"}) {
@@ -87,12 +82,7 @@ func TestPlaylist(t *testing.T) {
 func TestPlaylistExact(t *testing.T) {
 	mediatest.RequireTool(t, "ffprobe")
 	input := mediatest.Testdata("bframes.mp4")
-	b, _ := fileBucket(t)
-	key := record(t, b, input, chunker.FMP4, "", time.Second)
-	src, err := stitch.FromPlaylist(context.Background(), b, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := recorded(t, input, chunker.FMP4, "", time.Second)
 	out, res := writeFile(t, src, ".mp4", stitch.Options{})
 	got, want := mediatest.Packets(t, out), mediatest.Packets(t, input)
 	if len(got) != len(want) {
@@ -198,12 +188,7 @@ func TestClip(t *testing.T) {
 		{"one-frame", 2000 * ms, 2010 * ms, 60, 1, 0.01},
 	}
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
-		b, _ := fileBucket(t)
-		key := record(t, b, input, f, "", time.Second)
-		src, err := stitch.FromPlaylist(context.Background(), b, key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := recorded(t, input, f, "", time.Second)
 		for _, tc := range tests {
 			t.Run(f.String()+"/"+tc.name, func(t *testing.T) {
 				out, res := writeFile(t, src, ".mp4", stitch.Options{From: tc.from, To: tc.to})
@@ -234,12 +219,7 @@ func TestWriteTS(t *testing.T) {
 	want := mediatest.FrameHashes(t, input)
 	for _, f := range []chunker.Format{chunker.TS, chunker.FMP4} {
 		t.Run(f.String(), func(t *testing.T) {
-			b, _ := fileBucket(t)
-			key := record(t, b, input, f, "", time.Second)
-			src, err := stitch.FromPlaylist(context.Background(), b, key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := recorded(t, input, f, "", time.Second)
 			out, res := writeFile(t, src, ".ts", stitch.Options{})
 			if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, out)); d != "" {
 				t.Errorf("frames differ: %s", d)
@@ -288,12 +268,7 @@ func TestWriteTS(t *testing.T) {
 	t.Run("clip", func(t *testing.T) {
 		// MPEG-TS has no edit list: the clip starts at the keyframe at
 		// or before From (1.0 s) and holds every picture up to To.
-		b, _ := fileBucket(t)
-		key := record(t, b, input, chunker.TS, "", time.Second)
-		src, err := stitch.FromPlaylist(context.Background(), b, key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := recorded(t, input, chunker.TS, "", time.Second)
 		out, _ := writeFile(t, src, ".ts", stitch.Options{From: 1500 * time.Millisecond, To: 3200 * time.Millisecond})
 		got := mediatest.FrameHashes(t, out)
 		if len(got) < 66 {
@@ -329,12 +304,7 @@ func TestResolutionChange(t *testing.T) {
 	want := mediatest.FrameHashes(t, input)
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		t.Run(f.String(), func(t *testing.T) {
-			b, _ := fileBucket(t)
-			key := record(t, b, input, f, "", time.Second)
-			src, err := stitch.FromPlaylist(context.Background(), b, key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := recorded(t, input, f, "", time.Second)
 			out, res := writeFile(t, src, ".mp4", stitch.Options{})
 			if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, out)); d != "" {
 				t.Errorf("frames differ: %s", d)

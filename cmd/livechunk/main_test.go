@@ -97,17 +97,35 @@ func writeTemp(t *testing.T, b []byte) string {
 	return p
 }
 
+// cliCase is a command line, its exit code and a part of its output.
+type cliCase struct {
+	args []string
+	code int
+	msg  string
+}
+
+// runCases runs each command line and checks its exit code and output.
+func runCases(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != c.code {
+			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, c.code, errb.String())
+		}
+		if !strings.Contains(errb.String()+out.String(), c.msg) {
+			t.Errorf("%v: output lacks %q:\n%s%s", c.args, c.msg, out.String(), errb.String())
+		}
+	}
+}
+
 func TestUsageAndErrors(t *testing.T) {
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.mp4")
 	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		args []string
-		code int
-		msg  string
-	}{
+	runCases(t, []cliCase{
 		{[]string{"record"}, exitUsage, "Usage: livechunk record"},
 		{[]string{"record", "-format", "webm", "a", "b"}, exitUsage, "unknown format"},
 		{[]string{"record", "-vod", "-event", "a", "b"}, exitUsage, "exclude"},
@@ -128,15 +146,5 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"version", "extra"}, exitUsage, "Usage: livechunk version"},
 		{[]string{"serve", "-addr", "256.0.0.1:99999", "-store", dir}, exitFailure, "livechunk:"},
 		{[]string{"version"}, exitOK, "livechunk"},
-	}
-	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := run(c.args, &out, &errb)
-		if code != c.code {
-			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, c.code, errb.String())
-		}
-		if !strings.Contains(errb.String()+out.String(), c.msg) {
-			t.Errorf("%v: output lacks %q:\n%s%s", c.args, c.msg, out.String(), errb.String())
-		}
-	}
+	})
 }

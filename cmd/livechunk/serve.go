@@ -102,6 +102,18 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 	return errors.Join(errShut, errHTTP)
 }
 
+// parseNoArgs parses the flags of a command that takes no arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -132,12 +144,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
 	}
 	return startServer(ctx, f, stderr, func(base string, _ *server.Server) {
 		fmt.Fprintf(stdout, "livechunk serving %s on %s\n", f.store, base)
@@ -167,12 +175,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
 	}
 	if *speed <= 0 || *loops < 0 {
 		fmt.Fprintln(stderr, "livechunk demo: -speed must be positive and -loops at least 0")

@@ -103,11 +103,7 @@ func TestStitchUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	outFile := filepath.Join(dir, "out.mp4")
-	cases := []struct {
-		args []string
-		code int
-		msg  string
-	}{
+	runCases(t, []cliCase{
 		{[]string{"stitch"}, exitUsage, "Usage: livechunk stitch"},
 		{[]string{"stitch", "a.m3u8"}, exitUsage, "Usage: livechunk stitch"},
 		{[]string{"stitch", "-o", outFile}, exitUsage, "Usage: livechunk stitch"},
@@ -120,17 +116,7 @@ func TestStitchUsage(t *testing.T) {
 		{[]string{"stitch", "-o", outFile, garbage}, exitFailure, "invalid"},
 		{[]string{"stitch", "-h"}, exitOK, "Examples:"},
 		{[]string{"-h"}, exitOK, "stitch -o OUT SOURCE..."},
-	}
-	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := run(c.args, &out, &errb)
-		if code != c.code {
-			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, c.code, errb.String())
-		}
-		if !strings.Contains(errb.String()+out.String(), c.msg) {
-			t.Errorf("%v: output lacks %q:\n%s%s", c.args, c.msg, out.String(), errb.String())
-		}
-	}
+	})
 	if left, _ := filepath.Glob(filepath.Join(dir, "*out.mp4*")); len(left) != 0 {
 		t.Errorf("failed stitches left %v", left)
 	}

@@ -341,7 +341,6 @@ const pollInterval = 100 * time.Millisecond
 // is skipped when it is missing, unless LIVECHUNK_REQUIRE_TOOLS is set.
 func PlayHLS(t testing.TB, playlistURL string, opts Options) Result {
 	t.Helper()
-	exe := mediatest.RequireTool(t, "chromium")
 	if opts.MinTime <= 0 && opts.MinPlayed <= 0 {
 		opts.MinTime = 1
 	}
@@ -355,19 +354,10 @@ func PlayHLS(t testing.TB, playlistURL string, opts Options) Result {
 		pageURL = srv.URL + "/"
 	}
 
-	b := launch(t, exe)
+	b := openPage(t, pageURL)
 	defer b.close(t)
-
-	// Start the browser and load the page.
 	sctx, scancel := context.WithTimeout(b.ctx, startupTimeout)
 	defer scancel()
-	resp, err := chromedp.Run(sctx, chromedp.NavigateResponse(pageURL))
-	if err != nil {
-		t.Fatalf("browsertest: loading %s in Chromium: %v\n%s", pageURL, err, b.output())
-	}
-	if resp.Status != http.StatusOK {
-		t.Fatalf("browsertest: page %s: HTTP %d", pageURL, resp.Status)
-	}
 	cfg, err := json.Marshal(opts.HLSConfig)
 	if err != nil {
 		t.Fatalf("browsertest: HLSConfig: %v", err)
@@ -380,21 +370,8 @@ func PlayHLS(t testing.TB, playlistURL string, opts Options) Result {
 	}
 	t.Logf("browsertest: hls.js %s playing %s (page %s)", version, playlistURL, pageURL)
 
-	// Poll the page until a stop condition or the deadline.
-	pctx, pcancel := context.WithTimeout(b.ctx, opts.Timeout)
-	defer pcancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
 	var res Result
-	for {
-		st, err := chromedp.Run(pctx, chromedp.Evaluate[state]("livechunkState()"))
-		if err != nil {
-			if pctx.Err() != nil {
-				res.TimedOut = true
-				break
-			}
-			t.Fatalf("browsertest: reading the page state: %v\n%s", err, b.output())
-		}
+	timedOut := poll(t, b, opts.Timeout, "livechunkState()", func(_ context.Context, st state) bool {
 		res = st.result()
 		res.Elapsed = time.Since(start)
 		res.Reached = res.CurrentTime >= opts.MinTime &&
@@ -403,17 +380,9 @@ func PlayHLS(t testing.TB, playlistURL string, opts Options) Result {
 		if opts.OnPoll != nil {
 			opts.OnPoll(res)
 		}
-		if res.Reached || res.Ended || len(res.Fatal()) > 0 || opts.StopOnError && len(res.Errors) > 0 {
-			break
-		}
-		select {
-		case <-tick.C:
-			continue
-		case <-pctx.Done():
-			res.TimedOut = true
-		}
-		break
-	}
+		return res.Reached || res.Ended || len(res.Fatal()) > 0 || opts.StopOnError && len(res.Errors) > 0
+	})
+	res.TimedOut = timedOut
 	res.Console, res.Requests, res.ForeignRequests = b.events()
 	if (res.TimedOut || len(res.Fatal()) > 0) && len(res.Console) > 0 {
 		t.Logf("browsertest: page console:\n  %s", strings.Join(res.Console, "\n  "))
@@ -501,6 +470,60 @@ func launch(t testing.TB, exe string) *browser {
 	b.cancelAlloc = acancel
 	b.ctx, b.cancelTab = chromedp.NewContext(actx, chromedp.WithListener(b.onEvent))
 	return b
+}
+
+// openPage launches Chromium, found as [PlayHLS] says, and loads pageURL in
+// it; the test fails unless the page loads with HTTP 200. The caller
+// closes the browser.
+func openPage(t testing.TB, pageURL string) *browser {
+	t.Helper()
+	b := launch(t, mediatest.RequireTool(t, "chromium"))
+	// The first Run starts Chromium, which stops when that Run's context
+	// ends: only later actions get a deadline.
+	err := chromedp.Do(b.ctx)
+	var resp *network.Response
+	if err == nil {
+		ctx, cancel := context.WithTimeout(b.ctx, startupTimeout)
+		resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(pageURL))
+		cancel()
+	}
+	if err == nil && resp.Status != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", resp.Status)
+	}
+	if err != nil {
+		out := b.output()
+		b.close(t)
+		t.Fatalf("browsertest: loading %s in Chromium: %v\n%s", pageURL, err, out)
+	}
+	return b
+}
+
+// poll evaluates expr, a JavaScript expression whose value decodes as a T,
+// on b's page every pollInterval until done accepts a value or timeout
+// expires (timedOut). done gets the context that bounds the polling.
+func poll[T any](t testing.TB, b *browser, timeout time.Duration, expr string, done func(ctx context.Context, v T) bool) (timedOut bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+		if err != nil {
+			if ctx.Err() != nil {
+				return true
+			}
+			t.Fatalf("browsertest: evaluating %s: %v\n%s", expr, err, b.output())
+		}
+		if done(ctx, v) {
+			return false
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return true
+		}
+	}
 }
 
 // onEvent records console output and requests of the page. It runs on the

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/livechunk/livechunk/internal/mediatest"
 )
 
 // MP4Options tunes [PlayMP4]. The zero value plays to 0.5 s, seeks to the
@@ -133,7 +131,6 @@ const mp4Page = `<!DOCTYPE html>
 // LIVECHUNK_REQUIRE_TOOLS is set.
 func PlayMP4(t testing.TB, mediaURL string, opts MP4Options) MP4Result {
 	t.Helper()
-	exe := mediatest.RequireTool(t, "chromium")
 	if opts.MinTime <= 0 {
 		opts.MinTime = 0.5
 	}
@@ -149,17 +146,10 @@ func PlayMP4(t testing.TB, mediaURL string, opts MP4Options) MP4Result {
 	}))
 	defer srv.Close()
 
-	b := launch(t, exe)
+	b := openPage(t, srv.URL+"/")
 	defer b.close(t)
 	sctx, scancel := context.WithTimeout(b.ctx, startupTimeout)
 	defer scancel()
-	resp, err := chromedp.Run(sctx, chromedp.NavigateResponse(srv.URL+"/"))
-	if err != nil {
-		t.Fatalf("browsertest: loading the progressive page in Chromium: %v\n%s", err, b.output())
-	}
-	if resp.Status != http.StatusOK {
-		t.Fatalf("browsertest: progressive page: HTTP %d", resp.Status)
-	}
 	src, _ := json.Marshal(mediaURL)
 	start := time.Now()
 	if _, err := chromedp.Run(sctx, chromedp.Evaluate[bool](fmt.Sprintf("livechunkPlayMP4(%s)", src))); err != nil {
@@ -167,50 +157,34 @@ func PlayMP4(t testing.TB, mediaURL string, opts MP4Options) MP4Result {
 	}
 	t.Logf("browsertest: <video src> playing %s", mediaURL)
 
-	pctx, pcancel := context.WithTimeout(b.ctx, opts.Timeout)
-	defer pcancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
 	res := MP4Result{SeekTarget: -1, SeekedAt: -1}
 	seeking := false
-	for {
-		st, err := chromedp.Run(pctx, chromedp.Evaluate[mp4State]("livechunkMP4State()"))
-		if err != nil {
-			if pctx.Err() != nil {
-				res.TimedOut = true
-				break
-			}
-			t.Fatalf("browsertest: reading the page state: %v\n%s", err, b.output())
-		}
+	timedOut := poll(t, b, opts.Timeout, "livechunkMP4State()", func(ctx context.Context, st mp4State) bool {
 		res.Result = st.result()
 		res.SeekTarget, res.SeekedAt = st.SeekTarget, st.SeekedAt
 		res.Elapsed = time.Since(start)
 		if res.MediaError != "" {
-			break
+			return true
 		}
-		if !seeking && res.CurrentTime >= opts.MinTime && res.Duration > 0 {
+		switch {
+		case !seeking && res.CurrentTime >= opts.MinTime && res.Duration > 0:
 			target := opts.SeekTo
 			if target <= 0 {
 				target = -1 // the middle, computed in the page
 			}
-			if _, err := chromedp.Run(pctx, chromedp.Evaluate[float64](fmt.Sprintf("livechunkSeek(%v)", target))); err != nil {
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf("livechunkSeek(%v)", target))); err != nil {
 				t.Fatalf("browsertest: seeking: %v", err)
 			}
 			seeking = true
-		} else if seeking && res.SeekedAt >= 0 && res.CurrentTime >= res.SeekedAt+opts.PlayAfterSeek {
+		case seeking && res.SeekedAt >= 0 && res.CurrentTime >= res.SeekedAt+opts.PlayAfterSeek:
 			res.Reached = true
-			break
-		} else if res.Ended {
-			break
+			return true
+		case res.Ended:
+			return true
 		}
-		select {
-		case <-tick.C:
-			continue
-		case <-pctx.Done():
-			res.TimedOut = true
-		}
-		break
-	}
+		return false
+	})
+	res.TimedOut = timedOut
 	res.Console, res.Requests, res.ForeignRequests = b.events()
 	if (res.TimedOut || res.MediaError != "") && len(res.Console) > 0 {
 		t.Logf("browsertest: page console:\n  %s", strings.Join(res.Console, "\n  "))

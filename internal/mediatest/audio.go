@@ -151,3 +151,22 @@ func FirstTimes(t testing.TB, input string) (audio, video float64) {
 	}
 	return audio, video
 }
+
+// AVChunks encodes n phone-style MP4 chunks of 2 s each into a temporary
+// directory: H.264 320x240 at 30 fps with B-frames and an IDR every second,
+// and AAC-LC at rate Hz, each chunk starting at 0 with its own encoder
+// priming. It returns their paths and their total number of audio packets.
+func AVChunks(t testing.TB, n, rate int) (paths []string, audioPackets int) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
+		FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",
+			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=%d:duration=2", rate),
+			"-c:v", "libx264", "-preset", "veryfast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "64k", p)
+		paths = append(paths, p)
+		audioPackets += PacketCount(t, p, "audio")
+	}
+	return paths, audioPackets
+}

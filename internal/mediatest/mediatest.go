@@ -144,3 +144,26 @@ func EqualHashes(want, got []string) string {
 	}
 	return ""
 }
+
+// AddFuzzSeeds adds the named testdata files to f's seed corpus, with
+// truncated and damaged variants of each.
+func AddFuzzSeeds(f *testing.F, names ...string) {
+	for _, name := range names {
+		b, err := os.ReadFile(Testdata(name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+		f.Add(b[:len(b)/7])
+		f.Add(b[:min(len(b), 1000)])
+		if len(b) > 100 {
+			f.Add(b[:len(b)-100])
+			c := bytes.Clone(b)
+			for i := 64; i < len(c); i += 997 {
+				c[i] ^= 0x5a
+			}
+			f.Add(c)
+		}
+	}
+}

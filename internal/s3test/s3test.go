@@ -76,15 +76,22 @@ func (s *Server) SetPutDelay(delay func(key string) time.Duration) {
 // credentials. The bucket closes at test end.
 func (s *Server) Open(t testing.TB, bucket string) *blob.Bucket {
 	t.Helper()
+	return OpenBucket(t, s.srv, bucket)
+}
+
+// OpenBucket opens bucket on any S3 server running as srv, as
+// [Server.Open] does; optFns adjust the client (for example its Retryer).
+func OpenBucket(t testing.TB, srv *httptest.Server, bucket string, optFns ...func(*s3.Options)) *blob.Bucket {
+	t.Helper()
 	client := s3.New(s3.Options{
 		Region:                     "us-east-1",
-		BaseEndpoint:               aws.String(s.URL),
+		BaseEndpoint:               aws.String(srv.URL),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		HTTPClient:                 s.srv.Client(),
+		HTTPClient:                 srv.Client(),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
+	}, optFns...)
 	b, err := s3blob.OpenBucket(t.Context(), client, bucket, &s3blob.Options{
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
