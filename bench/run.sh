@@ -9,9 +9,9 @@
 #      bytes;
 #      both on 120 s of 1280x720 30 fps and 60 s of 1920x1080 60 fps H.264
 #      High with B-frames plus AAC, jobs alternating, median of N runs;
-#   3. memory against input length: record 30 s, 5 min and 30 min (the 30 s
-#      input looped with source.Loop through benchtool record; ffmpeg with
-#      -stream_loop);
+#   3. memory against input length: `livechunk record -vod` and ffmpeg on
+#      real 30 s, 5 min and 30 min files (the 30 s input repeated with
+#      `ffmpeg -stream_loop -c copy`; 1.4 GB in bench/.cache);
 #   4. Write latency of a live 1080p60 stream while every upload takes 3 s;
 #   5. 50 concurrent live 720p streams paced to real time in one process.
 #
@@ -138,28 +138,34 @@ done
 echo
 echo "(vs ffmpeg: ffmpeg's wall time / livechunk's; vs floor: the tool's wall time / cp's or cat's. Chart: bench/throughput.svg)"
 
-# 3. Peak memory against input length: 30 s of 720p30 once, and looped 10
-# and 60 times (5 and 30 min): livechunk through benchtool record (the code
-# path of livechunk record -vod, with source.Loop), ffmpeg with -stream_loop.
+# 3. Peak memory against input length: `livechunk record -vod` and ffmpeg
+# on real files of 30 s, 5 min and 30 min of 720p30 (the 30 s input
+# repeated 10 and 60 times with `ffmpeg -stream_loop N -c copy`, video and
+# audio, one moov each: 190 MB and 1.16 GB, made once in bench/.cache).
+for n in 10 60; do
+  f="$cache/720p30-$((n / 2))min.mp4"
+  [ -s "$f" ] || { ffmpeg -hide_banner -nostdin -loglevel error -y -stream_loop $((n - 1)) -i "$cache/720p30-30s.mp4" \
+    -map 0 -c copy "$f.tmp.mp4" && mv "$f.tmp.mp4" "$f"; }
+done
 echo
 echo "| input | format | tool | wall s | CPU s | peak RSS MB |"
 echo "|---|---|---|---|---|---|"
 for fmt in fmp4 ts; do
   seg=$fmt; [ "$fmt" = ts ] && seg=mpegts
-  for loop in 1 10 60; do
+  for len in 30s 5min 30min; do
     for tool in livechunk ffmpeg; do
       rm -f "$work/mem"
       for i in 1 2 3; do
         case $tool in
-          livechunk) measure mem "$bt" record -format "$fmt" -loop "$loop" "$cache/720p30-30s.mp4" "$work/out" ;;
-          ffmpeg) measure mem ffmpeg -nostdin -hide_banner -loglevel error -stream_loop $((loop - 1)) -i "$cache/720p30-30s.mp4" \
+          livechunk) measure mem "$lc" record -vod -format "$fmt" -segment 5s "$cache/720p30-$len.mp4" "$work/out" ;;
+          ffmpeg) measure mem ffmpeg -nostdin -hide_banner -loglevel error -i "$cache/720p30-$len.mp4" \
             -map 0 -c copy -f hls -hls_time 5 -hls_playlist_type vod -hls_segment_type "$seg" \
             -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8" ;;
         esac
       done
       w=$(stat_of mem 1); c=$(stat_of mem 2); r=$(stat_of mem 3)
-      awk -v loop="$loop" -v fmt="$fmt" -v tool="$tool" -v w="$w" -v c="$c" -v r="$r" 'BEGIN {
-        printf "| %s | %s | %s | %.2f | %.2f | %.1f |\n", (loop == 1) ? "30 s" : sprintf("%d min (30 s x %d)", loop / 2, loop), fmt, tool, w, c, r / 1024
+      awk -v len="$len" -v fmt="$fmt" -v tool="$tool" -v w="$w" -v c="$c" -v r="$r" 'BEGIN {
+        printf "| %s | %s | %s | %.2f | %.2f | %.1f |\n", len, fmt, tool, w, c, r / 1024
       }'
     done
   done

@@ -119,6 +119,25 @@ func TestRenderGoldenAndParseBack(t *testing.T) {
 	}
 }
 
+// TestAppendRenderReusesBuffer: AppendRender appends what Render returns,
+// and into a buffer with room it allocates nothing (the Publisher renders a
+// growing EVENT playlist into one buffer on every segment).
+func TestAppendRenderReusesBuffer(t *testing.T) {
+	pl := hls.MediaPlaylist{Type: hls.Event, TargetDuration: 5, IndependentSegments: true,
+		Segments: segs([]int64{450000, 459000, 441000, 90000 * 5 / 3}, map[int]bool{2: true}, ".m4s")}
+	want := pl.Render()
+	buf := pl.AppendRender([]byte("x"))
+	if !bytes.Equal(buf, append([]byte("x"), want...)) {
+		t.Fatalf("AppendRender after a prefix:\n%s\nwant x and\n%s", buf, want)
+	}
+	if n := testing.AllocsPerRun(20, func() { buf = pl.AppendRender(buf[:0]) }); n != 0 {
+		t.Errorf("AppendRender into a reused buffer: %v allocations, want 0", n)
+	}
+	if !bytes.Equal(buf, want) {
+		t.Errorf("AppendRender:\n%s\nwant\n%s", buf, want)
+	}
+}
+
 func TestVersionAndTargetDuration(t *testing.T) {
 	ts := hls.MediaPlaylist{Type: hls.VOD, Segments: segs([]int64{90000 * 11 / 2, 90000 * 6}, nil, ".ts")}
 	if v := ts.Version(); v != 3 {

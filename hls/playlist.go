@@ -125,62 +125,84 @@ func (p *MediaPlaylist) Version() int {
 	return v
 }
 
-// formatExtinf renders seconds with up to 6 decimals (at least 3).
-func formatExtinf(sec float64) string {
-	s := strconv.FormatFloat(sec, 'f', 6, 64)
-	s = strings.TrimRight(s, "0")
-	if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i-1 < 3 {
-		s += strings.Repeat("0", 3-(len(s)-i-1))
+// appendExtinf appends seconds with up to 6 decimals (at least 3).
+func appendExtinf(b []byte, sec float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, sec, 'f', 6, 64)
+	for b[len(b)-1] == '0' {
+		b = b[:len(b)-1]
 	}
-	return s
+	if i := bytes.IndexByte(b[start:], '.'); i >= 0 {
+		for len(b)-start-i-1 < 3 {
+			b = append(b, '0')
+		}
+	}
+	return b
 }
 
 // Render returns the playlist text.
 func (p *MediaPlaylist) Render() []byte {
-	var b bytes.Buffer
-	b.Grow(128 + 96*len(p.Segments))
+	return p.AppendRender(make([]byte, 0, 128+96*len(p.Segments)))
+}
+
+// AppendRender appends the playlist text to b and returns the extended
+// slice, as Render but into a buffer the caller can reuse: a live or EVENT
+// playlist is rendered again on every segment, and an EVENT playlist of N
+// segments would otherwise make O(N²) bytes of garbage over its life.
+func (p *MediaPlaylist) AppendRender(b []byte) []byte {
 	td := p.TargetDuration
 	if td == 0 {
 		td = ComputeTargetDuration(p.Segments)
 	}
-	b.WriteString("#EXTM3U\n")
-	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", p.Version())
-	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", td)
-	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", p.MediaSequence)
+	b = append(b, "#EXTM3U\n#EXT-X-VERSION:"...)
+	b = strconv.AppendInt(b, int64(p.Version()), 10)
+	b = append(b, "\n#EXT-X-TARGETDURATION:"...)
+	b = strconv.AppendInt(b, int64(td), 10)
+	b = append(b, "\n#EXT-X-MEDIA-SEQUENCE:"...)
+	b = strconv.AppendUint(b, p.MediaSequence, 10)
+	b = append(b, '\n')
 	if p.DiscontinuitySequence > 0 || p.Type == Live {
 		// A live stream that may ever contain a discontinuity carries it
 		// (Apple 8.17); it is cheap to always carry it in live playlists.
-		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
+		b = append(b, "#EXT-X-DISCONTINUITY-SEQUENCE:"...)
+		b = strconv.AppendUint(b, p.DiscontinuitySequence, 10)
+		b = append(b, '\n')
 	}
 	switch p.Type {
 	case Event:
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+		b = append(b, "#EXT-X-PLAYLIST-TYPE:EVENT\n"...)
 	case VOD:
-		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+		b = append(b, "#EXT-X-PLAYLIST-TYPE:VOD\n"...)
 	}
 	if p.IndependentSegments {
-		b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+		b = append(b, "#EXT-X-INDEPENDENT-SEGMENTS\n"...)
 	}
 	curMap := ""
 	for i, s := range p.Segments {
 		if s.Discontinuity {
-			b.WriteString("#EXT-X-DISCONTINUITY\n")
+			b = append(b, "#EXT-X-DISCONTINUITY\n"...)
 		}
 		if s.Map != "" && s.Map != curMap {
-			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", s.Map)
+			b = append(b, "#EXT-X-MAP:URI=\""...)
+			b = append(b, s.Map...)
+			b = append(b, "\"\n"...)
 			curMap = s.Map
 		}
 		if !s.ProgramDateTime.IsZero() && (i == 0 || s.Discontinuity || p.Segments[i-1].ProgramDateTime.IsZero()) {
-			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", s.ProgramDateTime.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+			b = append(b, "#EXT-X-PROGRAM-DATE-TIME:"...)
+			b = s.ProgramDateTime.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+			b = append(b, '\n')
 		}
-		fmt.Fprintf(&b, "#EXTINF:%s,\n", formatExtinf(s.Seconds()))
-		b.WriteString(s.URI)
-		b.WriteByte('\n')
+		b = append(b, "#EXTINF:"...)
+		b = appendExtinf(b, s.Seconds())
+		b = append(b, ",\n"...)
+		b = append(b, s.URI...)
+		b = append(b, '\n')
 	}
 	if p.Ended {
-		b.WriteString("#EXT-X-ENDLIST\n")
+		b = append(b, "#EXT-X-ENDLIST\n"...)
 	}
-	return b.Bytes()
+	return b
 }
 
 // ErrParse is returned (wrapped) for playlists that cannot be parsed.

@@ -119,6 +119,7 @@ type Publisher struct {
 	pending  []pendingDelete
 	finished bool
 	stats    PublisherStats
+	buf      []byte // the rendered playlist, reused by every write
 }
 
 // PublisherStats are counters of a Publisher.
@@ -345,7 +346,9 @@ func (p *Publisher) DeleteDue(ctx context.Context) {
 // playlist; repeating a write whose acknowledgement was lost stores the
 // same bytes again.
 func (p *Publisher) write(ctx context.Context) error {
-	retries, err := writeRetry(ctx, p.b, p.Key(), p.pl.Render(), p.cacheControl(), p.cfg.Retry, p.cfg.Logger)
+	// The buffer is reused: WriteAll is done with it when it returns.
+	p.buf = p.pl.AppendRender(p.buf[:0])
+	retries, err := writeRetry(ctx, p.b, p.Key(), p.buf, p.cacheControl(), p.cfg.Retry, p.cfg.Logger)
 	p.stats.WriteRetries += retries
 	if err != nil {
 		p.stats.WriteFailures++

@@ -52,6 +52,9 @@ func (l *loop) NextPacket() (Packet, error) {
 			if err != nil {
 				return Packet{}, err
 			}
+			if o, n := asMP4(l.cur), asMP4(next); o != nil && n != nil {
+				n.reuseBuffers(o)
+			}
 			l.cur = next
 			l.pass++
 			l.haveFst = false
@@ -167,4 +170,17 @@ func ticksToDuration(t int64, ts uint32) time.Duration {
 	}
 	s := int64(ts)
 	return time.Duration(t/s)*time.Second + time.Duration(t%s)*time.Second/time.Duration(s)
+}
+
+// asMP4 returns the MP4 source that s is or that it wraps (Open's File), or
+// nil.
+func asMP4(s Source) *MP4 {
+	switch s := s.(type) {
+	case *MP4:
+		return s
+	case *File:
+		m, _ := s.Source.(*MP4)
+		return m
+	}
+	return nil
 }

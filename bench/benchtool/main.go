@@ -97,12 +97,17 @@ func record(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%d segments, %d samples, %d bytes in %v\n", st.Chunker.Segments, st.Chunker.Samples, st.Sink.UploadedBytes, time.Since(start))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "heap: %.1f MB allocated in all, %.1f MB in use, %.1f MB obtained from the OS, %d collections\n",
+		float64(ms.TotalAlloc)/1e6, float64(ms.HeapInuse)/1e6, float64(ms.HeapSys-ms.HeapReleased)/1e6, ms.NumGC)
 	if *memprof != "" {
 		mf, err := os.Create(*memprof)
 		if err != nil {
 			return err
 		}
 		defer mf.Close()
+		runtime.GC() // the profile shows allocations up to the last completed collection
 		return pprof.Lookup("allocs").WriteTo(mf, 0)
 	}
 	return nil
