@@ -137,7 +137,8 @@ type Pipeline struct {
 	qclosed  bool
 	pubErr   error
 	pubDone  chan struct{}
-	segInfos []hls.Segment // all durable segments, for the multivariant
+	bw       hls.BandwidthMeter // durable segments' bit rates, for the multivariant
+	nsegs    int                // durable segments
 	init     *chunker.Init
 	frames   int64
 	secs     float64
@@ -157,6 +158,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, bucket: b, wall: map[uint64]time.Time{}, pubDone: make(chan struct{})}
+	p.bw.TargetSeconds = cfg.SegmentDuration.Seconds()
 	p.qcond = sync.NewCond(&p.mu)
 
 	ccfg := chunker.Config{
@@ -379,13 +381,14 @@ func (p *Pipeline) publishLoop() {
 			}
 			err := p.pub.Add(ctx, seg)
 			p.mu.Lock()
-			p.segInfos = append(p.segInfos, seg)
+			p.bw.Add(seg)
+			p.nsegs++
 			p.frames += int64(si.Frames)
 			p.secs += seg.Seconds()
 			if err != nil && p.pubErr == nil {
 				p.pubErr = err
 			}
-			first := len(p.segInfos) == 1
+			first := p.nsegs == 1
 			p.mu.Unlock()
 			if err != nil {
 				p.cfg.Logger.Warn("playlist update failed; the next one retries", "err", err)
@@ -406,13 +409,13 @@ func (p *Pipeline) writeMultivariant(ctx context.Context) error {
 		return nil
 	}
 	p.mu.Lock()
-	segs := append([]hls.Segment(nil), p.segInfos...)
+	n := p.nsegs
+	peak, avg := p.bw.Bandwidth()
 	in := p.init
 	p.mu.Unlock()
-	if len(segs) == 0 || in == nil {
+	if n == 0 || in == nil {
 		return nil
 	}
-	peak, avg := hls.PeakBandwidth(segs, p.cfg.SegmentDuration.Seconds())
 	v := hls.Variant{
 		URI:              p.cfg.PlaylistName,
 		Bandwidth:        peak,

@@ -66,33 +66,83 @@ func (m *MultivariantPlaylist) Render() []byte {
 // run of consecutive segments lasting between 0.5 and 1.5 target durations
 // (Apple HLS authoring spec 9.1); a segment longer than 1.5 target
 // durations counts on its own. It also returns the average over all
+// segments. A [BandwidthMeter] gives the same figures without keeping the
 // segments.
 func PeakBandwidth(segs []Segment, targetSeconds float64) (peak, average int64) {
-	var totalBytes int64
-	var totalSec float64
+	m := BandwidthMeter{TargetSeconds: targetSeconds}
 	for i := range segs {
-		totalBytes += segs[i].Bytes
-		totalSec += segs[i].Seconds()
-		var bytes int64
-		var sec float64
-		for j := i; j < len(segs); j++ {
-			bytes += segs[j].Bytes
-			sec += segs[j].Seconds()
-			if sec > 1.5*targetSeconds && j > i {
-				break
-			}
-			if sec >= 0.5*targetSeconds || j == i && sec > 1.5*targetSeconds {
-				if sec > 0 {
-					if r := int64(float64(bytes*8)/sec + 0.5); r > peak {
-						peak = r
-					}
-				}
+		m.Add(segs[i])
+	}
+	return m.Bandwidth()
+}
+
+// BandwidthMeter measures the peak and average bit rate of a growing
+// sequence of segments, as [PeakBandwidth] does, in memory bounded by the
+// segments of 1.5 target durations: a recording that runs for days does
+// not keep its segment list for the multivariant playlist.
+type BandwidthMeter struct {
+	// TargetSeconds is the target segment duration in seconds.
+	TargetSeconds float64
+
+	totalBytes int64
+	totalSec   float64
+	peak       int64
+	recent     []meterEntry // the segments a later window may still start at
+}
+
+type meterEntry struct {
+	bytes int64
+	sec   float64
+}
+
+// Add counts the next segment.
+func (m *BandwidthMeter) Add(s Segment) {
+	sec := s.Seconds()
+	m.totalBytes += s.Bytes
+	m.totalSec += sec
+	m.recent = append(m.recent, meterEntry{s.Bytes, sec})
+	// Every run that ends with this segment: [i..last] counts when it
+	// lasts at least half a target and, unless it is this segment alone, at
+	// most 1.5 targets.
+	lo, hi := 0.5*m.TargetSeconds, 1.5*m.TargetSeconds
+	var bytes int64
+	var total float64
+	last := len(m.recent) - 1
+	for i := last; i >= 0; i-- {
+		bytes += m.recent[i].bytes
+		total += m.recent[i].sec
+		if i < last && total > hi {
+			break
+		}
+		if total >= lo && total > 0 {
+			if r := int64(float64(bytes*8)/total + 0.5); r > m.peak {
+				m.peak = r
 			}
 		}
 	}
-	if totalSec > 0 {
-		average = int64(float64(totalBytes*8)/totalSec + 0.5)
+	// A segment further back than 1.5 targets cannot start a counted run
+	// that ends later.
+	for len(m.recent) > 0 && m.sumRecent() > hi {
+		m.recent = m.recent[1:]
 	}
+}
+
+func (m *BandwidthMeter) sumRecent() float64 {
+	var t float64
+	for _, e := range m.recent {
+		t += e.sec
+	}
+	return t
+}
+
+// Bandwidth returns the peak and average bit rates of the segments added
+// so far, in bits per second; the peak is the average when no run
+// qualified.
+func (m *BandwidthMeter) Bandwidth() (peak, average int64) {
+	if m.totalSec > 0 {
+		average = int64(float64(m.totalBytes*8)/m.totalSec + 0.5)
+	}
+	peak = m.peak
 	if peak == 0 {
 		peak = average
 	}
