@@ -326,6 +326,7 @@ type SampleError struct {
 	Err   error
 }
 
+// Error describes the sample and what was wrong with it.
 func (e *SampleError) Error() string {
 	if e.Audio {
 		return fmt.Sprintf("audio frame %d (pts %d): %v", e.Index, e.DTS, e.Err)

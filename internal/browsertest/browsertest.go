@@ -107,6 +107,7 @@ func (e HLSError) Starved() bool {
 	return e.Stall() && e.BufferLen >= 1
 }
 
+// String gives the error's type and details, and the reason, URL and segment when known.
 func (e HLSError) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s/%s", e.Type, e.Details)
