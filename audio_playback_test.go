@@ -70,7 +70,7 @@ func TestPlaybackAudio(t *testing.T) {
 		formats        []chunker.Format
 	}{
 		{48000, 2, []chunker.Format{chunker.FMP4, chunker.TS}},
-		{44100, 1, []chunker.Format{chunker.TS}}, // hls.js re-times 44.1 kHz MPEG-TS audio differently
+		{44100, 1, []chunker.Format{chunker.TS}},   // hls.js re-times 44.1 kHz MPEG-TS audio differently
 		{48000, 6, []chunker.Format{chunker.FMP4}}, // a 5.1 camera
 	} {
 		input := playbackAudioInput(t, in.rate, in.channels, false)
