@@ -31,6 +31,7 @@ import (
 	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/player"
 	"github.com/livechunk/livechunk/source"
+	"github.com/livechunk/livechunk/stitch"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -38,6 +39,20 @@ import (
 // StitchFunc joins the recording whose media playlist is at playlistKey in b
 // into one MP4 written to outKey.
 type StitchFunc func(ctx context.Context, b *blob.Bucket, playlistKey, outKey string) error
+
+// StitchMP4 is the usual StitchFunc: it joins the recording with package
+// stitch into one faststart MP4 at outKey (video and audio, no re-encoding),
+// reading only the segments' indexes first and streaming their payloads.
+func StitchMP4(ctx context.Context, b *blob.Bucket, playlistKey, outKey string) error {
+	in, err := stitch.FromPlaylist(ctx, b, playlistKey)
+	if err != nil {
+		return fmt.Errorf("stitch %s: %w", playlistKey, err)
+	}
+	if _, err := stitch.WriteBlob(ctx, b, outKey, in, stitch.Options{}); err != nil {
+		return fmt.Errorf("stitch %s: %w", playlistKey, err)
+	}
+	return nil
+}
 
 // Config configures a Server. Only Bucket is required.
 type Config struct {
@@ -64,7 +79,8 @@ type Config struct {
 	// PushIdleTimeout ends a pushed MPEG-TS body that sends nothing for
 	// this long. Default 30 s.
 	PushIdleTimeout time.Duration
-	// Stitch makes the VOD file of an ended stream; nil disables VOD.
+	// Stitch makes the VOD file of an ended stream (StitchMP4 is the usual
+	// one); nil disables VOD.
 	Stitch StitchFunc
 	// Logger receives request and stream logs. Default: discard.
 	Logger *slog.Logger

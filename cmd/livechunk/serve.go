@@ -71,7 +71,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		SegmentDuration: f.segment,
 		IngestToken:     f.token,
 		MaxStreams:      f.maxStreams,
-		Stitch:          stitchVOD,
+		Stitch:          server.StitchMP4,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -216,7 +216,3 @@ Flags:
 	paced.Stop()
 	return err
 }
-
-// stitchVOD is the server's stitch step: the ended stream's playlist joined
-// into /vod/{stream}.mp4 (see stitch.go).
-var stitchVOD server.StitchFunc = stitchPlaylist

@@ -9,25 +9,9 @@ import (
 	"log/slog"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/livechunk/livechunk/internal/stitchrun"
 	"github.com/livechunk/livechunk/stitch"
 )
-
-// stitchPlaylist is the server's stitch step (a server.StitchFunc): it joins
-// the recording whose media playlist is playlistKey in b into one faststart
-// MP4 (MPEG-TS if outKey ends in ".ts") at outKey, without re-encoding.
-func stitchPlaylist(ctx context.Context, b *blob.Bucket, playlistKey, outKey string) error {
-	in, err := stitch.FromPlaylist(ctx, b, playlistKey)
-	if err != nil {
-		return fmt.Errorf("stitch %s: %w", playlistKey, err)
-	}
-	if _, err := stitch.WriteBlob(ctx, b, outKey, in, stitch.Options{}); err != nil {
-		return fmt.Errorf("stitch %s: %w", playlistKey, err)
-	}
-	return nil
-}
 
 func cmdStitch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stitch", flag.ContinueOnError)
