@@ -474,16 +474,88 @@ func pushFFmpeg(t *testing.T, in, url string) *process {
 		"-c", "copy", "-f", "mpegts", url))
 }
 
+// feedLive writes data, an MPEG-TS file of secs seconds, to w at the pace
+// of real time (its size over its duration) until release is closed, then
+// the rest at once, and closes w. It stops early when a write fails (the
+// reader is gone). Until released, the push it feeds goes on for as long
+// as the input lasts, however slowly the test's browsers start.
+func feedLive(data []byte, secs int, w io.WriteCloser, release <-chan struct{}) {
+	defer w.Close()
+	const packet = 188
+	rate := float64(len(data)) / float64(secs) // bytes per second
+	start := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond) // pacing, not synchronization
+	defer tick.Stop()
+	for off := 0; off < len(data); {
+		end := len(data)
+		select {
+		case <-release:
+		case <-tick.C:
+			end = min(int(rate*time.Since(start).Seconds())/packet*packet, len(data))
+		}
+		if end > off {
+			if _, err := w.Write(data[off:end]); err != nil {
+				return
+			}
+			off = end
+		}
+	}
+}
+
+// pushFFmpegLive starts `ffmpeg -i - -c copy -f mpegts URL` (the README's
+// command, reading its standard input) and feeds it the MPEG-TS file in,
+// of secs seconds, in real time with [feedLive]. The returned release
+// function (safe to call more than once) lets the rest of the input go at
+// once: the push ends as soon as the test has seen what it needs while it
+// was live, rather than when a fixed duration of input runs out.
+func pushFFmpegLive(t *testing.T, in string, secs int, url string) (*process, func()) {
+	t.Helper()
+	data := mustReadFile(t, in)
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-analyzeduration", "1000000",
+		"-f", "mpegts", "-i", "pipe:0", "-c", "copy", "-f", "mpegts", url)
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, cmd)
+	release := make(chan struct{})
+	var once sync.Once
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feedLive(data, secs, w, release)
+	}()
+	rel := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(func() {
+		// A test that stopped early: end the push (a write to the dead
+		// process's pipe fails) before waiting for the feed.
+		rel()
+		if !p.exited() {
+			p.cmd.Process.Kill()
+		}
+		<-fed
+	})
+	return p, rel
+}
+
 // TestServePushLive pushes MPEG-TS with ffmpeg in real time to
 // POST /ingest/live of `livechunk serve`; Chromium plays the stream while
-// the body still streams; the end of the body ends the stream, and the
-// stitched MP4 has the input's pictures and audio packets.
+// the body still streams, and so does the player page; the end of the body
+// ends the stream, and the stitched MP4 has the input's pictures and audio
+// packets.
+//
+// The input is fed to ffmpeg in real time and its rest only once the player
+// page has shown the stream live, so the browsers' start-up time (long
+// under -race on a loaded machine) cannot outlast the push; the input is
+// long enough (60 s) that only a broken stream or a browser that never
+// plays runs it out.
 func TestServePushLive(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	mediatest.RequireTool(t, "chromium")
-	in := liveInput(t, 20)
+	const secs = 60
+	in := liveInput(t, secs)
 	srv := startServe(t, "-segment", "1s", "-v") // -v: the push also goes through the request logger
-	push := pushFFmpeg(t, in, srv.base+"/ingest/live")
+	push, release := pushFFmpegLive(t, in, secs, srv.base+"/ingest/live")
 	waitFor(t, "the pushed stream's first segments", func() bool {
 		code, body, _ := request(t, "GET", srv.base+"/live/live/index.m3u8", nil)
 		if code != http.StatusOK {
@@ -508,7 +580,8 @@ func TestServePushLive(t *testing.T) {
 		t.Fatalf("live playback of the pushed stream failed (still pushing: %v):\n%s", stillPushing, res)
 	}
 	t.Logf("played the pushed stream live from %.2f s to %.2f s", res.StartTime, res.CurrentTime)
-	checkWatchPage(t, srv.base, "live", push)
+	checkWatchPage(t, srv.base, "live", push, release)
+	release() // also when the page never saw the stream live
 	if err := push.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("ffmpeg push: %v %s", err, push.out.String())
 	}
@@ -745,8 +818,10 @@ const watchState = `(() => {
 
 // checkWatchPage opens /watch/{name} while the stream is pushed: the page
 // plays it, shows the state "live", a latency and the list of segments,
-// and after the end the state "vod" with a link to the MP4.
-func checkWatchPage(t *testing.T, base, name string, push *process) {
+// and after the end the state "vod" with a link to the MP4. Once it has
+// seen the stream live (push still running), it calls release to let the
+// push end.
+func checkWatchPage(t *testing.T, base, name string, push *process, release func()) {
 	t.Helper()
 	type page struct {
 		States  []string
@@ -764,8 +839,9 @@ func checkWatchPage(t *testing.T, base, name string, push *process) {
 		if err := json.Unmarshal(v, &p); err != nil {
 			t.Fatalf("page state %s: %v", v, err)
 		}
-		if !push.exited() && p.Latency > 0 && p.Rows >= 2 && p.Time > 0.5 {
+		if !sawLive && !push.exited() && p.Latency > 0 && p.Rows >= 2 && p.Time > 0.5 {
 			sawLive = true
+			release()
 		}
 		return sawLive && slices.Contains(p.States, "vod") && p.VOD != "" || len(p.Errors) > 0
 	})
