@@ -1,0 +1,5 @@
+//go:build !livechunk_nocloud
+
+package sink
+
+const buildTags = ""
