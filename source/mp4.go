@@ -61,6 +61,7 @@ type MP4 struct {
 	haveShift bool
 	entries   []avcEntry
 	trex      *mp4.TrexBox
+	tabs      []stblTables // where each trak's sample tables are; nil when the input cannot seek
 
 	prog        *progIter // video, progressive files
 	vpeek       progEntry // next video entry of prog, when read ahead
@@ -240,12 +241,17 @@ func (m *MP4) decodeBody(h mp4.BoxHeader, start int64) (box mp4.Box, err error) 
 		box, err = mp4.DecodeBoxBody(uint64(start), h, m.cr)
 	}
 	if err != nil {
-		if errors.Is(err, avc.ErrLengthSize) || errors.Is(err, avc.ErrCannotParseAVCExtension) {
-			return nil, errorf(ErrUnsupported, "%s: %v", h.Name, err)
-		}
-		return nil, errorf(ErrInvalid, "%v", err)
+		return nil, decodeErr(err)
 	}
 	return box, nil
+}
+
+// decodeErr types an error of mp4ff's box decoder.
+func decodeErr(err error) error {
+	if errors.Is(err, avc.ErrLengthSize) || errors.Is(err, avc.ErrCannotParseAVCExtension) {
+		return errorf(ErrUnsupported, "%v", err)
+	}
+	return errorf(ErrInvalid, "%v", err)
 }
 
 func (m *MP4) open() error {
@@ -260,6 +266,15 @@ func (m *MP4) open() error {
 		}
 		switch h.Name {
 		case "moov":
+			if m.size >= 0 {
+				// Seekable: leave the sample tables in the input.
+				mv, tabs, err := m.readMoov(h, start)
+				if err != nil {
+					return err
+				}
+				moov, m.tabs = mv, tabs
+				break
+			}
 			b, err := m.decodeBody(h, start)
 			if err != nil {
 				return err
@@ -345,7 +360,7 @@ func aacConfig(b mp4.Box) []byte {
 // selectAudio picks the first AAC track that livechunk can segment; tracks
 // it cannot use are ignored with a warning.
 func (m *MP4) selectAudio(moov *mp4.MoovBox) {
-	for _, t := range moov.Traks {
+	for i, t := range moov.Traks {
 		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
 			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
 			continue
@@ -354,7 +369,7 @@ func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 		if asc == nil {
 			continue
 		}
-		a, ai, err := newMP4Audio(t, moov, asc)
+		a, ai, err := m.newMP4Audio(t, i, moov, asc)
 		if err != nil {
 			// A track the file cannot be read with, or audio livechunk
 			// does not segment: the rest of the file is still read.
@@ -367,7 +382,7 @@ func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 	}
 }
 
-func newMP4Audio(t *mp4.TrakBox, moov *mp4.MoovBox, asc []byte) (*mp4Audio, *AudioInfo, error) {
+func (m *MP4) newMP4Audio(t *mp4.TrakBox, ti int, moov *mp4.MoovBox, asc []byte) (*mp4Audio, *AudioInfo, error) {
 	ts := t.Mdia.Mdhd.Timescale
 	if ts == 0 {
 		return nil, nil, errorf(ErrInvalid, "track %d: timescale 0", t.Tkhd.TrackID)
@@ -381,8 +396,8 @@ func newMP4Audio(t *mp4.TrakBox, moov *mp4.MoovBox, asc []byte) (*mp4Audio, *Aud
 		return nil, nil, err
 	}
 	a := &mp4Audio{trackID: t.Tkhd.TrackID, timescale: ts, shift: shift}
-	if moov.Mvex == nil {
-		p, err := newProgIter(t.Mdia.Minf.Stbl)
+	if moov.Mvex == nil && m.tabs != nil {
+		p, err := m.newProgIter(m.tabs[ti])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -395,7 +410,8 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 	defer recoverInvalid(&err, "moov")
 	var trak *mp4.TrakBox
 	var other string
-	for _, t := range moov.Traks {
+	ti := -1
+	for i, t := range moov.Traks {
 		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
 			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil {
 			continue
@@ -406,7 +422,7 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 		}
 		switch typ := stsd.Children[0].Type(); typ {
 		case "avc1", "avc3":
-			trak = t
+			trak, ti = t, i
 		case "hvc1", "hev1", "encv", "avc2", "avc4", "dvav", "dva1", "dvh1", "dvhe", "av01", "vp09":
 			if other == "" {
 				other = typ
@@ -472,15 +488,21 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 	}
 	m.shift = shift
 
-	if c := stbl.Ctts; c != nil {
-		for _, o := range c.SampleOffset {
+	switch {
+	case m.tabs != nil && m.tabs[ti].ctts.present:
+		if m.dtsShift, err = m.maxCompositionDelay(m.tabs[ti]); err != nil {
+			return err
+		}
+		m.haveShift = true
+	case stbl.Ctts != nil:
+		for _, o := range stbl.Ctts.SampleOffset {
 			m.dtsShift = max(m.dtsShift, -int64(o))
 		}
 		m.haveShift = true
 	}
-	if moov.Mvex == nil {
+	if moov.Mvex == nil && m.tabs != nil {
 		m.haveShift = true
-		p, err := newProgIter(stbl)
+		p, err := m.newProgIter(m.tabs[ti])
 		if err != nil {
 			return err
 		}
@@ -737,8 +759,11 @@ func (m *MP4) reuseBuffers(old *MP4) {
 	}
 }
 
-// readFull fills b from offset off of the input.
-func (m *MP4) readFull(b []byte, off int64) error {
+// readFull fills b with the sample at offset off of the input.
+func (m *MP4) readFull(b []byte, off int64) error { return m.readFullAt(b, off, "sample") }
+
+// readFullAt fills b from offset off of the input, which holds what.
+func (m *MP4) readFullAt(b []byte, off int64, what string) error {
 	var err error
 	if m.ra != nil {
 		var n int
@@ -752,132 +777,9 @@ func (m *MP4) readFull(b []byte, off int64) error {
 		}
 	}
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return errorf(ErrTruncated, "sample at %d+%d", off, len(b))
+		return errorf(ErrTruncated, "%s at %d+%d", what, off, len(b))
 	}
 	return err
-}
-
-// progIter walks the sample tables of a progressive track, one sample at a
-// time, in O(1) per sample. It keeps the table boxes it reads, not the
-// whole stbl: the rest of the moov (and the bytes it was decoded from)
-// becomes garbage once the source is open, so what stays is the index
-// itself, about 14 bytes per sample.
-type progIter struct {
-	stts *mp4.SttsBox
-	ctts *mp4.CttsBox // nil without composition offsets
-	stsc *mp4.StscBox
-	stsz *mp4.StszBox
-	n    uint32 // number of samples
-	i    uint32 // samples delivered
-
-	sttsIdx  int
-	sttsLeft uint32
-	dts      int64
-
-	cttsIdx int
-
-	stco      []uint32 // chunk offsets: one of stco and co64 is set
-	co64      []uint64
-	stscIdx   int
-	chunk     uint32 // current chunk, 1-based; 0 before the first
-	chunkLeft uint32
-	off       uint64
-	desc      uint32 // sample description index of the current chunk, 1-based
-}
-
-func newProgIter(stbl *mp4.StblBox) (*progIter, error) {
-	p := &progIter{stts: stbl.Stts, ctts: stbl.Ctts, stsc: stbl.Stsc, stsz: stbl.Stsz}
-	if stbl.Stsz == nil {
-		return nil, errorf(ErrUnsupported, "no stsz box (compact sample sizes?)")
-	}
-	p.n = stbl.Stsz.GetNrSamples()
-	if p.n == 0 {
-		return p, nil
-	}
-	if stbl.Stts == nil || len(stbl.Stts.SampleCount) == 0 || stbl.Stsc == nil || len(stbl.Stsc.Entries) == 0 {
-		return nil, errorf(ErrInvalid, "incomplete sample table")
-	}
-	switch {
-	case stbl.Stco != nil:
-		p.stco = stbl.Stco.ChunkOffset
-	case stbl.Co64 != nil:
-		p.co64 = stbl.Co64.ChunkOffset
-	default:
-		return nil, errorf(ErrInvalid, "no chunk offsets")
-	}
-	p.sttsLeft = stbl.Stts.SampleCount[0]
-	return p, nil
-}
-
-// next returns the decode time, composition offset, duration, sample
-// description index (0-based), offset and size of the next sample.
-func (p *progIter) next() (dts int64, cto int32, dur uint32, desc int, off uint64, size uint32, err error) {
-	if p.i >= p.n {
-		return 0, 0, 0, 0, 0, 0, io.EOF
-	}
-	p.i++
-	// stts: skip exhausted entries; beyond the table, keep the last delta.
-	for p.sttsLeft == 0 && p.sttsIdx+1 < len(p.stts.SampleCount) {
-		p.sttsIdx++
-		p.sttsLeft = p.stts.SampleCount[p.sttsIdx]
-	}
-	if p.sttsLeft > 0 {
-		p.sttsLeft--
-	}
-	dur = p.stts.SampleTimeDelta[p.sttsIdx]
-	dts = p.dts
-	p.dts += int64(dur)
-
-	if c := p.ctts; c != nil && len(c.SampleOffset) > 0 {
-		for p.cttsIdx+1 < len(c.EndSampleNr) && p.i > c.EndSampleNr[p.cttsIdx+1] {
-			p.cttsIdx++
-		}
-		if p.cttsIdx < len(c.SampleOffset) && p.i <= c.EndSampleNr[len(c.EndSampleNr)-1] {
-			cto = c.SampleOffset[p.cttsIdx]
-		}
-	}
-
-	// stsc + stco: move to the next chunk that has samples.
-	for p.chunkLeft == 0 {
-		if int(p.chunk) >= len(p.stco)+len(p.co64) {
-			return 0, 0, 0, 0, 0, 0, errorf(ErrInvalid, "sample %d beyond the last chunk", p.i)
-		}
-		p.chunk++
-		st := p.stsc
-		for p.stscIdx+1 < len(st.Entries) && st.Entries[p.stscIdx+1].FirstChunk <= p.chunk {
-			p.stscIdx++
-		}
-		p.chunkLeft = st.Entries[p.stscIdx].SamplesPerChunk
-		if p.stco != nil {
-			p.off = uint64(p.stco[p.chunk-1])
-		} else {
-			p.off = p.co64[p.chunk-1]
-		}
-		if len(st.SampleDescriptionID) > p.stscIdx {
-			p.desc = st.SampleDescriptionID[p.stscIdx]
-		} else {
-			p.desc = st.GetSampleDescriptionID(1)
-		}
-	}
-	p.chunkLeft--
-	size = p.stsz.GetSampleSize(int(p.i))
-	off = p.off
-	p.off += uint64(size)
-	return dts, cto, dur, int(p.desc) - 1, off, size, nil
-}
-
-// peek reads the next entry into e unless e already holds one; at the end
-// of the table e stays empty and peek returns io.EOF.
-func (p *progIter) peek(e *progEntry) error {
-	if e.ok {
-		return nil
-	}
-	dts, cto, dur, desc, off, size, err := p.next()
-	if err != nil {
-		return err
-	}
-	*e = progEntry{ok: true, dts: dts, cto: cto, dur: dur, desc: desc, off: off, size: size}
-	return nil
 }
 
 func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
