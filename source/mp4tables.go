@@ -255,7 +255,7 @@ type progIter struct {
 
 	stsz      table // entries only when uniform is 0
 	uniform   uint32
-	chunks    table // stco or co64
+	chunks    table  // stco or co64
 	chunk     uint32 // current chunk, 1-based; 0 before the first
 	chunkLeft uint32
 	off       uint64
