@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The performance benchmarks of BENCHMARKS.md, in one run:
 #
-#   1. remux to HLS VOD: `livechunk record -vod` (fMP4, MPEG-TS) against
+#   1. remux to HLS VOD: `livechunk record -vod` (fMP4, MPEG-TS; the default
+#      build and one with -tags livechunk_nocloud) against
 #      `ffmpeg -c copy -f hls -hls_playlist_type vod` with the same segment
 #      type and `cp` of the same input bytes;
 #   2. stitch a recording into one faststart MP4: `livechunk stitch` against
@@ -43,9 +44,28 @@ gen 1080p60-60s 1920 1080 60 60 120 8M
 inputs="720p30-120s 1080p60-60s"
 
 go build -o "$cache/livechunk" ./cmd/livechunk
+go build -tags livechunk_nocloud -o "$cache/livechunk-nocloud" ./cmd/livechunk
 go build -o "$cache/benchtool" ./bench/benchtool
 lc="$cache/livechunk"
+lcn="$cache/livechunk-nocloud"
 bt="$cache/benchtool"
+
+# Peak RSS counts the pages of each binary that are mapped, and how many a
+# page fault maps depends on the folios the page cache holds the file in,
+# which depends on how the file got there (written by the linker, copied,
+# read): the same binary measured 33 or 39 MB on this machine. When the
+# caches can be dropped (root), every binary and input is evicted and
+# read back the same way, the binaries by running them.
+settle() {
+  sync
+  if [ -w /proc/sys/vm/drop_caches ]; then
+    echo 3 > /proc/sys/vm/drop_caches
+  else
+    echo "note: cannot drop the page cache (not root); peak RSS may vary by a few MB" >&2
+  fi
+  cat "$cache"/*.mp4 > /dev/null
+  "$lc" version > /dev/null; "$lcn" version > /dev/null; ffmpeg -version > /dev/null; "$bt" > /dev/null 2>&1 || true
+}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lcbench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -78,6 +98,7 @@ segments() {
   grep -v '^#' "$d/index.m3u8" | grep . | sed "s|^|$d/|"
 }
 
+settle
 for i in $(seq "$N"); do
   for in in $inputs; do
     src="$cache/$in.mp4"
@@ -88,6 +109,7 @@ for i in $(seq "$N"); do
         -f hls -hls_time 5 -hls_playlist_type vod -hls_segment_type "$seg" \
         -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8"
       measure "$in/record-$fmt/livechunk" "$lc" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
+      measure "$in/record-$fmt/livechunk-nocloud" "$lcn" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
     done
     for fmt in fmp4 ts; do
       d="$cache/rec-$in-$fmt"
@@ -96,6 +118,7 @@ for i in $(seq "$N"); do
       measure "$in/stitch-$fmt/ffmpeg" ffmpeg -nostdin -hide_banner -loglevel error -i "$d/index.m3u8" -c copy \
         -movflags +faststart "$work/out/out.mp4"
       measure "$in/stitch-$fmt/livechunk" "$lc" stitch -o "$work/out/out.mp4" "$d/index.m3u8"
+      measure "$in/stitch-$fmt/livechunk-nocloud" "$lcn" stitch -o "$work/out/out.mp4" "$d/index.m3u8"
     done
   done
 done
@@ -120,7 +143,7 @@ for in in $inputs; do
     esac
     ffw=$(stat_of "$in/$job/ffmpeg" 1)
     flw=$(stat_of "$floor" 1)
-    for tool in "$fname" ffmpeg livechunk; do
+    for tool in "$fname" ffmpeg livechunk livechunk-nocloud; do
       key="$in/$job/$tool"; [ "$tool" = cp ] && key=$floor
       w=$(stat_of "$key" 1); c=$(stat_of "$key" 2); r=$(stat_of "$key" 3)
       awk -v inp="$in" -v job="$job" -v tool="$tool" -v mb="$bytes" -v w="$w" -v c="$c" -v r="$r" -v ff="$ffw" -v fl="$flw" \
@@ -147,6 +170,7 @@ for n in 10 60; do
   [ -s "$f" ] || { ffmpeg -hide_banner -nostdin -loglevel error -y -stream_loop $((n - 1)) -i "$cache/720p30-30s.mp4" \
     -map 0 -c copy "$f.tmp.mp4" && mv "$f.tmp.mp4" "$f"; }
 done
+settle
 echo
 echo "| input | format | tool | wall s | CPU s | peak RSS MB |"
 echo "|---|---|---|---|---|---|"

@@ -30,7 +30,9 @@ const (
 //
 // Progressive files are read through their sample tables: DTS from stts,
 // PTS from ctts (signed offsets too), sizes and positions from stsz, stsc
-// and stco/co64; sample data is read on demand with ReadAt or Seek.
+// and stco/co64; sample data is read on demand with ReadAt or Seek. The
+// tables stay in the file and are read through small windows, so a source
+// over a 10-hour file takes no more memory than one over a minute.
 // Fragmented files are read moof by moof (trex and tfhd defaults, trun,
 // tfdt), sequentially, so they can also come from a pipe.
 //

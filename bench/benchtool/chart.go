@@ -10,8 +10,9 @@ import (
 )
 
 // chart reads the rows "group<TAB>tool<TAB>MB/s" that bench/run.sh writes
-// (tools "ffmpeg", "livechunk" and a floor such as "cp" or "cat") and draws
-// one horizontal bar per row, grouped, with each livechunk bar labelled
+// (tools "ffmpeg", "livechunk", "livechunk-nocloud" and a floor such as "cp"
+// or "cat") and draws one horizontal bar per row, grouped, with each
+// livechunk bar labelled
 // with its throughput as a multiple of ffmpeg's in the same group.
 func chart(args []string) error {
 	if len(args) != 2 {
@@ -54,7 +55,7 @@ func chart(args []string) error {
 		left, barH, gap, groupGap, width = 190, 16, 4, 18, 760
 	)
 	plot := float64(width - left - 150)
-	colors := map[string]string{"ffmpeg": "#8c8c8c", "livechunk": "#2b6cb0"}
+	colors := map[string]string{"ffmpeg": "#8c8c8c", "livechunk": "#2b6cb0", "livechunk-nocloud": "#63a4e0"}
 	var b strings.Builder
 	y := 40
 	prev := ""
@@ -74,7 +75,7 @@ func chart(args []string) error {
 			c = "#c7c7c7"
 		}
 		label := fmt.Sprintf("%.0f MB/s", r.mbps)
-		if ff := ffmpeg[r.group]; r.tool == "livechunk" && ff > 0 {
+		if ff := ffmpeg[r.group]; strings.HasPrefix(r.tool, "livechunk") && ff > 0 {
 			label += fmt.Sprintf("  (%.2f× ffmpeg)", r.mbps/ff)
 		}
 		fmt.Fprintf(&body, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left-6, y+12, html.EscapeString(r.tool))
