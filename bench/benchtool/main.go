@@ -1,6 +1,6 @@
 // Command benchtool holds the in-process measurements of bench/run.sh:
 //
-//	benchtool record [-format fmp4|ts] [-loop N] [-cpuprofile F] [-memprofile F] IN DIR
+//	benchtool record [-format fmp4|ts] [-loop N] [-cpuprofile F] [-memprofile F] [-trace F] IN DIR
 //	benchtool latency [-upload 3s] [-for 60s] IN
 //	benchtool streams [-n 50] [-for 30s] IN DIR
 //	benchtool chart RESULTS.tsv OUT.svg
@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/livechunk/livechunk"
@@ -57,6 +58,7 @@ func record(args []string) error {
 	loop := fs.Int("loop", 1, "passes over the input (source.Loop)")
 	cpuprof := fs.String("cpuprofile", "", "write a CPU profile")
 	memprof := fs.String("memprofile", "", "write an allocation profile")
+	traceOut := fs.String("trace", "", "write an execution trace (go tool trace)")
 	_ = fs.Parse(args)
 	if fs.NArg() != 2 {
 		return fmt.Errorf("record: need IN and DIR")
@@ -78,6 +80,16 @@ func record(args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceOut != "" {
+		tf, err := os.Create(*traceOut)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(tf); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	ctx := context.Background()
 	src, err := source.Loop(func() (source.Source, error) {

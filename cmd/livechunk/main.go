@@ -199,7 +199,8 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"are written there and uploaded in order when DEST returns (retried until then); a later run with the\n"+
 		"same -spool uploads what an interrupted one left")
 	spoolMax := fs.Int64("spool-max", 0, "most `BYTES` the -spool directory holds (default 1 GiB); when it is full, recording waits")
-	inFlight := fs.Int64("max-in-flight", 0, "most `BYTES` of closed segments held in memory while they upload (default 64 MiB);\n"+
+	inFlight := fs.Int64("max-in-flight", 0, "most `BYTES` of closed segments held in memory while they upload (default 64 MiB, 4 MiB\n"+
+		"for a local directory, whose writes take milliseconds);\n"+
 		"past it recording waits, or with -spool writes them to DIR")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: livechunk record [flags] INPUT... DEST
