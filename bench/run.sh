@@ -18,6 +18,7 @@
 #
 #   bench/run.sh [N]        (default N=5; inputs are generated once into bench/.cache)
 #   SKIP_LIVE=1 bench/run.sh  skips 4 and 5 (they take about 2 minutes of wall time)
+#   SKIP_MEM=1 bench/run.sh   stops after 1 and 2 (the throughput table and chart)
 #
 # Prints Markdown tables; writes the throughput rows to bench/.cache/results.tsv
 # and the chart bench/throughput.svg. Wall time comes from the shell's clock
@@ -160,6 +161,8 @@ done
 "$bt" chart "$cache/results.tsv" bench/throughput.svg
 echo
 echo "(vs ffmpeg: ffmpeg's wall time / livechunk's; vs floor: the tool's wall time / cp's or cat's. Chart: bench/throughput.svg)"
+
+[ -n "${SKIP_MEM:-}" ] && exit 0
 
 # 3. Peak memory against input length: `livechunk record -vod` and ffmpeg
 # on real files of 30 s, 5 min and 30 min of 720p30 (the 30 s input
