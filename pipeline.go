@@ -67,6 +67,11 @@ type Config struct {
 	// object found (never overwriting one) and marks the restart as a
 	// discontinuity.
 	NoResume bool
+	// OpenGOP also cuts segments at open-GOP random access points (I
+	// pictures with a recovery point SEI), for streams whose encoder makes
+	// no IDR picture after the first; the playlists then leave out
+	// EXT-X-INDEPENDENT-SEGMENTS. See chunker.Config.OpenGOP.
+	OpenGOP bool
 	// Pool, when set, supplies the segment buffers: pipelines of many
 	// streams in one process that share a chunker.Pool hold fewer idle
 	// buffers (see chunker.Pool).
@@ -170,9 +175,11 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		PPS:            cfg.PPS,
 		Audio:          cfg.Audio,
 		NoVideo:        cfg.NoVideo,
+		OpenGOP:        cfg.OpenGOP,
 		Pool:           cfg.Pool,
 	}
 	pcfg := hls.PublisherConfig{
+		OpenGOP:        cfg.OpenGOP,
 		Type:           cfg.Playlist,
 		Prefix:         cfg.Prefix,
 		Name:           cfg.PlaylistName,
@@ -425,7 +432,7 @@ func (p *Pipeline) writeMultivariant(ctx context.Context) error {
 		Height:           in.Height,
 		FrameRate:        p.frameRate(),
 	}
-	m := hls.MultivariantPlaylist{IndependentSegments: true, Variants: []hls.Variant{v}}
+	m := hls.MultivariantPlaylist{IndependentSegments: !p.cfg.OpenGOP, Variants: []hls.Variant{v}}
 	key := p.cfg.Prefix + p.cfg.MultivariantName
 	return hls.WritePlaylist(ctx, p.bucket, key, m.Render(), "", p.pubRetry)
 }

@@ -95,8 +95,9 @@ type Config struct {
 	// absolute timestamps (durations still add up).
 	Timescale uint32
 	// TargetDuration is the nominal segment length. A segment is cut at the
-	// first IDR picture whose DTS is at least TargetDuration after the
-	// segment start. Default 5 s.
+	// first IDR picture (or open-GOP random access point, see OpenGOP)
+	// whose PTS is at least TargetDuration after the segment start's.
+	// Default 5 s.
 	TargetDuration time.Duration
 	// WrapBits, when non-zero, declares that input timestamps of both
 	// tracks wrap around at 2^WrapBits ticks (33 for MPEG-TS); the chunker
@@ -126,6 +127,21 @@ type Config struct {
 	// are cut at the first audio frame at or after TargetDuration, and
 	// Write is an error.
 	NoVideo bool
+	// OpenGOP lets segments start at open-GOP random access points as well
+	// as at IDR pictures: I pictures that a recovery point SEI marks (see
+	// [IsRecoveryPoint]; x264 --open-gop and many broadcast and camera
+	// encoders make them, and such a stream may have no IDR picture after
+	// its first). Off by default, because a segment that starts there is
+	// not independent: its leading pictures (after the I picture in decode
+	// order, before it in presentation order) refer to the previous
+	// segment, so segments decode in sequence but a player that starts or
+	// seeks there may show them broken, and the playlist must not claim
+	// EXT-X-INDEPENDENT-SEGMENTS (livechunk.Config.OpenGOP leaves it out).
+	// When the stream itself starts (or restarts after a timestamp jump) at
+	// such a picture, its leading pictures are dropped (Stats.DroppedLeading).
+	// Without OpenGOP, a stream whose only IDR picture is its first becomes
+	// one long segment; Stats.RecoveryPoints counts the points skipped.
+	OpenGOP bool
 	// Pool, when set, supplies the segment buffers (see [Pool]); share one
 	// among the chunkers of many streams. Default: a pool of the Chunker's
 	// own.
@@ -207,7 +223,8 @@ type Segment struct {
 	Duration int64
 	// Frames is the number of video access units.
 	Frames int
-	// Keyframes is the number of IDR access units (at least 1 with video).
+	// Keyframes is the number of random access points: IDR access units,
+	// and open-GOP I pictures with Config.OpenGOP (at least 1 with video).
 	Keyframes int
 	// AudioFrames is the number of AAC frames in the segment.
 	AudioFrames int
@@ -283,7 +300,9 @@ type Chunker interface {
 // Stats are counters of a Chunker.
 type Stats struct {
 	Samples         int64 // samples written into segments
-	DroppedNoKey    int64 // samples dropped while waiting for an IDR picture
+	DroppedNoKey    int64 // samples dropped while waiting for an IDR picture (or a random access point, see Config.OpenGOP)
+	DroppedLeading  int64 // leading pictures dropped after a start at an open-GOP picture
+	RecoveryPoints  int64 // open-GOP random access points seen (cut at only with Config.OpenGOP)
 	AudioSamples    int64 // audio frames written into segments
 	AudioDropped    int64 // audio frames dropped (before the first keyframe, overlapping, or with no segment to go to)
 	Segments        int64 // segments emitted

@@ -195,7 +195,9 @@ type chunker struct {
 
 	// audio track, nil without one
 	aud          *audioTrack
-	videoDropped bool // video samples were dropped since the last segment closed
+	videoDropped bool  // video samples were dropped since the last segment closed
+	leadSkip     bool  // dropping the leading pictures of an open-GOP start
+	leadPTS      int64 // input PTS of that start
 	cut          deferredCut
 
 	// open segment
@@ -398,7 +400,14 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		}
 	}
 
+	// rap: a random access point, where a segment may start. idr: one
+	// that needs nothing before it.
 	idr := IsIDR(s.NALUs)
+	rap := idr
+	if !idr && IsRecoveryPoint(s.NALUs) {
+		k.stats.RecoveryPoints++
+		rap = k.cfg.OpenGOP
+	}
 
 	if k.cut.pending && (jump || newPS != nil) {
 		if err := k.resolveCut(ctx); err != nil {
@@ -471,7 +480,7 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			k.offset = min - lowest
 		}
 	}
-	if !k.shiftSet && idr && k.ps != nil && k.cfg.Format == FMP4 {
+	if !k.shiftSet && rap && k.ps != nil && k.cfg.Format == FMP4 {
 		// fMP4: decode times are shifted by the stream's initial
 		// composition delay (B-frame reordering), with negative composition
 		// offsets where needed, so that the first picture's presentation
@@ -485,9 +494,20 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	outDTS := s.DTS + k.offset + k.dtsShift
 	outPTS := s.PTS + k.offset
 
+	if k.leadSkip {
+		// The stream (re)started at an open-GOP picture: its leading
+		// pictures refer to pictures that were not recorded.
+		if s.PTS < k.leadPTS {
+			k.stats.DroppedLeading++
+			k.lastInDTS, k.lastHint = s.DTS, s.Duration
+			return nil
+		}
+		k.leadSkip = false
+	}
+
 	if k.cut.pending {
 		// A cut waits for the audio: this sample waits with it.
-		if len(k.cut.samples) == 0 && (!idr || k.ps == nil) {
+		if len(k.cut.samples) == 0 && (!rap || k.ps == nil) {
 			// After a jump, the next segment starts at a keyframe too.
 			k.stats.DroppedNoKey++
 			k.videoDropped = true
@@ -498,12 +518,16 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		k.cut.setLastDur(d)
 		k.lastDur = d
 		k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
-		k.cut.add(idx, s, outDTS, outPTS, idr)
+		if len(k.cut.samples) == 0 && !idr {
+			k.leadSkip, k.leadPTS = true, s.PTS
+		}
+		k.cut.add(idx, s, outDTS, outPTS, rap)
 		if outDTS-k.cut.samples[0].dts > k.maxCutWait() || len(k.cut.samples) >= maxCutSamples {
 			return k.resolveCut(ctx)
 		}
 		return nil
 	}
+	cutHere := false // the open segment closed at this sample
 	if k.open {
 		d := outDTS - k.lastOutDTS
 		if !jump {
@@ -511,14 +535,18 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			k.segDur += d
 			k.lastDur = d
 		}
-		if idr && outDTS-k.segStart >= k.target {
+		// The cut compares presentation times, as players see segments:
+		// an open-GOP I picture is decoded ahead of its presentation by a
+		// number of leading pictures that varies from GOP to GOP, so decode
+		// times would put some cuts a GOP late.
+		if rap && outPTS-k.segPTS >= k.target {
 			if k.audioMayLag(s.PTS) {
 				// Audio before this picture's presentation time may still
 				// come (inputs interleave by decode time, muxers buffer
 				// audio): the cut waits for it.
 				k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
 				k.cut.start(s.PTS)
-				k.cut.add(idx, s, outDTS, outPTS, idr)
+				k.cut.add(idx, s, outDTS, outPTS, rap)
 				return nil
 			}
 			// Audio before this picture's presentation time closes with
@@ -529,6 +557,7 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			if err := k.emit(ctx); err != nil {
 				return err
 			}
+			cutHere = true
 		}
 	}
 	k.haveLast = true
@@ -537,10 +566,15 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	k.lastHint = s.Duration
 
 	if !k.open {
-		if !idr || k.ps == nil {
+		if !rap || k.ps == nil {
 			k.stats.DroppedNoKey++
 			k.videoDropped = true
 			return nil
+		}
+		if !idr && !cutHere {
+			// A start, not a cut in a continuous stream: the leading
+			// pictures' references were not recorded.
+			k.leadSkip, k.leadPTS = true, s.PTS
 		}
 		if k.videoDropped {
 			// Audio before this picture has no picture to go with.
@@ -551,11 +585,11 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 			return err
 		}
 	}
-	if err := k.c.add(s.NALUs, outDTS, outPTS, idr, k.ps); err != nil {
+	if err := k.c.add(s.NALUs, outDTS, outPTS, rap, k.ps); err != nil {
 		return &SampleError{Index: idx, DTS: s.DTS, Err: err}
 	}
 	k.segFrames++
-	if idr {
+	if rap {
 		k.segKeys++
 	}
 	k.stats.Samples++

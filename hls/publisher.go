@@ -50,6 +50,10 @@ type PublisherConfig struct {
 	// Retry configures retries of playlist writes that fail with a
 	// transient error.
 	Retry Retry
+	// OpenGOP declares that segments may start at open-GOP pictures
+	// (chunker.Config.OpenGOP), so they are not independent: the playlist
+	// leaves out EXT-X-INDEPENDENT-SEGMENTS.
+	OpenGOP bool
 	// Logger receives warnings (nil: discard).
 	Logger *slog.Logger
 }
@@ -171,7 +175,7 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	p := &Publisher{b: b, cfg: cfg}
 	p.pl.Type = cfg.Type
 	p.pl.MediaSequence = cfg.FirstMediaSequence
-	p.pl.IndependentSegments = true
+	p.pl.IndependentSegments = !cfg.OpenGOP
 	return p, nil
 }
 

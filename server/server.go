@@ -73,6 +73,10 @@ type Config struct {
 	MaxChunkBytes int64
 	// MaxStreams bounds the streams ingesting at the same time. Default 64.
 	MaxStreams int
+	// OpenGOP also cuts segments at open-GOP random access points (see
+	// livechunk.Config.OpenGOP), for encoders that make no IDR picture
+	// after the first.
+	OpenGOP bool
 	// ReorderWindow is how many chunks may arrive ahead of a missing one
 	// before it is given up (the gap becomes a discontinuity). Default 4.
 	ReorderWindow int
@@ -572,6 +576,7 @@ func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32,
 		PPS:             pps,
 		Audio:           audio,
 		NoVideo:         noVideo,
+		OpenGOP:         s.cfg.OpenGOP,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Logger:          s.cfg.Logger.With("stream", name),

@@ -263,8 +263,14 @@ func TestServeEndToEnd(t *testing.T) {
 	ingest(1, "recorded")
 	// The first chunks' segments are listed before the player starts.
 	waitFor(t, "segments of the first chunks", func() bool {
-		pl, err := hls.ParseMedia(mustGet(t, srv.base+"/live/phone/index.m3u8"))
-		return err == nil && len(pl.Segments) >= 3
+		// The playlist appears once the first segment is durable: a 404
+		// until then is the answer to expect, not a failure.
+		code, body, _ := request(t, "GET", srv.base+"/live/phone/index.m3u8", nil)
+		if code == http.StatusNotFound {
+			return false
+		}
+		pl, err := hls.ParseMedia(body)
+		return code == http.StatusOK && err == nil && len(pl.Segments) >= 3
 	})
 
 	// The rest arrive once Chromium plays: chunk 3 before chunk 2, chunk 2

@@ -195,6 +195,7 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	useSample := fs.Bool("sample", false, "record the embedded sample clip (no INPUT needed)")
 	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr)")
 	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
+	openGOP := fs.Bool("open-gop", false, openGOPHelp)
 	spool := fs.String("spool", "", "local `DIR` that keeps closed segments while DEST is unreachable: past the in-memory bound they\n"+
 		"are written there and uploaded in order when DEST returns (retried until then); a later run with the\n"+
 		"same -spool uploads what an interrupted one left")
@@ -301,6 +302,7 @@ Flags:
 		Window:          *window,
 		KeepSegments:    *keep,
 		NoResume:        *fresh,
+		OpenGOP:         *openGOP,
 		Logger:          logger,
 	}
 	cfg.Sink.MaxInFlightBytes = *inFlight
@@ -326,6 +328,11 @@ Flags:
 	return err
 }
 
+// openGOPHelp is the usage of the -open-gop flag.
+const openGOPHelp = "also cut at open-GOP keyframes (I pictures with a recovery point SEI), for encoders\n" +
+	"that make no IDR picture after the first (x264 --open-gop, broadcast); segments then decode\n" +
+	"in sequence but not alone, and the playlist leaves out EXT-X-INDEPENDENT-SEGMENTS"
+
 func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechunk.Config, st livechunk.Stats, elapsed time.Duration, dest string) {
 	speed := ""
 	if elapsed > 0 && st.Chunker.MediaTicks > 0 {
@@ -340,6 +347,13 @@ func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechun
 		humanBytes(st.Sink.UploadedBytes), elapsed.Round(time.Millisecond), speed)
 	if st.Chunker.DroppedNoKey > 0 {
 		fmt.Fprintf(w, "dropped %d frames before the first keyframe\n", st.Chunker.DroppedNoKey)
+	}
+	if st.Chunker.DroppedLeading > 0 {
+		fmt.Fprintf(w, "dropped %d leading frames of the open-GOP picture the recording starts at\n", st.Chunker.DroppedLeading)
+	}
+	if !cfg.OpenGOP && st.Chunker.RecoveryPoints > 0 && st.Chunker.LongSegments > 0 {
+		fmt.Fprintf(w, "note: segments ran long: the input has open GOPs (%d recovery points, few IDR pictures); -open-gop cuts there too\n",
+			st.Chunker.RecoveryPoints)
 	}
 	if st.Sink.Spooled > 0 || st.Sink.Recovered > 0 {
 		fmt.Fprintf(w, "spool: %d objects went through the disk spool, %d recovered from an earlier run\n", st.Sink.Spooled, st.Sink.Recovered)

@@ -34,7 +34,7 @@ type serveFlags struct {
 	addr, store, token, format string
 	segment                    time.Duration
 	maxStreams                 int
-	verbose                    bool
+	verbose, openGOP           bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, store string) {
@@ -45,6 +45,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
 	fs.BoolVar(&f.verbose, "v", false, "structured logs on stderr")
+	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
 }
 
 // startServer opens the store, listens and serves until ctx is done, then
@@ -71,6 +72,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		SegmentDuration: f.segment,
 		IngestToken:     f.token,
 		MaxStreams:      f.maxStreams,
+		OpenGOP:         f.openGOP,
 		Stitch:          server.StitchMP4,
 		Logger:          logger,
 	})
