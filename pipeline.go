@@ -67,6 +67,10 @@ type Config struct {
 	// object found (never overwriting one) and marks the restart as a
 	// discontinuity.
 	NoResume bool
+	// Matrix is the video's display transformation matrix (rotation of
+	// a phone's portrait video); Record sets it from the source. See
+	// chunker.Config.Matrix.
+	Matrix [9]int32
 	// OpenGOP also cuts segments at open-GOP random access points (I
 	// pictures with a recovery point SEI), for streams whose encoder makes
 	// no IDR picture after the first; the playlists then leave out
@@ -176,6 +180,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		Audio:          cfg.Audio,
 		NoVideo:        cfg.NoVideo,
 		OpenGOP:        cfg.OpenGOP,
+		Matrix:         cfg.Matrix,
 		Pool:           cfg.Pool,
 	}
 	pcfg := hls.PublisherConfig{
@@ -432,6 +437,10 @@ func (p *Pipeline) writeMultivariant(ctx context.Context) error {
 		Height:           in.Height,
 		FrameRate:        p.frameRate(),
 	}
+	if mx := p.cfg.Matrix; mx[0] == 0 && mx[4] == 0 && mx[1] != 0 && mx[3] != 0 {
+		// Turned by 90 or 270 degrees: RESOLUTION is the displayed size.
+		v.Width, v.Height = v.Height, v.Width
+	}
 	m := hls.MultivariantPlaylist{IndependentSegments: !p.cfg.OpenGOP, Variants: []hls.Variant{v}}
 	key := p.cfg.Prefix + p.cfg.MultivariantName
 	return hls.WritePlaylist(ctx, p.bucket, key, m.Render(), "", p.pubRetry)
@@ -510,7 +519,8 @@ func (p *Pipeline) Close(ctx context.Context) error {
 
 // Record reads every sample of src (video and audio, in the source's
 // order) into a new Pipeline on b and closes it. Timescale, WrapBits,
-// parameter sets and the audio track come from the source.
+// parameter sets, the display matrix and the audio track come from the
+// source.
 func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
 	info := src.Info()
 	cfg.Timescale = info.Timescale
@@ -522,6 +532,12 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 		cfg.Audio = info.Audio.Config()
 	}
 	cfg.NoVideo = info.NoVideo
+	if cfg.Matrix == [9]int32{} {
+		cfg.Matrix = info.Matrix
+	}
+	if cfg.Matrix != [9]int32{} && cfg.Format == chunker.TS && cfg.Logger != nil {
+		cfg.Logger.Warn("livechunk: the input is rotated for display; MPEG-TS segments cannot carry the rotation (fMP4 ones do)")
+	}
 	p, err := NewPipeline(ctx, b, cfg)
 	if err != nil {
 		return Stats{}, err

@@ -127,6 +127,12 @@ type Config struct {
 	// are cut at the first audio frame at or after TargetDuration, and
 	// Write is an error.
 	NoVideo bool
+	// Matrix is the video's transformation matrix for display (an MP4
+	// tkhd matrix, {a, b, u, c, d, v, x, y, w}, 16.16 fixed point, u, v and
+	// w 2.30; see source.Info.Matrix): fMP4 init segments carry it, so a
+	// phone's portrait video plays upright. Zero means the identity. MPEG-TS
+	// has no place for it.
+	Matrix [9]int32
 	// OpenGOP lets segments start at open-GOP random access points as well
 	// as at IDR pictures: I pictures that a recovery point SEI marks (see
 	// [IsRecoveryPoint]; x264 --open-gop and many broadcast and camera

@@ -24,6 +24,7 @@ const (
 // one buffer with each video byte copied once.
 type fmp4Writer struct {
 	timescale uint32
+	matrix    [9]int32 // video tkhd matrix; zero: identity
 	video     bool
 	aud       *audioTrack // nil without audio
 	audioID   uint32
@@ -65,6 +66,9 @@ func (w *fmp4Writer) makeInit(ps *paramSets) (data []byte, err error) {
 		trak := init.AddEmptyTrack(w.timescale, "video", "und")
 		if err := trak.SetAVCDescriptor("avc1", ps.sps, ps.pps, true); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadParameterSets, err)
+		}
+		if w.matrix != [9]int32{} {
+			trak.Tkhd.Matrix = w.matrix
 		}
 	}
 	if a := w.aud; a != nil {

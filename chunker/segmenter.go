@@ -256,7 +256,9 @@ func New(cfg Config, out Output) (Chunker, error) {
 	}
 	switch cfg.Format {
 	case FMP4:
-		k.c = newFMP4(cfg.Timescale, !cfg.NoVideo, k.aud)
+		f := newFMP4(cfg.Timescale, !cfg.NoVideo, k.aud)
+		f.matrix = cfg.Matrix
+		k.c = f
 	case TS:
 		w, err := newTSWriter(cfg.Timescale, !cfg.NoVideo, k.aud)
 		if err != nil {

@@ -566,7 +566,7 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 
 // newPipeline starts the recording of a stream.
 func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32, wrap uint, sps, pps [][]byte,
-	audio *chunker.AudioConfig, noVideo bool) (*livechunk.Pipeline, error) {
+	matrix [9]int32, audio *chunker.AudioConfig, noVideo bool) (*livechunk.Pipeline, error) {
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
@@ -577,6 +577,7 @@ func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32,
 		Audio:           audio,
 		NoVideo:         noVideo,
 		OpenGOP:         s.cfg.OpenGOP,
+		Matrix:          matrix,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Logger:          s.cfg.Logger.With("stream", name),

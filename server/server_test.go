@@ -395,3 +395,37 @@ func TestShutdownFinishesStreams(t *testing.T) {
 		t.Errorf("ingest after shutdown: %d", code)
 	}
 }
+
+// TestChunkIngestKeepsRotation uploads portrait chunks (a phone held
+// upright: the picture is coded 320x240 and the track's matrix turns it by
+// 90 degrees): the live playlist and the stitched /vod MP4 keep the
+// rotation, so ffmpeg decodes the same upright frames from them as from
+// the chunks.
+func TestChunkIngestKeepsRotation(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	var want []string
+	for _, c := range chunks {
+		mediatest.SetRotation(t, c, 90)
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	ts := start(t, server.Config{Stitch: server.StitchMP4})
+	for i, c := range chunks {
+		if code, body := put(t, ts, "phone", i, c); code != 200 {
+			t.Fatalf("chunk %d: %d %s", i, code, body)
+		}
+	}
+	if code, body := ts.do(t, "POST", "/ingest/phone/end", nil); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	// Shutdown returns once the ended stream is finished and stitched.
+	if err := ts.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/phone/index.m3u8")); d != "" {
+		t.Errorf("live playlist: %s", d)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/vod/phone.mp4")); d != "" {
+		t.Errorf("stitched MP4: %s", d)
+	}
+}

@@ -22,6 +22,7 @@ type chunk struct {
 	isAudio   []bool // packet order: true for the next audio frame, false for the next sample
 	timescale uint32
 	sps, pps  [][]byte
+	matrix    [9]int32
 	ainfo     *source.AudioInfo
 	span      int64 // first DTS to end of the last sample, in timescale ticks
 	bytes     int
@@ -41,7 +42,7 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		return nil, statusFor(err), err
 	}
 	info := src.Info()
-	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, ainfo: info.Audio, bytes: len(body)}
+	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio, bytes: len(body)}
 	var payload []byte
 	type span struct{ off, n int }
 	var spans [][]span
@@ -281,7 +282,7 @@ func (st *stream) aheadCount() int {
 // previous chunk's last one (encoder priming overlapping it) is left out.
 func (st *stream) feed(ctx context.Context, c *chunk) error {
 	if st.p == nil {
-		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps, c.ainfo.Config(), false)
+		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps, c.matrix, c.ainfo.Config(), false)
 		if err != nil {
 			return err
 		}
@@ -405,7 +406,7 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 		return res, statusFor(err), err
 	}
 	info := src.Info()
-	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS, info.Audio.Config(), info.NoVideo)
+	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS, info.Matrix, info.Audio.Config(), info.NoVideo)
 	if err != nil {
 		release()
 		st.abandon()

@@ -449,6 +449,9 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 		return nil
 	}
 	m.trackID = trak.Tkhd.TrackID
+	if mx := trak.Tkhd.Matrix; mx != mp4.UnityMatrix() && mx != [9]int32{} {
+		m.info.Matrix = mx
+	}
 	m.timescale = trak.Mdia.Mdhd.Timescale
 	if m.timescale == 0 {
 		return errorf(ErrInvalid, "track %d: timescale 0", m.trackID)

@@ -149,6 +149,12 @@ type Info struct {
 	SPS, PPS [][]byte
 	// Width and Height are the picture size after cropping, when known.
 	Width, Height int
+	// Matrix is the video track's transformation matrix from an MP4 or MOV
+	// tkhd box ({a, b, u, c, d, v, x, y, w}, 16.16 fixed point, u, v and w
+	// 2.30): how the picture is rotated or flipped for display, as phones
+	// record portrait video. Zero when the input has none or the identity
+	// (see chunker.Config.Matrix).
+	Matrix [9]int32
 	// Audio describes the AAC track that NextPacket interleaves with the
 	// video; nil when the input has none (or only audio of another codec).
 	Audio *AudioInfo

@@ -81,6 +81,7 @@ type index struct {
 	hasMP4    bool
 	dts0      int64       // absolute output time of samples[0]
 	audio     *audioIndex // the AAC track, nil if none
+	matrix    [9]int32    // the first MP4 video track's tkhd matrix; zero: identity
 }
 
 // trackInfo is the H.264 track of a moov, as the first pass uses it.
@@ -92,6 +93,7 @@ type trackInfo struct {
 	descIdx   []int // stsd entry -> index.descs, -1 when not H.264
 	shift     int64 // edit list: added to media times
 	hasEdit   bool
+	matrix    [9]int32        // tkhd matrix (display rotation); zero: identity
 	samples   bool            // the stbl lists samples (progressive)
 	audio     *trackInfo      // the moov's AAC track, nil if none
 	ainfo     chunker.AACInfo // and what its AudioSpecificConfig says
@@ -298,6 +300,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	m.ix.hasMP4 = true
 	if m.ix.timescale == 0 {
 		m.ix.timescale = ti.timescale
+		m.ix.matrix = ti.matrix
 	}
 	descOf := func(j int, x *localSample) (int, error) {
 		if x.desc < 0 || int(x.desc) >= len(ti.descIdx) || ti.descIdx[x.desc] < 0 {
@@ -549,6 +552,9 @@ func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
 		return ti, nil
 	}
 	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl, audio: audio}
+	if mx := trak.Tkhd.Matrix; mx != mp4.UnityMatrix() {
+		ti.matrix = mx
+	}
 	if ti.timescale == 0 {
 		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
 	}

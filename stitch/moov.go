@@ -378,6 +378,9 @@ func (ix *index) buildVideoTrak(sel selection, chunks []chunk, co64 bool, ndesc 
 		trak.Tkhd.Width = mp4.Fixed32(first.width << 16)
 		trak.Tkhd.Height = mp4.Fixed32(first.height << 16)
 	}
+	if ix.matrix != [9]int32{} {
+		trak.Tkhd.Matrix = ix.matrix // a phone's portrait video stays upright
+	}
 	return trak, nil
 }
 

@@ -321,6 +321,9 @@ Flags:
 	var done func()
 	cfg.Progress, done = progress(stderr, isTerminal(stderr), start)
 	// A signal ends the input; the recording is then finished normally.
+	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) {
+		fmt.Fprintln(stderr, "livechunk: note: the input is rotated for display (a phone's portrait video); MPEG-TS segments cannot carry that, fMP4 ones (the default) do")
+	}
 	st, err := livechunk.Record(context.WithoutCancel(ctx), b, untilDone{src, ctx}, cfg)
 	done()
 	elapsed := time.Since(start)
