@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -329,5 +330,48 @@ func TestAudioBadConfig(t *testing.T) {
 	oc[i] = 0x0a
 	if _, err := NewMP4(bytes.NewReader(oc), Options{}); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("audio-only with AAC Main: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestIgnoredAudio checks that audio livechunk does not record is named in
+// Info.IgnoredAudio (the command line tells the user), for MPEG-TS and MP4
+// inputs made by ffmpeg, and that the video is still read.
+func TestIgnoredAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	for _, c := range []struct {
+		codec, format, ext, want string
+	}{
+		{"ac3", "mpegts", "ts", "AC-3"},
+		{"mp2", "mpegts", "ts", "MPEG-1 audio (MP2/MP3)"},
+		{"libmp3lame", "mp4", "mp4", "MP3"},
+		{"ac3", "mp4", "mp4", "AC-3"},
+		{"aac", "mp4", "mp4", ""},
+	} {
+		t.Run(c.codec+"/"+c.format, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "in."+c.ext)
+			mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
+				"-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+				"-pix_fmt", "yuv420p", "-c:a", c.codec, "-f", c.format, p)
+			src, err := Open(p, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			info := src.Info()
+			got := strings.Join(info.IgnoredAudio, ",")
+			if got != c.want || (c.want == "") != (info.Audio != nil) {
+				t.Errorf("IgnoredAudio %q, audio %v; want %q", got, info.Audio != nil, c.want)
+			}
+			n := 0
+			for {
+				if _, err := src.Next(); err != nil {
+					break
+				}
+				n++
+			}
+			if n != 25 {
+				t.Errorf("%d pictures, want 25", n)
+			}
+		})
 	}
 }

@@ -359,6 +359,43 @@ func aacConfig(b mp4.Box) []byte {
 	return dc.DecSpecificInfo.DecConfig
 }
 
+// audioEntryName names the codec of a sound track's sample entry that is
+// not AAC; "" for a track that is not a sound track.
+func audioEntryName(t *mp4.TrakBox, entry mp4.Box) string {
+	if t.Mdia.Hdlr == nil || t.Mdia.Hdlr.HandlerType != "soun" {
+		return ""
+	}
+	if ase, ok := entry.(*mp4.AudioSampleEntryBox); ok && ase.Type() == "mp4a" {
+		esds := ase.Esds
+		if esds == nil && ase.Wave != nil {
+			esds = ase.Wave.Esds
+		}
+		if esds != nil && esds.DecConfigDescriptor != nil {
+			switch esds.DecConfigDescriptor.ObjectType {
+			case 0x69, 0x6b:
+				return "MP3"
+			case 0xa5:
+				return "AC-3"
+			case 0xa6:
+				return "E-AC-3"
+			}
+			return fmt.Sprintf("mp4a object type 0x%02x", esds.DecConfigDescriptor.ObjectType)
+		}
+	}
+	switch typ := entry.Type(); typ {
+	case "ac-3":
+		return "AC-3"
+	case "ec-3":
+		return "E-AC-3"
+	case "Opus":
+		return "Opus"
+	case ".mp3":
+		return "MP3"
+	default:
+		return typ
+	}
+}
+
 // selectAudio picks the first AAC track that livechunk can segment; tracks
 // it cannot use are ignored with a warning.
 func (m *MP4) selectAudio(moov *mp4.MoovBox) {
@@ -367,8 +404,12 @@ func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
 			continue
 		}
-		asc := aacConfig(t.Mdia.Minf.Stbl.Stsd.Children[0])
+		entry := t.Mdia.Minf.Stbl.Stsd.Children[0]
+		asc := aacConfig(entry)
 		if asc == nil {
+			if name := audioEntryName(t, entry); name != "" {
+				m.info.IgnoredAudio = append(m.info.IgnoredAudio, name)
+			}
 			continue
 		}
 		a, ai, err := m.newMP4Audio(t, i, moov, asc)

@@ -158,6 +158,9 @@ type Info struct {
 	// Audio describes the AAC track that NextPacket interleaves with the
 	// video; nil when the input has none (or only audio of another codec).
 	Audio *AudioInfo
+	// IgnoredAudio names the audio tracks that are not read, by codec
+	// ("AC-3", "MP3", "Opus", ...): livechunk records AAC only.
+	IgnoredAudio []string
 	// NoVideo reports an input with an AAC track and no H.264 one: Next
 	// returns io.EOF at once, NextPacket yields the audio, and the
 	// video fields above are zero.

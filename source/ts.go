@@ -92,6 +92,16 @@ func (t *TS) open(r io.Reader) (err error) {
 			}
 		case *codecs.H265:
 			other = "HEVC"
+		case *codecs.AC3:
+			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AC-3")
+		case *codecs.EAC3:
+			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "E-AC-3")
+		case *codecs.MPEG1Audio:
+			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "MPEG-1 audio (MP2/MP3)")
+		case *codecs.Opus:
+			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "Opus")
+		case *codecs.MPEG4AudioLATM:
+			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC in LATM")
 		case *codecs.MPEG4Audio:
 			if atrack != nil {
 				continue

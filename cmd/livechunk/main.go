@@ -321,6 +321,10 @@ Flags:
 	var done func()
 	cfg.Progress, done = progress(stderr, isTerminal(stderr), start)
 	// A signal ends the input; the recording is then finished normally.
+	if info := src.Info(); info.Audio == nil && len(info.IgnoredAudio) > 0 {
+		fmt.Fprintf(stderr, "livechunk: note: the input's audio (%s) is not recorded: livechunk records AAC audio only\n",
+			strings.Join(info.IgnoredAudio, ", "))
+	}
 	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) {
 		fmt.Fprintln(stderr, "livechunk: note: the input is rotated for display (a phone's portrait video); MPEG-TS segments cannot carry that, fMP4 ones (the default) do")
 	}
