@@ -429,3 +429,17 @@ func TestChunkIngestKeepsRotation(t *testing.T) {
 		t.Errorf("stitched MP4: %s", d)
 	}
 }
+
+// TestChunkWithMP3Audio uploads a chunk whose audio is MP3: the video is
+// recorded and the answer says the audio is not.
+func TestChunkWithMP3Audio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	p := filepath.Join(t.TempDir(), "mp3.mp4")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2", "-f", "lavfi", "-i", "sine=duration=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame", p)
+	ts := start(t, server.Config{})
+	code, body := put(t, ts, "cam", 0, p)
+	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, `"note": "audio (MP3) not recorded: AAC only"`) {
+		t.Errorf("chunk: %d %s", code, body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ type chunk struct {
 	sps, pps  [][]byte
 	matrix    [9]int32
 	ainfo     *source.AudioInfo
-	span      int64 // first DTS to end of the last sample, in timescale ticks
+	ignored   []string // audio codecs not recorded
+	span      int64    // first DTS to end of the last sample, in timescale ticks
 	bytes     int
 }
 
@@ -42,7 +44,8 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		return nil, statusFor(err), err
 	}
 	info := src.Info()
-	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio, bytes: len(body)}
+	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio,
+		ignored: info.IgnoredAudio, bytes: len(body)}
 	var payload []byte
 	type span struct{ off, n int }
 	var spans [][]span
@@ -202,6 +205,9 @@ type ChunkResult struct {
 	Status string `json:"status"`
 	// Next is the chunk number the stream waits for.
 	Next uint64 `json:"next"`
+	// Note tells the device about something in its chunk that is not
+	// recorded (audio that is not AAC), "" otherwise.
+	Note string `json:"note,omitempty"`
 }
 
 // addChunk feeds chunk n in order: early chunks wait in a window; a chunk
@@ -210,6 +216,9 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	res := ChunkResult{Stream: st.name, Chunk: n}
+	if c.ainfo == nil && len(c.ignored) > 0 {
+		res.Note = fmt.Sprintf("audio (%s) not recorded: AAC only", strings.Join(c.ignored, ", "))
+	}
 	if st.state != "live" {
 		return res, http.StatusConflict, fmt.Errorf("stream has ended")
 	}
