@@ -140,9 +140,16 @@ type Config struct {
 	// its first). Off by default, because a segment that starts there is
 	// not independent: its leading pictures (after the I picture in decode
 	// order, before it in presentation order) refer to the previous
-	// segment, so segments decode in sequence but a player that starts or
-	// seeks there may show them broken, and the playlist must not claim
-	// EXT-X-INDEPENDENT-SEGMENTS (livechunk.Config.OpenGOP leaves it out).
+	// segment, so segments decode in sequence but not alone, and the
+	// playlist must not claim EXT-X-INDEPENDENT-SEGMENTS
+	// (livechunk.Config.OpenGOP leaves it out). Players differ on a start or
+	// a seek into such a segment: ffmpeg skips the leading pictures, but
+	// Chromium (through hls.js and with its own HLS player alike) stops
+	// with a decode error on the first of them, so a browser can play such
+	// a recording from its start only, not join it live nor seek in it.
+	// ffmpeg's own HLS output of the same stream behaves the same. Use it
+	// for recordings that are played from the start, stitched, or
+	// processed by ffmpeg.
 	// When the stream itself starts (or restarts after a timestamp jump) at
 	// such a picture, its leading pictures are dropped (Stats.DroppedLeading).
 	// Without OpenGOP, a stream whose only IDR picture is its first becomes

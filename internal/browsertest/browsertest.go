@@ -1,10 +1,12 @@
 // Package browsertest plays HLS output in a real browser: headless Chromium,
 // driven through the DevTools protocol (github.com/chromedp/chromedp), with
-// the embedded hls.js of internal/player on Media Source Extensions.
-// Chromium has no native HLS, so hls.js is always used.
+// the embedded hls.js of internal/player on Media Source Extensions
+// ([PlayHLS]), or the browser's own player in a plain <video src> element
+// ([PlayMP4]: progressive MP4, and HLS itself, which Chromium 156 plays
+// natively).
 //
-// [PlayHLS] starts a fresh Chromium for every call (its own profile in
-// t.TempDir(), no network beyond 127.0.0.1), plays a playlist until the
+// [PlayHLS] starts a fresh Chromium for every call (its own profile in a
+// temporary directory, no network beyond 127.0.0.1), plays a playlist until the
 // video reaches a position or something fails, and returns what the page
 // saw: the position, the picture size, every hls.js error event, the
 // fragments loaded. The browser and all its processes are gone when PlayHLS
@@ -439,7 +441,14 @@ const maxEvents = 2000
 
 func launch(t testing.TB, exe string) *browser {
 	t.Helper()
-	root := t.TempDir()
+	// A short directory of its own, not t.TempDir(): Chromium puts a unix
+	// socket under TMPDIR, whose path must fit in 108 bytes, and
+	// t.TempDir() carries the (sub)test's name.
+	root, err := os.MkdirTemp("", "lcb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
 	b := &browser{dataDir: filepath.Join(root, "profile")}
 	home := filepath.Join(root, "home")
 	tmp := filepath.Join(root, "tmp")
