@@ -67,6 +67,13 @@ type Config struct {
 	// object found (never overwriting one) and marks the restart as a
 	// discontinuity.
 	NoResume bool
+	// StartDuration, when positive, holds back the first write of a live
+	// or event playlist until its segments last this long (see
+	// hls.PublisherConfig.StartDuration): three segment durations make a
+	// new stream's first playlist playable in Chromium's own HLS player,
+	// at the price of a later start and of segments that a crash before
+	// that write leaves unlisted.
+	StartDuration time.Duration
 	// Matrix is the video's display transformation matrix (rotation of
 	// a phone's portrait video); Record sets it from the source. See
 	// chunker.Config.Matrix.
@@ -185,6 +192,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	}
 	pcfg := hls.PublisherConfig{
 		OpenGOP:        cfg.OpenGOP,
+		StartDuration:  cfg.StartDuration,
 		Type:           cfg.Playlist,
 		Prefix:         cfg.Prefix,
 		Name:           cfg.PlaylistName,

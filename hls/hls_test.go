@@ -449,3 +449,61 @@ func TestCheckKey(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherStartDuration checks that a live or event playlist with a
+// StartDuration is first written once its segments last that long (three
+// target durations: what a player needs to start, RFC 8216 6.3.3, and less
+// than Chromium's own HLS player accepts), then on every segment; that
+// Finish writes a shorter one; and that by default it is written from the
+// first segment.
+func TestPublisherStartDuration(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		typ   hls.Type
+		start time.Duration
+		first int // segments added when the playlist first exists
+	}{
+		{"live", hls.Live, 6 * time.Second, 3},
+		{"event", hls.Event, 6 * time.Second, 3},
+		{"default", hls.Event, 0, 1},
+		{"10s", hls.Live, 10 * time.Second, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			p, err := hls.NewPublisher(b, hls.PublisherConfig{Type: c.typ, TargetDuration: 2 * time.Second, StartDuration: c.start})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range segs([]int64{2 * 90000, 2 * 90000, 2 * 90000, 2 * 90000, 2 * 90000, 2 * 90000}, nil, ".m4s") {
+				if err := p.Add(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+				ok, err := b.Exists(ctx, "index.m3u8")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := i+1 >= c.first; ok != want {
+					t.Fatalf("after %d segments: playlist exists %v, want %v", i+1, ok, want)
+				}
+			}
+		})
+	}
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	p, _ := hls.NewPublisher(b, hls.PublisherConfig{Type: hls.Live, TargetDuration: 2 * time.Second, StartDuration: 6 * time.Second})
+	if err := p.Add(ctx, segs([]int64{2 * 90000}, nil, ".m4s")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.Exists(ctx, "index.m3u8"); ok {
+		t.Fatal("playlist written before StartDuration")
+	}
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := hls.LoadMedia(ctx, b, "index.m3u8")
+	if err != nil || len(pl.Segments) != 1 || !pl.Ended {
+		t.Fatalf("a one-segment recording after Finish: %v %+v", err, pl)
+	}
+}

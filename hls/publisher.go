@@ -50,6 +50,19 @@ type PublisherConfig struct {
 	// Retry configures retries of playlist writes that fail with a
 	// transient error.
 	Retry Retry
+	// StartDuration, when positive, holds back the first write of a live
+	// or event playlist until its segments last this long together. RFC
+	// 8216 section 6.3.3 has players start no less than three target
+	// durations from the end of a live playlist, and Chromium's own HLS
+	// player (what a plain <video src> uses) stops with a demuxer error on
+	// a live playlist shorter than that, while hls.js starts on one
+	// segment. Once written, the playlist is rewritten on every segment;
+	// Finish always writes it. The default (zero) writes it from the first
+	// segment, because until the first write a durable segment is not
+	// referenced by any playlist: a process that dies before it leaves
+	// segments that a resumed recording does not list (it does not
+	// overwrite them).
+	StartDuration time.Duration
 	// OpenGOP declares that segments may start at open-GOP pictures
 	// (chunker.Config.OpenGOP), so they are not independent: the playlist
 	// leaves out EXT-X-INDEPENDENT-SEGMENTS.
@@ -116,14 +129,15 @@ type Publisher struct {
 	b   *blob.Bucket
 	cfg PublisherConfig
 
-	mu       sync.Mutex
-	pl       MediaPlaylist
-	tdFixed  bool
-	longest  int64 // longest playlist duration so far, microseconds
-	pending  []pendingDelete
-	finished bool
-	stats    PublisherStats
-	buf      []byte // the rendered playlist, reused by every write
+	mu        sync.Mutex
+	pl        MediaPlaylist
+	tdFixed   bool
+	published bool  // the playlist has been written (see PublisherConfig.StartDuration)
+	longest   int64 // longest playlist duration so far, microseconds
+	pending   []pendingDelete
+	finished  bool
+	stats     PublisherStats
+	buf       []byte // the rendered playlist, reused by every write
 }
 
 // PublisherStats are counters of a Publisher.
@@ -234,9 +248,13 @@ func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	if p.cfg.Type == Live {
 		p.slide()
 	}
+	if !p.published && p.cfg.StartDuration > 0 && totalMicros(p.pl.Segments) < p.cfg.StartDuration.Microseconds() {
+		return nil // too short to start playing: written later
+	}
 	if err := p.write(ctx); err != nil {
 		return err
 	}
+	p.published = true
 	p.deleteDue(ctx, false)
 	return nil
 }

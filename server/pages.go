@@ -47,12 +47,24 @@ const v = document.getElementById("v");
 const $ = (id) => document.getElementById(id);
 let hls = null, frags = [];
 window.playerErrors = [];
-if (window.Hls && Hls.isSupported()) {
+function startHls() {
   hls = new Hls({ liveDurationInfinity: true });
-  hls.on(Hls.Events.ERROR, (_, d) => { window.playerErrors.push(d.type + ":" + d.details + (d.fatal ? " (fatal)" : "")); });
+  hls.on(Hls.Events.ERROR, (_, d) => {
+    if (d.fatal && d.type === Hls.ErrorTypes.NETWORK_ERROR && d.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
+      // A new stream's playlist appears once it has three target
+      // durations of segments: until then it is not found. Try again.
+      hls.destroy();
+      setTimeout(startHls, 1000);
+      return;
+    }
+    window.playerErrors.push(d.type + ":" + d.details + (d.fatal ? " (fatal)" : ""));
+  });
   hls.on(Hls.Events.LEVEL_LOADED, (_, d) => { frags = d.details.fragments; renderSegs(); });
   hls.loadSource(url);
   hls.attachMedia(v);
+}
+if (window.Hls && Hls.isSupported()) {
+  startHls();
 } else if (v.canPlayType("application/vnd.apple.mpegurl")) {
   v.src = url; // native HLS (Safari)
 }

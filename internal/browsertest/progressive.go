@@ -27,6 +27,12 @@ type MP4Options struct {
 	PlayAfterSeek float64
 	// Timeout bounds the playback, seek included. Default 30 s.
 	Timeout time.Duration
+	// MinPlayed, when positive, replaces the seek: playback must advance
+	// this far past the position where it started (a live stream starts
+	// near its live edge, not at 0).
+	MinPlayed float64
+	// OnPoll, when set, is called with the state at every poll.
+	OnPoll func(MP4Result)
 }
 
 // MP4Result is what the page saw when PlayMP4 returned. Of the embedded
@@ -163,10 +169,19 @@ func PlayMP4(t testing.TB, mediaURL string, opts MP4Options) MP4Result {
 		res.Result = st.result()
 		res.SeekTarget, res.SeekedAt = st.SeekTarget, st.SeekedAt
 		res.Elapsed = time.Since(start)
+		if opts.OnPoll != nil {
+			opts.OnPoll(res)
+		}
 		if res.MediaError != "" {
 			return true
 		}
 		switch {
+		case opts.MinPlayed > 0:
+			if res.StartTime >= 0 && res.CurrentTime >= res.StartTime+opts.MinPlayed {
+				res.Reached = true
+				return true
+			}
+			return res.Ended
 		case !seeking && res.CurrentTime >= opts.MinTime && res.Duration > 0:
 			target := opts.SeekTo
 			if target <= 0 {
