@@ -8,17 +8,17 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gocloud.dev/blob"
 
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/browsertest"
 	"github.com/livechunk/livechunk/internal/mediatest"
-	"github.com/livechunk/livechunk/sink"
 )
 
 // TestPlaybackNativeHLS plays recordings with Chromium's own HLS player: a
@@ -95,97 +95,53 @@ func TestPlaybackNativeHLS(t *testing.T) {
 	}
 }
 
-// TestPlaybackNativeLive plays a live recording, fMP4 with a sliding
-// window and MPEG-TS as an EVENT playlist, with Chromium's own HLS player
-// while the pipeline is still writing it (samples paced in real time): the
-// video must play on for more than two segment durations, at the right
-// size, without a media error, while the browser keeps reloading the
-// playlist, which has no EXT-X-ENDLIST until the pipeline closes.
-// Chromium's player refuses a live playlist shorter than three target
-// durations (DEMUXER_ERROR_COULD_NOT_PARSE), so the pipeline holds its
-// first playlist back until then (Config.StartDuration) and the browser
-// opens it as soon as it exists.
-func TestPlaybackNativeLive(t *testing.T) {
-	playbackRequireTools(t)
-	input := playbackInput(t)
-	samples, info := playbackSamples(t, input)
-	for _, tc := range []struct {
-		format chunker.Format
-		typ    hls.Type
-	}{
-		{chunker.FMP4, hls.Live},
-		{chunker.TS, hls.Event},
-	} {
-		t.Run(tc.format.String()+"/"+tc.typ.String(), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			b, err := sink.Open(ctx, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
+// playbackLiveNative is the native half of playbackLive: it plays the
+// growing recording in a plain <video src> and checks it, then stops the
+// feeder and closes p.
+func playbackLiveNative(t *testing.T, ctx context.Context, b *blob.Bucket, p *livechunk.Pipeline, playing chan struct{},
+	stopFeed func(), feedErr *error) {
+	var playlistGets atomic.Int64
+	h := http.StripPrefix("/media", hls.NewHandler(b, pbPrefix))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/index.m3u8") {
+			playlistGets.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	started := false
+	res := browsertest.PlayMP4(t, srv.URL+"/media/master.m3u8", browsertest.MP4Options{
+		MinPlayed: pbMinPlay,
+		Timeout:   30 * time.Second,
+		OnPoll: func(r browsertest.MP4Result) {
+			if !started && r.StartTime >= 0 {
+				started = true
+				close(playing)
 			}
-			defer b.Close()
-			p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{
-				Format: tc.format, SegmentDuration: pbSegment, Timescale: info.Timescale, Prefix: pbPrefix, Playlist: tc.typ,
-				StartDuration: 3 * pbSegment,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			preroll := samples[0].DTS + 3*int64(pbSegment/time.Millisecond)*int64(info.Timescale)/1000
-			playing, stop, feedDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-			var feedErr error
-			go func() {
-				defer close(feedDone)
-				feedErr = playbackFeed(ctx, p, samples, info.Timescale, preroll, playing, stop)
-			}()
-			stopFeed := sync.OnceFunc(func() { close(stop); <-feedDone })
-			defer stopFeed()
-			playbackWaitSegments(t, ctx, b, pbPrefix+"index.m3u8", 1, feedDone) // it first appears with 3
-
-			var playlistGets atomic.Int64
-			h := http.StripPrefix("/media", hls.NewHandler(b, pbPrefix))
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.HasSuffix(r.URL.Path, "/index.m3u8") {
-					playlistGets.Add(1)
-				}
-				h.ServeHTTP(w, r)
-			}))
-			defer srv.Close()
-			started := false
-			res := browsertest.PlayMP4(t, srv.URL+"/media/master.m3u8", browsertest.MP4Options{
-				MinPlayed: pbMinPlay,
-				Timeout:   30 * time.Second,
-				OnPoll: func(r browsertest.MP4Result) {
-					if !started && r.StartTime >= 0 {
-						started = true
-						close(playing)
-					}
-				},
-			})
-			pl, err := hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
-			if err != nil {
-				t.Fatal(err)
-			}
-			stopFeed()
-			if feedErr != nil {
-				t.Errorf("feeding the pipeline: %v", feedErr)
-			}
-			if err := p.Close(ctx); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-			t.Log(res)
-			if !res.Reached || res.MediaError != "" {
-				t.Fatalf("native live playback did not advance %.1f s: %s (error %q, console %v)", pbMinPlay, res, res.MediaError, res.Console)
-			}
-			if pl.Ended {
-				t.Errorf("the playlist had EXT-X-ENDLIST before the pipeline was closed")
-			}
-			if res.VideoWidth != pbWidth || res.VideoHeight != pbHeight {
-				t.Errorf("picture %dx%d, want %dx%d", res.VideoWidth, res.VideoHeight, pbWidth, pbHeight)
-			}
-			if n := playlistGets.Load(); n < 2 {
-				t.Errorf("the media playlist was requested %d times: Chromium did not follow the live playlist", n)
-			}
-		})
+		},
+	})
+	pl, err := hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFeed()
+	if *feedErr != nil {
+		t.Errorf("feeding the pipeline: %v", *feedErr)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	t.Log(res)
+	if !res.Reached || res.MediaError != "" {
+		t.Fatalf("native live playback did not advance %.1f s: %s (console %v)", pbMinPlay, res, res.Console)
+	}
+	if pl.Ended {
+		t.Errorf("the playlist had EXT-X-ENDLIST before the pipeline was closed")
+	}
+	if res.VideoWidth != pbWidth || res.VideoHeight != pbHeight {
+		t.Errorf("picture %dx%d, want %dx%d", res.VideoWidth, res.VideoHeight, pbWidth, pbHeight)
+	}
+	if n := playlistGets.Load(); n < 2 {
+		t.Errorf("the media playlist was requested %d times: Chromium did not follow the live playlist", n)
 	}
 }

@@ -275,6 +275,13 @@ func startGapSeek(e browsertest.HLSError, start float64) bool {
 // of playback while the playlist is still live (no EXT-X-ENDLIST), with no
 // fatal hls.js error (nor a non-fatal one other than a stall), and the
 // browser must see the playlist grow.
+//
+// The native/ cases play it with Chromium's own HLS player (a plain
+// <video src>, no hls.js): it refuses a live playlist shorter than three
+// target durations (DEMUXER_ERROR_COULD_NOT_PARSE), so the pipeline holds
+// its first playlist back until then (Config.StartDuration); the video
+// must play on past two segment durations at the right size, with no media
+// error, while Chromium keeps reloading the playlist.
 func TestPlaybackLive(t *testing.T) {
 	playbackRequireTools(t)
 	input := playbackInput(t)
@@ -286,13 +293,27 @@ func TestPlaybackLive(t *testing.T) {
 		{chunker.FMP4, hls.Live},
 		{chunker.TS, hls.Event},
 	} {
-		t.Run(tc.format.String()+"/"+tc.typ.String(), func(t *testing.T) {
-			playbackLive(t, samples, info, tc.format, tc.typ)
-		})
+		for _, native := range []bool{false, true} {
+			name := tc.format.String() + "/" + tc.typ.String()
+			if native {
+				name = "native/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				playbackLive(t, samples, info, tc.format, tc.typ, native)
+			})
+		}
 	}
 }
 
-func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, format chunker.Format, typ hls.Type) {
+// playbackLive records samples paced in real time into a live (or event)
+// playlist and plays it while it grows: with hls.js, or with Chromium's own
+// HLS player when native is set (whose first playlist must last three
+// target durations, see Config.StartDuration).
+func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, format chunker.Format, typ hls.Type, native bool) {
+	var startDuration time.Duration // hls.js starts on the first segment
+	if native {
+		startDuration = 3 * pbSegment
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	b, err := sink.Open(ctx, t.TempDir())
@@ -307,12 +328,19 @@ func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, form
 		WrapBits:        info.WrapBits,
 		Prefix:          pbPrefix,
 		Playlist:        typ,
+		StartDuration:   startDuration,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The feeder owns p until it returns (Pipeline.Write is single-goroutine).
-	preroll := samples[0].DTS + 2*int64(pbSegment/time.Millisecond)*int64(info.Timescale)/1000
+	// It writes the pre-roll (two segments, three for the native player)
+	// at once, the rest paced once the browser plays.
+	prerollSegs := int64(2)
+	if native {
+		prerollSegs = 3
+	}
+	preroll := samples[0].DTS + prerollSegs*int64(pbSegment/time.Millisecond)*int64(info.Timescale)/1000
 	playing := make(chan struct{}) // closed when the browser plays
 	stop := make(chan struct{})    // closed when the browser is done
 	feedDone := make(chan struct{})
@@ -336,6 +364,11 @@ func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, form
 	// arrives, and are listed once uploaded.
 	playbackWaitSegments(t, ctx, b, pbPrefix+"index.m3u8", 2, feedDone)
 
+	if native {
+		playbackLiveNative(t, ctx, b, p, playing, stopFeed, &feedErr)
+		closed = true
+		return
+	}
 	mediaURL, pageURL := playbackServer(t, b, true)
 	started := false
 	res := browsertest.PlayHLS(t, mediaURL+"master.m3u8", browsertest.Options{
