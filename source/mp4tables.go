@@ -30,6 +30,11 @@ type boxBody struct {
 
 // moovContainers are the boxes readMoov descends into, on the way from moov
 // to stbl.
+
+// maxMoovDepth bounds their nesting (moov/trak/mdia/minf/stbl is 4 deep): a
+// hostile file could otherwise nest them until the stack overflows.
+const maxMoovDepth = 8
+
 var moovContainers = map[string]bool{"trak": true, "mdia": true, "minf": true, "stbl": true}
 
 // readMoov reads the moov box whose header h was read at start, without
@@ -43,7 +48,7 @@ func (m *MP4) readMoov(h mp4.BoxHeader, start int64) (moov *mp4.MoovBox, tabs []
 	defer recoverInvalid(&err, "moov")
 	w := moovWalker{m: m}
 	body := make([]byte, 0, 4<<10)
-	body, err = w.walk(body, start+int64(h.Hdrlen), start+int64(h.Size), "moov")
+	body, err = w.walk(body, start+int64(h.Hdrlen), start+int64(h.Size), "moov", 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -72,7 +77,10 @@ type moovWalker struct {
 // walk appends to out the children of the box body [off, end) of a box
 // named parent, each with an 8-byte header, leaving out the per-sample
 // tables of stbl boxes, whose places it records in w.tabs.
-func (w *moovWalker) walk(out []byte, off, end int64, parent string) ([]byte, error) {
+func (w *moovWalker) walk(out []byte, off, end int64, parent string, depth int) ([]byte, error) {
+	if depth > maxMoovDepth {
+		return nil, errorf(ErrInvalid, "moov boxes nested more than %d deep", maxMoovDepth)
+	}
 	for off < end {
 		if end-off < 8 {
 			return nil, errorf(ErrInvalid, "%d stray bytes at the end of %s", end-off, parent)
@@ -110,7 +118,7 @@ func (w *moovWalker) walk(out []byte, off, end int64, parent string) ([]byte, er
 			at := len(out)
 			out = append(out, 0, 0, 0, 0, name[0], name[1], name[2], name[3])
 			var err error
-			if out, err = w.walk(out, bodyOff, bodyOff+bodySize, name); err != nil {
+			if out, err = w.walk(out, bodyOff, bodyOff+bodySize, name, depth+1); err != nil {
 				return nil, err
 			}
 			binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at))
