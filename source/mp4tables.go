@@ -35,6 +35,10 @@ type boxBody struct {
 // hostile file could otherwise nest them until the stack overflows.
 const maxMoovDepth = 8
 
+// maxMoovBoxes bounds the boxes readMoov reads a header of (one positional
+// read each): real files have tens to a few hundred.
+const maxMoovBoxes = 100000
+
 var moovContainers = map[string]bool{"trak": true, "mdia": true, "minf": true, "stbl": true}
 
 // readMoov reads the moov box whose header h was read at start, without
@@ -69,9 +73,10 @@ func (m *MP4) readMoov(h mp4.BoxHeader, start int64) (moov *mp4.MoovBox, tabs []
 
 // moovWalker copies a moov box without its sample tables (see readMoov).
 type moovWalker struct {
-	m    *MP4
-	tabs []stblTables
-	hdr  [16]byte
+	m     *MP4
+	tabs  []stblTables
+	hdr   [16]byte
+	boxes int
 }
 
 // walk appends to out the children of the box body [off, end) of a box
@@ -84,6 +89,9 @@ func (w *moovWalker) walk(out []byte, off, end int64, parent string, depth int) 
 	for off < end {
 		if end-off < 8 {
 			return nil, errorf(ErrInvalid, "%d stray bytes at the end of %s", end-off, parent)
+		}
+		if w.boxes++; w.boxes > maxMoovBoxes {
+			return nil, errorf(ErrUnsupported, "moov box with more than %d boxes", maxMoovBoxes)
 		}
 		if err := w.m.readFullAt(w.hdr[:8], off, "box header"); err != nil {
 			return nil, err
