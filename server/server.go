@@ -77,6 +77,9 @@ type Config struct {
 	// livechunk.Config.OpenGOP), for encoders that make no IDR picture
 	// after the first.
 	OpenGOP bool
+	// StartDuration holds back a new stream's first playlist until its
+	// segments last this long (see livechunk.Config.StartDuration).
+	StartDuration time.Duration
 	// ReorderWindow is how many chunks may arrive ahead of a missing one
 	// before it is given up (the gap becomes a discontinuity). Default 4.
 	ReorderWindow int
@@ -577,6 +580,7 @@ func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32,
 		Audio:           audio,
 		NoVideo:         noVideo,
 		OpenGOP:         s.cfg.OpenGOP,
+		StartDuration:   s.cfg.StartDuration,
 		Matrix:          matrix,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,

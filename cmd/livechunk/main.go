@@ -196,6 +196,7 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr)")
 	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
 	openGOP := fs.Bool("open-gop", false, openGOPHelp)
+	startDur := fs.Duration("start-duration", 0, startDurationHelp)
 	spool := fs.String("spool", "", "local `DIR` that keeps closed segments while DEST is unreachable: past the in-memory bound they\n"+
 		"are written there and uploaded in order when DEST returns (retried until then); a later run with the\n"+
 		"same -spool uploads what an interrupted one left")
@@ -303,6 +304,7 @@ Flags:
 		KeepSegments:    *keep,
 		NoResume:        *fresh,
 		OpenGOP:         *openGOP,
+		StartDuration:   *startDur,
 		Logger:          logger,
 	}
 	cfg.Sink.MaxInFlightBytes = *inFlight
@@ -339,6 +341,11 @@ Flags:
 const openGOPHelp = "also cut at open-GOP keyframes (I pictures with a recovery point SEI), for encoders\n" +
 	"that make no IDR picture after the first (x264 --open-gop, broadcast); segments then decode\n" +
 	"in sequence but not alone, and the playlist leaves out EXT-X-INDEPENDENT-SEGMENTS"
+
+// startDurationHelp is the usage of the -start-duration flag.
+const startDurationHelp = "write a new live playlist only once its segments last this long; three segment\n" +
+	"durations (e.g. 15s) make it playable in Chromium's own HLS player from the first\n" +
+	"playlist on (hls.js needs nothing)"
 
 func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechunk.Config, st livechunk.Stats, elapsed time.Duration, dest string) {
 	speed := ""

@@ -32,7 +32,7 @@ func defaultStore() string {
 
 type serveFlags struct {
 	addr, store, token, format string
-	segment                    time.Duration
+	segment, startDuration     time.Duration
 	maxStreams                 int
 	verbose, openGOP           bool
 }
@@ -46,6 +46,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
 	fs.BoolVar(&f.verbose, "v", false, "structured logs on stderr")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
+	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp)
 }
 
 // startServer opens the store, listens and serves until ctx is done, then
@@ -73,6 +74,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		IngestToken:     f.token,
 		MaxStreams:      f.maxStreams,
 		OpenGOP:         f.openGOP,
+		StartDuration:   f.startDuration,
 		Stitch:          server.StitchMP4,
 		Logger:          logger,
 	})
