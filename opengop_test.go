@@ -1,6 +1,8 @@
 package livechunk_test
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -76,7 +78,12 @@ func TestOpenGOP(t *testing.T) {
 	wantAudio := mediatest.PacketCount(t, input, "a")
 
 	t.Run("default", func(t *testing.T) {
-		_, _, st := recordFile(t, input, livechunk.Config{SegmentDuration: ogGOP, Playlist: hls.VOD})
+		var log bytes.Buffer
+		_, _, st := recordFile(t, input, livechunk.Config{SegmentDuration: ogGOP, Playlist: hls.VOD,
+			Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if n := strings.Count(log.String(), "open-GOP keyframes"); n != 1 {
+			t.Errorf("%d open-GOP warnings logged, want 1:\n%s", n, log.String())
+		}
 		if st.Chunker.Segments != 1 || st.Chunker.RecoveryPoints < ogSeconds/2-1 {
 			t.Errorf("%d segments, %d recovery points; want 1 long segment and %d recovery points skipped",
 				st.Chunker.Segments, st.Chunker.RecoveryPoints, ogSeconds/2-1)

@@ -141,6 +141,8 @@ type Pipeline struct {
 	pub      *hls.Publisher
 	pubRetry hls.Retry
 	started  time.Time
+	// warnedOpenGOP: the open-GOP warning was logged (see Write).
+	warnedOpenGOP bool
 
 	mu       sync.Mutex
 	wall     map[uint64]time.Time // segment seq -> program date time
@@ -468,8 +470,21 @@ func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
 	if p.started.IsZero() {
 		p.started = time.Now()
 	}
-	return p.chunk.Write(ctx, s)
+	err := p.chunk.Write(ctx, s)
+	if !p.cfg.OpenGOP && !p.warnedOpenGOP && p.chunk.Stats().RecoveryPoints >= openGOPWarnAfter {
+		// A stream of open GOPs without IDR pictures makes no segment
+		// until its next IDR picture, perhaps never: say why, once.
+		p.warnedOpenGOP = true
+		p.cfg.Logger.Warn("livechunk: the stream has open-GOP keyframes (recovery points), where segments do not start by default; "+
+			"a segment runs until the next IDR picture (Config.OpenGOP, record/serve -open-gop, cuts at them)",
+			"recovery_points", p.chunk.Stats().RecoveryPoints)
+	}
+	return err
 }
+
+// openGOPWarnAfter is how many open-GOP keyframes pass unused before the
+// pipeline warns that the stream has open GOPs.
+const openGOPWarnAfter = 3
 
 // WriteAudio adds the next AAC frame of the audio track (Config.Audio),
 // interleaved with Write calls in time order.
