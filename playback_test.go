@@ -364,24 +364,18 @@ func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, form
 	// arrives, and are listed once uploaded.
 	playbackWaitSegments(t, ctx, b, pbPrefix+"index.m3u8", 2, feedDone)
 
-	if native {
-		playbackLiveNative(t, ctx, b, p, playing, stopFeed, &feedErr)
-		closed = true
-		return
+	var once sync.Once
+	onStart := func(start float64) { // called at every poll of the page
+		if start >= 0 {
+			once.Do(func() { close(playing) })
+		}
 	}
-	mediaURL, pageURL := playbackServer(t, b, true)
-	started := false
-	res := browsertest.PlayHLS(t, mediaURL+"master.m3u8", browsertest.Options{
-		PageURL:   pageURL,
-		MinPlayed: pbMinPlay,
-		Timeout:   30 * time.Second,
-		OnPoll: func(r browsertest.Result) {
-			if !started && r.StartTime >= 0 {
-				started = true
-				close(playing)
-			}
-		},
-	})
+	var check func() // the player's own assertions, once the pipeline is closed
+	if native {
+		check = playbackLiveNative(t, b, onStart)
+	} else {
+		check = playbackLiveHLS(t, b, onStart)
+	}
 	// The recording is still open: its playlist must not have ended.
 	pl, err := hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
 	if err != nil {
@@ -396,33 +390,10 @@ func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, form
 	if err := p.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	t.Log(res)
-
-	if !res.Reached {
-		t.Fatalf("live playback did not advance %.1f s", pbMinPlay)
-	}
 	if !stillLive {
 		t.Errorf("the playlist had EXT-X-ENDLIST before the pipeline was closed")
 	}
-	if !res.Live {
-		t.Errorf("hls.js did not see a live playlist (ENDLIST present)")
-	}
-	playbackCheck(t, res)
-	// No fatal error; and of the non-fatal ones only stalls, which a
-	// player close to the live edge may hit.
-	for _, e := range res.Errors {
-		if e.Stall() {
-			t.Logf("tolerated live: %s", e)
-			continue
-		}
-		t.Errorf("hls.js error event: %s", e)
-	}
-	if n := len(res.PlaylistSizes); n < 2 || res.PlaylistSizes[n-1] <= res.PlaylistSizes[0] {
-		t.Errorf("hls.js saw playlist sizes %v: the playlist did not grow during playback", res.PlaylistSizes)
-	}
-	if res.FragmentsLoaded < 3 {
-		t.Errorf("hls.js loaded %d fragments, want at least 3", res.FragmentsLoaded)
-	}
+	check()
 
 	// After Close the playlist has ended and lists the whole input.
 	pl, err = hls.LoadMedia(ctx, b, pbPrefix+"index.m3u8")
@@ -431,6 +402,43 @@ func playbackLive(t *testing.T, samples []chunker.Sample, info source.Info, form
 	}
 	if !pl.Ended {
 		t.Errorf("no EXT-X-ENDLIST after Close")
+	}
+}
+
+// playbackLiveHLS plays the growing recording with hls.js, calling onStart
+// with the start position at every poll, and returns its assertions.
+func playbackLiveHLS(t *testing.T, b *blob.Bucket, onStart func(float64)) (check func()) {
+	mediaURL, pageURL := playbackServer(t, b, true)
+	res := browsertest.PlayHLS(t, mediaURL+"master.m3u8", browsertest.Options{
+		PageURL:   pageURL,
+		MinPlayed: pbMinPlay,
+		Timeout:   30 * time.Second,
+		OnPoll:    func(r browsertest.Result) { onStart(r.StartTime) },
+	})
+	return func() {
+		t.Log(res)
+		if !res.Reached {
+			t.Fatalf("live playback did not advance %.1f s", pbMinPlay)
+		}
+		if !res.Live {
+			t.Errorf("hls.js did not see a live playlist (ENDLIST present)")
+		}
+		playbackCheck(t, res)
+		// No fatal error; and of the non-fatal ones only stalls, which a
+		// player close to the live edge may hit.
+		for _, e := range res.Errors {
+			if e.Stall() {
+				t.Logf("tolerated live: %s", e)
+				continue
+			}
+			t.Errorf("hls.js error event: %s", e)
+		}
+		if n := len(res.PlaylistSizes); n < 2 || res.PlaylistSizes[n-1] <= res.PlaylistSizes[0] {
+			t.Errorf("hls.js saw playlist sizes %v: the playlist did not grow during playback", res.PlaylistSizes)
+		}
+		if res.FragmentsLoaded < 3 {
+			t.Errorf("hls.js loaded %d fragments, want at least 3", res.FragmentsLoaded)
+		}
 	}
 }
 
