@@ -229,11 +229,11 @@ func (m *MP4) decodeBody(h mp4.BoxHeader, start int64) (box mp4.Box, err error) 
 	if h.Size > maxMetaBox {
 		return nil, errorf(ErrUnsupported, "%s box of %d bytes", h.Name, h.Size)
 	}
-	if m.size >= 0 && (h.Name == "moov" || h.Name == "moof") {
+	if m.size >= 0 && h.Name == "moof" {
 		// header checked that the box fits in the input: read its body
 		// into a buffer of its exact size. (mp4ff's DecodeBoxBody reads it
 		// with io.ReadAll, whose growth makes about twice the body in
-		// garbage: 4 MB for the 1.9 MB moov of a 30 minute 720p file.)
+		// garbage. A seekable input's moov is walked by readMoov instead.)
 		body := make([]byte, h.Size-uint64(h.Hdrlen))
 		if _, err := io.ReadFull(m.cr, body); err != nil {
 			return nil, errorf(ErrTruncated, "%s box at %d", h.Name, start)
@@ -341,14 +341,7 @@ func editShift(trak *mp4.TrakBox, moov *mp4.MoovBox, timescale uint32) (int64, e
 
 // aacConfig returns the AudioSpecificConfig of an mp4a sample entry, or nil.
 func aacConfig(b mp4.Box) []byte {
-	ase, ok := b.(*mp4.AudioSampleEntryBox)
-	if !ok || ase.Type() != "mp4a" {
-		return nil
-	}
-	esds := ase.Esds
-	if esds == nil && ase.Wave != nil {
-		esds = ase.Wave.Esds // QuickTime sound description version 1
-	}
+	esds := mp4aEsds(b)
 	if esds == nil {
 		return nil
 	}
@@ -359,27 +352,34 @@ func aacConfig(b mp4.Box) []byte {
 	return dc.DecSpecificInfo.DecConfig
 }
 
+// mp4aEsds returns the esds of an mp4a sample entry, or nil.
+func mp4aEsds(b mp4.Box) *mp4.EsdsBox {
+	ase, ok := b.(*mp4.AudioSampleEntryBox)
+	if !ok || ase.Type() != "mp4a" {
+		return nil
+	}
+	if ase.Esds == nil && ase.Wave != nil {
+		return ase.Wave.Esds // QuickTime sound description version 1
+	}
+	return ase.Esds
+}
+
 // audioEntryName names the codec of a sound track's sample entry that is
 // not AAC; "" for a track that is not a sound track.
 func audioEntryName(t *mp4.TrakBox, entry mp4.Box) string {
 	if t.Mdia.Hdlr == nil || t.Mdia.Hdlr.HandlerType != "soun" {
 		return ""
 	}
-	if ase, ok := entry.(*mp4.AudioSampleEntryBox); ok && ase.Type() == "mp4a" {
-		esds := ase.Esds
-		if esds == nil && ase.Wave != nil {
-			esds = ase.Wave.Esds
-		}
-		if esds != nil && esds.DecConfigDescriptor != nil {
-			switch esds.DecConfigDescriptor.ObjectType {
-			case 0x69, 0x6b:
-				return "MP3"
-			case 0xa5:
-				return "AC-3"
-			case 0xa6:
-				return "E-AC-3"
-			}
-			return fmt.Sprintf("mp4a object type 0x%02x", esds.DecConfigDescriptor.ObjectType)
+	if esds := mp4aEsds(entry); esds != nil && esds.DecConfigDescriptor != nil {
+		switch ot := esds.DecConfigDescriptor.ObjectType; ot {
+		case 0x69, 0x6b:
+			return "MP3"
+		case 0xa5:
+			return "AC-3"
+		case 0xa6:
+			return "E-AC-3"
+		default:
+			return fmt.Sprintf("mp4a object type 0x%02x", ot)
 		}
 	}
 	switch typ := entry.Type(); typ {
