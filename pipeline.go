@@ -141,7 +141,9 @@ type Pipeline struct {
 	pub      *hls.Publisher
 	pubRetry hls.Retry
 	started  time.Time
-	// warnedOpenGOP: the open-GOP warning was logged (see Write).
+	// writes counts Write calls; warnedOpenGOP: the open-GOP warning was
+	// logged (see Write).
+	writes        int64
 	warnedOpenGOP bool
 
 	mu       sync.Mutex
@@ -471,16 +473,24 @@ func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
 		p.started = time.Now()
 	}
 	err := p.chunk.Write(ctx, s)
-	if !p.cfg.OpenGOP && !p.warnedOpenGOP && p.chunk.Stats().RecoveryPoints >= openGOPWarnAfter {
+	p.writes++
+	if !p.cfg.OpenGOP && !p.warnedOpenGOP && p.writes%openGOPCheckEvery == 0 {
 		// A stream of open GOPs without IDR pictures makes no segment
 		// until its next IDR picture, perhaps never: say why, once.
-		p.warnedOpenGOP = true
-		p.cfg.Logger.Warn("livechunk: the stream has open-GOP keyframes (recovery points), where segments do not start by default; "+
-			"a segment runs until the next IDR picture (Config.OpenGOP, record/serve -open-gop, cuts at them)",
-			"recovery_points", p.chunk.Stats().RecoveryPoints)
+		if n := p.chunk.Stats().RecoveryPoints; n >= openGOPWarnAfter {
+			p.warnedOpenGOP = true
+			p.cfg.Logger.Warn("livechunk: the stream has open-GOP keyframes (recovery points), where segments do not start by default; "+
+				"a segment runs until the next IDR picture (Config.OpenGOP, record/serve -open-gop, cuts at them)",
+				"recovery_points", n)
+		}
 	}
 	return err
 }
+
+// openGOPCheckEvery is how often (in samples) Write looks at the chunker's
+// count of unused open-GOP keyframes: a copy of its Stats per sample would
+// cost the hot path for a warning that can wait a few seconds.
+const openGOPCheckEvery = 64
 
 // openGOPWarnAfter is how many open-GOP keyframes pass unused before the
 // pipeline warns that the stream has open GOPs.

@@ -129,15 +129,14 @@ type Publisher struct {
 	b   *blob.Bucket
 	cfg PublisherConfig
 
-	mu        sync.Mutex
-	pl        MediaPlaylist
-	tdFixed   bool
-	published bool  // the playlist has been written (see PublisherConfig.StartDuration)
-	longest   int64 // longest playlist duration so far, microseconds
-	pending   []pendingDelete
-	finished  bool
-	stats     PublisherStats
-	buf       []byte // the rendered playlist, reused by every write
+	mu       sync.Mutex
+	pl       MediaPlaylist
+	tdFixed  bool
+	longest  int64 // longest playlist duration so far, microseconds
+	pending  []pendingDelete
+	finished bool
+	stats    PublisherStats
+	buf      []byte // the rendered playlist, reused by every write
 }
 
 // PublisherStats are counters of a Publisher.
@@ -248,13 +247,12 @@ func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	if p.cfg.Type == Live {
 		p.slide()
 	}
-	if !p.published && p.cfg.StartDuration > 0 && totalMicros(p.pl.Segments) < p.cfg.StartDuration.Microseconds() {
-		return nil // too short to start playing: written later
+	if p.stats.Writes == 0 && p.cfg.StartDuration > 0 && totalMicros(p.pl.Segments) < p.cfg.StartDuration.Microseconds() {
+		return nil // never written and too short to start playing: written later
 	}
 	if err := p.write(ctx); err != nil {
 		return err
 	}
-	p.published = true
 	p.deleteDue(ctx, false)
 	return nil
 }

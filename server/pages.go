@@ -51,8 +51,9 @@ function startHls() {
   hls = new Hls({ liveDurationInfinity: true });
   hls.on(Hls.Events.ERROR, (_, d) => {
     if (d.fatal && d.type === Hls.ErrorTypes.NETWORK_ERROR && d.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
-      // A new stream's playlist appears once it has three target
-      // durations of segments: until then it is not found. Try again.
+      // A new stream's playlist appears once its first segment is
+      // durable (later with -start-duration): until then it is not
+      // found. Try again.
       hls.destroy();
       setTimeout(startHls, 1000);
       return;
