@@ -201,6 +201,7 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		var wg sync.WaitGroup
 		var polls, seen atomic.Int64
 		errs := make(chan string, 100)
+		looked := make(chan struct{}, 1) // the reader read the playlist once more (or found none yet)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -208,6 +209,10 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 			var prevText string
 			for ctx.Err() == nil {
 				text, err := reader.ReadAll(ctx, prefix+"index.m3u8")
+				select {
+				case looked <- struct{}{}:
+				default:
+				}
 				if err != nil {
 					continue // not written yet
 				}
@@ -246,8 +251,22 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Three passes of the clip make a stream of many segments.
-		writeSamples(ctx, t, p, relLoop(samples, timescale, 3))
+		// Three passes of the clip make a stream of many segments. After
+		// every GOP the writer waits for the reader to look once more, so
+		// that the reader polls while the playlist grows however loaded
+		// the machine is (it made only 2 polls once, under -race).
+		for i, s := range relLoop(samples, timescale, 3) {
+			if err := p.Write(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if i%30 == 29 {
+				select {
+				case <-looked:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%v: the reader did not read the playlist for 10 s", format)
+				}
+			}
+		}
 		if err := p.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
