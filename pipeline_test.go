@@ -201,7 +201,7 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		var wg sync.WaitGroup
 		var polls, seen atomic.Int64
 		errs := make(chan string, 100)
-		looked := make(chan struct{}, 1) // the reader read the playlist once more (or found none yet)
+		looked := make(chan struct{}, 1) // the reader read the playlist once more
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -209,14 +209,14 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 			var prevText string
 			for ctx.Err() == nil {
 				text, err := reader.ReadAll(ctx, prefix+"index.m3u8")
-				select {
-				case looked <- struct{}{}:
-				default:
-				}
 				if err != nil {
 					continue // not written yet
 				}
 				polls.Add(1)
+				select {
+				case looked <- struct{}{}:
+				default:
+				}
 				m, cerrs := hlscheck.Check(string(text))
 				if prev != nil && string(text) != prevText {
 					cerrs = append(cerrs, hlscheck.CheckUpdate(prev, m)...)
@@ -251,15 +251,17 @@ func TestReaderNeverSeesMissingObject(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Three passes of the clip make a stream of many segments. After
-		// every GOP the writer waits for the reader to look once more, so
-		// that the reader polls while the playlist grows however loaded
-		// the machine is (it made only 2 polls once, under -race).
+		// Three passes of the clip make a stream of many segments. From the
+		// second GOP on (the first segment closes at its IDR picture and
+		// uploads in the background) the writer waits after every GOP for
+		// the reader to read the playlist once more, so that the reader
+		// polls while the playlist grows however loaded the machine is (it
+		// made only 2 polls once, under -race).
 		for i, s := range relLoop(samples, timescale, 3) {
 			if err := p.Write(ctx, s); err != nil {
 				t.Fatal(err)
 			}
-			if i%30 == 29 {
+			if i%30 == 29 && i >= 59 {
 				select {
 				case <-looked:
 				case <-time.After(10 * time.Second):
