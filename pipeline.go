@@ -78,6 +78,10 @@ type Config struct {
 	// a phone's portrait video); Record sets it from the source. See
 	// chunker.Config.Matrix.
 	Matrix [9]int32
+	// Bitrate is the stream's average bit rate (bits per second) when known
+	// in advance, a hint that sizes the first segment buffers; Record sets
+	// it from the source. See chunker.Config.Bitrate.
+	Bitrate int64
 	// OpenGOP also cuts segments at open-GOP random access points (I
 	// pictures with a recovery point SEI), for streams whose encoder makes
 	// no IDR picture after the first; the playlists then leave out
@@ -192,6 +196,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		NoVideo:        cfg.NoVideo,
 		OpenGOP:        cfg.OpenGOP,
 		Matrix:         cfg.Matrix,
+		Bitrate:        cfg.Bitrate,
 		Pool:           cfg.Pool,
 	}
 	pcfg := hls.PublisherConfig{
@@ -565,6 +570,9 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 		cfg.Audio = info.Audio.Config()
 	}
 	cfg.NoVideo = info.NoVideo
+	if cfg.Bitrate == 0 {
+		cfg.Bitrate = info.Bitrate
+	}
 	if cfg.Matrix == [9]int32{} {
 		cfg.Matrix = info.Matrix
 	}

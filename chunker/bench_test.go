@@ -3,6 +3,7 @@ package chunker_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -142,6 +143,75 @@ func TestSharedPool(t *testing.T) {
 			if !slices.EqualFunc(own[i], shared[i], bytes.Equal) {
 				t.Errorf("%v: stream %d differs with a shared pool", f, i)
 			}
+		}
+	}
+}
+
+// TestBitrateSizesFirstBuffer: with Config.Bitrate, the first segment is
+// built in one buffer of the right size; without it the buffer starts at
+// 1 MiB and doubles, allocating about twice the segment's size in all.
+func TestBitrateSizesFirstBuffer(t *testing.T) {
+	fx := fixtureSamples(t, "bframes.mp4")
+	// 30 fps, an IDR picture every 30, 40 KB per picture: 9.6 Mbit/s,
+	// 2.4 MB in a 2 s segment. Slice data are padding (the chunker does not
+	// decode it).
+	const size, fps = 40 << 10, 30
+	const rate = size * 8 * fps
+	var idr, p [][]byte
+	for _, s := range fx {
+		if chunker.IsIDR(s.NALUs) {
+			idr = s.NALUs
+			break
+		}
+	}
+	pad := func(nalus [][]byte, first byte) [][]byte {
+		var out [][]byte
+		for _, n := range nalus {
+			if t := n[0] & 0x1f; t == 7 || t == 8 {
+				out = append(out, n)
+			}
+		}
+		return append(out, append([]byte{first}, make([]byte, size-1)...))
+	}
+	idr, p = pad(idr, 0x65), [][]byte{append([]byte{0x41}, make([]byte, size-1)...)}
+	sample := func(i int) chunker.Sample {
+		s := chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: p}
+		if i%fps == 0 {
+			s.NALUs = idr
+		}
+		return s
+	}
+	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		alloc := func(bitrate int64) (segBytes int, allocated uint64) {
+			out := &copyOut{}
+			c, err := chunker.New(chunker.Config{Format: f, TargetDuration: 2 * time.Second, Bitrate: bitrate}, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for i := 0; i <= 2*fps; i++ { // the first segment, closed by the IDR at 2 s
+				if err := c.Write(ctx, sample(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if len(out.segs) != 1 {
+				t.Fatalf("%v: %d segments, want 1", f, len(out.segs))
+			}
+			// copyOut's copy of the segment is not the chunker's.
+			return len(out.segs[0]), after.TotalAlloc - before.TotalAlloc - uint64(len(out.segs[0]))
+		}
+		n, hinted := alloc(rate)
+		_, unhinted := alloc(0)
+		t.Logf("%v: segment of %d bytes; %d bytes allocated with the bit rate, %d without", f, n, hinted, unhinted)
+		// The hint asks for 1.5 times the target duration's bytes.
+		if limit := uint64(n) * 2; hinted > limit {
+			t.Errorf("%v: %d bytes allocated for a %d-byte segment with the bit rate", f, hinted, n)
+		}
+		if unhinted < hinted+uint64(n)/2 {
+			t.Errorf("%v: %d bytes allocated without the bit rate, %d with: the hint changed nothing", f, unhinted, hinted)
 		}
 	}
 }

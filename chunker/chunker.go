@@ -155,6 +155,14 @@ type Config struct {
 	// Without OpenGOP, a stream whose only IDR picture is its first becomes
 	// one long segment; Stats.RecoveryPoints counts the points skipped.
 	OpenGOP bool
+	// Bitrate, when known, is the stream's average bit rate (video and
+	// audio, bits per second; see source.Info.Bitrate). It sizes the
+	// buffers of the first segments, which otherwise start at 1 MiB and
+	// double as they fill, copying what they hold each time (the first
+	// segment of a 5 Mbit/s stream cost three allocations and 3 MB of
+	// copying, and with them the process's first garbage collections).
+	// Zero means unknown; a wrong value costs only memory or copies.
+	Bitrate int64
 	// Pool, when set, supplies the segment buffers (see [Pool]); share one
 	// among the chunkers of many streams. Default: a pool of the Chunker's
 	// own.

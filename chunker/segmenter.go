@@ -116,6 +116,9 @@ func (p *bufPool) fit(n int) {
 	p.size = max(p.size, n+n/8)
 }
 
+// maxSizeHint bounds the buffer size that Config.Bitrate asks for.
+const maxSizeHint = 64 << 20
+
 // grow makes room for n more bytes in a segment buffer. A full buffer
 // doubles: one that grows (in the first segment, before bufPool.fit knows
 // the stream's segment size) leaves less garbage than append's 1.25x
@@ -233,6 +236,12 @@ func New(cfg Config, out Output) (Chunker, error) {
 	}
 	if cfg.Pool != nil {
 		k.pool = &cfg.Pool.p
+	}
+	if cfg.Bitrate > 0 {
+		// A segment runs past the target to the next keyframe: allow half
+		// the target more.
+		n := float64(cfg.Bitrate) / 8 * cfg.TargetDuration.Seconds() * 1.5
+		k.pool.fit(int(min(n, maxSizeHint)))
 	}
 	if cfg.NoVideo && cfg.Audio == nil {
 		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")

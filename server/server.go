@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,12 +103,24 @@ type Server struct {
 	wg     sync.WaitGroup // stitches and pushes in progress
 }
 
-var streamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
 // ValidStreamName reports whether name is acceptable as a stream name:
 // 1 to 64 characters of letters, digits, '_', '-' and '.', starting with a
 // letter or digit.
-func ValidStreamName(name string) bool { return streamName.MatchString(name) }
+func ValidStreamName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {

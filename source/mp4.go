@@ -258,6 +258,7 @@ func decodeErr(err error) error {
 
 func (m *MP4) open() error {
 	var moov *mp4.MoovBox
+	var moovSize int64
 	for moov == nil {
 		h, start, err := m.header()
 		if err == io.EOF {
@@ -274,7 +275,7 @@ func (m *MP4) open() error {
 				if err != nil {
 					return err
 				}
-				moov, m.tabs = mv, tabs
+				moov, m.tabs, moovSize = mv, tabs, int64(h.Size)
 				break
 			}
 			b, err := m.decodeBody(h, start)
@@ -296,6 +297,9 @@ func (m *MP4) open() error {
 	}
 	if err := m.selectTrack(moov); err != nil {
 		return err
+	}
+	if m.tabs != nil && moov.Mvex == nil {
+		m.info.Bitrate = bitrate(m.size-moovSize, moov.Mvhd)
 	}
 	if moov.Mvex != nil {
 		if trex, ok := moov.Mvex.GetTrex(m.trackID); ok && !m.info.NoVideo {
@@ -557,6 +561,16 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 	return nil
 }
 
+// bitrate returns the average bit rate of n bytes of media over the movie's
+// duration (0 when mvhd gives none).
+func bitrate(n int64, mvhd *mp4.MvhdBox) int64 {
+	if n <= 0 || mvhd == nil || mvhd.Timescale == 0 || mvhd.Duration == 0 {
+		return 0
+	}
+	d := float64(mvhd.Duration) / float64(mvhd.Timescale)
+	return int64(min(float64(n)*8/d, 1<<40))
+}
+
 // next returns the next packet; audio is skipped unread unless audio is
 // set.
 func (m *MP4) next(audio bool) (Packet, error) {
@@ -691,7 +705,11 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 		if m.size >= 0 && (e.off > uint64(m.size) || uint64(size) > uint64(m.size)-e.off) {
 			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.off, size, m.size)
 		}
-		b, err := m.readAt(&a.ahead, &a.buf, int64(e.off), int(size))
+		next := int64(-1) // where the video track reads next
+		if m.vpeek.ok {
+			next = int64(m.vpeek.off)
+		}
+		b, err := m.readAt(&a.ahead, &m.ahead, next, &a.buf, int64(e.off), int(size))
 		if err != nil {
 			return s, err
 		}
@@ -736,15 +754,25 @@ func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	if m.size >= 0 && (off > uint64(m.size) || uint64(size) > uint64(m.size)-off) {
 		return nil, errorf(ErrTruncated, "sample at %d+%d beyond end of file (%d bytes)", off, size, m.size)
 	}
-	return m.readAt(&m.ahead, &m.buf, int64(off), int(size))
+	var other *readAhead
+	next := int64(-1) // where the audio track reads next
+	if m.aud != nil {
+		other = &m.aud.ahead
+		if m.aud.peek.ok {
+			next = int64(m.aud.peek.off)
+		}
+	}
+	return m.readAt(&m.ahead, other, next, &m.buf, int64(off), int(size))
 }
 
 // readAhead holds the bytes that follow the last sample read of one track:
 // a progressive file stores a track's samples one after another in chunks,
-// so one read of readAheadSize bytes brings several samples, and the
-// samples of a typical 720p stream cost one system call per 20 or so
-// instead of one each. Each track has its own, so files that do not
-// interleave their tracks read as well as those that do.
+// so one read brings several samples, and the samples of a typical 720p
+// stream cost one system call per 20 or so instead of one each. Each track
+// has its own, so files that do not interleave their tracks read as well as
+// those that do; a sample found in the other track's read-ahead is taken
+// from there, so a file interleaved sample by sample (what ffmpeg writes) is
+// read about once, not once per track.
 type readAhead struct {
 	buf []byte
 	off int64 // input offset of buf[0]
@@ -754,30 +782,51 @@ type readAhead struct {
 // a quarter of it are read on their own.
 const readAheadSize = 256 << 10
 
+// has returns the size bytes at off if ra holds them.
+func (ra *readAhead) has(off int64, size int) ([]byte, bool) {
+	if ra == nil || off < ra.off || off+int64(size) > ra.off+int64(len(ra.buf)) {
+		return nil, false
+	}
+	i := int(off - ra.off)
+	return ra.buf[i : i+size : i+size], true
+}
+
 // readAt returns the size bytes at offset off of the input. A sample of up
-// to a quarter of readAheadSize is returned from the read-ahead ra when the
-// input is an io.ReaderAt, without a copy: the slice aliases ra.buf, which
-// is refilled only by a later call with the same ra, so it stays valid until
-// the next call of Next or NextPacket as Source promises (each track has
-// its own ra). Other samples are read into *buf, grown as needed.
-func (m *MP4) readAt(ra *readAhead, buf *[]byte, off int64, size int) ([]byte, error) {
+// to a quarter of readAheadSize is returned, without a copy, from the
+// track's read-ahead ra or the other track's, other, when the input is an
+// io.ReaderAt: the slice aliases a read-ahead, which is refilled only by a
+// later call, so it stays valid until the next call of Next or NextPacket
+// as Source promises. A refill of ra starts at off, or at otherNext (where
+// the other track reads next, -1 if unknown) when that is a little before
+// off, so the other track's next samples come from it too. Other samples
+// are read into *buf, grown as needed.
+func (m *MP4) readAt(ra, other *readAhead, otherNext int64, buf *[]byte, off int64, size int) ([]byte, error) {
 	if m.ra != nil && size <= readAheadSize/4 {
-		end := off + int64(size)
-		if off < ra.off || end > ra.off+int64(len(ra.buf)) {
-			if cap(ra.buf) < readAheadSize {
-				ra.buf = make([]byte, readAheadSize)
-			}
-			n, err := m.ra.ReadAt(ra.buf[:readAheadSize], off)
-			ra.buf, ra.off = ra.buf[:n], off
-			if n < size {
-				if err == nil || err == io.EOF {
-					err = errorf(ErrTruncated, "sample at %d+%d", off, size)
-				}
-				return nil, err
+		if b, ok := ra.has(off, size); ok {
+			return b, nil
+		}
+		if b, ok := other.has(off, size); ok {
+			return b, nil
+		}
+		if cap(ra.buf) < readAheadSize {
+			ra.buf = make([]byte, readAheadSize)
+		}
+		start := off
+		if otherNext >= 0 && otherNext < off && off-otherNext <= readAheadSize/2 {
+			if _, ok := other.has(otherNext, 1); !ok {
+				start = otherNext
 			}
 		}
-		i := int(off - ra.off)
-		return ra.buf[i : i+size : i+size], nil
+		n, err := m.ra.ReadAt(ra.buf[:readAheadSize], start)
+		ra.buf, ra.off = ra.buf[:n], start
+		b, ok := ra.has(off, size)
+		if !ok {
+			if err == nil || err == io.EOF {
+				err = errorf(ErrTruncated, "sample at %d+%d", off, size)
+			}
+			return nil, err
+		}
+		return b, nil
 	}
 	if cap(*buf) < size {
 		*buf = make([]byte, size)

@@ -161,6 +161,11 @@ type Info struct {
 	// IgnoredAudio names the audio tracks that are not read, by codec
 	// ("AC-3", "MP3", "Opus", ...): livechunk records AAC only.
 	IgnoredAudio []string
+	// Bitrate is the input's average bit rate in bits per second, when the
+	// container tells it before the first sample (a progressive MP4 or MOV
+	// file: its size without the moov box over the movie's duration); 0
+	// when unknown. It is a hint (see chunker.Config.Bitrate).
+	Bitrate int64
 	// NoVideo reports an input with an AAC track and no H.264 one: Next
 	// returns io.EOF at once, NextPacket yields the audio, and the
 	// video fields above are zero.

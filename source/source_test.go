@@ -108,6 +108,9 @@ func generated(t testing.TB, name string) string {
 	case "audio.mp4": // H.264 after an AAC track
 		args = []string{"-f", "lavfi", "-i", "sine=duration=2", "-i", mediatest.Testdata("baseline.mp4"),
 			"-map", "0:a", "-map", "1:v", "-c:a", "aac", "-c:v", "copy", p}
+	case "interleaved.mp4": // 6 s of video and AAC, interleaved sample by sample as ffmpeg writes
+		args = []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=6", "-f", "lavfi", "-i", "sine=duration=6",
+			"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-c:a", "aac", "-pix_fmt", "yuv420p", p}
 	case "onlyaudio.mp4", "onlyaudio.ts":
 		args = []string{"-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", p}
 	case "onlyaudio_frag.mp4":
