@@ -1,6 +1,7 @@
 package chunker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -14,6 +15,8 @@ const (
 	naluPPS    = 8
 	naluAUD    = 9
 )
+
+var startCode = []byte{0, 0, 1}
 
 // SplitAnnexB appends to dst the NAL units of b, an Annex-B byte stream
 // (NAL units separated by 00 00 01 or 00 00 00 01 start codes), and returns
@@ -32,22 +35,13 @@ func SplitAnnexB(dst [][]byte, b []byte) ([][]byte, error) {
 	}
 	start := i + 1
 	for {
-		// scan for next 00 00 01
-		j := start
-		next := -1
-		for j+2 < n {
-			if b[j+2] > 1 {
-				j += 3
-				continue
-			}
-			if b[j] == 0 && b[j+1] == 0 && b[j+2] == 1 {
-				next = j
-				break
-			}
-			j++
-		}
+		// The next 00 00 01: bytes.Index looks for it with vector
+		// instructions, several times faster than a loop over the bytes
+		// (compressed slice data hold few zero bytes).
+		next := bytes.Index(b[start:], startCode)
 		end := n
 		if next >= 0 {
+			next += start
 			end = next
 		}
 		// strip trailing zeros (part of a 4-byte start code or trailing_zero_8bits)

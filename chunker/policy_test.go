@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -237,6 +238,10 @@ func FuzzSplitAnnexB(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 1, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		nal, err := chunker.SplitAnnexB(nil, b)
+		want, werr := splitAnnexBBytewise(b)
+		if (err == nil) != (werr == nil) || !slices.EqualFunc(nal, want, bytes.Equal) {
+			t.Fatalf("SplitAnnexB: %x, %v; byte by byte: %x, %v", nal, err, want, werr)
+		}
 		if err != nil {
 			return
 		}
@@ -251,6 +256,90 @@ func FuzzSplitAnnexB(f *testing.F) {
 			t.Fatal("NAL units longer than input")
 		}
 	})
+}
+
+// splitAnnexBBytewise is SplitAnnexB as it was first written, a loop over
+// the bytes: the reference that FuzzSplitAnnexB and TestSplitAnnexB hold
+// the faster version to.
+func splitAnnexBBytewise(b []byte) ([][]byte, error) {
+	var dst [][]byte
+	n := len(b)
+	i := 0
+	for i < n && b[i] == 0 {
+		i++
+	}
+	if i < 2 || i >= n || b[i] != 1 {
+		return nil, chunker.ErrInvalidFraming
+	}
+	start := i + 1
+	for {
+		j, next := start, -1
+		for j+2 < n {
+			if b[j] == 0 && b[j+1] == 0 && b[j+2] == 1 {
+				next = j
+				break
+			}
+			j++
+		}
+		end := n
+		if next >= 0 {
+			end = next
+		}
+		e := end
+		for e > start && b[e-1] == 0 {
+			e--
+		}
+		if e > start {
+			dst = append(dst, b[start:e:e])
+		}
+		if next < 0 {
+			return dst, nil
+		}
+		start = next + 3
+	}
+}
+
+// TestSplitAnnexB compares SplitAnnexB with the byte-by-byte reference on
+// real streams (every fixture as one Annex-B stream) and on start codes at
+// every position near the ends.
+func TestSplitAnnexB(t *testing.T) {
+	var inputs [][]byte
+	for _, name := range []string{"bframes.mp4", "baseline.mp4"} {
+		var b []byte
+		for _, s := range fixtureSamples(t, name) {
+			b = chunker.AppendAnnexB(b, s.NALUs)
+		}
+		inputs = append(inputs, b)
+	}
+	for k := range 8 {
+		b := []byte{0, 0, 1, 0x65, 7, 7, 7, 7, 7, 7}
+		b = append(b, make([]byte, k)...)
+		b = append(b, 0, 0, 1, 0x41)
+		inputs = append(inputs, b, b[:len(b)-1], b[:len(b)-2])
+	}
+	for i, b := range inputs {
+		got, err := chunker.SplitAnnexB(nil, b)
+		want, werr := splitAnnexBBytewise(b)
+		if (err == nil) != (werr == nil) || !slices.EqualFunc(got, want, bytes.Equal) {
+			t.Errorf("input %d (%d bytes): %d NAL units, %v; byte by byte %d, %v", i, len(b), len(got), err, len(want), werr)
+		}
+	}
+}
+
+// BenchmarkSplitAnnexB splits a real stream (throughput in MB/s).
+func BenchmarkSplitAnnexB(b *testing.B) {
+	var in []byte
+	for _, s := range fixtureSamples(b, "bframes.mp4") {
+		in = chunker.AppendAnnexB(in, s.NALUs)
+	}
+	b.SetBytes(int64(len(in)))
+	var dst [][]byte
+	for b.Loop() {
+		var err error
+		if dst, err = chunker.SplitAnnexB(dst[:0], in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func FuzzSplitAVCC(f *testing.F) {

@@ -135,7 +135,7 @@ type Config struct {
 	// itself (a "?prefix=" URL parameter) applies in addition.
 	Prefix string
 	// MaxInFlightBytes bounds the bytes of accepted objects that are not yet
-	// uploaded. Default 64 MiB, or 8 MiB when the bucket is a local
+	// uploaded. Default 64 MiB, or 4 MiB when the bucket is a local
 	// directory. An object larger than the bound is still accepted once
 	// nothing else is in flight.
 	MaxInFlightBytes int64
