@@ -131,8 +131,8 @@ echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB;" \
   "$(go version | awk '{print $3}'), $(ffmpeg -version | head -1 | awk '{print $1, $3}'); N=$N; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| input | job | tool | wall s (median) | CPU s | peak RSS MB | throughput MB/s | vs ffmpeg | vs floor |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| input | job | tool | wall s (median) | wall s (min) | CPU s | peak RSS MB | throughput MB/s | vs ffmpeg | vs floor |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 : > "$cache/results.tsv"
 for in in $inputs; do
   inbytes=$(stat -c %s "$cache/$in.mp4")
@@ -147,18 +147,23 @@ for in in $inputs; do
     for tool in "$fname" ffmpeg livechunk livechunk-nocloud; do
       key="$in/$job/$tool"; [ "$tool" = cp ] && key=$floor
       w=$(stat_of "$key" 1); c=$(stat_of "$key" 2); r=$(stat_of "$key" 3)
-      awk -v inp="$in" -v job="$job" -v tool="$tool" -v mb="$bytes" -v w="$w" -v c="$c" -v r="$r" -v ff="$ffw" -v fl="$flw" \
+      wmin=$(awk '{print $1}' "$work/$key" | sort -n | head -1)
+      awk -v inp="$in" -v job="$job" -v tool="$tool" -v mb="$bytes" -v w="$w" -v wmin="$wmin" -v c="$c" -v r="$r" -v ff="$ffw" -v fl="$flw" \
         -v tsv="$cache/results.tsv" 'BEGIN {
         tp = (w > 0) ? mb / 1e6 / w : 0
         rel = (tool == "ffmpeg" || tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", ff / w)
         flr = (tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", w / fl)
-        printf "| %s (%.0f MB) | %s | %s | %.3f | %.2f | %.1f | %.0f | %s | %s |\n", inp, mb / 1e6, job, tool, w, c, r / 1024, tp, rel, flr
+        printf "| %s (%.0f MB) | %s | %s | %.3f | %.3f | %.2f | %.1f | %.0f | %s | %s |\n", inp, mb / 1e6, job, tool, w, wmin, c, r / 1024, tp, rel, flr
         printf "%s %s\t%s\t%.1f\n", inp, job, tool, tp >> tsv
       }'
     done
   done
 done
 "$bt" chart "$cache/results.tsv" bench/throughput.svg
+# Every run's wall time, in the order run, for a look at the spread.
+(cd "$work" && find . -type f -path './*/*/*' | sort | while read -r f; do
+  printf '%s\t%s\n' "${f#./}" "$(awk '{printf "%s ", $1}' "$f")"
+done) > "$cache/raw.tsv"
 echo
 echo "(vs ffmpeg: ffmpeg's wall time / livechunk's; vs floor: the tool's wall time / cp's or cat's. Chart: bench/throughput.svg)"
 
