@@ -579,20 +579,20 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 }
 
 // newPipeline starts the recording of a stream.
-func (s *Server) newPipeline(ctx context.Context, name string, timescale uint32, wrap uint, sps, pps [][]byte,
-	matrix [9]int32, audio *chunker.AudioConfig, noVideo bool) (*livechunk.Pipeline, error) {
+func (s *Server) newPipeline(ctx context.Context, name string, info source.Info) (*livechunk.Pipeline, error) {
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
-		Timescale:       timescale,
-		WrapBits:        wrap,
-		SPS:             sps,
-		PPS:             pps,
-		Audio:           audio,
-		NoVideo:         noVideo,
+		Timescale:       info.Timescale,
+		WrapBits:        info.WrapBits,
+		SPS:             info.SPS,
+		PPS:             info.PPS,
+		Audio:           info.Audio.Config(),
+		NoVideo:         info.NoVideo,
 		OpenGOP:         s.cfg.OpenGOP,
 		StartDuration:   s.cfg.StartDuration,
-		Matrix:          matrix,
+		Matrix:          info.Matrix,
+		Bitrate:         info.Bitrate,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Logger:          s.cfg.Logger.With("stream", name),

@@ -25,6 +25,7 @@ type chunk struct {
 	sps, pps  [][]byte
 	matrix    [9]int32
 	ainfo     *source.AudioInfo
+	bitrate   int64    // the chunk's own average bit rate
 	ignored   []string // audio codecs not recorded
 	span      int64    // first DTS to end of the last sample, in timescale ticks
 	bytes     int
@@ -45,7 +46,7 @@ func parseChunk(body []byte) (*chunk, int, error) {
 	}
 	info := src.Info()
 	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio,
-		ignored: info.IgnoredAudio, bytes: len(body)}
+		bitrate: info.Bitrate, ignored: info.IgnoredAudio, bytes: len(body)}
 	var payload []byte
 	type span struct{ off, n int }
 	var spans [][]span
@@ -291,7 +292,8 @@ func (st *stream) aheadCount() int {
 // previous chunk's last one (encoder priming overlapping it) is left out.
 func (st *stream) feed(ctx context.Context, c *chunk) error {
 	if st.p == nil {
-		p, err := st.srv.newPipeline(ctx, st.name, c.timescale, 0, c.sps, c.pps, c.matrix, c.ainfo.Config(), false)
+		p, err := st.srv.newPipeline(ctx, st.name, source.Info{Timescale: c.timescale, SPS: c.sps, PPS: c.pps,
+			Matrix: c.matrix, Audio: c.ainfo, Bitrate: c.bitrate})
 		if err != nil {
 			return err
 		}
@@ -415,7 +417,7 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 		return res, statusFor(err), err
 	}
 	info := src.Info()
-	p, err := st.srv.newPipeline(ctx, st.name, info.Timescale, info.WrapBits, info.SPS, info.PPS, info.Matrix, info.Audio.Config(), info.NoVideo)
+	p, err := st.srv.newPipeline(ctx, st.name, info)
 	if err != nil {
 		release()
 		st.abandon()
