@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,5 +102,48 @@ func TestBitrate(t *testing.T) {
 		if _, info := openAll(t, mediatest.Testdata(name), Options{}); info.Bitrate != 0 {
 			t.Errorf("%s: bit rate %d, want 0 (unknown)", name, info.Bitrate)
 		}
+	}
+}
+
+// TestTSReadsWithoutAllocating: the MPEG-TS reader reassembles PES packets
+// in reused buffers (internal/tsdemux): a handful of allocations per
+// access unit at most, where mediacommon's packet path (astits) made
+// dozens per access unit and copied every PES packet's payload again for
+// each of its transport packets.
+func TestTSReadsWithoutAllocating(t *testing.T) {
+	var path string
+	for _, in := range mediatest.AudioInputs(t) {
+		if in.Name == "ts-ptswrap" {
+			path = in.File
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := NewTS(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n := 0
+	for {
+		_, err := src.NextPacket()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	runtime.ReadMemStats(&after)
+	perPacket := float64(after.Mallocs-before.Mallocs) / float64(n)
+	t.Logf("%d packets, %.2f allocations and %.0f bytes per packet", n, perPacket,
+		float64(after.TotalAlloc-before.TotalAlloc)/float64(n))
+	if perPacket > 1 {
+		t.Errorf("%.2f allocations per packet", perPacket)
 	}
 }

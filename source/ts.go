@@ -2,6 +2,7 @@ package source
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/tsdemux"
 )
 
 const (
@@ -32,15 +34,51 @@ const (
 // of the demuxer (lost packets, garbage between packets, PES without PTS)
 // are counted and logged, not returned.
 type TS struct {
-	r       *mpegts.Reader
+	pr      *tsdemux.Reader
+	dv, da  tsdemux.Depacketizer // video, audio
 	log     *slog.Logger
 	info    Info
-	queue   []Packet // demuxed, in arrival order, not yet returned
+	queue   []Packet  // demuxed, in arrival order, not yet returned
+	owners  []*pesBuf // the buffer each queued packet's data is in, when it is the last packet in it
+	qbase   []Packet  // the arrays queue and owners are in, from their start
+	obase   []*pesBuf
+	lent    *pesBuf // the buffer of the packet returned last, reused at the next call
+	spare   []*pesBuf
 	lastDur int64
 	eof     bool
 	err     error
 	decErrs int64
 	frame   int64 // AAC frame duration in samples
+	rate    int64 // AAC sample rate
+}
+
+// pesBuf is a PES packet's buffer that queued packets alias (see
+// tsdemux.Depacketizer.Detach).
+type pesBuf struct {
+	d     *tsdemux.Depacketizer
+	buf   []byte
+	nalus [][]byte
+}
+
+// maxTSHead bounds how much of the input is read (and kept) to find the
+// streams and their configurations.
+const maxTSHead = 32 << 20
+
+var errHeadTooLong = errors.New("head too long")
+
+// recorder keeps a copy of what is read through it, up to maxTSHead.
+type recorder struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (c *recorder) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if len(c.buf)+n > maxTSHead {
+		return 0, errHeadTooLong
+	}
+	c.buf = append(c.buf, p[:n]...)
+	return n, err
 }
 
 // NewTS reads r up to the program map table and returns a Source over the
@@ -57,7 +95,12 @@ func NewTS(r io.Reader, opt Options) (*TS, error) {
 
 func (t *TS) open(r io.Reader) (err error) {
 	defer recoverInvalid(&err, "mpegts")
-	br := bufio.NewReaderSize(r, 32<<10)
+	// mediacommon's Reader finds the streams and the audio configuration
+	// (it reads as far as it needs, which keeps a live push's start
+	// prompt); what it read is recorded and read again by the packet path,
+	// tsdemux.
+	rec := &recorder{r: r}
+	br := bufio.NewReaderSize(rec, 32<<10)
 	head, perr := br.Peek(sniffLen)
 	if perr != nil && perr != io.EOF {
 		return perr
@@ -75,8 +118,11 @@ func (t *TS) open(r io.Reader) (err error) {
 			return errorf(ErrInvalid, "no MPEG-TS sync byte at offset %d", i)
 		}
 	}
-	t.r = &mpegts.Reader{R: br}
-	if err := t.r.Initialize(); err != nil {
+	mr := &mpegts.Reader{R: br}
+	if err := mr.Initialize(); err != nil {
+		if errors.Is(err, errHeadTooLong) {
+			return errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", maxTSHead>>20)
+		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return errorf(ErrTruncated, "no program map table")
 		}
@@ -84,7 +130,7 @@ func (t *TS) open(r io.Reader) (err error) {
 	}
 	var track, atrack *mpegts.Track
 	other := ""
-	for _, tr := range t.r.Tracks() {
+	for _, tr := range mr.Tracks() {
 		switch c := tr.Codec.(type) {
 		case *codecs.H264:
 			if track == nil {
@@ -119,6 +165,7 @@ func (t *TS) open(r io.Reader) (err error) {
 			atrack = tr
 			t.info.Audio = ai
 			t.frame = int64(ai.FrameSamples)
+			t.rate = int64(ai.SampleRate)
 		}
 	}
 	if track == nil && other != "" {
@@ -127,32 +174,24 @@ func (t *TS) open(r io.Reader) (err error) {
 	if track == nil && atrack == nil {
 		return errorf(ErrUnsupported, "no H.264 track (nor an AAC one)")
 	}
-	t.r.OnDecodeError(func(err error) {
+	onErr := func(err error) {
 		t.decErrs++
 		if t.decErrs == 1 {
 			t.log.Warn("mpegts: decode error (further ones are logged at debug level)", "err", err)
 		} else {
 			t.log.Debug("mpegts: decode error", "err", err, "count", t.decErrs)
 		}
-	})
+	}
+	// The packet path reads the recorded bytes, then the rest of r.
+	t.pr = tsdemux.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), r), 64<<10), onErr, nil)
+	rec.buf = nil
+	t.dv = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo}
+	t.da = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
 	if track != nil {
-		t.r.OnDataH264(track, func(pts, dts int64, au [][]byte) error {
-			t.queue = append(t.queue, Packet{Kind: KindVideo, Video: chunker.Sample{DTS: dts, PTS: pts, NALUs: au}})
-			return nil
-		})
+		t.dv.PID = track.PID
 	}
 	if atrack != nil {
-		rate := int64(t.info.Audio.SampleRate)
-		t.r.OnDataMPEG4Audio(atrack, func(pts int64, aus [][]byte) error {
-			for i, au := range aus {
-				if len(au) == 0 {
-					continue
-				}
-				p := (pts + (int64(i)*t.frame*90000+rate/2)/rate) & (tsWrap - 1)
-				t.queue = append(t.queue, Packet{Kind: KindAudio, Audio: chunker.AudioSample{PTS: p, Data: au}})
-			}
-			return nil
-		})
+		t.da.PID = atrack.PID
 	}
 	t.info.Format, t.info.Timescale, t.info.WrapBits = FormatTS, 90000, 33
 	if track == nil {
@@ -171,6 +210,65 @@ func (t *TS) open(r io.Reader) (err error) {
 	return nil
 }
 
+// onVideo queues an access unit; its NAL units stay in their PES buffer
+// until the packet has been returned and the next call comes.
+func (t *TS) onVideo(pts, dts int64, au [][]byte) error {
+	t.push(Packet{Kind: KindVideo, Video: chunker.Sample{DTS: dts, PTS: pts, NALUs: au}}, t.detach(&t.dv))
+	return nil
+}
+
+// detach takes the buffers of the PES packet just delivered by d.
+func (t *TS) detach(d *tsdemux.Depacketizer) *pesBuf {
+	var b *pesBuf
+	if n := len(t.spare); n > 0 {
+		b, t.spare = t.spare[n-1], t.spare[:n-1]
+	} else {
+		b = &pesBuf{}
+	}
+	b.d = d
+	b.buf, b.nalus = d.Detach()
+	return b
+}
+
+// push queues a packet and the buffer it is the last user of (or nil).
+// The queue is moved back to the front of its array when it reaches the
+// end, so that it does not grow: it is never empty for long (a video
+// packet waits for the next one's DTS).
+func (t *TS) push(p Packet, o *pesBuf) {
+	if len(t.queue) == cap(t.queue) && cap(t.qbase)-cap(t.queue) >= len(t.queue) {
+		n := len(t.queue)
+		copy(t.qbase[:n], t.queue)
+		copy(t.obase[:n], t.owners)
+		clear(t.qbase[n:cap(t.qbase)])
+		clear(t.obase[n:cap(t.obase)])
+		t.queue, t.owners = t.qbase[:n], t.obase[:n]
+	}
+	c, co := cap(t.queue), cap(t.owners)
+	t.queue = append(t.queue, p)
+	t.owners = append(t.owners, o)
+	if cap(t.queue) != c { // moved: the new array starts at queue[0]
+		t.qbase = t.queue[:0]
+	}
+	if cap(t.owners) != co {
+		t.obase = t.owners[:0]
+	}
+}
+
+// onAudio queues the AAC frames of a PES packet, timed from its PTS at the
+// nominal frame duration; the last of them owns the PES buffer.
+func (t *TS) onAudio(pts int64, frames [][]byte) error {
+	b := t.detach(&t.da)
+	for i, f := range frames {
+		p := (pts + (int64(i)*t.frame*90000+t.rate/2)/t.rate) & (tsWrap - 1)
+		var o *pesBuf
+		if i == len(frames)-1 {
+			o = b
+		}
+		t.push(Packet{Kind: KindAudio, Audio: chunker.AudioSample{PTS: p, Data: f}}, o)
+	}
+	return nil
+}
+
 // nextVideo returns the index of the first video packet in the queue at or
 // after from, or -1.
 func (t *TS) nextVideo(from int) int {
@@ -185,10 +283,10 @@ func (t *TS) nextVideo(from int) int {
 func (t *TS) describe(au [][]byte) {
 	for _, n := range au {
 		switch n[0] & 0x1f {
-		case naluSPS:
-			t.info.SPS = append(t.info.SPS, n)
+		case naluSPS: // cloned: the packet's buffer is reused
+			t.info.SPS = append(t.info.SPS, bytes.Clone(n))
 		case naluPPS:
-			t.info.PPS = append(t.info.PPS, n)
+			t.info.PPS = append(t.info.PPS, bytes.Clone(n))
 		}
 	}
 	if len(t.info.SPS) > 0 {
@@ -204,16 +302,33 @@ func (t *TS) more() (err error) {
 	defer recoverInvalid(&err, "mpegts")
 	n := len(t.queue)
 	for len(t.queue) == n && !t.eof {
-		err := t.r.Read()
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		pkt, err := t.pr.Next()
+		if err == io.EOF {
 			t.eof = true
-			break
+			if err := t.dv.Flush(); err != nil {
+				return tsErr(err)
+			}
+			return tsErr(t.da.Flush())
 		}
 		if err != nil {
 			return err
 		}
+		if err := t.dv.Packet(pkt); err != nil {
+			return tsErr(err)
+		}
+		if err := t.da.Packet(pkt); err != nil {
+			return tsErr(err)
+		}
 	}
 	return nil
+}
+
+// tsErr gives the demultiplexer's errors this package's types.
+func tsErr(err error) error {
+	if errors.Is(err, tsdemux.ErrScrambled) || errors.Is(err, tsdemux.ErrTooLarge) {
+		return errorf(ErrUnsupported, "%v", err)
+	}
+	return err
 }
 
 // Info describes the stream: 90 kHz, WrapBits 33.
@@ -234,6 +349,13 @@ func (t *TS) NextPacket() (Packet, error) {
 	if t.err != nil {
 		return Packet{}, t.err
 	}
+	if b := t.lent; b != nil {
+		// The packet returned last is done with: its buffer is free.
+		t.lent = nil
+		b.d.Reuse(b.buf, b.nalus)
+		*b = pesBuf{}
+		t.spare = append(t.spare, b)
+	}
 	for {
 		if len(t.queue) == 0 || t.queue[0].Kind == KindVideo && t.nextVideo(1) < 0 && !t.eof {
 			if t.eof {
@@ -249,6 +371,9 @@ func (t *TS) NextPacket() (Packet, error) {
 		p := t.queue[0]
 		t.queue[0] = Packet{}
 		t.queue = t.queue[1:]
+		t.lent = t.owners[0]
+		t.owners[0] = nil
+		t.owners = t.owners[1:]
 		if p.Kind == KindVideo {
 			p.Video.Duration = t.lastDur
 			if i := t.nextVideo(0); i >= 0 {

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 
@@ -16,6 +14,7 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/tsdemux"
 )
 
 // tsHead is how much of an MPEG-TS object is searched for the program map.
@@ -65,57 +64,54 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 		}
 	}
 	d, da := &st.d, &st.da
-	d.pid, d.onErr, d.fn, d.have = pids.video, onErr, fn, false
-	da.pid, da.onErr, da.afn, da.have, da.audio = tsNoPID, onErr, afn, false, true
+	d.Reset()
+	da.Reset()
+	d.PID, d.OnErr, d.Video, d.DropAUD, d.MaxSize = pids.video, onErr, fn, true, maxSampleSize
+	da.PID, da.OnErr, da.Audio, da.MaxSize = tsdemux.NoPID, onErr, afn, maxSampleSize
 	if pids.audio != nil && afn != nil {
-		da.pid = pids.audio.pid
+		da.PID = pids.audio.pid
 	}
-	defer func() { d.onErr, d.fn, da.onErr, da.afn = nil, nil, nil, nil }()
+	defer func() { d.OnErr, d.Video, da.OnErr, da.Audio = nil, nil, nil, nil }()
+	tr := tsdemux.NewReader(br, onErr, func() error { return er.err })
 	for {
-		pkt, err := br.Peek(tsPacket)
-		if len(pkt) < tsPacket {
-			if er.err != nil {
-				return er.err
+		pkt, err := tr.Next()
+		if err == io.EOF {
+			if err := d.Flush(); err != nil {
+				return tsErr(err)
 			}
-			if len(pkt) > 0 {
-				onErr(fmt.Errorf("%d stray bytes at the end", len(pkt)))
-			}
-			_ = err
-			if err := d.flush(); err != nil {
-				return err
-			}
-			return da.flush()
+			return tsErr(da.Flush())
 		}
-		if pkt[0] != 0x47 {
-			// Lost sync: skip to the next sync byte.
-			onErr(errors.New("lost sync"))
-			if i := bytes.IndexByte(pkt[1:], 0x47); i >= 0 {
-				br.Discard(1 + i)
-			} else {
-				br.Discard(tsPacket)
-			}
-			continue
-		}
-		if err := d.packet(pkt); err != nil {
+		if err != nil {
 			return err
 		}
-		if err := da.packet(pkt); err != nil {
-			return err
+		if err := d.Packet(pkt); err != nil {
+			return tsErr(err)
 		}
-		br.Discard(tsPacket)
+		if err := da.Packet(pkt); err != nil {
+			return tsErr(err)
+		}
 	}
+}
+
+// tsErr gives the demultiplexer's errors stitch's types.
+func tsErr(err error) error {
+	switch {
+	case errors.Is(err, tsdemux.ErrScrambled), errors.Is(err, tsdemux.ErrTooLarge):
+		return errorf(ErrUnsupported, "%v", err)
+	}
+	return err
 }
 
 // tsState is the reusable memory of one tsDemux call.
 type tsState struct {
 	br    *bufio.Reader
-	d, da tsDepacketizer // video, audio
+	d, da tsdemux.Depacketizer // video, audio
 }
 
 var tsPool = sync.Pool{New: func() any { return &tsState{br: bufio.NewReaderSize(nil, tsHead)} }}
 
 // tsNoPID is a PID value that matches no packet.
-const tsNoPID = 0xffff
+const tsNoPID = tsdemux.NoPID
 
 // tsAudio is the AAC stream of an MPEG-TS program.
 type tsAudio struct {
@@ -189,7 +185,7 @@ func tsProgram(head []byte) (st tsStreams, ok bool) {
 func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 	var a *tsAudio
 	found := errors.New("found")
-	d := tsDepacketizer{pid: pid, onErr: func(error) {}, raw: func(data []byte) error {
+	d := tsdemux.Depacketizer{PID: pid, OnErr: func(error) {}, Raw: func(_ int64, data []byte) error {
 		var pkts mpeg4audio.ADTSPackets
 		if err := pkts.Unmarshal(data); err != nil || len(pkts) == 0 {
 			return found // as mediacommon: the first PES packet decides
@@ -212,7 +208,7 @@ func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 	}}
 	for i := 0; i+tsPacket <= len(head); i += tsPacket {
 		if p := head[i : i+tsPacket]; p[0] == 0x47 {
-			if err := d.packet(p); err != nil {
+			if err := d.Packet(p); err != nil {
 				break
 			}
 		}
@@ -258,167 +254,4 @@ func tsPIDsMediacommon(head []byte) (tsStreams, error) {
 		return st, errorf(ErrUnsupported, "video is %s, not H.264", other)
 	}
 	return st, errorf(ErrUnsupported, "no H.264 (nor AAC) stream in the MPEG-TS program")
-}
-
-// tsDepacketizer reassembles the PES packets of one PID.
-type tsDepacketizer struct {
-	pid   uint16
-	audio bool // ADTS: afn, not fn
-	onErr func(error)
-	fn    func(pts, dts int64, au [][]byte) error
-	afn   func(pts int64, frames [][]byte) error
-	pes   []byte // the PES packet being assembled
-	have  bool
-	nalus [][]byte
-	kept  [][]byte
-	// raw, when set, receives each PES packet's payload instead of fn or
-	// afn.
-	raw func(data []byte) error
-}
-
-func (d *tsDepacketizer) packet(p []byte) error {
-	if uint16(p[1]&0x1f)<<8|uint16(p[2]) != d.pid {
-		return nil
-	}
-	if p[1]&0x80 != 0 {
-		d.onErr(errors.New("transport error indicator"))
-		return nil
-	}
-	if p[3]&0xc0 != 0 {
-		return errorf(ErrUnsupported, "scrambled MPEG-TS packets")
-	}
-	afc := p[3] >> 4 & 3
-	payload := p[4:]
-	if afc&2 != 0 {
-		n := int(p[4])
-		if 1+n > len(payload) {
-			d.onErr(errors.New("adaptation field too long"))
-			return nil
-		}
-		payload = payload[1+n:]
-	}
-	if afc&1 == 0 {
-		return nil
-	}
-	if p[1]&0x40 != 0 { // payload unit start
-		if err := d.flush(); err != nil {
-			return err
-		}
-		d.pes, d.have = append(d.pes[:0], payload...), true
-		return nil
-	}
-	if d.have {
-		if len(d.pes)+len(payload) > maxSampleSize+64 {
-			return errorf(ErrUnsupported, "PES packet larger than %d bytes", maxSampleSize)
-		}
-		d.pes = append(d.pes, payload...)
-	}
-	return nil
-}
-
-// flush delivers the PES packet assembled so far.
-func (d *tsDepacketizer) flush() error {
-	if !d.have {
-		return nil
-	}
-	d.have = false
-	b := d.pes
-	if len(b) < 9 || b[0] != 0 || b[1] != 0 || b[2] != 1 {
-		d.onErr(errors.New("PES packet without start code"))
-		return nil
-	}
-	if sid := b[3]; sid == 0xbe || sid == 0xbf { // padding, private stream 2
-		return nil
-	}
-	hdr := 9 + int(b[8])
-	if hdr > len(b) {
-		d.onErr(errors.New("PES header longer than the packet"))
-		return nil
-	}
-	var pts, dts int64
-	switch b[7] >> 6 {
-	case 2:
-		if hdr < 14 {
-			d.onErr(errors.New("PES header too short for PTS"))
-			return nil
-		}
-		pts = tsClock(b[9:])
-		dts = pts
-	case 3:
-		if hdr < 19 {
-			d.onErr(errors.New("PES header too short for PTS and DTS"))
-			return nil
-		}
-		pts, dts = tsClock(b[9:]), tsClock(b[14:])
-	default:
-		d.onErr(errors.New("PES packet without PTS"))
-		return nil
-	}
-	data := b[hdr:]
-	if n := int(binary.BigEndian.Uint16(b[4:6])); n != 0 && n+6 >= hdr && n+6 < len(b) {
-		data = b[hdr : n+6] // stuffing after a bounded PES packet
-	}
-	if d.raw != nil {
-		return d.raw(data)
-	}
-	if d.audio {
-		var err error
-		d.kept, err = splitADTS(d.kept[:0], data)
-		if err != nil {
-			d.onErr(err)
-		}
-		if len(d.kept) == 0 {
-			return nil
-		}
-		return d.afn(pts, d.kept)
-	}
-	var err error
-	d.nalus, err = chunker.SplitAnnexB(d.nalus[:0], data)
-	if err != nil {
-		d.onErr(err)
-		return nil
-	}
-	d.kept = d.kept[:0]
-	for _, n := range d.nalus {
-		if n[0]&0x1f != naluAUD {
-			d.kept = append(d.kept, n)
-		}
-	}
-	if len(d.kept) == 0 {
-		d.onErr(errors.New("empty access unit"))
-		return nil
-	}
-	return d.fn(pts, dts, d.kept)
-}
-
-// tsClock decodes a 33-bit PES timestamp.
-func tsClock(b []byte) int64 {
-	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
-}
-
-// splitADTS appends to dst the raw AAC frames of the ADTS frames in b
-// (which alias b). A truncated or unsynchronized tail is reported; the
-// frames before it are kept.
-func splitADTS(dst [][]byte, b []byte) ([][]byte, error) {
-	for len(b) > 0 {
-		if len(b) < 7 || b[0] != 0xff || b[1]&0xf6 != 0xf0 {
-			return dst, errors.New("ADTS: lost sync")
-		}
-		hdr := 7
-		if b[1]&1 == 0 { // protection_absent == 0: a CRC follows
-			hdr = 9
-		}
-		n := int(b[3]&3)<<11 | int(b[4])<<3 | int(b[5]>>5)
-		if n < hdr || n > len(b) {
-			return dst, errors.New("ADTS: truncated frame")
-		}
-		if b[6]&3 != 0 {
-			return dst, errors.New("ADTS: several raw data blocks in one frame")
-		}
-		if n > hdr {
-			dst = append(dst, b[hdr:n])
-		}
-		b = b[n:]
-	}
-	return dst, nil
 }
