@@ -185,7 +185,7 @@ func (t *TS) open(r io.Reader) (err error) {
 	// The packet path reads the recorded bytes, then the rest of r.
 	t.pr = tsdemux.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), r), 64<<10), onErr, nil)
 	rec.buf = nil
-	t.dv = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo}
+	t.dv = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, DropAUD: true}
 	t.da = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
 	if track != nil {
 		t.dv.PID = track.PID

@@ -61,6 +61,8 @@ type Depacketizer struct {
 
 	pes   []byte // the PES packet being assembled
 	have  bool
+	cc    byte // continuity counter of the last packet, if ccOK
+	ccOK  bool
 	want  int // its size from the PES header's length field, 0 if unbounded
 	nalus [][]byte
 	free  []detached
@@ -95,7 +97,7 @@ func (d *Depacketizer) Reuse(buf []byte, nalus [][]byte) {
 
 // Reset drops a PES packet in progress (to read another stream with the
 // same buffers).
-func (d *Depacketizer) Reset() { d.have = false }
+func (d *Depacketizer) Reset() { d.have, d.ccOK = false, false }
 
 // Packet takes one 188-byte transport packet; packets of other PIDs are
 // ignored.
@@ -111,15 +113,34 @@ func (d *Depacketizer) Packet(p []byte) error {
 		return ErrScrambled
 	}
 	afc := p[3] >> 4 & 3
+	cc := p[3] & 0x0f
 	payload := p[4:]
+	discontinuity := false
 	if afc&2 != 0 {
 		n := int(p[4])
 		if 1+n > len(payload) {
 			d.OnErr(errors.New("adaptation field too long"))
 			return nil
 		}
+		discontinuity = n > 0 && p[5]&0x80 != 0
 		payload = payload[1+n:]
 	}
+	// Continuity: a repeated packet is dropped; after a gap the PES packet
+	// in progress is incomplete and dropped too (as astits does).
+	if d.ccOK && !discontinuity {
+		want := d.cc
+		if afc&1 != 0 {
+			if cc == d.cc {
+				return nil // duplicate
+			}
+			want = (d.cc + 1) & 0x0f
+		}
+		if cc != want {
+			d.OnErr(fmt.Errorf("continuity counter %d after %d: packets lost", cc, d.cc))
+			d.have = false
+		}
+	}
+	d.cc, d.ccOK = cc, true
 	if afc&1 == 0 {
 		return nil
 	}
