@@ -24,6 +24,8 @@ const (
 // one buffer with each video byte copied once.
 type fmp4Writer struct {
 	timescale uint32
+	target    int64    // target duration in timescale ticks
+	want      int      // the size the open segment is expected to reach (see expectedSize)
 	matrix    [9]int32 // video tkhd matrix; zero: identity
 	video     bool
 	aud       *audioTrack // nil without audio
@@ -133,6 +135,9 @@ func (w *fmp4Writer) begin(seq uint64, buf []byte, dts int64) {
 
 func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error {
 	start := len(w.buf)
+	if e := expectedSize(start-w.headroom+len(w.abuf), dts-w.dts, w.target); e > 0 {
+		w.want = w.headroom + e
+	}
 	if idr {
 		// Parameter sets live in the avcC of the init segment, and also
 		// in-band before every IDR picture (as ffmpeg's MP4 muxer leaves
@@ -191,7 +196,7 @@ func (w *fmp4Writer) setAudioDuration(d int64) {
 }
 
 func (w *fmp4Writer) appendNALU(n []byte) {
-	w.buf = grow(w.buf, 4+len(n))
+	w.buf = grow(w.buf, 4+len(n), w.want)
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
 	w.buf = append(w.buf, n...)
 }
@@ -252,7 +257,7 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 		_ = traf.AddChild(atrun)
 	}
 	// The audio run follows the video run in the mdat.
-	w.buf = append(grow(w.buf, len(w.abuf)), w.abuf...)
+	w.buf = append(grow(w.buf, len(w.abuf), 0), w.abuf...)
 	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
 	payload := len(w.buf) - w.headroom
 	mdatHdr := 8

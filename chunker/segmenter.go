@@ -120,16 +120,29 @@ func (p *bufPool) fit(n int) {
 const maxSizeHint = 64 << 20
 
 // grow makes room for n more bytes in a segment buffer. A full buffer
-// doubles: one that grows (in the first segment, before bufPool.fit knows
-// the stream's segment size) leaves less garbage than append's 1.25x
-// steps, which copy a 6 MB segment nine times.
-func grow(b []byte, n int) []byte {
+// grows to want, the size the segment is expected to reach (see
+// expectedSize; 0 when unknown), and at least doubles: one that grows (in
+// the first segment, before bufPool.fit knows the stream's segment size)
+// copies once instead of at every doubling, and leaves less garbage than
+// append's 1.25x steps, which copy a 6 MB segment nine times.
+func grow(b []byte, n, want int) []byte {
 	if cap(b)-len(b) >= n {
 		return b
 	}
-	nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
+	nb := make([]byte, len(b), max(2*cap(b), len(b)+n, want))
 	copy(nb, b)
 	return nb
+}
+
+// expectedSize extrapolates a segment that holds cur bytes after elapsed
+// ticks to 1.5 target durations (a segment runs past the target to the
+// next keyframe). 0 when elapsed or target is not known; at most
+// maxSizeHint.
+func expectedSize(cur int, elapsed, target int64) int {
+	if elapsed <= 0 || target <= 0 {
+		return 0
+	}
+	return int(min(float64(cur)*float64(target)*1.5/float64(elapsed), maxSizeHint))
 }
 
 func (p *bufPool) get() []byte {
@@ -267,12 +280,14 @@ func New(cfg Config, out Output) (Chunker, error) {
 	case FMP4:
 		f := newFMP4(cfg.Timescale, !cfg.NoVideo, k.aud)
 		f.matrix = cfg.Matrix
+		f.target = k.target
 		k.c = f
 	case TS:
 		w, err := newTSWriter(cfg.Timescale, !cfg.NoVideo, k.aud)
 		if err != nil {
 			return nil, err
 		}
+		w.target = k.target
 		k.c = w
 	default:
 		return nil, fmt.Errorf("chunker: unknown format %v", cfg.Format)

@@ -20,6 +20,8 @@ const tsPCRLead = 9000
 // before the next picture, so audio trails the video by less than a frame.
 type tsWriter struct {
 	timescale uint32
+	target    int64  // target duration in timescale ticks
+	start     int64  // decode time of the open segment's first sample
 	buf       []byte // the open segment
 	mux       *tsMux
 	video     *tsStream // nil for audio only
@@ -76,8 +78,8 @@ func newTSWriter(timescale uint32, video bool, aud *audioTrack) (*tsWriter, erro
 
 func (t *tsWriter) makeInit(*paramSets) ([]byte, error) { return nil, nil }
 
-func (t *tsWriter) begin(_ uint64, buf []byte, _ int64) {
-	t.buf = buf[:0]
+func (t *tsWriter) begin(_ uint64, buf []byte, dts int64) {
+	t.buf, t.start = buf[:0], dts
 }
 
 // to90k converts ticks of the stream timescale to 90 kHz.
@@ -106,6 +108,7 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 	if err := t.flushAudio(); err != nil {
 		return err
 	}
+	t.mux.want = expectedSize(len(t.buf), dts-t.start, t.target)
 	nalus := au
 	if idr {
 		hasSPS, hasPPS := false, false

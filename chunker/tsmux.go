@@ -36,6 +36,7 @@ type tsStream struct {
 // tsMux writes the packets of one program with a video and/or an audio
 // stream. Continuity counters continue across segments.
 type tsMux struct {
+	want     int // the size the open segment is expected to reach (see expectedSize)
 	streams  []*tsStream
 	pcr      *tsStream // the leading stream, which carries the PCR
 	tables   [2 * tsPacketSize]byte
@@ -114,7 +115,7 @@ func crc32MPEG(b []byte) uint32 {
 // writeTables appends PAT and PMT to b.
 func (m *tsMux) writeTables(b []byte) []byte {
 	n := len(b)
-	b = append(grow(b, len(m.tables)), m.tables[:]...)
+	b = append(grow(b, len(m.tables), m.want), m.tables[:]...)
 	b[n+3] = 0x10 | m.tablesCC
 	b[n+tsPacketSize+3] = 0x10 | m.tablesCC
 	m.tablesCC = (m.tablesCC + 1) & 0x0f
@@ -203,7 +204,7 @@ func (m *tsMux) writePES(b []byte, s *tsStream, pts, dts int64, hasDTS, randomAc
 	first := true
 	for first || left > 0 {
 		n := len(b)
-		b = grow(b, tsPacketSize)[:n+tsPacketSize]
+		b = grow(b, tsPacketSize, m.want)[:n+tsPacketSize]
 		p := b[n:]
 		p[0] = 0x47
 		p[1] = byte(s.pid >> 8)
