@@ -9,7 +9,8 @@
 #      `ffmpeg -c copy -movflags +faststart` and `cat` of the same segment
 #      bytes;
 #      both on 120 s of 1280x720 30 fps and 60 s of 1920x1080 60 fps H.264
-#      High with B-frames plus AAC, jobs alternating, median of N runs;
+#      High with B-frames plus AAC, jobs alternating, median of N runs; the
+#      720p input also as MPEG-TS (remuxed by ffmpeg), record jobs only;
 #   3. memory against input length: `livechunk record -vod` and ffmpeg on
 #      real 30 s, 5 min and 30 min files (the 30 s input repeated with
 #      `ffmpeg -stream_loop -c copy`; 1.4 GB in bench/.cache);
@@ -42,7 +43,11 @@ gen() { # gen NAME W H FPS SECONDS KEYINT BITRATE
 gen 720p30-120s 1280 720 30 120 60 5M
 gen 1080p60-60s 1920 1080 60 60 120 8M
 [ -s "$cache/720p30-30s.mp4" ] || ffmpeg -hide_banner -nostdin -loglevel error -y -i "$cache/720p30-120s.mp4" -t 30 -c copy "$cache/720p30-30s.mp4"
-inputs="720p30-120s 1080p60-60s"
+# The 720p input as MPEG-TS too (same packets, remuxed by ffmpeg): record
+# jobs only. An input name ending in -ts is read from NAME.ts.
+[ -s "$cache/720p30-120s.ts" ] || ffmpeg -hide_banner -nostdin -loglevel error -y -i "$cache/720p30-120s.mp4" -map 0 -c copy "$cache/720p30-120s.ts"
+inputs="720p30-120s 1080p60-60s 720p30-120s-ts"
+srcof() { case $1 in *-ts) echo "$cache/${1%-ts}.ts" ;; *) echo "$cache/$1.mp4" ;; esac; }
 
 go build -o "$cache/livechunk" ./cmd/livechunk
 go build -tags livechunk_nocloud -o "$cache/livechunk-nocloud" ./cmd/livechunk
@@ -64,7 +69,7 @@ settle() {
   else
     echo "note: cannot drop the page cache (not root); peak RSS may vary by a few MB" >&2
   fi
-  cat "$cache"/*.mp4 > /dev/null
+  cat "$cache"/*.mp4 "$cache"/*.ts > /dev/null
   "$lc" version > /dev/null; "$lcn" version > /dev/null; ffmpeg -version > /dev/null; "$bt" > /dev/null 2>&1 || true
 }
 work=$(mktemp -d "${TMPDIR:-/tmp}/lcbench.XXXXXX")
@@ -84,6 +89,7 @@ measure() {
 
 # The recordings that the stitch jobs join (made once, by livechunk).
 for in in $inputs; do
+  [ "${in%-ts}" = "$in" ] || continue
   for fmt in fmp4 ts; do
     d="$cache/rec-$in-$fmt"
     if [ ! -s "$d/index.m3u8" ]; then
@@ -102,16 +108,19 @@ segments() {
 settle
 for i in $(seq "$N"); do
   for in in $inputs; do
-    src="$cache/$in.mp4"
+    src=$(srcof "$in")
     measure "$in/record/cp" cp "$src" "$work/out/copy.mp4"
     for fmt in fmp4 ts; do
       seg=$fmt; [ "$fmt" = ts ] && seg=mpegts
-      measure "$in/record-$fmt/ffmpeg" ffmpeg -nostdin -hide_banner -loglevel error -i "$src" -map 0 -c copy \
+      # ffmpeg 5.1 does not convert ADTS to MP4's AAC framing by itself.
+      bsf=(); [ "$fmt" = fmp4 ] && [ "${in%-ts}" != "$in" ] && bsf=(-bsf:a aac_adtstoasc)
+      measure "$in/record-$fmt/ffmpeg" ffmpeg -nostdin -hide_banner -loglevel error -i "$src" -map 0 -c copy "${bsf[@]}" \
         -f hls -hls_time 5 -hls_playlist_type vod -hls_segment_type "$seg" \
         -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8"
       measure "$in/record-$fmt/livechunk" "$lc" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
       measure "$in/record-$fmt/livechunk-nocloud" "$lcn" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
     done
+    [ "${in%-ts}" = "$in" ] || continue # no recordings of the TS input to stitch
     for fmt in fmp4 ts; do
       d="$cache/rec-$in-$fmt"
       mapfile -t files < <(segments "$d")
@@ -135,8 +144,10 @@ echo "| input | job | tool | wall s (median) | wall s (min) | CPU s | peak RSS M
 echo "|---|---|---|---|---|---|---|---|---|---|"
 : > "$cache/results.tsv"
 for in in $inputs; do
-  inbytes=$(stat -c %s "$cache/$in.mp4")
-  for job in record-fmp4 record-ts stitch-fmp4 stitch-ts; do
+  inbytes=$(stat -c %s "$(srcof "$in")")
+  jobs="record-fmp4 record-ts stitch-fmp4 stitch-ts"
+  [ "${in%-ts}" = "$in" ] || jobs="record-fmp4 record-ts"
+  for job in $jobs; do
     case $job in
       record-*) bytes=$inbytes; floor="$in/record/cp"; fname=cp ;;
       stitch-*) bytes=$(segments "$cache/rec-$in-${job#stitch-}" | xargs stat -c %s | awk '{s+=$1} END {print s}')

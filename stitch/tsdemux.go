@@ -27,11 +27,11 @@ const tsHead = 256 << 10
 // removed. Recoverable problems (lost sync, a PES without PTS, a payload
 // that is not Annex-B) go to onErr and the access unit is skipped.
 //
-// mediacommon finds the program map in the first 256 KiB. The PES packets
-// themselves are reassembled here, in one reused buffer and split with
-// chunker.SplitAnnexB: MPEG-TS input is demuxed twice (indexes, then
-// payloads), and a demuxer that allocates per packet (mediacommon's astits
-// reader) made that five times slower than ffmpeg.
+// The program map is found in the first 256 KiB (tsPIDs). The PES packets
+// themselves are reassembled by internal/tsdemux, in reused buffers:
+// MPEG-TS input is demuxed twice (indexes, then payloads), and a demuxer
+// that allocates per packet (mediacommon's astits reader) made that five
+// times slower than ffmpeg.
 //
 // With afn set, the first AAC (ADTS) stream is read too: afn is called for
 // every PES packet of it with its raw PTS and its raw AAC frames (ADTS
