@@ -55,6 +55,17 @@ func cloneNALUs(in [][]byte) [][]byte {
 	return out
 }
 
+// CheckParameterSets reports whether sps and pps (NAL units without
+// framing, as an MP4 avcC box or Config.SPS and Config.PPS carry them) can
+// start a stream, as New checks them: at least one of each, and a first
+// SPS that parses, with a picture size. The error wraps
+// ErrBadParameterSets. Use it to refuse input before anything of it is
+// recorded.
+func CheckParameterSets(sps, pps [][]byte) error {
+	_, err := parseParamSets(sps, pps)
+	return err
+}
+
 func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 	defer func() {
 		if r := recover(); r != nil {

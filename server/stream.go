@@ -45,6 +45,14 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		return nil, statusFor(err), err
 	}
 	info := src.Info()
+	if len(info.SPS) > 0 || len(info.PPS) > 0 {
+		// The chunker would refuse them when the chunk starts the stream's
+		// recording (or the stream's parameter sets change to them): refuse
+		// the chunk now, before the stream depends on it.
+		if err := chunker.CheckParameterSets(info.SPS, info.PPS); err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+	}
 	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio,
 		bitrate: info.Bitrate, ignored: info.IgnoredAudio, bytes: len(body)}
 	var payload []byte
@@ -69,7 +77,7 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		}
 		c.isAudio = append(c.isAudio, false)
 		s := p.Video
-		if err := checkNALUs(len(c.samples), s.NALUs); err != nil {
+		if err := checkNALUs(len(c.samples), s.NALUs, c.sps, c.pps); err != nil {
 			return nil, http.StatusBadRequest, err
 		}
 		var sp []span
@@ -119,8 +127,11 @@ func checkSamples(samples []chunker.Sample) error {
 }
 
 // checkNALUs refuses what the chunker would refuse in an access unit:
-// no NAL units, an empty one, a set forbidden_zero_bit, or no coded slice.
-func checkNALUs(i int, nalus [][]byte) error {
+// no NAL units, an empty one, a set forbidden_zero_bit, no coded slice, or
+// in-band parameter sets that do not parse (completed by the chunk's own,
+// sps and pps, where the access unit has only one kind, as the chunker
+// completes them with the stream's).
+func checkNALUs(i int, nalus [][]byte, sps, pps [][]byte) error {
 	if len(nalus) == 0 {
 		return fmt.Errorf("%w: sample %d: empty access unit", chunker.ErrInvalidSample, i)
 	}
@@ -138,6 +149,29 @@ func checkNALUs(i int, nalus [][]byte) error {
 	}
 	if !vcl {
 		return fmt.Errorf("%w: sample %d: access unit without a coded slice", chunker.ErrInvalidSample, i)
+	}
+	var inSPS, inPPS [][]byte
+	for _, n := range nalus {
+		switch n[0] & 0x1f {
+		case 7:
+			inSPS = append(inSPS, n)
+		case 8:
+			inPPS = append(inPPS, n)
+		}
+	}
+	if len(inSPS) == 0 && len(inPPS) == 0 {
+		return nil
+	}
+	if len(inSPS) == 0 {
+		inSPS = sps
+	}
+	if len(inPPS) == 0 {
+		inPPS = pps
+	}
+	if len(inSPS) > 0 && len(inPPS) > 0 {
+		if err := chunker.CheckParameterSets(inSPS, inPPS); err != nil {
+			return fmt.Errorf("sample %d: %w", i, err)
+		}
 	}
 	return nil
 }
