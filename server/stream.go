@@ -455,7 +455,11 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 	if err != nil {
 		release()
 		st.abandon()
-		return res, http.StatusInternalServerError, err
+		status := http.StatusInternalServerError
+		if errors.Is(err, chunker.ErrBadParameterSets) {
+			status = http.StatusBadRequest // the stream's own parameter sets
+		}
+		return res, status, err
 	}
 	st.mu.Lock()
 	st.p = p
