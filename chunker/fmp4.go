@@ -25,7 +25,7 @@ const (
 type fmp4Writer struct {
 	timescale uint32
 	target    int64    // target duration in timescale ticks
-	want      int      // the size the open segment is expected to reach (see expectedSize)
+	elapsed   int64    // decode time of the last added sample since the segment's first
 	matrix    [9]int32 // video tkhd matrix; zero: identity
 	video     bool
 	aud       *audioTrack // nil without audio
@@ -135,9 +135,7 @@ func (w *fmp4Writer) begin(seq uint64, buf []byte, dts int64) {
 
 func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error {
 	start := len(w.buf)
-	if e := expectedSize(start-w.headroom+len(w.abuf), dts-w.dts, w.target); e > 0 {
-		w.want = w.headroom + e
-	}
+	w.elapsed = dts - w.dts
 	if idr {
 		// Parameter sets live in the avcC of the init segment, and also
 		// in-band before every IDR picture (as ffmpeg's MP4 muxer leaves
@@ -196,9 +194,21 @@ func (w *fmp4Writer) setAudioDuration(d int64) {
 }
 
 func (w *fmp4Writer) appendNALU(n []byte) {
-	w.buf = grow(w.buf, 4+len(n), w.want)
+	if cap(w.buf)-len(w.buf) < 4+len(n) {
+		w.buf = grow(w.buf, 4+len(n), w.expected())
+	}
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(n)))
 	w.buf = append(w.buf, n...)
+}
+
+// expected is the size the open segment's buffer is expected to reach,
+// header room and audio included (see expectedSize); 0 when unknown.
+func (w *fmp4Writer) expected() int {
+	e := expectedSize(len(w.buf)-w.headroom+len(w.abuf), w.elapsed, w.target)
+	if e == 0 {
+		return 0
+	}
+	return w.headroom + e
 }
 
 func (w *fmp4Writer) setDuration(d int64) {

@@ -127,7 +127,8 @@ func (p *bufPool) fit(n int) {
 	p.size = max(p.size, n+n/8)
 }
 
-// maxSizeHint bounds the buffer size that Config.Bitrate asks for.
+// maxSizeHint bounds the segment sizes that expectedSize extrapolates
+// (from Config.Bitrate or from a filling buffer).
 const maxSizeHint = 64 << 20
 
 // grow makes room for n more bytes in a segment buffer. A full buffer
@@ -262,10 +263,9 @@ func New(cfg Config, out Output) (Chunker, error) {
 		k.pool = &cfg.Pool.p
 	}
 	if cfg.Bitrate > 0 {
-		// A segment runs past the target to the next keyframe: allow half
-		// the target more.
-		n := float64(cfg.Bitrate) / 8 * cfg.TargetDuration.Seconds() * 1.5
-		k.pool.fit(int(min(n, maxSizeHint)))
+		// A second of the stream's bytes, extrapolated like a buffer that
+		// fills.
+		k.pool.fit(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target))
 	}
 	if cfg.NoVideo && cfg.Audio == nil {
 		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")
@@ -298,7 +298,7 @@ func New(cfg Config, out Output) (Chunker, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.target = k.target
+		w.mux.target = k.target
 		k.c = w
 	default:
 		return nil, fmt.Errorf("chunker: unknown format %v", cfg.Format)

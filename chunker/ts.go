@@ -20,7 +20,6 @@ const tsPCRLead = 9000
 // before the next picture, so audio trails the video by less than a frame.
 type tsWriter struct {
 	timescale uint32
-	target    int64  // target duration in timescale ticks
 	start     int64  // decode time of the open segment's first sample
 	buf       []byte // the open segment
 	mux       *tsMux
@@ -108,7 +107,7 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 	if err := t.flushAudio(); err != nil {
 		return err
 	}
-	t.mux.want = expectedSize(len(t.buf), dts-t.start, t.target)
+	t.mux.elapsed = dts - t.start
 	nalus := au
 	if idr {
 		hasSPS, hasPPS := false, false

@@ -36,7 +36,8 @@ type tsStream struct {
 // tsMux writes the packets of one program with a video and/or an audio
 // stream. Continuity counters continue across segments.
 type tsMux struct {
-	want     int // the size the open segment is expected to reach (see expectedSize)
+	target   int64 // target duration, and the decode time of the last picture since
+	elapsed  int64 // the segment's first, in the stream's ticks (see expectedSize)
 	streams  []*tsStream
 	pcr      *tsStream // the leading stream, which carries the PCR
 	tables   [2 * tsPacketSize]byte
@@ -112,10 +113,19 @@ func crc32MPEG(b []byte) uint32 {
 	return crc
 }
 
+// room makes room for n more bytes in b, the open segment (see grow);
+// the size it is expected to reach is worked out only when b is full.
+func (m *tsMux) room(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	return grow(b, n, expectedSize(len(b), m.elapsed, m.target))
+}
+
 // writeTables appends PAT and PMT to b.
 func (m *tsMux) writeTables(b []byte) []byte {
 	n := len(b)
-	b = append(grow(b, len(m.tables), m.want), m.tables[:]...)
+	b = append(m.room(b, len(m.tables)), m.tables[:]...)
 	b[n+3] = 0x10 | m.tablesCC
 	b[n+tsPacketSize+3] = 0x10 | m.tablesCC
 	m.tablesCC = (m.tablesCC + 1) & 0x0f
@@ -204,7 +214,7 @@ func (m *tsMux) writePES(b []byte, s *tsStream, pts, dts int64, hasDTS, randomAc
 	first := true
 	for first || left > 0 {
 		n := len(b)
-		b = grow(b, tsPacketSize, m.want)[:n+tsPacketSize]
+		b = m.room(b, tsPacketSize)[:n+tsPacketSize]
 		p := b[n:]
 		p[0] = 0x47
 		p[1] = byte(s.pid >> 8)
