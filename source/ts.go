@@ -302,21 +302,9 @@ func (t *TS) more() (err error) {
 	defer recoverInvalid(&err, "mpegts")
 	n := len(t.queue)
 	for len(t.queue) == n && !t.eof {
-		pkt, err := t.pr.Next()
-		if err == io.EOF {
+		if err := t.pr.Step(&t.dv, &t.da); err == io.EOF {
 			t.eof = true
-			if err := t.dv.Flush(); err != nil {
-				return tsErr(err)
-			}
-			return tsErr(t.da.Flush())
-		}
-		if err != nil {
-			return err
-		}
-		if err := t.dv.Packet(pkt); err != nil {
-			return tsErr(err)
-		}
-		if err := t.da.Packet(pkt); err != nil {
+		} else if err != nil {
 			return tsErr(err)
 		}
 	}

@@ -74,20 +74,9 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	defer func() { d.OnErr, d.Video, da.OnErr, da.Audio = nil, nil, nil, nil }()
 	tr := tsdemux.NewReader(br, onErr, func() error { return er.err })
 	for {
-		pkt, err := tr.Next()
-		if err == io.EOF {
-			if err := d.Flush(); err != nil {
-				return tsErr(err)
-			}
-			return tsErr(da.Flush())
-		}
-		if err != nil {
-			return err
-		}
-		if err := d.Packet(pkt); err != nil {
-			return tsErr(err)
-		}
-		if err := da.Packet(pkt); err != nil {
+		if err := tr.Step(d, da); err == io.EOF {
+			return nil
+		} else if err != nil {
 			return tsErr(err)
 		}
 	}

@@ -299,6 +299,29 @@ func NewReader(br *bufio.Reader, onErr func(error), readErr func() error) *Reade
 	return &Reader{br: br, onErr: onErr, err: readErr}
 }
 
+// Step reads the next packet and gives it to v and a (video and audio); at
+// the end of the input it flushes both and returns io.EOF. Errors of the
+// input and of the depacketizers are returned as they are.
+func (r *Reader) Step(v, a *Depacketizer) error {
+	pkt, err := r.Next()
+	if err == io.EOF {
+		if err := v.Flush(); err != nil {
+			return err
+		}
+		if err := a.Flush(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	if err != nil {
+		return err
+	}
+	if err := v.Packet(pkt); err != nil {
+		return err
+	}
+	return a.Packet(pkt)
+}
+
 // Next returns the next packet, which aliases the reader's buffer until
 // the next call, or io.EOF at the end of the input. Bytes between packets
 // (lost sync) are skipped up to the next sync byte.

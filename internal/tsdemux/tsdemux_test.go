@@ -86,27 +86,12 @@ func withTSDemux(t *testing.T, b []byte, video, audio uint16) (units []unit, err
 	}}
 	r := tsdemux.NewReader(bufio.NewReader(bytes.NewReader(b)), onErr, nil)
 	for {
-		p, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := dv.Packet(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := da.Packet(p); err != nil {
+		if err := r.Step(&dv, &da); err == io.EOF {
+			return units, errs
+		} else if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := dv.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := da.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return units, errs
 }
 
 func inputs(t *testing.T) []string {
