@@ -38,11 +38,9 @@ type TS struct {
 	dv, da  tsdemux.Depacketizer // video, audio
 	log     *slog.Logger
 	info    Info
-	queue   []Packet  // demuxed, in arrival order, not yet returned
-	owners  []*pesBuf // the buffer each queued packet's data is in, when it is the last packet in it
-	qbase   []Packet  // the arrays queue and owners are in, from their start
-	obase   []*pesBuf
-	lent    *pesBuf // the buffer of the packet returned last, reused at the next call
+	queue   []queued // demuxed, in arrival order, not yet returned
+	qbase   []queued // the array queue is in, from its start
+	lent    *pesBuf  // the buffer of the packet returned last, reused at the next call
 	spare   []*pesBuf
 	lastDur int64
 	eof     bool
@@ -50,6 +48,13 @@ type TS struct {
 	decErrs int64
 	frame   int64 // AAC frame duration in samples
 	rate    int64 // AAC sample rate
+}
+
+// queued is a demuxed packet and, when it is the last packet whose data is
+// in a PES buffer, that buffer.
+type queued struct {
+	Packet
+	owner *pesBuf
 }
 
 // pesBuf is a PES packet's buffer that queued packets alias (see
@@ -213,7 +218,7 @@ func (t *TS) open(r io.Reader) (err error) {
 // onVideo queues an access unit; its NAL units stay in their PES buffer
 // until the packet has been returned and the next call comes.
 func (t *TS) onVideo(pts, dts int64, au [][]byte) error {
-	t.push(Packet{Kind: KindVideo, Video: chunker.Sample{DTS: dts, PTS: pts, NALUs: au}}, t.detach(&t.dv))
+	t.push(queued{Packet{Kind: KindVideo, Video: chunker.Sample{DTS: dts, PTS: pts, NALUs: au}}, t.detach(&t.dv)})
 	return nil
 }
 
@@ -230,27 +235,19 @@ func (t *TS) detach(d *tsdemux.Depacketizer) *pesBuf {
 	return b
 }
 
-// push queues a packet and the buffer it is the last user of (or nil).
-// The queue is moved back to the front of its array when it reaches the
-// end, so that it does not grow: it is never empty for long (a video
-// packet waits for the next one's DTS).
-func (t *TS) push(p Packet, o *pesBuf) {
+// push queues a packet. The queue is moved back to the front of its array
+// when it reaches the end, so that it does not grow: it is never empty for
+// long (a video packet waits for the next one's DTS).
+func (t *TS) push(q queued) {
 	if len(t.queue) == cap(t.queue) && cap(t.qbase)-cap(t.queue) >= len(t.queue) {
-		n := len(t.queue)
-		copy(t.qbase[:n], t.queue)
-		copy(t.obase[:n], t.owners)
+		n := copy(t.qbase[:len(t.queue)], t.queue)
 		clear(t.qbase[n:cap(t.qbase)])
-		clear(t.obase[n:cap(t.obase)])
-		t.queue, t.owners = t.qbase[:n], t.obase[:n]
+		t.queue = t.qbase[:n]
 	}
-	c, co := cap(t.queue), cap(t.owners)
-	t.queue = append(t.queue, p)
-	t.owners = append(t.owners, o)
+	c := cap(t.queue)
+	t.queue = append(t.queue, q)
 	if cap(t.queue) != c { // moved: the new array starts at queue[0]
 		t.qbase = t.queue[:0]
-	}
-	if cap(t.owners) != co {
-		t.obase = t.owners[:0]
 	}
 }
 
@@ -264,7 +261,7 @@ func (t *TS) onAudio(pts int64, frames [][]byte) error {
 		if i == len(frames)-1 {
 			o = b
 		}
-		t.push(Packet{Kind: KindAudio, Audio: chunker.AudioSample{PTS: p, Data: f}}, o)
+		t.push(queued{Packet{Kind: KindAudio, Audio: chunker.AudioSample{PTS: p, Data: f}}, o})
 	}
 	return nil
 }
@@ -356,12 +353,10 @@ func (t *TS) NextPacket() (Packet, error) {
 			}
 			continue
 		}
-		p := t.queue[0]
-		t.queue[0] = Packet{}
+		p, owner := t.queue[0].Packet, t.queue[0].owner
+		t.queue[0] = queued{}
 		t.queue = t.queue[1:]
-		t.lent = t.owners[0]
-		t.owners[0] = nil
-		t.owners = t.owners[1:]
+		t.lent = owner
 		if p.Kind == KindVideo {
 			p.Video.Duration = t.lastDur
 			if i := t.nextVideo(0); i >= 0 {
