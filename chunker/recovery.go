@@ -83,25 +83,14 @@ func seiHasRecoveryPoint(n []byte) bool {
 	b := buf[:unescape(buf[:], n)]
 	i := 0
 	for i < len(b) && b[i] != 0x80 { // 0x80: rbsp_trailing_bits
-		typ, size := 0, 0
-		for i < len(b) && b[i] == 0xff {
-			typ += 255
-			i++
-		}
-		if i >= len(b) {
+		var typ, size int
+		var ok bool
+		if typ, i, ok = seiValue(b, i); !ok {
 			return false
 		}
-		typ += int(b[i])
-		i++
-		for i < len(b) && b[i] == 0xff {
-			size += 255
-			i++
-		}
-		if i >= len(b) {
+		if size, i, ok = seiValue(b, i); !ok {
 			return false
 		}
-		size += int(b[i])
-		i++
 		if typ == seiRecoveryPoint {
 			r := bitReader{b: b[i:min(len(b), i+size)]}
 			cnt, ok := r.ue()
@@ -110,6 +99,20 @@ func seiHasRecoveryPoint(n []byte) bool {
 		i += size
 	}
 	return false
+}
+
+// seiValue reads an SEI payload type or size at b[i:] (a run of 0xff
+// bytes, 255 each, and a last byte) and returns it with the index after it;
+// ok is false when b ends first.
+func seiValue(b []byte, i int) (v, next int, ok bool) {
+	for i < len(b) && b[i] == 0xff {
+		v += 255
+		i++
+	}
+	if i >= len(b) {
+		return 0, i, false
+	}
+	return v + int(b[i]), i + 1, true
 }
 
 // sliceType returns slice_type from the header of the slice NAL unit n.
