@@ -28,17 +28,17 @@ type boxBody struct {
 	present   bool
 }
 
-// moovContainers are the boxes readMoov descends into, on the way from moov
-// to stbl.
-
-// maxMoovDepth bounds their nesting (moov/trak/mdia/minf/stbl is 4 deep): a
-// hostile file could otherwise nest them until the stack overflows.
+// maxMoovDepth bounds the nesting of moovContainers (moov/trak/mdia/minf/
+// stbl is 4 deep): a hostile file could otherwise nest them until the stack
+// overflows.
 const maxMoovDepth = 8
 
 // maxMoovBoxes bounds the boxes readMoov reads a header of (one positional
 // read each): real files have tens to a few hundred.
 const maxMoovBoxes = 100000
 
+// moovContainers are the boxes readMoov descends into, on the way from moov
+// to stbl.
 var moovContainers = map[string]bool{"trak": true, "mdia": true, "minf": true, "stbl": true}
 
 // readMoov reads the moov box whose header h was read at start, without
