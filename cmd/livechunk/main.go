@@ -50,6 +50,7 @@ const (
 )
 
 func main() {
+	adjustStartingHeap(startHeap)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
