@@ -555,27 +555,37 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return errors.Join(errChunk, errSink, errFinish, errMulti)
 }
 
-// Record reads every sample of src (video and audio, in the source's
-// order) into a new Pipeline on b and closes it. Timescale, WrapBits,
-// parameter sets, the display matrix and the audio track come from the
-// source.
-func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
-	info := src.Info()
+// WithSource returns cfg with what a source knows about its stream filled
+// in: Timescale, WrapBits and NoVideo always; the parameter sets when cfg
+// has none and info has both an SPS and a PPS (otherwise the chunker takes
+// them from the stream); the audio track, the bit rate and the display
+// matrix when cfg leaves them unset. Record uses it; so does a server that
+// starts a Pipeline for each incoming stream.
+func (cfg Config) WithSource(info source.Info) Config {
 	cfg.Timescale = info.Timescale
 	cfg.WrapBits = info.WrapBits
-	if len(cfg.SPS) == 0 && len(info.SPS) > 0 && len(info.PPS) > 0 {
+	cfg.NoVideo = info.NoVideo
+	if len(cfg.SPS) == 0 && len(cfg.PPS) == 0 && len(info.SPS) > 0 && len(info.PPS) > 0 {
 		cfg.SPS, cfg.PPS = info.SPS, info.PPS
 	}
 	if cfg.Audio == nil && info.Audio != nil {
 		cfg.Audio = info.Audio.Config()
 	}
-	cfg.NoVideo = info.NoVideo
 	if cfg.Bitrate == 0 {
 		cfg.Bitrate = info.Bitrate
 	}
 	if cfg.Matrix == [9]int32{} {
 		cfg.Matrix = info.Matrix
 	}
+	return cfg
+}
+
+// Record reads every sample of src (video and audio, in the source's
+// order) into a new Pipeline on b and closes it. What the source knows of
+// its stream (timescale, parameter sets, audio track, display matrix, bit
+// rate) is taken into cfg with Config.WithSource.
+func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
+	cfg = cfg.WithSource(src.Info())
 	if cfg.Matrix != [9]int32{} && cfg.Format == chunker.TS && cfg.Logger != nil {
 		cfg.Logger.Warn("livechunk: the input is rotated for display; MPEG-TS segments cannot carry the rotation (fMP4 ones do)")
 	}

@@ -434,3 +434,45 @@ func TestFinishedRecordingIsNotReopened(t *testing.T) {
 		t.Errorf("NewPipeline on a finished recording: %v", err)
 	}
 }
+
+func TestConfigWithSource(t *testing.T) {
+	src, err := source.Open("testdata/av.mp4", source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	info := src.Info()
+	if info.Audio == nil || len(info.SPS) == 0 || len(info.PPS) == 0 || info.Bitrate == 0 {
+		t.Fatalf("fixture lacks what the test needs: %+v", info)
+	}
+	got := livechunk.Config{Format: chunker.TS}.WithSource(info)
+	if got.Timescale != info.Timescale || got.Format != chunker.TS || got.Bitrate != info.Bitrate ||
+		got.Audio == nil || !bytes.Equal(got.Audio.ASC, info.Audio.Config().ASC) ||
+		!bytes.Equal(got.SPS[0], info.SPS[0]) || !bytes.Equal(got.PPS[0], info.PPS[0]) {
+		t.Errorf("WithSource: %+v from %+v", got, info)
+	}
+
+	// What the caller set wins over the source (but the timing is the
+	// source's: the samples come with it).
+	mine := &chunker.AudioConfig{ASC: []byte{0x15, 0x88}} // AAC LC, 8 kHz, mono
+	rot := [9]int32{0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30}
+	got = livechunk.Config{Audio: mine, Bitrate: 1, Matrix: rot, Timescale: 1000}.WithSource(info)
+	if got.Audio != mine || got.Bitrate != 1 || got.Matrix != rot || got.Timescale != info.Timescale {
+		t.Errorf("WithSource overrode the caller: %+v", got)
+	}
+
+	// An SPS without a PPS is left to the stream's in-band parameter sets
+	// (a pipeline started with only half of them would fail).
+	half := info
+	half.PPS = nil
+	if got := (livechunk.Config{}).WithSource(half); got.SPS != nil || got.PPS != nil {
+		t.Errorf("WithSource took an SPS without a PPS: %+v", got)
+	}
+	p, err := livechunk.NewPipeline(context.Background(), memblob.OpenBucket(nil), livechunk.Config{}.WithSource(half))
+	if err != nil {
+		t.Fatalf("pipeline from a source with an SPS but no PPS: %v", err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -583,18 +583,10 @@ func (s *Server) newPipeline(ctx context.Context, name string, info source.Info)
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
-		Timescale:       info.Timescale,
-		WrapBits:        info.WrapBits,
-		SPS:             info.SPS,
-		PPS:             info.PPS,
-		Audio:           info.Audio.Config(),
-		NoVideo:         info.NoVideo,
 		OpenGOP:         s.cfg.OpenGOP,
 		StartDuration:   s.cfg.StartDuration,
-		Matrix:          info.Matrix,
-		Bitrate:         info.Bitrate,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Logger:          s.cfg.Logger.With("stream", name),
-	})
+	}.WithSource(info))
 }

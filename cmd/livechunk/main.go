@@ -328,7 +328,7 @@ Flags:
 		fmt.Fprintf(stderr, "livechunk: note: the input's audio (%s) is not recorded: livechunk records AAC audio only\n",
 			strings.Join(info.IgnoredAudio, ", "))
 	}
-	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) {
+	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) && !*verbose { // with -v, Record logs it
 		fmt.Fprintln(stderr, "livechunk: note: the input is rotated for display (a phone's portrait video); MPEG-TS segments cannot carry that, fMP4 ones (the default) do")
 	}
 	st, err := livechunk.Record(context.WithoutCancel(ctx), b, untilDone{src, ctx}, cfg)
