@@ -220,3 +220,90 @@ func TestBitrateSizesFirstBuffer(t *testing.T) {
 		}
 	}
 }
+
+// capOut records the capacity of each segment's buffer (seen through
+// Segment.Data, which ends where the buffer does: a few hundred bytes of
+// fMP4 header room may lie before it). Like a sink, the outputs of a
+// process share a bound of segments in flight: a segment is released when
+// it is the oldest of more than inFlight held by all of them.
+type capOut struct {
+	caps []int
+	held *[]*chunker.Segment
+}
+
+const inFlight = 2
+
+func (*capOut) WriteInit(context.Context, *chunker.Init) error { return nil }
+func (o *capOut) WriteSegment(_ context.Context, s *chunker.Segment) error {
+	o.caps = append(o.caps, cap(s.Data))
+	*o.held = append(*o.held, s)
+	if len(*o.held) > inFlight {
+		(*o.held)[0].Release()
+		*o.held = (*o.held)[1:]
+	}
+	return nil
+}
+
+// TestSharedPoolFits: a stream of 6 MB segments and one of small segments
+// share a Pool; the small stream's buffers stay its own size instead of
+// taking (or being allocated at) the big stream's.
+func TestSharedPoolFits(t *testing.T) {
+	small := fixtureSamples(t, "bframes.mp4")
+	const size, fps = 200 << 10, 30 // 48 Mbit/s, 6 MB per second
+	var idr [][]byte
+	for _, s := range small {
+		if chunker.IsIDR(s.NALUs) {
+			for _, n := range s.NALUs {
+				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
+					idr = append(idr, n)
+				}
+			}
+			break
+		}
+	}
+	idr = append(idr, append([]byte{0x65}, make([]byte, size-1)...))
+	p := [][]byte{append([]byte{0x41}, make([]byte, size-1)...)}
+	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		pool := chunker.NewPool()
+		var held []*chunker.Segment
+		bigOut, smallOut := &capOut{held: &held}, &capOut{held: &held}
+		big, err := chunker.New(chunker.Config{Format: f, TargetDuration: time.Second, Pool: pool}, bigOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		little, err := chunker.New(chunker.Config{Format: f, TargetDuration: time.Second, Pool: pool}, smallOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for i := 0; i < 4*fps; i++ {
+			s := chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: p}
+			if i%fps == 0 {
+				s.NALUs = idr
+			}
+			if err := big.Write(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range small[i*len(small)/(4*fps) : (i+1)*len(small)/(4*fps)] {
+				if err := little.Write(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := big.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := little.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%v: buffer capacities: big stream %v, small stream %v", f, bigOut.caps, smallOut.caps)
+		if len(bigOut.caps) < 3 || len(smallOut.caps) < 2 {
+			t.Fatalf("%v: %d and %d segments, want several", f, len(bigOut.caps), len(smallOut.caps))
+		}
+		for _, c := range smallOut.caps {
+			if c > 2<<20+64<<10 {
+				t.Errorf("%v: a small stream's segment was built in a %d-byte buffer", f, c)
+			}
+		}
+	}
+}

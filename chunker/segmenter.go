@@ -104,28 +104,37 @@ func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 // Pool recycles the buffers that segments are built in. A Chunker has its
 // own unless Config.Pool is set; chunkers that share one (many streams in
 // one process) keep fewer buffers idle, since the buffer that one stream's
-// upload frees opens another stream's next segment. A Pool is safe for
-// concurrent use. The zero value is not usable; call NewPool.
+// upload frees opens another stream's next segment. Each chunker still
+// sizes its buffers for its own stream, and takes a spare buffer only when
+// it fits (no more than twice the size it needs), so streams of very
+// different bit rates can share a Pool. A Pool is safe for concurrent use.
+// The zero value is not usable; call NewPool.
 type Pool struct{ p bufPool }
 
 // NewPool returns an empty Pool.
-func NewPool() *Pool { return &Pool{p: bufPool{size: 1 << 20}} }
+func NewPool() *Pool { return &Pool{} }
+
+// firstBufferSize is the capacity of a chunker's first segment buffer when
+// it knows nothing of its stream's bit rate.
+const firstBufferSize = 1 << 20
+
+// minBufferSize is the least capacity that Config.Bitrate makes the
+// segment buffers.
+const minBufferSize = 64 << 10
+
+// spareBuffers bounds the idle buffers that a bufPool keeps.
+const spareBuffers = 4
 
 // bufPool recycles segment buffers between segments (the "future writer
 // already open" of the phone pattern is a pre-allocated buffer).
 type bufPool struct {
 	mu   sync.Mutex
 	free [][]byte
-	size int // capacity of new buffers
 }
 
-// fit makes new buffers large enough for a segment of n bytes (plus an
-// eighth for variation), so they do not grow by copying.
-func (p *bufPool) fit(n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.size = max(p.size, n+n/8)
-}
+// fitSize is the buffer capacity for segments of up to n bytes (plus an
+// eighth for variation), so that they do not grow by copying.
+func fitSize(n int) int { return n + n/8 }
 
 // maxSizeHint bounds the segment sizes that expectedSize extrapolates
 // (from Config.Bitrate or from a filling buffer).
@@ -157,31 +166,52 @@ func expectedSize(cur int, elapsed, target int64) int {
 	return int(min(float64(cur)*float64(target)*1.5/float64(elapsed), maxSizeHint))
 }
 
-func (p *bufPool) get() []byte {
+// get returns an empty buffer of at least size bytes: the smallest spare
+// one that is no more than twice that, or a new one.
+func (p *bufPool) get(size int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n := len(p.free); n > 0 {
-		b := p.free[n-1]
-		p.free = p.free[:n-1]
-		return b[:0]
+	best := -1
+	for i, b := range p.free {
+		if c := cap(b); c >= size && c <= 2*size && (best < 0 || c < cap(p.free[best])) {
+			best = i
+		}
 	}
-	return make([]byte, 0, p.size)
+	if best < 0 {
+		return make([]byte, 0, size)
+	}
+	b := p.free[best]
+	last := len(p.free) - 1
+	p.free[best] = p.free[last]
+	p.free[last] = nil
+	p.free = p.free[:last]
+	return b[:0]
 }
 
-func (p *bufPool) put(b []byte) {
-	if b == nil {
+// put takes back a buffer of a chunker whose buffers are size bytes. One
+// that grew past that (doubled in the first segment) is dropped, so that a
+// buffer of the right size replaces it, which matters when many streams
+// each hold theirs; so is one that finds the spares full, unless it is
+// larger than the smallest spare, which it then replaces (a small spare is
+// taken by fewer streams).
+func (p *bufPool) put(b []byte, size int) {
+	if b == nil || cap(b) > size+size/2 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cap(b) > p.size+p.size/2 {
-		// Grown past need (doubled in the first segment): a buffer of
-		// the right size replaces it, which matters when many streams
-		// each hold theirs.
+	if len(p.free) < spareBuffers {
+		p.free = append(p.free, b[:0])
 		return
 	}
-	if len(p.free) < 4 {
-		p.free = append(p.free, b[:0])
+	small := 0
+	for i, f := range p.free {
+		if cap(f) < cap(p.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(p.free[small]) {
+		p.free[small] = b[:0]
 	}
 }
 
@@ -191,6 +221,7 @@ type chunker struct {
 	out    Output
 	c      container
 	pool   *bufPool
+	size   int   // capacity of new segment buffers (see fitSize)
 	target int64 // target duration in ticks
 
 	closed bool
@@ -254,6 +285,7 @@ func New(cfg Config, out Output) (Chunker, error) {
 		cfg:      cfg,
 		out:      out,
 		pool:     &NewPool().p,
+		size:     firstBufferSize,
 		target:   durationToTicks(cfg.TargetDuration, cfg.Timescale),
 		seq:      cfg.FirstSequence,
 		nextInit: cfg.FirstInitSequence,
@@ -264,8 +296,9 @@ func New(cfg Config, out Output) (Chunker, error) {
 	}
 	if cfg.Bitrate > 0 {
 		// A second of the stream's bytes, extrapolated like a buffer that
-		// fills.
-		k.pool.fit(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target))
+		// fills; a low-rate stream (audio only, a phone's) gets a buffer of
+		// its size rather than the default one.
+		k.size = max(minBufferSize, fitSize(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target)))
 	}
 	if cfg.NoVideo && cfg.Audio == nil {
 		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")
@@ -690,7 +723,7 @@ func (k *chunker) openSegment(ctx context.Context, dts, pts int64) error {
 	k.segFrames = 0
 	k.segKeys = 0
 	k.segDur = 0
-	k.c.begin(k.seq, k.pool.get(), dts)
+	k.c.begin(k.seq, k.pool.get(k.size), dts)
 	return nil
 }
 
@@ -727,7 +760,8 @@ func (k *chunker) emit(ctx context.Context) error {
 		return err
 	}
 	pool := k.pool
-	pool.fit(len(full))
+	k.size = max(k.size, fitSize(len(full)))
+	size := k.size
 	ts := k.timescale()
 	seg := &Segment{
 		Seq:           k.seq,
@@ -741,7 +775,7 @@ func (k *chunker) emit(ctx context.Context) error {
 		Frames:        k.segFrames,
 		Keyframes:     k.segKeys,
 		Discontinuity: k.discont,
-		release:       func() { pool.put(full) },
+		release:       func() { pool.put(full, size) },
 	}
 	if a := k.aud; a != nil && a.segFrames > 0 {
 		seg.AudioFrames = a.segFrames

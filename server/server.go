@@ -88,6 +88,10 @@ type Config struct {
 	// Stitch makes the VOD file of an ended stream (StitchMP4 is the usual
 	// one); nil disables VOD.
 	Stitch StitchFunc
+	// Pool supplies the segment buffers of every stream (see
+	// chunker.Pool): streams share the spare ones. Default: a Pool of the
+	// Server's own.
+	Pool *chunker.Pool
 	// Logger receives request and stream logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -152,6 +156,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Pool == nil {
+		cfg.Pool = chunker.NewPool()
 	}
 	s := &Server{cfg: cfg, live: map[string]*stream{}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
@@ -587,6 +594,7 @@ func (s *Server) newPipeline(ctx context.Context, name string, info source.Info)
 		StartDuration:   s.cfg.StartDuration,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
+		Pool:            s.cfg.Pool,
 		Logger:          s.cfg.Logger.With("stream", name),
 	}.WithSource(info))
 }
