@@ -307,3 +307,64 @@ func TestSharedPoolFits(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolReusesBuffers: a stream whose segment sizes vary (no bit-rate
+// hint, as from an MPEG-TS input) keeps reusing its spare buffers, also
+// those allocated before a larger segment raised the size it asks for.
+func TestPoolReusesBuffers(t *testing.T) {
+	fx := fixtureSamples(t, "bframes.mp4")
+	var ps [][]byte
+	for _, s := range fx {
+		if chunker.IsIDR(s.NALUs) {
+			for _, n := range s.NALUs {
+				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
+					ps = append(ps, n)
+				}
+			}
+			break
+		}
+	}
+	const fps = 30
+	// Picture sizes of the segments, in percent of 40 KB: a bit rate that
+	// varies by up to 20%, as an encoder's does from scene to scene.
+	vary := []int{100, 110, 90, 115, 95, 105, 90, 120, 100, 92, 110, 97, 104, 88, 112, 100,
+		95, 108, 100, 93, 117, 102, 96, 90, 111, 99, 105, 91, 118, 100, 94, 107}
+	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		var held []*chunker.Segment
+		out := &capOut{held: &held}
+		c, err := chunker.New(chunker.Config{Format: f, TargetDuration: time.Second}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pictures := make([][]byte, len(vary))
+		for i, v := range vary {
+			pictures[i] = make([]byte, 40<<10*v/100)
+		}
+		ctx := context.Background()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		largest := 0
+		for i := 0; i <= len(vary)*fps; i++ {
+			pic := pictures[min(i/fps, len(vary)-1)]
+			largest = max(largest, len(pic)*fps)
+			nalus := [][]byte{pic}
+			pic[0] = 0x41
+			if i%fps == 0 {
+				pic[0] = 0x65
+				nalus = append(slices.Clip(ps), pic)
+			}
+			if err := c.Write(ctx, chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: nalus}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%v: %d segments of up to %d bytes: %d bytes allocated; buffer capacities %v", f, len(out.caps), largest, allocated, out.caps)
+		// Three buffers take turns (one filling, two held by the output);
+		// the first grows from 1 MiB, and a segment larger than all before
+		// may grow a buffer or need a new one.
+		if limit := uint64(largest) * 8; allocated > limit {
+			t.Errorf("%v: %d bytes allocated for %d segments of up to %d bytes: spare buffers are not reused", f, allocated, len(out.caps), largest)
+		}
+	}
+}

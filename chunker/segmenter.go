@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/avc"
@@ -106,8 +107,8 @@ func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 // one process) keep fewer buffers idle, since the buffer that one stream's
 // upload frees opens another stream's next segment. Each chunker still
 // sizes its buffers for its own stream, and takes a spare buffer only when
-// it fits (no more than twice the size it needs), so streams of very
-// different bit rates can share a Pool. A Pool is safe for concurrent use.
+// it fits (from three quarters to twice the size it wants), so streams of
+// very different bit rates can share a Pool. A Pool is safe for concurrent use.
 // The zero value is not usable; call NewPool.
 type Pool struct{ p bufPool }
 
@@ -166,14 +167,26 @@ func expectedSize(cur int, elapsed, target int64) int {
 	return int(min(float64(cur)*float64(target)*1.5/float64(elapsed), maxSizeHint))
 }
 
-// get returns an empty buffer of at least size bytes: the smallest spare
-// one that is no more than twice that, or a new one.
+// get returns an empty buffer for a segment of a chunker whose buffers are
+// size bytes: the smallest spare of size to twice that, else the largest
+// of three quarters of size to size (size has an eighth of headroom over
+// the largest segment so far, so such a spare seldom needs to grow), else
+// a new one.
 func (p *bufPool) get(size int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	best := -1
 	for i, b := range p.free {
-		if c := cap(b); c >= size && c <= 2*size && (best < 0 || c < cap(p.free[best])) {
+		c := cap(b)
+		if c < size-size/4 || c > 2*size {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
+		bc := cap(p.free[best])
+		if c >= size && (bc < size || c < bc) || c < size && bc < size && c > bc {
 			best = i
 		}
 	}
@@ -188,8 +201,8 @@ func (p *bufPool) get(size int) []byte {
 	return b[:0]
 }
 
-// put takes back a buffer of a chunker whose buffers are size bytes. One
-// that grew past that (doubled in the first segment) is dropped, so that a
+// put takes back a buffer of a chunker whose buffers are now size bytes.
+// One that grew past that (doubled in the first segment) is dropped, so that a
 // buffer of the right size replaces it, which matters when many streams
 // each hold theirs; so is one that finds the spares full, unless it is
 // larger than the smallest spare, which it then replaces (a small spare is
@@ -217,11 +230,13 @@ func (p *bufPool) put(b []byte, size int) {
 
 // chunker is the Chunker implementation shared by both formats.
 type chunker struct {
-	cfg    Config
-	out    Output
-	c      container
-	pool   *bufPool
-	size   int   // capacity of new segment buffers (see fitSize)
+	cfg  Config
+	out  Output
+	c    container
+	pool *bufPool
+	// size is the capacity of new segment buffers (see fitSize); it is
+	// also read when an output releases a segment, on its own goroutine.
+	size   atomic.Int64
 	target int64 // target duration in ticks
 
 	closed bool
@@ -285,12 +300,12 @@ func New(cfg Config, out Output) (Chunker, error) {
 		cfg:      cfg,
 		out:      out,
 		pool:     &NewPool().p,
-		size:     firstBufferSize,
 		target:   durationToTicks(cfg.TargetDuration, cfg.Timescale),
 		seq:      cfg.FirstSequence,
 		nextInit: cfg.FirstInitSequence,
 		discont:  cfg.StartWithDiscontinuity,
 	}
+	k.size.Store(firstBufferSize)
 	if cfg.Pool != nil {
 		k.pool = &cfg.Pool.p
 	}
@@ -298,7 +313,7 @@ func New(cfg Config, out Output) (Chunker, error) {
 		// A second of the stream's bytes, extrapolated like a buffer that
 		// fills; a low-rate stream (audio only, a phone's) gets a buffer of
 		// its size rather than the default one.
-		k.size = max(minBufferSize, fitSize(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target)))
+		k.size.Store(int64(max(minBufferSize, fitSize(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target)))))
 	}
 	if cfg.NoVideo && cfg.Audio == nil {
 		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")
@@ -723,7 +738,7 @@ func (k *chunker) openSegment(ctx context.Context, dts, pts int64) error {
 	k.segFrames = 0
 	k.segKeys = 0
 	k.segDur = 0
-	k.c.begin(k.seq, k.pool.get(k.size), dts)
+	k.c.begin(k.seq, k.pool.get(int(k.size.Load())), dts)
 	return nil
 }
 
@@ -760,8 +775,8 @@ func (k *chunker) emit(ctx context.Context) error {
 		return err
 	}
 	pool := k.pool
-	k.size = max(k.size, fitSize(len(full)))
-	size := k.size
+	k.size.Store(max(k.size.Load(), int64(fitSize(len(full)))))
+	size := &k.size
 	ts := k.timescale()
 	seg := &Segment{
 		Seq:           k.seq,
@@ -775,7 +790,7 @@ func (k *chunker) emit(ctx context.Context) error {
 		Frames:        k.segFrames,
 		Keyframes:     k.segKeys,
 		Discontinuity: k.discont,
-		release:       func() { pool.put(full, size) },
+		release:       func() { pool.put(full, int(size.Load())) },
 	}
 	if a := k.aud; a != nil && a.segFrames > 0 {
 		seg.AudioFrames = a.segFrames

@@ -97,11 +97,7 @@ func stream(ctx context.Context, bucket *blob.Bucket, pool *chunker.Pool, in, pr
 	}
 	src := source.NewPaced(looped)
 	info := src.Info()
-	cfg := livechunk.Config{Format: f, Playlist: hls.Live, Prefix: prefix, NoResume: true, Pool: pool,
-		Timescale: info.Timescale, WrapBits: info.WrapBits, SPS: info.SPS, PPS: info.PPS}
-	if info.Audio != nil {
-		cfg.Audio = info.Audio.Config()
-	}
+	cfg := livechunk.Config{Format: f, Playlist: hls.Live, Prefix: prefix, NoResume: true, Pool: pool}.WithSource(info)
 	p, err := livechunk.NewPipeline(ctx, bucket, cfg)
 	if err != nil {
 		return 0, 0, err
