@@ -375,3 +375,42 @@ func TestIgnoredAudio(t *testing.T) {
 		})
 	}
 }
+
+// TestTSLargePictures: MPEG-TS whose first audio packet comes after more
+// than 1 MiB of pictures (noise coded losslessly, 350 KB a picture; a 4K
+// stream's keyframes are as large) is read with its audio track. (The
+// stream discovery used to give up after 1 MiB.) Every picture and audio
+// frame ffprobe counts comes out, and the pictures are the input's.
+func TestTSLargePictures(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	p := filepath.Join(t.TempDir(), "noise.ts")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=2,noise=alls=100:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-x264-params", "keyint=10",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-y", p)
+	before := 0
+	for _, pk := range mediatest.Packets(t, p)[:5] {
+		before += pk.Size
+	}
+	if before <= 1<<20 {
+		t.Fatalf("first pictures of %d bytes: the test needs more than 1 MiB", before)
+	}
+	src, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if src.Info().Audio == nil {
+		t.Fatal("no audio track found")
+	}
+	video, audio := readPackets(t, src)
+	if want := mediatest.PacketCount(t, p, "video"); len(video) != want {
+		t.Errorf("%d pictures, ffprobe counts %d", len(video), want)
+	}
+	if want := mediatest.PacketCount(t, p, "audio"); len(audio) != want {
+		t.Errorf("%d audio frames, ffprobe counts %d", len(audio), want)
+	}
+	if d := mediatest.EqualHashes(mediatest.FrameHashes(t, p), mediatest.FrameHashes(t, writeAnnexB(t, video))); d != "" {
+		t.Errorf("pictures differ from the input's: %s", d)
+	}
+}

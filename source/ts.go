@@ -123,7 +123,8 @@ func (t *TS) open(r io.Reader) (err error) {
 			return errorf(ErrInvalid, "no MPEG-TS sync byte at offset %d", i)
 		}
 	}
-	mr := &mpegts.Reader{R: br}
+	// It sees no video payload (see tsdemux.SkipVideo).
+	mr := &mpegts.Reader{R: tsdemux.SkipVideo(br)}
 	if err := mr.Initialize(); err != nil {
 		if errors.Is(err, errHeadTooLong) {
 			return errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", maxTSHead>>20)

@@ -439,3 +439,32 @@ func TestForeignTS(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeFirstPicture: in an MPEG-TS segment whose first picture is
+// larger than the 256 KiB first searched for the streams (a 4K or
+// lossless keyframe), the first audio frame comes after it; the segment
+// is searched further, and the stitched file has every picture and audio
+// frame.
+func TestLargeFirstPicture(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	input := filepath.Join(t.TempDir(), "lossless.mp4")
+	// Noise, coded losslessly: about 350 KB per picture.
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=2,noise=alls=100:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-x264-params", "keyint=10",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-y", input)
+	if size := mediatest.Packets(t, input)[0].Size; size <= 256<<10 {
+		t.Fatalf("first picture of %d bytes: the test needs one over 256 KiB", size)
+	}
+	want := mediatest.FrameHashes(t, input)
+	wantAudio := mediatest.PacketCount(t, input, "audio")
+	for _, ext := range []string{".mp4", ".ts"} {
+		out, res := writeFile(t, recorded(t, input, chunker.TS, "rec/", time.Second), ext, stitch.Options{})
+		if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, out)); d != "" {
+			t.Errorf("%s: decoded frames differ from the input's: %s", ext, d)
+		}
+		if got := mediatest.PacketCount(t, out, "audio"); got != wantAudio {
+			t.Errorf("%s: %d audio frames, input %d (result %+v)", ext, got, wantAudio, res)
+		}
+	}
+}

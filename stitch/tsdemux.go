@@ -17,8 +17,14 @@ import (
 	"github.com/livechunk/livechunk/internal/tsdemux"
 )
 
-// tsHead is how much of an MPEG-TS object is searched for the program map.
-const tsHead = 256 << 10
+// tsHead is how much of an MPEG-TS object is searched first for the
+// program map and the first frame of its audio stream, and tsHeadMax how
+// much at most: the audio's first PES packet can come after the first
+// picture, which in a 4K stream is megabytes.
+const (
+	tsHead    = 256 << 10
+	tsHeadMax = 32 << 20
+)
 
 // tsDemux reads the first H.264 elementary stream of an MPEG-TS object and
 // calls fn for every access unit (one PES packet) with its raw 33-bit PTS
@@ -27,7 +33,8 @@ const tsHead = 256 << 10
 // removed. Recoverable problems (lost sync, a PES without PTS, a payload
 // that is not Annex-B) go to onErr and the access unit is skipped.
 //
-// The program map is found in the first 256 KiB (tsPIDs). The PES packets
+// The program map and the audio configuration are found in the first
+// 256 KiB (tsPIDs), or failing that, in up to 32 MiB. The PES packets
 // themselves are reassembled by internal/tsdemux, in reused buffers:
 // MPEG-TS input is demuxed twice (indexes, then payloads), and a demuxer
 // that allocates per packet (mediacommon's astits reader) made that five
@@ -55,6 +62,26 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 		return errorf(ErrInvalid, "not an MPEG-TS object")
 	}
 	pids, err := tsPIDs(head)
+	in := br
+	if err != nil && len(head) == tsHead {
+		// More of the object is searched, through a larger buffer in
+		// front of br (kept for the next object).
+		if st.big == nil {
+			st.big = bufio.NewReaderSize(nil, tsHeadMax)
+		}
+		in = st.big
+		in.Reset(br)
+		defer in.Reset(nil)
+		for n := 4 * tsHead; ; n = min(4*n, tsHeadMax) {
+			head, _ = in.Peek(n)
+			if er.err != nil {
+				return er.err
+			}
+			if pids, err = tsPIDs(head); err == nil || len(head) < n || n == tsHeadMax {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -72,7 +99,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 		da.PID = pids.audio.pid
 	}
 	defer func() { d.OnErr, d.Video, da.OnErr, da.Audio = nil, nil, nil, nil }()
-	tr := tsdemux.NewReader(br, onErr, func() error { return er.err })
+	tr := tsdemux.NewReader(in, onErr, func() error { return er.err })
 	for {
 		if err := tr.Step(d, da); err == io.EOF {
 			return nil
@@ -94,6 +121,7 @@ func tsErr(err error) error {
 // tsState is the reusable memory of one tsDemux call.
 type tsState struct {
 	br    *bufio.Reader
+	big   *bufio.Reader        // tsHeadMax bytes, made when an object needs it
 	d, da tsdemux.Depacketizer // video, audio
 }
 
@@ -208,9 +236,9 @@ func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 // tsPIDsMediacommon is tsPIDs with mediacommon's Reader.
 func tsPIDsMediacommon(head []byte) (tsStreams, error) {
 	st := tsStreams{video: tsNoPID}
-	tr := &mpegts.Reader{R: bytes.NewReader(head)}
+	tr := &mpegts.Reader{R: tsdemux.SkipVideo(bytes.NewReader(head))} // it needs no pictures
 	if err := tr.Initialize(); err != nil {
-		return st, errorf(ErrInvalid, "no program map table in the first %d KiB: %v", tsHead>>10, err)
+		return st, errorf(ErrInvalid, "no program map table and first audio frame in the first %d KiB: %v", len(head)>>10, err)
 	}
 	other := ""
 	for _, t := range tr.Tracks() {

@@ -1,0 +1,76 @@
+package tsdemux_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/tsdemux"
+)
+
+// TestSkipVideo: through SkipVideo, a real stream loses exactly the
+// packets of the pid that ffprobe calls its video stream, whatever the
+// sizes of the reads on either side; a cut last packet is passed on.
+func TestSkipVideo(t *testing.T) {
+	mediatest.RequireTool(t, "ffprobe")
+	for _, name := range []string{"av.ts", "wrap.ts", "reschange.ts"} {
+		p := mediatest.Testdata(name)
+		in, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		video := -1
+		for _, l := range strings.Split(string(mediatest.Run(t, "ffprobe", "-v", "error",
+			"-show_entries", "stream=id,codec_type", "-of", "csv=p=0", p)), "\n") {
+			if kind, id, ok := strings.Cut(strings.TrimSpace(l), ","); ok && kind == "video" {
+				v, err := strconv.ParseInt(id, 0, 32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				video = int(v)
+			}
+		}
+		if video < 0 {
+			t.Fatalf("%s: ffprobe finds no video stream", name)
+		}
+		var want []byte
+		skipped := 0
+		for i := 0; i+tsdemux.PacketSize <= len(in); i += tsdemux.PacketSize {
+			pkt := in[i : i+tsdemux.PacketSize]
+			if int(pkt[1]&0x1f)<<8|int(pkt[2]) == video {
+				skipped++
+				continue
+			}
+			want = append(want, pkt...)
+		}
+		cut := in[len(in)-tsdemux.PacketSize : len(in)-100] // a cut packet at the end
+		in = append(in[:len(in):len(in)], cut...)
+		want = append(want, cut...)
+		if skipped == 0 || len(want) == len(in) {
+			t.Fatalf("%s: no video packets to skip", name)
+		}
+		for _, c := range []struct {
+			name string
+			r    func(io.Reader) io.Reader
+			w    func(io.Reader) io.Reader
+		}{
+			{"whole", func(r io.Reader) io.Reader { return r }, func(r io.Reader) io.Reader { return r }},
+			{"half reads in", iotest.HalfReader, func(r io.Reader) io.Reader { return r }},
+			{"byte reads out", func(r io.Reader) io.Reader { return r }, iotest.OneByteReader},
+			{"both", iotest.OneByteReader, iotest.HalfReader},
+		} {
+			got, err := io.ReadAll(c.w(tsdemux.SkipVideo(c.r(bytes.NewReader(in)))))
+			if err != nil {
+				t.Fatalf("%s, %s: %v", name, c.name, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s, %s: %d bytes out, want %d (the input's %d without %d video packets)", name, c.name, len(got), len(want), len(in), skipped)
+			}
+		}
+	}
+}
