@@ -107,8 +107,9 @@ func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 // one process) keep fewer buffers idle, since the buffer that one stream's
 // upload frees opens another stream's next segment. Each chunker still
 // sizes its buffers for its own stream, and takes a spare buffer only when
-// it fits (from three quarters to twice the size it wants), so streams of
-// very different bit rates can share a Pool. A Pool is safe for concurrent use.
+// it fits (from three quarters to one and a half times the size it wants),
+// so streams of very different bit rates can share a Pool; the oldest spare
+// makes room for a new one. A Pool is safe for concurrent use.
 // The zero value is not usable; call NewPool.
 type Pool struct{ p bufPool }
 
@@ -144,7 +145,7 @@ const maxSizeHint = 64 << 20
 // grow makes room for n more bytes in a segment buffer. A full buffer
 // grows to want, the size the segment is expected to reach (see
 // expectedSize; 0 when unknown), and at least doubles: one that grows (in
-// the first segment, before bufPool.fit knows the stream's segment size)
+// the first segment, before the chunker knows its stream's segment size)
 // copies once instead of at every doubling, and leaves less garbage than
 // append's 1.25x steps, which copy a 6 MB segment nine times.
 func grow(b []byte, n, want int) []byte {
@@ -167,18 +168,23 @@ func expectedSize(cur int, elapsed, target int64) int {
 	return int(min(float64(cur)*float64(target)*1.5/float64(elapsed), maxSizeHint))
 }
 
+// fits reports whether a spare buffer of capacity c serves a chunker whose
+// buffers are size bytes: from three quarters of size (size has an eighth
+// of headroom over the largest segment so far, so such a buffer seldom
+// needs to grow) to one and a half times size (larger is wasted on it, and
+// put drops such a buffer).
+func fits(c, size int) bool { return c >= size-size/4 && c <= size+size/2 }
+
 // get returns an empty buffer for a segment of a chunker whose buffers are
-// size bytes: the smallest spare of size to twice that, else the largest
-// of three quarters of size to size (size has an eighth of headroom over
-// the largest segment so far, so such a spare seldom needs to grow), else
-// a new one.
+// size bytes: the smallest spare that fits and holds size, else the
+// largest that fits, else a new one.
 func (p *bufPool) get(size int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	best := -1
 	for i, b := range p.free {
 		c := cap(b)
-		if c < size-size/4 || c > 2*size {
+		if !fits(c, size) {
 			continue
 		}
 		if best < 0 {
@@ -194,38 +200,26 @@ func (p *bufPool) get(size int) []byte {
 		return make([]byte, 0, size)
 	}
 	b := p.free[best]
-	last := len(p.free) - 1
-	p.free[best] = p.free[last]
-	p.free[last] = nil
-	p.free = p.free[:last]
+	p.free = slices.Delete(p.free, best, best+1) // the spares stay oldest first
 	return b[:0]
 }
 
 // put takes back a buffer of a chunker whose buffers are now size bytes.
-// One that grew past that (doubled in the first segment) is dropped, so that a
-// buffer of the right size replaces it, which matters when many streams
-// each hold theirs; so is one that finds the spares full, unless it is
-// larger than the smallest spare, which it then replaces (a small spare is
-// taken by fewer streams).
+// One that grew past what fits (doubled in the first segment) is dropped,
+// so that a buffer of the right size replaces it, which matters when many
+// streams each hold theirs. When the spares are full the oldest goes: in a
+// shared Pool, spares that no stream takes (those of streams that ended)
+// must not stay for good.
 func (p *bufPool) put(b []byte, size int) {
-	if b == nil || cap(b) > size+size/2 {
+	if b == nil || !fits(cap(b), size) {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free) < spareBuffers {
-		p.free = append(p.free, b[:0])
-		return
+	if len(p.free) == spareBuffers {
+		p.free = slices.Delete(p.free, 0, 1)
 	}
-	small := 0
-	for i, f := range p.free {
-		if cap(f) < cap(p.free[small]) {
-			small = i
-		}
-	}
-	if cap(b) > cap(p.free[small]) {
-		p.free[small] = b[:0]
-	}
+	p.free = append(p.free, b[:0])
 }
 
 // chunker is the Chunker implementation shared by both formats.

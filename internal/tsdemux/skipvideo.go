@@ -4,13 +4,16 @@ import "io"
 
 // SkipVideo returns a reader of the transport packets of r except those
 // of video PES streams (stream_id 0xE0 to 0xEF, known from each pid's first
-// PES header); r must begin at a packet. mediacommon's Reader, which finds
+// PES header) and null packets; r must begin at a packet. mediacommon's Reader, which finds
 // the streams and reads each audio stream's first PES packet for its
 // configuration, needs no video payload, and it keeps at most 1 MiB of what
 // it reads: the pictures before the first audio packet (a 4K keyframe alone
 // is megabytes) made it fail. Packets without the sync byte are passed on
 // as they are.
 func SkipVideo(r io.Reader) io.Reader { return &videoFilter{r: r} }
+
+// nullPID is the pid of null (stuffing) packets.
+const nullPID = 0x1fff
 
 // videoFilter is SkipVideo's reader.
 type videoFilter struct {
@@ -21,11 +24,13 @@ type videoFilter struct {
 	err   error
 }
 
+// Read returns as soon as it has something: a live input must not wait
+// for more packets than the reader behind it asks for.
 func (f *videoFilter) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(f.rest) == 0 {
-			if f.err != nil {
+			if n > 0 || f.err != nil {
 				break
 			}
 			m, err := io.ReadFull(f.r, f.pkt[:])
@@ -61,6 +66,9 @@ func (f *videoFilter) isVideo() bool {
 		return false
 	}
 	pid := uint16(b[1]&0x1f)<<8 | uint16(b[2])
+	if pid == nullPID {
+		return true // stuffing of a constant bit rate stream
+	}
 	if b[1]&0x40 != 0 { // payload unit start
 		off := 4
 		if b[3]&0x20 != 0 { // adaptation field

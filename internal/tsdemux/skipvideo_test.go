@@ -6,16 +6,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"slices"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/internal/tsdemux"
 )
 
 // TestSkipVideo: through SkipVideo, a real stream loses exactly the
-// packets of the pid that ffprobe calls its video stream, whatever the
-// sizes of the reads on either side; a cut last packet is passed on.
+// packets of the pid that ffprobe calls its video stream and null packets,
+// whatever the sizes of the reads on either side; a cut last packet is
+// passed on.
 func TestSkipVideo(t *testing.T) {
 	mediatest.RequireTool(t, "ffprobe")
 	for _, name := range []string{"av.ts", "wrap.ts", "reschange.ts"} {
@@ -38,11 +41,15 @@ func TestSkipVideo(t *testing.T) {
 		if video < 0 {
 			t.Fatalf("%s: ffprobe finds no video stream", name)
 		}
+		// A null packet (stuffing) after the first one.
+		null := make([]byte, tsdemux.PacketSize)
+		null[0], null[1], null[2], null[3] = 0x47, 0x1f, 0xff, 0x10
+		in = slices.Concat(in[:tsdemux.PacketSize], null, in[tsdemux.PacketSize:])
 		var want []byte
 		skipped := 0
 		for i := 0; i+tsdemux.PacketSize <= len(in); i += tsdemux.PacketSize {
 			pkt := in[i : i+tsdemux.PacketSize]
-			if int(pkt[1]&0x1f)<<8|int(pkt[2]) == video {
+			if pid := int(pkt[1]&0x1f)<<8 | int(pkt[2]); pid == video || pid == 0x1fff {
 				skipped++
 				continue
 			}
@@ -72,5 +79,31 @@ func TestSkipVideo(t *testing.T) {
 				t.Errorf("%s, %s: %d bytes out, want %d (the input's %d without %d video packets)", name, c.name, len(got), len(want), len(in), skipped)
 			}
 		}
+	}
+}
+
+// TestSkipVideoLive: a packet is passed on as soon as it has arrived, even
+// when the reader asks for more (a live push sends its program tables
+// and then, for a while, only video).
+func TestSkipVideoLive(t *testing.T) {
+	in, err := os.ReadFile(mediatest.Testdata("av.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write(in[:tsdemux.PacketSize]) // the PAT, then nothing
+	got := make(chan int, 1)
+	go func() {
+		n, _ := tsdemux.SkipVideo(pr).Read(make([]byte, 7*tsdemux.PacketSize))
+		got <- n
+	}()
+	select {
+	case n := <-got:
+		if n != tsdemux.PacketSize {
+			t.Errorf("read %d bytes, want the one packet", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Read waits for more packets than have arrived")
 	}
 }
