@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/asticode/go-astits"
@@ -22,8 +23,9 @@ import (
 // much at most: the audio's first PES packet can come after the first
 // picture, which in a 4K stream is megabytes.
 const (
-	tsHead    = 256 << 10
-	tsHeadMax = 32 << 20
+	tsHead     = 256 << 10
+	tsHeadMax  = 32 << 20
+	tsHeadKeep = 8 << 20 // a larger search buffer is not kept for the next object
 )
 
 // tsDemux reads the first H.264 elementary stream of an MPEG-TS object and
@@ -63,24 +65,33 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	}
 	pids, err := tsPIDs(head)
 	in := br
-	if err != nil && len(head) == tsHead {
-		// More of the object is searched, through a larger buffer in
-		// front of br (kept for the next object).
-		if st.big == nil {
-			st.big = bufio.NewReaderSize(nil, tsHeadMax)
+	if errors.Is(err, ErrInvalid) && len(head) == tsHead {
+		// The streams were not all in sight: search further, in steps.
+		// What is read for it is kept (st.head, reused by the next such
+		// object) and demultiplexed first.
+		buf := append(st.head[:0], head...)
+		if _, err := br.Discard(len(head)); err != nil {
+			return err
 		}
-		in = st.big
-		in.Reset(br)
-		defer in.Reset(nil)
 		for n := 4 * tsHead; ; n = min(4*n, tsHeadMax) {
-			head, _ = in.Peek(n)
+			buf = slices.Grow(buf, n-len(buf))
+			m, _ := io.ReadFull(br, buf[len(buf):n])
+			buf = buf[:len(buf)+m]
 			if er.err != nil {
 				return er.err
 			}
-			if pids, err = tsPIDs(head); err == nil || len(head) < n || n == tsHeadMax {
+			if pids, err = tsPIDs(buf); err == nil || len(buf) < n || n == tsHeadMax {
 				break
 			}
 		}
+		st.head = buf
+		if cap(buf) > tsHeadKeep {
+			defer func() { st.head = nil }()
+		}
+		st.rd.Reset(buf)
+		in = st.more
+		in.Reset(io.MultiReader(&st.rd, br))
+		defer in.Reset(nil)
 	}
 	if err != nil {
 		return err
@@ -121,11 +132,18 @@ func tsErr(err error) error {
 // tsState is the reusable memory of one tsDemux call.
 type tsState struct {
 	br    *bufio.Reader
-	big   *bufio.Reader        // tsHeadMax bytes, made when an object needs it
 	d, da tsdemux.Depacketizer // video, audio
+	// When an object is searched past tsHead: what was read (kept when
+	// not over tsHeadKeep), a reader of it, and the reader of it and the
+	// rest.
+	head []byte
+	rd   bytes.Reader
+	more *bufio.Reader
 }
 
-var tsPool = sync.Pool{New: func() any { return &tsState{br: bufio.NewReaderSize(nil, tsHead)} }}
+var tsPool = sync.Pool{New: func() any {
+	return &tsState{br: bufio.NewReaderSize(nil, tsHead), more: bufio.NewReaderSize(nil, 64<<10)}
+}}
 
 // tsNoPID is a PID value that matches no packet.
 const tsNoPID = tsdemux.NoPID
@@ -238,7 +256,7 @@ func tsPIDsMediacommon(head []byte) (tsStreams, error) {
 	st := tsStreams{video: tsNoPID}
 	tr := &mpegts.Reader{R: tsdemux.SkipVideo(bytes.NewReader(head))} // it needs no pictures
 	if err := tr.Initialize(); err != nil {
-		return st, errorf(ErrInvalid, "no program map table and first audio frame in the first %d KiB: %v", len(head)>>10, err)
+		return st, errorf(ErrInvalid, "no program map table and first audio frame in the first %d KiB: %v", (len(head)+1023)>>10, err)
 	}
 	other := ""
 	for _, t := range tr.Tracks() {

@@ -7,55 +7,80 @@ import (
 	"runtime/metrics"
 )
 
-// startHeap is the heap size at which the first garbage collection of a
-// livechunk process runs, in place of the runtime's 4 MB.
+// startHeap is the heap goal of a livechunk process until its live heap is
+// half of it, in place of the runtime's 4 MB minimum and GOGC=100.
 //
 // A record job allocates its working set, the chunker's segment buffers (a
 // few megabytes each, for the whole run), in its first milliseconds. With the
-// runtime's default the heap passes 4 and then 8 MB while they are being
+// runtime's defaults the heap passes 4 and then 8 MB while they are being
 // allocated, and each of those collections marks everything (in the default
 // build also the 2.7 MB that the cloud SDKs' package initialization left)
-// to free almost nothing. The first collection at 32 MB finds the working
-// set in place; after it the usual pacing (GOGC=100) takes over, so a long
-// run's peak is the same as before. This is what the Go compiler does for
-// its own start (cmd/compile's base.AdjustStartingHeap). See BENCHMARKS.md.
+// to free almost nothing. With a goal of 32 MB the first collection finds the
+// working set in place; once the live heap is 16 MB, twice of it is more than
+// 32 MB and the usual pacing (GOGC=100) takes over, so a long run's peak is
+// what it would be anyway. The Go compiler does the same for its own start
+// (cmd/compile's base.AdjustStartingHeap). See BENCHMARKS.md.
 const startHeap = 32 << 20
 
-// adjustStartingHeap makes the next collection run at about goal bytes of
-// heap, and restores the default pacing once it has run; the channel it
-// returns is closed then. A GOGC or GOMEMLIMIT in the environment is the
-// user's choice and is left alone (nil is returned, as when the goal is
-// already that high).
+// adjustStartingHeap keeps the heap goal at about goal bytes, collection
+// after collection, until the live heap is half of it, and then restores
+// GOGC=100; the channel it returns is closed then. A GOGC or GOMEMLIMIT in
+// the environment is the user's choice and is left alone (nil is returned,
+// as when the goal is already that high).
 func adjustStartingHeap(goal uint64) <-chan struct{} {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	cur := heapGoal()
+	cur := readUint64("/gc/heap/goal:bytes")
 	if cur == 0 || goal <= cur {
 		return nil
 	}
-	// Before the first collection the goal is the heap minimum, which the
-	// runtime scales with GOGC; after one, twice the live heap, which is
-	// smaller than the minimum as long as the working set is not there.
-	debug.SetGCPercent(int(100 * goal / cur))
-	// The cleanup of an object that nothing references runs after the
-	// collection that found it; the object is big enough not to share a
-	// tiny-allocator block with anything that lives on.
-	first := new(struct {
-		p   *byte
-		pad [32]byte
-	})
+	// The goal is the larger of the heap minimum, which the runtime scales
+	// with GOGC (cur is the minimum before the first collection), and the
+	// live heap times 1+GOGC/100. A collection that package initialization
+	// started may still be running: the percentage set here applies to it,
+	// and the goal is set right after the next.
+	first := 100 * goal / cur
+	debug.SetGCPercent(percent(first))
 	done := make(chan struct{})
-	runtime.AddCleanup(first, func(done chan struct{}) {
-		debug.SetGCPercent(100)
-		close(done)
-	}, done)
+	forEachGC(func() bool {
+		live := readUint64("/gc/heap/live:bytes")
+		if live == 0 || 2*live >= goal {
+			debug.SetGCPercent(100)
+			close(done)
+			return false
+		}
+		debug.SetGCPercent(percent(min(first, 100*(goal-live)/live)))
+		return true
+	})
 	return done
 }
 
-// heapGoal is the runtime's current heap goal in bytes (0 if unknown).
-func heapGoal() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+// percent bounds a GOGC value to what the runtime takes (and what keeps
+// the heap goal finite).
+func percent(p uint64) int { return int(min(max(p, 100), 1<<20)) }
+
+// forEachGC calls fn after every garbage collection (on the runtime's
+// cleanup goroutine) until it returns false.
+func forEachGC(fn func() bool) {
+	// The cleanup of an object that nothing references runs after the
+	// collection that found it; the object is big enough not to share a
+	// tiny-allocator block with anything that lives on.
+	type sentinel [32]byte
+	var arm func()
+	arm = func() {
+		runtime.AddCleanup(new(sentinel), func(int) {
+			if fn() {
+				arm()
+			}
+		}, 0)
+	}
+	arm()
+}
+
+// readUint64 reads a runtime metric (0 if the runtime lacks it).
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
