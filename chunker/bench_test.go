@@ -147,42 +147,53 @@ func TestSharedPool(t *testing.T) {
 	}
 }
 
+// fixtureParamSets returns the SPS and PPS that the first IDR picture of
+// the bframes fixture carries.
+func fixtureParamSets(t *testing.T) [][]byte {
+	var ps [][]byte
+	for _, s := range fixtureSamples(t, "bframes.mp4") {
+		if chunker.IsIDR(s.NALUs) {
+			for _, n := range s.NALUs {
+				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
+					ps = append(ps, n)
+				}
+			}
+			return ps
+		}
+	}
+	t.Fatal("no IDR picture in bframes.mp4")
+	return nil
+}
+
+// synthFPS is the frame rate of synthSample's streams.
+const synthFPS = 30
+
+// synthSample returns access unit i of a 30 fps stream whose pictures are
+// pic (its first byte is overwritten with the NAL header; the chunker does
+// not decode slice data), every 30th an IDR picture after the parameter
+// sets ps.
+func synthSample(ps [][]byte, pic []byte, i int) chunker.Sample {
+	pic[0] = 0x41
+	nalus := [][]byte{pic}
+	if i%synthFPS == 0 {
+		pic[0] = 0x65
+		nalus = append(slices.Clip(ps), pic)
+	}
+	return chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: nalus}
+}
+
 // TestBitrateSizesFirstBuffer: with Config.Bitrate, the first segment is
 // built in one buffer of the right size; without it the buffer starts at
 // 1 MiB and, once full, grows once to the size extrapolated from the bytes
 // and time so far (doubling from 1 MiB allocated 1+2+4 MiB and copied 3 MiB
 // for this 2.4 MB segment).
 func TestBitrateSizesFirstBuffer(t *testing.T) {
-	fx := fixtureSamples(t, "bframes.mp4")
 	// 30 fps, an IDR picture every 30, 40 KB per picture: 9.6 Mbit/s,
-	// 2.4 MB in a 2 s segment. Slice data are padding (the chunker does not
-	// decode it).
-	const size, fps = 40 << 10, 30
+	// 2.4 MB in a 2 s segment.
+	const size, fps = 40 << 10, synthFPS
 	const rate = size * 8 * fps
-	var idr, p [][]byte
-	for _, s := range fx {
-		if chunker.IsIDR(s.NALUs) {
-			idr = s.NALUs
-			break
-		}
-	}
-	pad := func(nalus [][]byte, first byte) [][]byte {
-		var out [][]byte
-		for _, n := range nalus {
-			if t := n[0] & 0x1f; t == 7 || t == 8 {
-				out = append(out, n)
-			}
-		}
-		return append(out, append([]byte{first}, make([]byte, size-1)...))
-	}
-	idr, p = pad(idr, 0x65), [][]byte{append([]byte{0x41}, make([]byte, size-1)...)}
-	sample := func(i int) chunker.Sample {
-		s := chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: p}
-		if i%fps == 0 {
-			s.NALUs = idr
-		}
-		return s
-	}
+	ps, pic := fixtureParamSets(t), make([]byte, size)
+	sample := func(i int) chunker.Sample { return synthSample(ps, pic, i) }
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		alloc := func(bitrate int64) (segBytes int, allocated uint64) {
 			out := &copyOut{}
@@ -254,20 +265,8 @@ func (o *capOut) WriteSegment(_ context.Context, s *chunker.Segment) error {
 // taking (or being allocated at) the big stream's.
 func TestSharedPoolFits(t *testing.T) {
 	small := fixtureSamples(t, "bframes.mp4")
-	const size, fps = 200 << 10, 30 // 48 Mbit/s, 6 MB per second
-	var idr [][]byte
-	for _, s := range small {
-		if chunker.IsIDR(s.NALUs) {
-			for _, n := range s.NALUs {
-				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
-					idr = append(idr, n)
-				}
-			}
-			break
-		}
-	}
-	idr = append(idr, append([]byte{0x65}, make([]byte, size-1)...))
-	p := [][]byte{append([]byte{0x41}, make([]byte, size-1)...)}
+	const fps = synthFPS
+	ps, pic := fixtureParamSets(t), make([]byte, 200<<10) // 48 Mbit/s, 6 MB per second
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		pool := chunker.NewPool()
 		var held []*chunker.Segment
@@ -282,11 +281,7 @@ func TestSharedPoolFits(t *testing.T) {
 		}
 		ctx := context.Background()
 		for i := 0; i < 4*fps; i++ {
-			s := chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: p}
-			if i%fps == 0 {
-				s.NALUs = idr
-			}
-			if err := big.Write(ctx, s); err != nil {
+			if err := big.Write(ctx, synthSample(ps, pic, i)); err != nil {
 				t.Fatal(err)
 			}
 			for _, s := range small[i*len(small)/(4*fps) : (i+1)*len(small)/(4*fps)] {
@@ -317,19 +312,8 @@ func TestSharedPoolFits(t *testing.T) {
 // hint, as from an MPEG-TS input) keeps reusing its spare buffers, also
 // those allocated before a larger segment raised the size it asks for.
 func TestPoolReusesBuffers(t *testing.T) {
-	fx := fixtureSamples(t, "bframes.mp4")
-	var ps [][]byte
-	for _, s := range fx {
-		if chunker.IsIDR(s.NALUs) {
-			for _, n := range s.NALUs {
-				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
-					ps = append(ps, n)
-				}
-			}
-			break
-		}
-	}
-	const fps = 30
+	ps := fixtureParamSets(t)
+	const fps = synthFPS
 	// Picture sizes of the segments, in percent of 40 KB: a bit rate that
 	// varies by up to 20%, as an encoder's does from scene to scene.
 	vary := []int{100, 110, 90, 115, 95, 105, 90, 120, 100, 92, 110, 97, 104, 88, 112, 100,
@@ -350,13 +334,7 @@ func TestPoolReusesBuffers(t *testing.T) {
 		for i := 0; i <= len(vary)*fps; i++ {
 			pic := pictures[min(i/fps, len(vary)-1)]
 			largest = max(largest, len(pic)*fps)
-			nalus := [][]byte{pic}
-			pic[0] = 0x41
-			if i%fps == 0 {
-				pic[0] = 0x65
-				nalus = append(slices.Clip(ps), pic)
-			}
-			if err := c.Write(ctx, chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: nalus}); err != nil {
+			if err := c.Write(ctx, synthSample(ps, pic, i)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -373,19 +351,8 @@ func TestPoolReusesBuffers(t *testing.T) {
 // shared Pool when they end fit no smaller stream; they must make room, so
 // that a small stream that runs on still recycles its own buffers.
 func TestSharedPoolAfterBigStream(t *testing.T) {
-	fx := fixtureSamples(t, "bframes.mp4")
-	var ps [][]byte
-	for _, s := range fx {
-		if chunker.IsIDR(s.NALUs) {
-			for _, n := range s.NALUs {
-				if typ := n[0] & 0x1f; typ == 7 || typ == 8 {
-					ps = append(ps, n)
-				}
-			}
-			break
-		}
-	}
-	const fps = 30
+	ps := fixtureParamSets(t)
+	const fps = synthFPS
 	run := func(f chunker.Format, pool *chunker.Pool, picture, segments int) *capOut {
 		var held []*chunker.Segment
 		out := &capOut{held: &held}
@@ -396,13 +363,7 @@ func TestSharedPoolAfterBigStream(t *testing.T) {
 		pic := make([]byte, picture)
 		ctx := context.Background()
 		for i := 0; i <= segments*fps; i++ {
-			nalus := [][]byte{pic}
-			pic[0] = 0x41
-			if i%fps == 0 {
-				pic[0] = 0x65
-				nalus = append(slices.Clip(ps), pic)
-			}
-			if err := c.Write(ctx, chunker.Sample{DTS: int64(i) * 3000, PTS: int64(i) * 3000, NALUs: nalus}); err != nil {
+			if err := c.Write(ctx, synthSample(ps, pic, i)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -383,11 +383,7 @@ func TestIgnoredAudio(t *testing.T) {
 // frame ffprobe counts comes out, and the pictures are the input's.
 func TestTSLargePictures(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
-	p := filepath.Join(t.TempDir(), "noise.ts")
-	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=2,noise=alls=100:allf=t",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-x264-params", "keyint=10",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-y", p)
+	p := mediatest.LargePictures(t, ".ts")
 	before := 0
 	for _, pk := range mediatest.Packets(t, p)[:5] {
 		before += pk.Size

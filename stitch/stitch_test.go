@@ -447,12 +447,7 @@ func TestForeignTS(t *testing.T) {
 // frame.
 func TestLargeFirstPicture(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
-	input := filepath.Join(t.TempDir(), "lossless.mp4")
-	// Noise, coded losslessly: about 350 KB per picture.
-	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=2,noise=alls=100:allf=t",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-x264-params", "keyint=10",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-y", input)
+	input := mediatest.LargePictures(t, ".mp4")
 	if size := mediatest.Packets(t, input)[0].Size; size <= 256<<10 {
 		t.Fatalf("first picture of %d bytes: the test needs one over 256 KiB", size)
 	}

@@ -58,6 +58,20 @@ func FFmpeg(t testing.TB, args ...string) []byte {
 	return Run(t, "ffmpeg", append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)...)
 }
 
+// LargePictures writes 2 s of 640x360 10 fps noise, coded losslessly
+// (about 350 KB a picture, as large as a 4K stream's keyframes), with an
+// IDR picture every second, and AAC audio, into a new file of the given
+// extension (".mp4", ".ts") in a temporary directory, and returns its path.
+func LargePictures(t testing.TB, ext string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "noise"+ext)
+	FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=10:duration=2,noise=alls=100:allf=t",
+		"-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-x264-params", "keyint=10",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-y", p)
+	return p
+}
+
 // FrameHashes decodes the first video stream of input (any input ffmpeg
 // accepts, including a playlist or concat list given through extra input
 // args placed before -i) and returns the MD5 of every decoded frame, in
