@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
 	"sync"
 
 	"github.com/asticode/go-astits"
@@ -74,7 +73,9 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 			return err
 		}
 		for n := 4 * tsHead; ; n = min(4*n, tsHeadMax) {
-			buf = slices.Grow(buf, n-len(buf))
+			if cap(buf) < n { // exactly n: append's growth would round up
+				buf = append(make([]byte, 0, n), buf...)
+			}
 			m, _ := io.ReadFull(br, buf[len(buf):n])
 			buf = buf[:len(buf)+m]
 			if er.err != nil {
@@ -89,6 +90,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 			defer func() { st.head = nil }()
 		}
 		st.rd.Reset(buf)
+		defer st.rd.Reset(nil)
 		in = st.more
 		in.Reset(io.MultiReader(&st.rd, br))
 		defer in.Reset(nil)

@@ -22,6 +22,9 @@ import (
 // (cmd/compile's base.AdjustStartingHeap). See BENCHMARKS.md.
 const startHeap = 32 << 20
 
+// heapMinimum is the runtime's least heap goal at GOGC=100.
+const heapMinimum = 4 << 20
+
 // adjustStartingHeap keeps the heap goal at about goal bytes, collection
 // after collection, until the live heap is half of it, and then restores
 // GOGC=100; the channel it returns is closed then. A GOGC or GOMEMLIMIT in
@@ -31,17 +34,26 @@ func adjustStartingHeap(goal uint64) <-chan struct{} {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	cur := readUint64("/gc/heap/goal:bytes")
-	if cur == 0 || goal <= cur {
+	if cur := readUint64("/gc/heap/goal:bytes"); cur == 0 || goal <= cur {
 		return nil
 	}
-	// The goal is the larger of the heap minimum, which the runtime scales
-	// with GOGC (cur is the minimum before the first collection), and the
-	// live heap times 1+GOGC/100. A collection that package initialization
-	// started may still be running: the percentage set here applies to it,
-	// and the goal is set right after the next.
-	first := 100 * goal / cur
-	debug.SetGCPercent(percent(first))
+	// The goal is the larger of the heap minimum, 4 MB at GOGC=100 and
+	// scaled with GOGC, and the live heap (as the last collection marked
+	// it) times 1+GOGC/100. A collection that package initialization
+	// started may still be running: the percentage set here applies to
+	// it, and it is set again after the next.
+	gogc := func(live uint64) uint64 {
+		p := 100 * goal / heapMinimum
+		if live > 0 {
+			p = min(p, 100*(goal-live)/live)
+		}
+		return p
+	}
+	live := readUint64("/gc/heap/live:bytes")
+	if 2*live >= goal {
+		return nil
+	}
+	debug.SetGCPercent(percent(gogc(live)))
 	done := make(chan struct{})
 	forEachGC(func() bool {
 		live := readUint64("/gc/heap/live:bytes")
@@ -50,7 +62,7 @@ func adjustStartingHeap(goal uint64) <-chan struct{} {
 			close(done)
 			return false
 		}
-		debug.SetGCPercent(percent(min(first, 100*(goal-live)/live)))
+		debug.SetGCPercent(percent(gogc(live)))
 		return true
 	})
 	return done
