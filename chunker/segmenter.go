@@ -109,8 +109,8 @@ func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 // sizes its buffers for its own stream, and takes a spare buffer only when
 // it fits (from three quarters to one and a half times the size it wants),
 // so streams of very different bit rates can share a Pool; the oldest spare
-// makes room for a new one. A Pool is safe for concurrent use.
-// The zero value is not usable; call NewPool.
+// makes room for a new one. A Pool is safe for concurrent use; its zero
+// value is an empty Pool, as NewPool's is.
 type Pool struct{ p bufPool }
 
 // NewPool returns an empty Pool.
