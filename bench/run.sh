@@ -15,10 +15,11 @@
 #      real 30 s, 5 min and 30 min files (the 30 s input repeated with
 #      `ffmpeg -stream_loop -c copy`; 1.4 GB in bench/.cache);
 #   4. Write latency of a live 1080p60 stream while every upload takes 3 s;
-#   5. 50 concurrent live 720p streams paced to real time in one process.
+#   5. 50 concurrent live 720p streams paced to real time in one process;
+#   6. 50 live MPEG-TS pushes over HTTP into the server, in real time.
 #
 #   bench/run.sh [N]        (default N=5; inputs are generated once into bench/.cache)
-#   SKIP_LIVE=1 bench/run.sh  skips 4 and 5 (they take about 2 minutes of wall time)
+#   SKIP_LIVE=1 bench/run.sh  skips 4 to 6 (they take about 3 minutes of wall time)
 #   SKIP_MEM=1 bench/run.sh   stops after 1 and 2 (the throughput table and chart)
 #
 # Prints Markdown tables; writes the throughput rows to bench/.cache/results.tsv
@@ -235,3 +236,11 @@ for shared in true false; do
   rm -rf "$work/streams"
   "$bt" streams -n 50 -for 30s -shared-pool=$shared "$cache/720p30-120s.mp4" "$work/streams"
 done
+
+# 6. 50 live MPEG-TS pushes over HTTP into the server (as `livechunk serve`).
+echo
+echo "| pushes | each for | wall s | CPU s | CPU use of $(nproc) cores | peak RSS MB | segments recorded |"
+echo "|---|---|---|---|---|---|---|"
+rm -rf "$work/push"
+"$bt" push -n 50 -for 30s "$cache/720p30-120s.ts" "$work/push"
+rm -rf "$work/push"

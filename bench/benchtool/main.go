@@ -3,6 +3,7 @@
 //	benchtool record [-format fmp4|ts] [-loop N] [-cpuprofile F] [-memprofile F] [-trace F] IN DIR
 //	benchtool latency [-upload 3s] [-for 60s] IN
 //	benchtool streams [-n 50] [-for 30s] IN DIR
+//	benchtool push [-n 50] [-for 30s] IN.ts DIR
 //	benchtool chart RESULTS.tsv OUT.svg
 //
 // record is "livechunk record -vod" (the same calls) with profiling and
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool record|latency|streams|chart ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool record|latency|streams|push|chart ...")
 		os.Exit(2)
 	}
 	var err error
@@ -40,6 +41,8 @@ func main() {
 		err = latency(os.Args[2:])
 	case "streams":
 		err = streams(os.Args[2:])
+	case "push":
+		err = push(os.Args[2:])
 	case "chart":
 		err = chart(os.Args[2:])
 	default:
