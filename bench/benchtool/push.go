@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -30,33 +29,35 @@ import (
 // (POST /ingest/{stream}), each the bytes of IN (looped) sent at the
 // input's own byte rate, so in real time, for -for; starts are spread over
 // 5 s. The server records each into its own prefix of DIR (fMP4, event
-// playlist). It reports the process's CPU time per second of wall time
-// (server and senders), its peak RSS (which includes the input bytes the
-// senders share, about 0.7 MB per second pushed) and the segments
-// recorded.
+// playlist). -speed sends faster than real time (for a long run in a short
+// time). It reports the process's CPU time per second of wall time
+// (server and senders), its peak RSS and the segments recorded.
 func push(args []string) error {
 	fs := flag.NewFlagSet("push", flag.ExitOnError)
 	n := fs.Int("n", 50, "concurrent streams")
 	dur := fs.Duration("for", 30*time.Second, "how long each stream is pushed")
+	speed := fs.Float64("speed", 1, "multiple of real time the streams are sent at")
 	heapProf := fs.String("heapprofile", "", "write an in-use heap profile halfway through")
 	_ = fs.Parse(args)
 	if fs.NArg() != 2 {
 		return fmt.Errorf("push: need IN (MPEG-TS) and DIR")
 	}
 	in, dir := fs.Arg(0), fs.Arg(1)
-	data, err := os.ReadFile(in)
+	file, err := os.Open(in)
 	if err != nil {
 		return err
 	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size() / 188 * 188
 	length, err := mediaDuration(in)
 	if err != nil {
 		return err
 	}
-	rate := float64(len(data)) / length.Seconds() // bytes per second
-	// The senders share the bytes they need (the process's peak RSS
-	// includes them), whole packets; a shorter input is looped.
-	need := int(rate*(dur.Seconds()+1)) / 188 * 188
-	data = bytes.Clone(data[:min(len(data), need)])
+	rate := *speed * float64(size) / length.Seconds() // bytes per second
 	ctx := context.Background()
 	b, err := sink.Open(ctx, dir)
 	if err != nil {
@@ -94,7 +95,7 @@ func push(args []string) error {
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * 5 * time.Second / time.Duration(*n))
-			body := &pacedBytes{data: data, rate: rate, until: time.Now().Add(*dur)}
+			body := &pacedBytes{r: file, size: size, rate: rate, until: time.Now().Add(*dur)}
 			resp, err := http.Post(url+fmt.Sprintf("s%03d", i), "video/mp2t", body)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
@@ -138,10 +139,12 @@ func writeHeapProfile(name string) error {
 	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
-// pacedBytes reads data over and over, no faster than rate bytes a second
-// since its first Read, in whole 188-byte packets, until the time until.
+// pacedBytes reads the first size bytes of r over and over (a shorter
+// input is looped), no faster than rate bytes a second since its first
+// Read, in whole 188-byte packets, until the time until.
 type pacedBytes struct {
-	data  []byte
+	r     io.ReaderAt
+	size  int64
 	rate  float64
 	until time.Time
 	t0    time.Time
@@ -168,10 +171,14 @@ func (p *pacedBytes) Read(b []byte) (int, error) {
 	if n == 0 {
 		n = min(len(b), 188)
 	}
-	off := int(p.sent % int64(len(p.data)))
-	n = copy(b[:n], p.data[off:])
+	off := p.sent % p.size
+	n = int(min(int64(n), p.size-off))
+	n, err := p.r.ReadAt(b[:n], off)
 	p.sent += int64(n)
-	return n, nil
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
 }
 
 // mediaDuration is the time from the first to the last video sample of
