@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -77,9 +74,6 @@ func push(args []string) error {
 	defer hs.Close()
 	url := "http://" + ln.Addr().String() + "/ingest/"
 
-	var before syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	start := time.Now()
 	if *heapProf != "" {
 		t := time.AfterFunc(5*time.Second+*dur/2, func() {
 			if err := writeHeapProfile(*heapProf); err != nil {
@@ -88,30 +82,20 @@ func push(args []string) error {
 		})
 		defer t.Stop()
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, *n)
-	for i := range *n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i) * 5 * time.Second / time.Duration(*n))
-			body := &pacedBytes{r: file, size: size, rate: rate, until: time.Now().Add(*dur)}
-			resp, err := http.Post(url+fmt.Sprintf("s%03d", i), "video/mp2t", body)
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					err = fmt.Errorf("stream %d: %s", i, resp.Status)
-				}
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	var after syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	if err := errors.Join(errs...); err != nil {
+	wall, cpu, rss, err := staggered(*n, func(i int) error {
+		body := &pacedBytes{r: file, size: size, rate: rate, until: time.Now().Add(*dur)}
+		resp, err := http.Post(url+fmt.Sprintf("s%03d", i), "video/mp2t", body)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("stream %d: %s", i, resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := srv.Shutdown(ctx); err != nil {
@@ -121,10 +105,9 @@ func push(args []string) error {
 	if err != nil {
 		return err
 	}
-	cpu := tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
 	fmt.Printf("| %d | %v | %.1f | %.2f | %.0f%% | %.0f | %d |\n",
 		*n, *dur, wall.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds()/float64(runtime.NumCPU()),
-		float64(after.Maxrss)/1024, segs)
+		rss, segs)
 	return nil
 }
 

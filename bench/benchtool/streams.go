@@ -49,33 +49,19 @@ func streams(args []string) error {
 	}
 	defer b.Close()
 
-	var before syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	start := time.Now()
 	var pool *chunker.Pool
 	if *shared {
 		pool = chunker.NewPool()
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, *n)
 	samples := make([]int64, *n)
 	late := make([]time.Duration, *n)
-	for i := range *n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i) * 5 * time.Second / time.Duration(*n))
-			samples[i], late[i], errs[i] = stream(ctx, b, pool, in, fmt.Sprintf("s%03d/", i), f, *dur)
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	var after syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	if err := errors.Join(errs...); err != nil {
+	wall, cpu, rss, err := staggered(*n, func(i int) (err error) {
+		samples[i], late[i], err = stream(ctx, b, pool, in, fmt.Sprintf("s%03d/", i), f, *dur)
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	cpu := tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
 	var total int64
 	var worst time.Duration
 	for i := range *n {
@@ -84,8 +70,33 @@ func streams(args []string) error {
 	}
 	fmt.Printf("| %d | %v | %v | %.1f | %.2f | %.0f%% | %.0f | %d | %.0f |\n",
 		*n, *dur, *shared, wall.Seconds(), cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds()/float64(runtime.NumCPU()),
-		float64(after.Maxrss)/1024, total, float64(worst)/1e6)
+		rss, total, float64(worst)/1e6)
 	return nil
+}
+
+// staggered runs fn(0) … fn(n-1) on n goroutines, the i-th started i/n of
+// 5 s after the first, as independent broadcasts would start, and returns
+// the wall time, the process's CPU time (user+sys) over it, the process's
+// peak RSS in MB and fn's errors joined.
+func staggered(n int, fn func(i int) error) (wall, cpu time.Duration, rssMB float64, err error) {
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 5 * time.Second / time.Duration(n))
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	wall = time.Since(start)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu = tv(after.Utime) - tv(before.Utime) + tv(after.Stime) - tv(before.Stime)
+	return wall, cpu, float64(after.Maxrss) / 1024, errors.Join(errs...)
 }
 
 // stream records one paced stream for d and returns the number of video
