@@ -410,3 +410,33 @@ func TestTSLargePictures(t *testing.T) {
 		t.Errorf("pictures differ from the input's: %s", d)
 	}
 }
+
+// TestTSScrambled: a stream whose video packets turn scrambled (encrypted)
+// part-way is reported as ErrUnsupported, after the samples before.
+func TestTSScrambled(t *testing.T) {
+	in, err := os.ReadFile(mediatest.Testdata("av.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = slices.Clone(in)
+	for i := len(in) / 2 / 188 * 188; i+188 <= len(in); i += 188 {
+		if pid := int(in[i+1]&0x1f)<<8 | int(in[i+2]); pid == 0x100 {
+			in[i+3] |= 0x80 // transport_scrambling_control: scrambled
+		}
+	}
+	src, err := NewTS(bytes.NewReader(in), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err = src.NextPacket()
+		if err != nil {
+			break
+		}
+		n++
+	}
+	if !errors.Is(err, ErrUnsupported) || n == 0 {
+		t.Errorf("after %d packets: %v, want ErrUnsupported", n, err)
+	}
+}

@@ -302,19 +302,13 @@ func (t *TS) more() (err error) {
 	for len(t.queue) == n && !t.eof {
 		if err := t.pr.Step(&t.dv, &t.da); err == io.EOF {
 			t.eof = true
+		} else if tsdemux.Unsupported(err) {
+			return errorf(ErrUnsupported, "%v", err)
 		} else if err != nil {
-			return tsErr(err)
+			return err
 		}
 	}
 	return nil
-}
-
-// tsErr gives the demultiplexer's errors this package's types.
-func tsErr(err error) error {
-	if errors.Is(err, tsdemux.ErrScrambled) || errors.Is(err, tsdemux.ErrTooLarge) {
-		return errorf(ErrUnsupported, "%v", err)
-	}
-	return err
 }
 
 // Info describes the stream: 90 kHz, WrapBits 33.

@@ -116,19 +116,12 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	for {
 		if err := tr.Step(d, da); err == io.EOF {
 			return nil
+		} else if tsdemux.Unsupported(err) {
+			return errorf(ErrUnsupported, "%v", err)
 		} else if err != nil {
-			return tsErr(err)
+			return err
 		}
 	}
-}
-
-// tsErr gives the demultiplexer's errors stitch's types.
-func tsErr(err error) error {
-	switch {
-	case errors.Is(err, tsdemux.ErrScrambled), errors.Is(err, tsdemux.ErrTooLarge):
-		return errorf(ErrUnsupported, "%v", err)
-	}
-	return err
 }
 
 // tsState is the reusable memory of one tsDemux call.

@@ -33,6 +33,14 @@ var (
 	ErrTooLarge  = errors.New("PES packet too large")
 )
 
+// Unsupported reports whether err means that the stream holds what the
+// demultiplexer does not read (ErrScrambled, ErrTooLarge), as opposed to
+// damage or an error of the reader: callers report it as their
+// ErrUnsupported.
+func Unsupported(err error) bool {
+	return errors.Is(err, ErrScrambled) || errors.Is(err, ErrTooLarge)
+}
+
 const naluAUD = 9
 
 // Depacketizer reassembles the PES packets of one PID and delivers each
