@@ -181,18 +181,21 @@ func fits(c, size int) bool { return c >= size-size/4 && c <= size+size/2 }
 func (p *bufPool) get(size int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// better reports whether a spare of capacity c serves better than one
+	// of capacity d: one that holds size beats one that does not; of two
+	// that hold it the smaller, of two that do not the larger.
+	better := func(c, d int) bool {
+		if (c >= size) != (d >= size) {
+			return c >= size
+		}
+		if c >= size {
+			return c < d
+		}
+		return c > d
+	}
 	best := -1
 	for i, b := range p.free {
-		c := cap(b)
-		if !fits(c, size) {
-			continue
-		}
-		if best < 0 {
-			best = i
-			continue
-		}
-		bc := cap(p.free[best])
-		if c >= size && (bc < size || c < bc) || c < size && bc < size && c > bc {
+		if fits(cap(b), size) && (best < 0 || better(cap(b), cap(p.free[best]))) {
 			best = i
 		}
 	}

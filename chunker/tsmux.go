@@ -36,8 +36,8 @@ type tsStream struct {
 // tsMux writes the packets of one program with a video and/or an audio
 // stream. Continuity counters continue across segments.
 type tsMux struct {
-	target   int64 // target duration, and the decode time of the last picture since
-	elapsed  int64 // the segment's first, in the stream's ticks (see expectedSize)
+	target   int64 // target duration in the stream's ticks
+	elapsed  int64 // decode time of the last picture since the segment's first (see expectedSize)
 	streams  []*tsStream
 	pcr      *tsStream // the leading stream, which carries the PCR
 	tables   [2 * tsPacketSize]byte
