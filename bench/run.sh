@@ -88,6 +88,20 @@ measure() {
   awk -v ns=$((t1 - t0)) '{printf "%.4f %.3f %s\n", ns / 1e9, $1+$2, $3}' "$work/t" >> "$work/$name"
 }
 
+# measure_inproc NAME CMD... : appends "wall 0 0" to $work/NAME, wall being
+# what CMD prints: the time of one run inside a process that has run the
+# same job before (benchtool record -warm), i.e. the library's cost in a
+# long-lived process, without the process's start. CPU and RSS are not
+# taken (the process ran the job three times).
+measure_inproc() {
+  local name=$1; shift
+  rm -rf "$work/out"; mkdir -p "$work/$(dirname "$name")"
+  sync
+  local w
+  w=$("$@" 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+  echo "$w 0 0" >> "$work/$name"
+}
+
 # The recordings that the stitch jobs join (made once, by livechunk).
 for in in $inputs; do
   [ "${in%-ts}" = "$in" ] || continue
@@ -120,6 +134,7 @@ for i in $(seq "$N"); do
         -hls_segment_filename "$work/out/s%d.$fmt" "$work/out/index.m3u8"
       measure "$in/record-$fmt/livechunk" "$lc" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
       measure "$in/record-$fmt/livechunk-nocloud" "$lcn" record -vod -format "$fmt" -segment 5s "$src" "$work/out"
+      measure_inproc "$in/record-$fmt/library" "$bt" record -warm 2 -format "$fmt" "$src" "$work/out"
     done
     [ "${in%-ts}" = "$in" ] || continue # no recordings of the TS input to stitch
     for fmt in fmp4 ts; do
@@ -156,7 +171,9 @@ for in in $inputs; do
     esac
     ffw=$(stat_of "$in/$job/ffmpeg" 1)
     flw=$(stat_of "$floor" 1)
-    for tool in "$fname" ffmpeg livechunk livechunk-nocloud; do
+    tools="$fname ffmpeg livechunk livechunk-nocloud"
+    [ "$fname" = cp ] && tools="$tools library"
+    for tool in $tools; do
       key="$in/$job/$tool"; [ "$tool" = cp ] && key=$floor
       w=$(stat_of "$key" 1); c=$(stat_of "$key" 2); r=$(stat_of "$key" 3)
       wmin=$(awk '{print $1}' "$work/$key" | sort -n | head -1)
@@ -165,7 +182,9 @@ for in in $inputs; do
         tp = (w > 0) ? mb / 1e6 / w : 0
         rel = (tool == "ffmpeg" || tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", ff / w)
         flr = (tool == "cp" || tool == "cat") ? "—" : sprintf("%.2fx", w / fl)
-        printf "| %s (%.0f MB) | %s | %s | %.3f | %.3f | %.2f | %.1f | %.0f | %s | %s |\n", inp, mb / 1e6, job, tool, w, wmin, c, r / 1024, tp, rel, flr
+        cpu = (tool == "library") ? "—" : sprintf("%.2f", c)
+        rss = (tool == "library") ? "—" : sprintf("%.1f", r / 1024)
+        printf "| %s (%.0f MB) | %s | %s | %.3f | %.3f | %s | %s | %.0f | %s | %s |\n", inp, mb / 1e6, job, tool, w, wmin, cpu, rss, tp, rel, flr
         printf "%s %s\t%s\t%.1f\n", inp, job, tool, tp >> tsv
       }'
     done

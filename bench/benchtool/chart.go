@@ -10,10 +10,10 @@ import (
 )
 
 // chart reads the rows "group<TAB>tool<TAB>MB/s" that bench/run.sh writes
-// (tools "ffmpeg", "livechunk", "livechunk-nocloud" and a floor such as "cp"
-// or "cat") and draws one horizontal bar per row, grouped, with each
-// livechunk bar labelled
-// with its throughput as a multiple of ffmpeg's in the same group.
+// (tools "ffmpeg", "livechunk", "livechunk-nocloud", "library" and a floor
+// such as "cp" or "cat") and draws one horizontal bar per row, grouped,
+// with each livechunk bar labelled with its throughput as a multiple of
+// ffmpeg's in the same group.
 func chart(args []string) error {
 	if len(args) != 2 {
 		return fmt.Errorf("chart: need RESULTS.tsv and OUT.svg")
@@ -55,7 +55,7 @@ func chart(args []string) error {
 		left, barH, gap, groupGap, width = 190, 16, 4, 18, 760
 	)
 	plot := float64(width - left - 150)
-	colors := map[string]string{"ffmpeg": "#8c8c8c", "livechunk": "#2b6cb0", "livechunk-nocloud": "#63a4e0"}
+	colors := map[string]string{"ffmpeg": "#8c8c8c", "livechunk": "#2b6cb0", "livechunk-nocloud": "#63a4e0", "library": "#9cc6ee"}
 	var b strings.Builder
 	y := 40
 	prev := ""
@@ -75,7 +75,7 @@ func chart(args []string) error {
 			c = "#c7c7c7"
 		}
 		label := fmt.Sprintf("%.0f MB/s", r.mbps)
-		if ff := ffmpeg[r.group]; strings.HasPrefix(r.tool, "livechunk") && ff > 0 {
+		if ff := ffmpeg[r.group]; (strings.HasPrefix(r.tool, "livechunk") || r.tool == "library") && ff > 0 {
 			label += fmt.Sprintf("  (%.2f× ffmpeg)", r.mbps/ff)
 		}
 		fmt.Fprintf(&body, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", left-6, y+12, html.EscapeString(r.tool))
@@ -88,7 +88,7 @@ func chart(args []string) error {
 	fmt.Fprintf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n")
 	fmt.Fprintf(&b, "<text x=\"8\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Throughput (input MB per second of wall time, median; longer is faster)</text>\n")
 	b.WriteString(body.String())
-	fmt.Fprintf(&b, "<text x=\"8\" y=\"%d\" fill=\"#555\">bench/run.sh: HLS VOD remux (record) and faststart MP4 (stitch); cp/cat = copying the same bytes</text>\n", height-10)
+	fmt.Fprintf(&b, "<text x=\"8\" y=\"%d\" fill=\"#555\">bench/run.sh: HLS VOD remux (record) and faststart MP4 (stitch); cp/cat = copying the same bytes; library = Record in a process that ran it before</text>\n", height-10)
 	b.WriteString("</svg>\n")
 	return os.WriteFile(args[1], []byte(b.String()), 0o644)
 }

@@ -1,6 +1,6 @@
 // Command benchtool holds the in-process measurements of bench/run.sh:
 //
-//	benchtool record [-format fmp4|ts] [-loop N] [-cpuprofile F] [-memprofile F] [-trace F] IN DIR
+//	benchtool record [-format fmp4|ts] [-loop N] [-warm N] [-cpuprofile F] [-memprofile F] [-trace F] IN DIR
 //	benchtool latency [-upload 3s] [-for 60s] IN
 //	benchtool streams [-n 50] [-for 30s] IN DIR
 //	benchtool push [-n 50] [-for 30s] IN.ts DIR
@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"syscall"
 	"time"
 
 	"github.com/livechunk/livechunk"
@@ -62,6 +63,9 @@ func record(args []string) error {
 	cpuprof := fs.String("cpuprofile", "", "write a CPU profile")
 	memprof := fs.String("memprofile", "", "write an allocation profile")
 	traceOut := fs.String("trace", "", "write an execution trace (go tool trace)")
+	warm := fs.Int("warm", 0, "record `N` times first (into DIR, removed after each), then measure one more\n"+
+		"and print its wall time in seconds on standard output: the library's cost in a process that\n"+
+		"has run before, without the process's start")
 	_ = fs.Parse(args)
 	if fs.NArg() != 2 {
 		return fmt.Errorf("record: need IN and DIR")
@@ -95,23 +99,41 @@ func record(args []string) error {
 		defer trace.Stop()
 	}
 	ctx := context.Background()
-	src, err := source.Loop(func() (source.Source, error) {
-		return source.Open(in, source.Options{})
-	}, *loop)
-	if err != nil {
-		return err
+	once := func() (livechunk.Stats, error) {
+		src, err := source.Loop(func() (source.Source, error) {
+			return source.Open(in, source.Options{})
+		}, *loop)
+		if err != nil {
+			return livechunk.Stats{}, err
+		}
+		b, err := sink.Open(ctx, dir)
+		if err != nil {
+			return livechunk.Stats{}, err
+		}
+		defer b.Close()
+		return livechunk.Record(ctx, b, src, livechunk.Config{Format: f, Playlist: hls.VOD})
 	}
-	b, err := sink.Open(ctx, dir)
-	if err != nil {
-		return err
+	for range *warm {
+		if _, err := once(); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
 	}
-	defer b.Close()
+	if *warm > 0 {
+		syscall.Sync() // as bench/run.sh does before each measured command
+	}
 	start := time.Now()
-	st, err := livechunk.Record(ctx, b, src, livechunk.Config{Format: f, Playlist: hls.VOD})
+	st, err := once()
+	wall := time.Since(start)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%d segments, %d samples, %d bytes in %v\n", st.Chunker.Segments, st.Chunker.Samples, st.Sink.UploadedBytes, time.Since(start))
+	if *warm > 0 {
+		fmt.Printf("%.6f\n", wall.Seconds())
+	}
+	fmt.Fprintf(os.Stderr, "%d segments, %d samples, %d bytes in %v\n", st.Chunker.Segments, st.Chunker.Samples, st.Sink.UploadedBytes, wall)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(os.Stderr, "heap: %.1f MB allocated in all, %.1f MB in use, %.1f MB obtained from the OS, %d collections\n",
