@@ -374,21 +374,45 @@ func printSummary(ctx context.Context, w io.Writer, b *blob.Bucket, cfg livechun
 		fmt.Fprintf(w, "spool: %d objects went through the disk spool, %d recovered from an earlier run\n", st.Sink.Spooled, st.Sink.Recovered)
 	}
 	prefix := sink.CleanPrefix(cfg.Prefix)
-	it := b.List(&blob.ListOptions{Prefix: prefix})
+	listRecording(ctx, w, b, prefix)
+	fmt.Fprintf(w, "playlist: %s/%sindex.m3u8\n", strings.TrimSuffix(dest, "/"), prefix)
+}
+
+// summaryObjects is how many of a recording's objects the summary lists.
+const summaryObjects = 12
+
+// listRecording prints the first objects directly under prefix (the init
+// sections and first segments) and the playlists, with their sizes. It
+// reads a page or a few of the listing, not the whole: DEST may hold a
+// recording of hours or, in a shared bucket, anything else.
+func listRecording(ctx context.Context, w io.Writer, b *blob.Bucket, prefix string) {
 	n := 0
-	for {
-		obj, err := it.Next(ctx)
+	token := blob.FirstPageToken
+	for pages := 0; pages < 4 && n <= summaryObjects && len(token) > 0; pages++ {
+		var page []*blob.ListObject
+		var err error
+		page, token, err = b.ListPage(ctx, token, 64, &blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 		if err != nil {
 			break
 		}
-		if n < 12 || strings.HasSuffix(obj.Key, ".m3u8") {
+		for _, obj := range page {
+			if obj.IsDir || strings.HasSuffix(obj.Key, ".m3u8") {
+				continue
+			}
+			if n == summaryObjects {
+				fmt.Fprintln(w, "  ...")
+				n++
+				break
+			}
 			fmt.Fprintf(w, "  %-28s %9d bytes\n", obj.Key, obj.Size)
-		} else if n == 12 {
-			fmt.Fprintln(w, "  ...")
+			n++
 		}
-		n++
 	}
-	fmt.Fprintf(w, "playlist: %s/%sindex.m3u8\n", strings.TrimSuffix(dest, "/"), prefix)
+	for _, name := range []string{"index.m3u8", "master.m3u8"} {
+		if a, err := b.Attributes(ctx, prefix+name); err == nil {
+			fmt.Fprintf(w, "  %-28s %9d bytes\n", prefix+name, a.Size)
+		}
+	}
 }
 
 func humanBytes(n int64) string {

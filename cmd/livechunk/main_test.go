@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/livechunk/livechunk/internal/faultblob"
 	"github.com/livechunk/livechunk/internal/hlscheck"
 	"github.com/livechunk/livechunk/internal/mediatest"
+	"gocloud.dev/blob/memblob"
 )
 
 func TestRecordCommand(t *testing.T) {
@@ -147,4 +151,56 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"serve", "-addr", "256.0.0.1:99999", "-store", dir}, exitFailure, "livechunk:"},
 		{[]string{"version"}, exitOK, "livechunk"},
 	})
+}
+
+// TestSummaryListsOnePage checks that the summary reads one page of the
+// destination's listing, not all of it: a recording of hours, or a shared
+// bucket, may hold thousands of objects under the prefix.
+func TestSummaryListsOnePage(t *testing.T) {
+	ctx := context.Background()
+	mem := memblob.OpenBucket(nil)
+	defer mem.Close()
+	put := func(key string, n int) {
+		if err := mem.WriteAll(ctx, key, make([]byte, n), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("cam/index.m3u8", 819)
+	put("cam/master.m3u8", 178)
+	put("cam/init-0.mp4", 1125)
+	for i := range 2500 {
+		put(fmt.Sprintf("cam/seg-%06d.m4s", i), 100+i)
+	}
+	for i := range 1500 {
+		put(fmt.Sprintf("cam/old/seg-%06d.m4s", i), 1)
+	}
+	in := faultblob.New(mem, faultblob.Config{})
+	var out bytes.Buffer
+	listRecording(ctx, &out, in.Bucket(), "cam/")
+	lists := 0
+	for _, r := range in.Records() {
+		if r.Op == faultblob.OpList {
+			lists++
+		}
+	}
+	if lists != 1 {
+		t.Errorf("listed %d pages, want 1", lists)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != summaryObjects+3 {
+		t.Fatalf("%d lines, want %d objects, \"...\" and the two playlists:\n%s", len(lines), summaryObjects, out.String())
+	}
+	for i, want := range []string{"cam/init-0.mp4 1125", "cam/seg-000000.m4s 100"} {
+		if f := strings.Fields(lines[i]); len(f) < 2 || f[0]+" "+f[1] != want {
+			t.Errorf("line %d: %q, want %q", i, lines[i], want)
+		}
+	}
+	if strings.TrimSpace(lines[summaryObjects]) != "..." {
+		t.Errorf("line %d: %q, want \"...\"", summaryObjects, lines[summaryObjects])
+	}
+	for i, want := range []string{"cam/index.m3u8 819", "cam/master.m3u8 178"} {
+		if f := strings.Fields(lines[summaryObjects+1+i]); len(f) < 2 || f[0]+" "+f[1] != want {
+			t.Errorf("playlist line %q, want %q", lines[summaryObjects+1+i], want)
+		}
+	}
 }
