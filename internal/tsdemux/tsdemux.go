@@ -133,8 +133,13 @@ func (d *Depacketizer) Packet(p []byte) error {
 		discontinuity = n > 0 && p[5]&0x80 != 0
 		payload = payload[1+n:]
 	}
-	// Continuity: a repeated packet is dropped; after a gap the PES packet
-	// in progress is incomplete and dropped too (as astits does).
+	// Continuity: a repeated packet is dropped; after a gap inside a PES
+	// packet, the packet in progress is incomplete and dropped too (as
+	// astits does). A gap at the start of a PES packet leaves the one in
+	// progress as it is when its length is not declared (video): it may be
+	// complete, as where two streams were joined end to end (cat a.ts
+	// b.ts), or have lost its tail, which ffmpeg also delivers (flagged
+	// corrupt). A declared length tells: it is delivered only if complete.
 	if d.ccOK && !discontinuity {
 		want := d.cc
 		if afc&1 != 0 {
@@ -145,7 +150,9 @@ func (d *Depacketizer) Packet(p []byte) error {
 		}
 		if cc != want {
 			d.OnErr(fmt.Errorf("continuity counter %d after %d: packets lost", cc, d.cc))
-			d.have = false
+			if p[1]&0x40 == 0 || d.want != 0 {
+				d.have = false
+			}
 		}
 	}
 	d.cc, d.ccOK = cc, true

@@ -193,6 +193,83 @@ func TestDamage(t *testing.T) {
 			t.Fatalf("%d units, want %d (all but the damaged one)", len(got), len(clean)-1)
 		}
 	})
+	// The last packet of a video PES packet lost: the gap shows at the
+	// next one's start, and the damaged access unit is delivered cut short
+	// (its length is not declared, so it may as well be complete).
+	t.Run("lost-tail", func(t *testing.T) {
+		pid := func(p []byte) uint16 { return uint16(p[1]&0x1f)<<8 | uint16(p[2]) }
+		last := -1
+		for i := len(ps) / 2; i < len(ps) && last < 0; i++ {
+			if pid(ps[i]) != video || ps[i][1]&0x40 != 0 {
+				continue
+			}
+			for j := i + 1; j < len(ps); j++ {
+				if pid(ps[j]) == video {
+					if ps[j][1]&0x40 != 0 {
+						last = i
+					}
+					break
+				}
+			}
+		}
+		if last < 0 {
+			t.Fatal("no last packet of a video PES packet")
+		}
+		got, errs := withTSDemux(t, build(func(i int, p []byte) [][]byte {
+			if i == last {
+				return nil
+			}
+			return [][]byte{p}
+		}), video, audio)
+		if len(errs) != 1 {
+			t.Fatalf("errors %v, want one", errs)
+		}
+		g, c := sorted(got), sorted(clean)
+		if len(g) != len(c) {
+			t.Fatalf("%d units, want %d", len(g), len(c))
+		}
+		cut := 0
+		for i := range g {
+			if g[i] != c[i] {
+				cut++
+				if g[i].pts != c[i].pts || len(g[i].data) >= len(c[i].data) || c[i].data[:len(g[i].data)] != g[i].data {
+					t.Errorf("unit %d: %v, want a prefix of %v", i, g[i], c[i])
+				}
+			}
+		}
+		if cut != 1 {
+			t.Errorf("%d units differ, want the one cut short", cut)
+		}
+	})
+	// Two streams joined end to end (cat a.ts b.ts): every PID's counter
+	// jumps at the join (the second copy's counters are shifted to make
+	// sure), and nothing is lost.
+	t.Run("joined", func(t *testing.T) {
+		last := map[uint16]byte{}
+		for _, p := range ps {
+			last[uint16(p[1]&0x1f)<<8|uint16(p[2])] = p[3] & 0x0f
+		}
+		first := map[uint16]bool{}
+		shift := map[uint16]byte{}
+		second := bytes.Clone(b[:len(ps)*tsdemux.PacketSize])
+		for i := 0; i < len(second); i += tsdemux.PacketSize {
+			p := second[i : i+tsdemux.PacketSize]
+			pid := uint16(p[1]&0x1f)<<8 | uint16(p[2])
+			if !first[pid] {
+				first[pid] = true
+				shift[pid] = (last[pid] + 3 - p[3]&0x0f) & 0x0f // a gap of two
+			}
+			p[3] = p[3]&0xf0 | (p[3]+shift[pid])&0x0f
+		}
+		got, errs := withTSDemux(t, append(bytes.Clone(b[:len(second)]), second...), video, audio)
+		if len(errs) == 0 {
+			t.Error("no counter gap reported at the join")
+		}
+		want := append(slices.Clone(clean), clean...)
+		if !slices.Equal(sorted(got), sorted(want)) {
+			t.Fatalf("%d units, want %d (the stream twice)", len(got), len(want))
+		}
+	})
 	t.Run("repeated", func(t *testing.T) {
 		got, errs := withTSDemux(t, build(func(i int, p []byte) [][]byte {
 			if i == mid {
