@@ -2,6 +2,7 @@ package stitch_test
 
 import (
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -223,4 +224,35 @@ func inputFacts(t *testing.T, in mediatest.AudioInput) (packets int, video []str
 		offset = a - v
 	}
 	return packets, video, offset, 1024 / float64(in.Rate)
+}
+
+// TestTSLateAudio: an MPEG-TS recording whose audio starts 2.5 s after its
+// video, so that its first segments list the AAC stream in their program
+// map but hold none of its frames, stitches whole (it used to fail
+// waiting for an audio frame in the first segment), with the input's
+// pictures, every audio frame and the audio's offset.
+func TestTSLateAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "late.ts")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-itsoffset", "2.5",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-map", "0:v", "-map", "1:a",
+		"-c:v", "libx264", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", file)
+	in := mediatest.AudioInput{Name: "late", File: file, Rate: 48000}
+	wantPackets, wantVideo, inOffset, frame := inputFacts(t, in)
+	if inOffset < 2 {
+		t.Fatalf("input's audio starts %.3f s after its video, want 2.5", inOffset)
+	}
+	wantAudio := mediatest.AudioHashes(t, file, false)
+	src := recorded(t, file, chunker.TS, "rec/", time.Second)
+	for _, ext := range []string{".mp4", ".ts"} {
+		t.Run(ext, func(t *testing.T) {
+			out, res := writeFile(t, src, ext, stitch.Options{})
+			checkAudio(t, out, res, wantPackets, wantAudio)
+			if d := mediatest.EqualHashes(wantVideo, mediatest.FrameHashes(t, out)); d != "" {
+				t.Errorf("decoded video differs from the input's: %s", d)
+			}
+			checkOffset(t, out, inOffset, frame)
+		})
+	}
 }

@@ -62,7 +62,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	if sniff(head) != contTS {
 		return errorf(ErrInvalid, "not an MPEG-TS object")
 	}
-	pids, err := tsPIDs(head)
+	pids, err := tsPIDs(head, len(head) < tsHead)
 	in := br
 	if errors.Is(err, ErrInvalid) && len(head) == tsHead {
 		// The streams were not all in sight: search further, in steps.
@@ -81,7 +81,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 			if er.err != nil {
 				return er.err
 			}
-			if pids, err = tsPIDs(buf); err == nil || len(buf) < n || n == tsHeadMax {
+			if pids, err = tsPIDs(buf, len(buf) < n); err == nil || len(buf) < n || n == tsHeadMax {
 				break
 			}
 		}
@@ -165,18 +165,23 @@ type tsStreams struct {
 // time of stitching an MPEG-TS recording, whose every segment begins with
 // a 150 KB picture before its first audio. When that does not find the
 // streams, mediacommon's Reader decides and says why.
-func tsPIDs(head []byte) (tsStreams, error) {
+//
+// whole tells that head is the whole object: an AAC stream of the program
+// map without a frame in it is then left out (audio nil) rather than
+// waited for, as in the first segment of a recording whose audio starts
+// later.
+func tsPIDs(head []byte, whole bool) (tsStreams, error) {
 	head = head[:len(head)/tsPacket*tsPacket]
-	if st, ok := tsProgram(head); ok {
+	if st, ok := tsProgram(head, whole); ok {
 		return st, nil
 	}
 	return tsPIDsMediacommon(head)
 }
 
 // tsProgram is the fast path of tsPIDs; ok is false when head does not
-// hold a program map with an H.264 or AAC stream, or the first ADTS
-// header of its AAC stream.
-func tsProgram(head []byte) (st tsStreams, ok bool) {
+// hold a program map with an H.264 or AAC stream, or (unless whole) the
+// first ADTS header of its AAC stream.
+func tsProgram(head []byte, whole bool) (st tsStreams, ok bool) {
 	st.video = tsNoPID
 	dmx := astits.NewDemuxer(context.Background(), bytes.NewReader(head), astits.DemuxerOptPacketSize(tsPacket))
 	var pmt *astits.PMTData
@@ -202,7 +207,7 @@ func tsProgram(head []byte) (st tsStreams, ok bool) {
 	}
 	if audio != tsNoPID {
 		st.audio = firstADTSConfig(head, audio)
-		if st.audio == nil {
+		if st.audio == nil && !whole {
 			return st, false
 		}
 	}

@@ -121,7 +121,7 @@ func TestTSProgram(t *testing.T) {
 			}
 			head := b[:min(len(b), tsHead)/tsPacket*tsPacket]
 			want, werr := tsPIDsMediacommon(head)
-			got, ok := tsProgram(head)
+			got, ok := tsProgram(head, false)
 			if !ok {
 				t.Fatalf("fast path did not find the program (mediacommon: %+v, %v)", want, werr)
 			}
@@ -148,7 +148,7 @@ func TestTSProgram(t *testing.T) {
 						cut = i
 					}
 				}
-				if _, ok := tsProgram(head[:cut+tsPacket]); ok {
+				if _, ok := tsProgram(head[:cut+tsPacket], false); ok {
 					t.Fatal("fast path answered without a complete audio packet")
 				}
 			}
