@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -251,9 +250,7 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	res := ChunkResult{Stream: st.name, Chunk: n}
-	if c.ainfo == nil && len(c.ignored) > 0 {
-		res.Note = fmt.Sprintf("audio (%s) not recorded: AAC only", strings.Join(c.ignored, ", "))
-	}
+	res.Note = source.AudioNote(c.ainfo != nil, c.ignored)
 	if st.state != "live" {
 		return res, http.StatusConflict, fmt.Errorf("stream has ended")
 	}

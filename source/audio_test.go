@@ -339,19 +339,28 @@ func TestAudioBadConfig(t *testing.T) {
 func TestIgnoredAudio(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	for _, c := range []struct {
-		codec, format, ext, want string
+		name, format, ext, want string
+		audio                   bool     // an AAC track is read
+		args                    []string // how the audio is made from the sine
 	}{
-		{"ac3", "mpegts", "ts", "AC-3"},
-		{"mp2", "mpegts", "ts", "MPEG-1 audio (MP2/MP3)"},
-		{"libmp3lame", "mp4", "mp4", "MP3"},
-		{"ac3", "mp4", "mp4", "AC-3"},
-		{"aac", "mp4", "mp4", ""},
+		{"ac3", "mpegts", "ts", "AC-3", false, []string{"-c:a", "ac3"}},
+		{"mp2", "mpegts", "ts", "MPEG-1 audio (MP2/MP3)", false, []string{"-c:a", "mp2"}},
+		{"mp3", "mp4", "mp4", "MP3", false, []string{"-c:a", "libmp3lame"}},
+		{"ac3", "mp4", "mp4", "AC-3", false, []string{"-c:a", "ac3"}},
+		{"aac", "mp4", "mp4", "", true, []string{"-c:a", "aac"}},
+		{"aac-main", "mp4", "mp4", "AAC Main", false, []string{"-c:a", "aac", "-profile:a", "aac_main"}},
+		{"aac-main", "mpegts", "ts", "AAC Main", false, []string{"-c:a", "aac", "-profile:a", "aac_main"}},
+		{"aac+ac3", "mp4", "mp4", "AC-3", true, []string{"-map", "1:a", "-c:a:0", "aac", "-c:a:1", "ac3"}},
+		{"aac+aac", "mp4", "mp4", "AAC", true, []string{"-map", "1:a", "-c:a", "aac"}},
+		{"aac+aac", "mpegts", "ts", "AAC", true, []string{"-map", "1:a", "-c:a", "aac"}},
 	} {
-		t.Run(c.codec+"/"+c.format, func(t *testing.T) {
+		t.Run(c.name+"/"+c.format, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "in."+c.ext)
-			mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
-				"-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-preset", "ultrafast",
-				"-pix_fmt", "yuv420p", "-c:a", c.codec, "-f", c.format, p)
+			args := []string{"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1",
+				"-f", "lavfi", "-i", "sine=duration=1", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+				"-pix_fmt", "yuv420p"}
+			args = append(append(args, c.args...), "-f", c.format, p)
+			mediatest.FFmpeg(t, args...)
 			src, err := Open(p, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -359,7 +368,7 @@ func TestIgnoredAudio(t *testing.T) {
 			defer src.Close()
 			info := src.Info()
 			got := strings.Join(info.IgnoredAudio, ",")
-			if got != c.want || (c.want == "") != (info.Audio != nil) {
+			if got != c.want || c.audio != (info.Audio != nil) {
 				t.Errorf("IgnoredAudio %q, audio %v; want %q", got, info.Audio != nil, c.want)
 			}
 			n := 0

@@ -400,8 +400,9 @@ func audioEntryName(t *mp4.TrakBox, entry mp4.Box) string {
 	}
 }
 
-// selectAudio picks the first AAC track that livechunk can segment; tracks
-// it cannot use are ignored with a warning.
+// selectAudio picks the first AAC track that livechunk can segment; the
+// other audio tracks are named in Info.IgnoredAudio, and those it cannot
+// use are also logged.
 func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 	for i, t := range moov.Traks {
 		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
@@ -416,16 +417,20 @@ func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 			}
 			continue
 		}
+		if m.aud != nil {
+			m.info.IgnoredAudio = append(m.info.IgnoredAudio, aacName(asc))
+			continue
+		}
 		a, ai, err := m.newMP4Audio(t, i, moov, asc)
 		if err != nil {
 			// A track the file cannot be read with, or audio livechunk
 			// does not segment: the rest of the file is still read.
 			m.log.Warn("mp4: ignoring an audio track", "track", t.Tkhd.TrackID, "err", err)
+			m.info.IgnoredAudio = append(m.info.IgnoredAudio, aacName(asc))
 			continue
 		}
 		m.aud = a
 		m.info.Audio = ai
-		return
 	}
 }
 

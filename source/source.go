@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/livechunk/livechunk/chunker"
 )
@@ -106,6 +107,49 @@ func newAudioInfo(asc []byte, timescale uint32) (*AudioInfo, error) {
 	return &AudioInfo{ASC: bytes.Clone(asc), Timescale: timescale, AACInfo: ai}, nil
 }
 
+// aacName names the kind of AAC an AudioSpecificConfig describes, for
+// Info.IgnoredAudio: "AAC" for what livechunk records (AAC-LC, HE-AAC),
+// else the profile ("AAC Main", "AAC LTP", "xHE-AAC", ...).
+func aacName(asc []byte) string {
+	if len(asc) == 0 {
+		return "AAC"
+	}
+	ot := int(asc[0] >> 3)
+	if ot == 31 && len(asc) > 1 { // escaped: 32 + the next 6 bits
+		ot = 32 + (int(asc[0]&7)<<3 | int(asc[1]>>5))
+	}
+	switch ot {
+	case 2, 5, 29:
+		return "AAC"
+	case 1:
+		return "AAC Main"
+	case 3:
+		return "AAC SSR"
+	case 4:
+		return "AAC LTP"
+	case 23:
+		return "AAC-LD"
+	case 39:
+		return "AAC-ELD"
+	case 42:
+		return "xHE-AAC"
+	}
+	return fmt.Sprintf("AAC (object type %d)", ot)
+}
+
+// AudioNote tells a user, in one sentence, which audio tracks of an input
+// are not recorded (ignored, as in Info.IgnoredAudio) and why; recorded
+// reports whether an AAC track is. It is "" when nothing is left out.
+func AudioNote(recorded bool, ignored []string) string {
+	switch {
+	case len(ignored) == 0:
+		return ""
+	case recorded:
+		return fmt.Sprintf("one audio track is recorded, the input's first AAC one; not recorded: %s", strings.Join(ignored, ", "))
+	}
+	return fmt.Sprintf("the input's audio (%s) is not recorded: livechunk records AAC-LC and HE-AAC audio only", strings.Join(ignored, ", "))
+}
+
 // Format is a container format recognized by [Open] and [NewReader].
 type Format int
 
@@ -159,7 +203,9 @@ type Info struct {
 	// video; nil when the input has none (or only audio of another codec).
 	Audio *AudioInfo
 	// IgnoredAudio names the audio tracks that are not read, by codec
-	// ("AC-3", "MP3", "Opus", ...): livechunk records AAC only.
+	// ("AC-3", "MP3", "Opus", "AAC Main", ...): livechunk records one
+	// track of AAC-LC or HE-AAC (v1 or v2), the first; the other AAC
+	// tracks of such an input are named too ("AAC").
 	IgnoredAudio []string
 	// Bitrate is the input's average bit rate in bits per second, when the
 	// container tells it before the first sample (a progressive MP4 or MOV

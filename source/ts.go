@@ -155,17 +155,20 @@ func (t *TS) open(r io.Reader) (err error) {
 		case *codecs.MPEG4AudioLATM:
 			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC in LATM")
 		case *codecs.MPEG4Audio:
-			if atrack != nil {
-				continue
-			}
 			asc, err := c.Config.Marshal()
 			if err != nil {
 				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC")
+				continue
+			}
+			if atrack != nil {
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, aacName(asc))
 				continue
 			}
 			ai, err := newAudioInfo(asc, 90000)
 			if err != nil {
 				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, aacName(asc))
 				continue
 			}
 			atrack = tr

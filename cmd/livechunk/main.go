@@ -324,9 +324,8 @@ Flags:
 	var done func()
 	cfg.Progress, done = progress(stderr, isTerminal(stderr), start)
 	// A signal ends the input; the recording is then finished normally.
-	if info := src.Info(); info.Audio == nil && len(info.IgnoredAudio) > 0 {
-		fmt.Fprintf(stderr, "livechunk: note: the input's audio (%s) is not recorded: livechunk records AAC audio only\n",
-			strings.Join(info.IgnoredAudio, ", "))
+	if note := source.AudioNote(src.Info().Audio != nil, src.Info().IgnoredAudio); note != "" {
+		fmt.Fprintln(stderr, "livechunk: note:", note)
 	}
 	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) && !*verbose { // with -v, Record logs it
 		fmt.Fprintln(stderr, "livechunk: note: the input is rotated for display (a phone's portrait video); MPEG-TS segments cannot carry that, fMP4 ones (the default) do")
