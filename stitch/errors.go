@@ -3,6 +3,7 @@ package stitch
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors reported by this package; test with errors.Is. Returned errors wrap
@@ -36,8 +37,10 @@ type PartError struct {
 	Err error
 }
 
-// Error returns "stitch: NAME: ERR".
-func (e *PartError) Error() string { return fmt.Sprintf("stitch: %s: %v", e.Part, e.Err) }
+// Error returns "stitch: NAME: ERR" (with ERR's own "stitch: " left out).
+func (e *PartError) Error() string {
+	return fmt.Sprintf("stitch: %s: %s", e.Part, strings.TrimPrefix(e.Err.Error(), "stitch: "))
+}
 
 // Unwrap returns the underlying error.
 func (e *PartError) Unwrap() error { return e.Err }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +117,10 @@ func TestErrors(t *testing.T) {
 		var pe *stitch.PartError
 		if !errors.As(err, &pe) || pe.Part != "bad/garbage" {
 			t.Errorf("error %v, want a PartError for bad/garbage", err)
+		}
+		// The package's prefix once: "stitch: bad/garbage: invalid input: ...".
+		if msg := err.Error(); strings.Count(msg, "stitch: ") != 1 || !strings.HasPrefix(msg, "stitch: bad/garbage: ") {
+			t.Errorf("error %q, want one \"stitch: \", before the object's name", msg)
 		}
 	})
 	t.Run("truncated-ts", func(t *testing.T) {
