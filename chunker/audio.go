@@ -239,9 +239,13 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 		switch {
 		case step > th || step < -th:
 			jump = true
-		case step <= 0:
+		case step <= 0 && k.cfg.NoVideo:
 			return fail(fmt.Errorf("%w: audio PTS %d after %d", ErrNonMonotonicDTS, pts, a.lastIn))
 		}
+		// With video, a step back is no error: audio is placed on the
+		// video's timeline (which steps back at a splice, see Write), and
+		// a frame that would not follow the one before it is dropped and
+		// counted.
 	}
 	a.haveIn, a.lastIn = true, pts
 	if k.cfg.NoVideo {

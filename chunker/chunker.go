@@ -104,9 +104,10 @@ type Config struct {
 	// unwraps them, audio on the same side of a wrap as the video.
 	WrapBits uint
 	// JumpThreshold is the largest DTS step still treated as continuous.
-	// A larger step forward (or any large step backward) is a timestamp
-	// jump: the segment closes, and the next one is marked as a
-	// discontinuity; audio follows the video's new timeline. Default: 10
+	// A larger step forward (or any large step backward, or any step
+	// backward to an IDR picture: a splice) is a timestamp jump: the
+	// segment closes, and the next one is marked as a discontinuity; audio
+	// follows the video's new timeline. Default: 10
 	// frame durations, at least 1 s (for audio, at least 1 s or ten AAC
 	// frames).
 	JumpThreshold time.Duration

@@ -405,3 +405,41 @@ func TestBreakMarksNextSegment(t *testing.T) {
 		t.Fatalf("segments: %d, first %d frames; flags %v", len(out.segs), out.segs[0].Frames, out.segs[0].Discontinuity)
 	}
 }
+
+// TestSpliceStepsBack: a stream spliced onto itself after less than the
+// jump threshold (two short clips joined end to end) steps back at an IDR
+// picture; that is a timestamp jump, not a bad sample: every picture is
+// kept and the segment after the splice is a discontinuity. A step back
+// to a picture that is not IDR stays an error (TestNonMonotonicDTSIsTypedError).
+func TestSpliceStepsBack(t *testing.T) {
+	samples := fixtureSamples(t, "bframes.mp4")
+	n := 1
+	for n < len(samples) && !chunker.IsIDR(samples[n].NALUs) {
+		n++
+	}
+	if n == len(samples) || samples[n-1].DTS-samples[0].DTS >= 90000 {
+		t.Fatalf("fixture's first GOP: %d pictures, want one that lasts less than 1 s", n)
+	}
+	clip := samples[:n] // one GOP, shorter than the 1 s threshold
+	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		out := &collector{}
+		c, err := chunker.New(chunker.Config{Format: f}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for i, s := range append(slices.Clone(clip), clip...) {
+			if err := c.Write(ctx, s); err != nil {
+				t.Fatalf("%v: sample %d: %v", f, i, err)
+			}
+		}
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st := c.Stats()
+		if st.Samples != int64(2*n) || st.TimestampJumps != 1 || len(out.segs) != 2 || !out.segs[1].Discontinuity {
+			t.Errorf("%v: %d samples (want %d), %d jumps, %d segments (want 2, the second a discontinuity)",
+				f, st.Samples, 2*n, st.TimestampJumps, len(out.segs))
+		}
+	}
+}

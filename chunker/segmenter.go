@@ -445,6 +445,10 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		switch {
 		case step > th || step < -th:
 			jump = true
+		case step <= 0 && IsIDR(s.NALUs):
+			// A short step back at an IDR picture: a new stream spliced
+			// in (two short MPEG-TS files joined end to end).
+			jump = true
 		case step <= 0:
 			return &SampleError{Index: idx, DTS: s.DTS, Err: fmt.Errorf("%w: %d after %d", ErrNonMonotonicDTS, s.DTS, k.lastInDTS)}
 		}
