@@ -194,7 +194,7 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prefix := fs.String("prefix", "", "key prefix of every object in DEST, e.g. streams/cam1/")
 	fps := fs.Float64("fps", 0, "frame rate of raw H.264 input without timing information")
 	useSample := fs.Bool("sample", false, "record the embedded sample clip (no INPUT needed)")
-	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr)")
+	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
 	openGOP := fs.Bool("open-gop", false, openGOPHelp)
 	startDur := fs.Duration("start-duration", 0, startDurationHelp)
@@ -259,10 +259,7 @@ Flags:
 		fmt.Fprintln(stderr, "livechunk: -max-in-flight must be positive")
 		return errUsage
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := newLogger(stderr, *verbose)
 	dest := rest[len(rest)-1]
 	inputs := rest[:len(rest)-1]
 
@@ -326,9 +323,6 @@ Flags:
 	// A signal ends the input; the recording is then finished normally.
 	if note := source.AudioNote(src.Info().Audio != nil, src.Info().IgnoredAudio); note != "" {
 		fmt.Fprintln(stderr, "livechunk: note:", note)
-	}
-	if f == chunker.TS && src.Info().Matrix != ([9]int32{}) && !*verbose { // with -v, Record logs it
-		fmt.Fprintln(stderr, "livechunk: note: the input is rotated for display (a phone's portrait video); MPEG-TS segments cannot carry that, fMP4 ones (the default) do")
 	}
 	st, err := livechunk.Record(context.WithoutCancel(ctx), b, untilDone{src, ctx}, cfg)
 	done()
@@ -412,6 +406,16 @@ func listRecording(ctx context.Context, w io.Writer, b *blob.Bucket, prefix stri
 			fmt.Fprintf(w, "  %-28s %9d bytes\n", prefix+name, a.Size)
 		}
 	}
+}
+
+// newLogger logs to w: warnings and errors, or with verbose everything
+// down to debug level.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 func humanBytes(n int64) string {

@@ -204,3 +204,34 @@ func TestSummaryListsOnePage(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordWarnsWithoutVerbose: warnings reach standard error without -v
+// (here the continuity gap of two MPEG-TS streams joined end to end), the
+// debug log does not.
+func TestRecordWarnsWithoutVerbose(t *testing.T) {
+	b, err := os.ReadFile(mediatest.Testdata("av.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(t.TempDir(), "joined.ts")
+	if err := os.WriteFile(in, append(bytes.Clone(b), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, verbose := range []bool{false, true} {
+		args := []string{"record", "-vod", in, filepath.Join(t.TempDir(), "out")}
+		if verbose {
+			args = append([]string{"record", "-v"}, args[1:]...)
+		}
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		log := errb.String()
+		if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "continuity counter") {
+			t.Errorf("verbose=%v: no warning of the continuity gap on stderr:\n%s", verbose, log)
+		}
+		if debug := strings.Contains(log, "level=DEBUG"); debug != verbose {
+			t.Errorf("verbose=%v: debug log shown %v:\n%s", verbose, debug, log)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -44,7 +43,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
-	fs.BoolVar(&f.verbose, "v", false, "structured logs on stderr")
+	fs.BoolVar(&f.verbose, "v", false, "log every chunk, segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
 	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp)
 }
@@ -58,10 +57,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		fmt.Fprintln(stderr, "livechunk:", err)
 		return errUsage
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if f.verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := newLogger(stderr, f.verbose)
 	b, err := sink.Open(ctx, f.store)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/livechunk/livechunk/internal/stitchrun"
@@ -19,7 +18,7 @@ func cmdStitch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	from := fs.Duration("from", 0, "start of the clip, from the first displayed picture (e.g. 1m30s)")
 	to := fs.Duration("to", 0, "end of the clip, exclusive (default: the end)")
 	out := fs.String("o", "", "write to `OUT`, a path or bucket URL: .mp4 gives a faststart MP4, .ts MPEG-TS (required)")
-	verbose := fs.Bool("v", false, "log progress and warnings (structured logs on stderr)")
+	verbose := fs.Bool("v", false, "log progress (structured logs on stderr; without -v only warnings and errors)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: livechunk stitch [-from D] [-to D] -o OUT SOURCE...
 
@@ -60,10 +59,7 @@ Flags:
 		fmt.Fprintln(stderr, "livechunk stitch: need 0 <= -from < -to")
 		return errUsage
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	logger := newLogger(stderr, *verbose)
 	start := time.Now()
 	res, err := stitchrun.Run(ctx, sources, *out, stitch.Options{From: *from, To: *to, Logger: logger})
 	if errors.Is(err, stitchrun.ErrUsage) {

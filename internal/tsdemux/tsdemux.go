@@ -149,7 +149,7 @@ func (d *Depacketizer) Packet(p []byte) error {
 			want = (d.cc + 1) & 0x0f
 		}
 		if cc != want {
-			d.OnErr(fmt.Errorf("continuity counter %d after %d: packets lost", cc, d.cc))
+			d.OnErr(fmt.Errorf("continuity counter %d after %d: packets lost (or two streams joined)", cc, d.cc))
 			if p[1]&0x40 == 0 || d.want != 0 {
 				d.have = false
 			}
