@@ -33,6 +33,12 @@ type Config struct {
 	// WrapBits declares timestamps that wrap at 2^WrapBits (33 for
 	// MPEG-TS). Record sets it from the source.
 	WrapBits uint
+	// JumpThreshold is the largest step of the decode times still taken
+	// as continuous (see chunker.Config.JumpThreshold; default 1 s or ten
+	// frames). Record sets it out of reach for an input of one timeline
+	// (source.Info.OneTimeline), so that a pause of the video is kept as
+	// a pause.
+	JumpThreshold time.Duration
 	// SPS and PPS are parameter sets known out of band (an MP4 avcC); Record
 	// sets them from the source.
 	SPS, PPS [][]byte
@@ -190,6 +196,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		Timescale:      cfg.Timescale,
 		TargetDuration: cfg.SegmentDuration,
 		WrapBits:       cfg.WrapBits,
+		JumpThreshold:  cfg.JumpThreshold,
 		SPS:            cfg.SPS,
 		PPS:            cfg.PPS,
 		Audio:          cfg.Audio,
@@ -559,7 +566,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 // in: Timescale, WrapBits and NoVideo always; the parameter sets when cfg
 // has none and info has both an SPS and a PPS (otherwise the chunker takes
 // them from the stream); the audio track, the bit rate and the display
-// matrix when cfg leaves them unset. Record uses it; so does a server that
+// matrix when cfg leaves them unset; and, for an input of one timeline
+// (info.OneTimeline), a JumpThreshold that no step reaches, when cfg sets
+// none. Record uses it; so does a server that
 // starts a Pipeline for each incoming stream.
 func (cfg Config) WithSource(info source.Info) Config {
 	cfg.Timescale = info.Timescale
@@ -577,8 +586,16 @@ func (cfg Config) WithSource(info source.Info) Config {
 	if cfg.Matrix == [9]int32{} {
 		cfg.Matrix = info.Matrix
 	}
+	if info.OneTimeline && cfg.JumpThreshold == 0 {
+		cfg.JumpThreshold = noJumps
+	}
 	return cfg
 }
+
+// noJumps is the chunker's JumpThreshold for an input whose decode times
+// cannot jump (source.Info.OneTimeline): a step forward of up to this
+// long is a pause of the video, which the picture before it lasts.
+const noJumps = 1000 * time.Hour
 
 // Record reads every sample of src (video and audio, in the source's
 // order) into a new Pipeline on b and closes it. What the source knows of

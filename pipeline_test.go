@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/livechunk/livechunk/internal/s3test"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
+	"github.com/livechunk/livechunk/stitch"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 )
@@ -474,5 +476,84 @@ func TestConfigWithSource(t *testing.T) {
 	}
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecordPausedVideo records inputs whose video pauses for 2 s (a
+// variable frame rate, as screen recordings have) while the audio goes on:
+// progressive MP4 with and without audio (one timeline: a step forward is
+// never a jump) and MPEG-TS with audio (the audio tells the pause). The
+// recording and its stitched MP4 keep every picture and audio frame, the
+// playlist has no discontinuity, and the stitched file is as long as the
+// input. Before, the pause was taken as a timestamp jump: the pictures up
+// to the next keyframe were dropped with their audio, and stitch closed
+// the gap in a TS recording, dropping its audio.
+func TestRecordPausedVideo(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	for _, c := range []struct {
+		name, ext string
+		noAudio   bool
+	}{{"mp4", ".mp4", false}, {"mp4-video-only", ".mp4", true}, {"ts", ".ts", false}} {
+		in := mediatest.PausedVideo(t, c.ext, c.noAudio)
+		want := mediatest.FrameHashes(t, in)
+		wantAudio := 0
+		if !c.noAudio {
+			wantAudio = mediatest.PacketCount(t, in, "audio")
+		}
+		for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
+			t.Run(c.name+"/"+format.String(), func(t *testing.T) {
+				b := memblob.OpenBucket(nil)
+				defer b.Close()
+				ctx := context.Background()
+				st, err := livechunk.Record(ctx, b, openSource(t, in), livechunk.Config{
+					Format: format, SegmentDuration: 4 * time.Second, Playlist: hls.VOD,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Chunker.TimestampJumps != 0 || st.Chunker.DroppedNoKey != 0 || st.Chunker.AudioSamples != int64(wantAudio) {
+					t.Errorf("%d jumps, %d pictures dropped, %d of %d audio frames", st.Chunker.TimestampJumps,
+						st.Chunker.DroppedNoKey, st.Chunker.AudioSamples, wantAudio)
+				}
+				m := checkPlaylist(t, b, "index.m3u8")
+				for _, e := range m.Entries {
+					if e.Discontinuity {
+						t.Errorf("%s: discontinuity", e.URI)
+					}
+				}
+				if math.Abs(m.TotalSeconds-10) > 0.1 {
+					t.Errorf("EXTINF sum %.3f s, want 10", m.TotalSeconds)
+				}
+				dir := materialize(t, b, "")
+				if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, filepath.Join(dir, "index.m3u8"))); d != "" {
+					t.Errorf("recording: %s", d)
+				}
+				sin, err := stitch.FromPlaylist(ctx, b, "index.m3u8")
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := filepath.Join(dir, "stitched.mp4")
+				f, err := os.Create(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := stitch.WriteMP4(ctx, f, sin, stitch.Options{})
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, out)); d != "" {
+					t.Errorf("stitched: %s", d)
+				}
+				if res.AudioFrames != wantAudio || (wantAudio > 0 && mediatest.PacketCount(t, out, "audio") != wantAudio) {
+					t.Errorf("stitched: %d audio frames, want %d", res.AudioFrames, wantAudio)
+				}
+				if d := res.Duration.Seconds(); math.Abs(d-10) > 0.1 {
+					t.Errorf("stitched: %.3f s, want 10", d)
+				}
+			})
+		}
 	}
 }

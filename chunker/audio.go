@@ -48,6 +48,8 @@ type audioTrack struct {
 	unwrapped int64
 	haveIn    bool
 	lastIn    int64 // unwrapped input PTS of the previous frame
+	jumped    bool  // the input PTS jumped (or stepped back) at jumpIn
+	jumpIn    int64
 
 	// frames waiting for the video (audio with video only)
 	queue []queuedAudio
@@ -241,11 +243,16 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 			jump = true
 		case step <= 0 && k.cfg.NoVideo:
 			return fail(fmt.Errorf("%w: audio PTS %d after %d", ErrNonMonotonicDTS, pts, a.lastIn))
+		case step <= 0:
+			// With video, a step back is no error: audio is placed on
+			// the video's timeline (which steps back at a splice, see
+			// Write), and a frame that would not follow the one before
+			// it is dropped and counted.
+			jump = true
 		}
-		// With video, a step back is no error: audio is placed on the
-		// video's timeline (which steps back at a splice, see Write), and
-		// a frame that would not follow the one before it is dropped and
-		// counted.
+	}
+	if jump {
+		a.jumped, a.jumpIn = true, pts
 	}
 	a.haveIn, a.lastIn = true, pts
 	if k.cfg.NoVideo {
@@ -292,6 +299,26 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 		}
 	}
 	return nil
+}
+
+// audioRanOn reports whether the audio went on, without a jump of its own,
+// past the middle of the video's step from the decode time from to to
+// (input video ticks): the video paused there (a variable frame rate, as
+// in screen recordings) rather than its timestamps jumping. Audio is
+// interleaved by time, so when the picture after a pause arrives, the
+// audio of the pause has arrived before it; after a jump of both tracks,
+// the audio jumped too.
+func (k *chunker) audioRanOn(from, to int64) bool {
+	a := k.aud
+	if a == nil || !a.haveIn {
+		return false
+	}
+	vts := int64(k.cfg.Timescale)
+	if a.jumped && rescaleFloor(a.jumpIn, a.inTS, vts) > from {
+		return false
+	}
+	last := rescaleFloor(a.lastIn, a.inTS, vts)
+	return last > from+(to-from)/2 && last <= to+vts
 }
 
 // pop removes the oldest queued frame. Its data stays valid until the next

@@ -825,3 +825,67 @@ func BenchmarkWriteAV(b *testing.B) {
 		})
 	}
 }
+
+// TestVideoPause: a step of the video's decode times over the jump
+// threshold while the audio goes on (a variable frame rate video that
+// paused 2 s, as screen recorders do) is a pause: no jump, no
+// discontinuity, every picture and audio frame kept. Before, it was taken
+// as a jump, and with B-frames, whose step comes after the keyframe in
+// decode order, every picture up to the next keyframe was dropped with
+// its audio. Without audio nothing tells a pause from a jump in MPEG-TS
+// (an MP4's one timeline does: see livechunk.Config.WithSource).
+func TestVideoPause(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	for _, noAudio := range []bool{false, true} {
+		in := mediatest.PausedVideo(t, ".ts", noAudio)
+		items, asc := demuxAV(t, in)
+		want := mediatest.FrameHashes(t, in)
+		nAudio := 0
+		for _, it := range items {
+			if it.audio != nil {
+				nAudio++
+			}
+		}
+		for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+			cfg := chunker.Config{Format: f, TargetDuration: 4 * time.Second, WrapBits: 33}
+			if !noAudio {
+				cfg.Audio = &chunker.AudioConfig{ASC: asc, Timescale: 90000}
+			}
+			out := &collector{}
+			c, err := chunker.New(cfg, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for i, it := range items {
+				if it.video != nil {
+					err = c.Write(ctx, *it.video)
+				} else {
+					err = c.WriteAudio(ctx, *it.audio)
+				}
+				if err != nil {
+					t.Fatalf("item %d: %v", i, err)
+				}
+			}
+			if err := c.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := c.Stats()
+			if noAudio {
+				if st.TimestampJumps != 1 || st.VideoPauses != 0 {
+					t.Errorf("%v, no audio: %d jumps, %d pauses; want the step taken as a jump", f, st.TimestampJumps, st.VideoPauses)
+				}
+				continue
+			}
+			if st.VideoPauses != 1 || st.TimestampJumps != 0 || st.Discontinuities != 0 {
+				t.Errorf("%v: %d pauses, %d jumps, %d discontinuities; want 1, 0, 0", f, st.VideoPauses, st.TimestampJumps, st.Discontinuities)
+			}
+			if st.Samples != int64(len(want)) || st.AudioSamples != int64(nAudio) || st.DroppedNoKey != 0 {
+				t.Errorf("%v: %d pictures of %d, %d audio frames of %d, %d dropped", f, st.Samples, len(want), st.AudioSamples, nAudio, st.DroppedNoKey)
+			}
+			if d := mediatest.EqualHashes(want, decodeOutput(t, f, out)); d != "" {
+				t.Errorf("%v: %s", f, d)
+			}
+		}
+	}
+}

@@ -443,6 +443,10 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		step := s.DTS - k.lastInDTS
 		th := k.jumpThreshold()
 		switch {
+		case step > th && k.audioRanOn(k.lastInDTS, s.DTS):
+			// A pause of the video: the picture before it lasts until
+			// this one.
+			k.stats.VideoPauses++
 		case step > th || step < -th:
 			jump = true
 		case step <= 0 && IsIDR(s.NALUs):

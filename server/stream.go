@@ -323,8 +323,11 @@ func (st *stream) aheadCount() int {
 // previous chunk's last one (encoder priming overlapping it) is left out.
 func (st *stream) feed(ctx context.Context, c *chunk) error {
 	if st.p == nil {
+		// One timeline: feed makes each chunk continue the one before
+		// (a missing chunk is a Break), so a step forward inside a chunk
+		// is a pause of the video, not a jump.
 		p, err := st.srv.newPipeline(ctx, st.name, source.Info{Timescale: c.timescale, SPS: c.sps, PPS: c.pps,
-			Matrix: c.matrix, Audio: c.ainfo, Bitrate: c.bitrate})
+			Matrix: c.matrix, Audio: c.ainfo, Bitrate: c.bitrate, OneTimeline: true})
 		if err != nil {
 			return err
 		}

@@ -314,6 +314,7 @@ func (m *MP4) open() error {
 		return nil
 	}
 	m.progressive = true
+	m.info.OneTimeline = true
 	if m.rs == nil {
 		return errorf(ErrUnsupported, "progressive MP4 needs a seekable input")
 	}

@@ -202,6 +202,13 @@ type Info struct {
 	// Audio describes the AAC track that NextPacket interleaves with the
 	// video; nil when the input has none (or only audio of another codec).
 	Audio *AudioInfo
+	// OneTimeline reports that the decode times are those of one
+	// recording (a progressive MP4's sample tables, or a sequence of them as
+	// chunks, each continuing the one before): a step forward is a pause
+	// of the video (variable frame rate, as in screen recordings), never a
+	// timestamp jump. Config.WithSource in package livechunk then turns
+	// the chunker's jump detection off.
+	OneTimeline bool
 	// IgnoredAudio names the audio tracks that are not read, by codec
 	// ("AC-3", "MP3", "Opus", "AAC Main", ...): livechunk records one
 	// track of AAC-LC or HE-AAC (v1 or v2), the first; the other AAC

@@ -256,3 +256,22 @@ func TestTSLateAudio(t *testing.T) {
 		})
 	}
 }
+
+// TestPausedVideoFile: an MPEG-TS file (no playlist, so no EXTINF) whose
+// video pauses for 2 s while its audio goes on is stitched with the pause
+// kept: the audio inside the step tells it from a timestamp jump, which
+// would be closed (and the audio over it dropped).
+func TestPausedVideoFile(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	t.Parallel()
+	in := mediatest.PausedVideo(t, ".ts", false)
+	want := mediatest.FrameHashes(t, in)
+	wantAudio := mediatest.PacketCount(t, in, "audio")
+	out, res := writeFile(t, stitch.FromFiles(in), ".mp4", stitch.Options{})
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, out)); d != "" {
+		t.Error(d)
+	}
+	if res.AudioFrames != wantAudio || res.Discontinuities != 0 || math.Abs(res.Duration.Seconds()-10) > 0.1 {
+		t.Errorf("%d audio frames (want %d), %d discontinuities joined, %v (want 10 s)", res.AudioFrames, wantAudio, res.Discontinuities, res.Duration)
+	}
+}

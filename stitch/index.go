@@ -309,7 +309,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		return ti.descIdx[x.desc], nil
 	}
 	pi := partInfo{part: p, size: s.size}
-	stop, err := m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf)
+	stop, err := m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf, nil)
 	if err != nil || stop {
 		return stop, err
 	}
@@ -356,7 +356,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 		return m.tsDesc, nil
 	}
 	pi := partInfo{part: p, ts: true, size: s.size}
-	stop, err := m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf)
+	stop, err := m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf, s.frames)
 	if err != nil || stop {
 		return stop, err
 	}
@@ -380,8 +380,11 @@ func (m *merger) addPartInfo(pi *partInfo) {
 // merge places the samples ls of one part on the joined timeline.
 // rebase: the part does not continue the previous one's timestamps.
 // editOrigin: the part's local time 0 is where presentation starts.
+// gapAudio: the part's MPEG-TS audio frames (raw PTS), which tell a pause
+// of the video from a jump of its timestamps; nil for MP4, whose last
+// sample's duration says it.
 func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, isTS, rebase, editOrigin bool,
-	descOf func(j int, x *localSample) (int, error)) (bool, error) {
+	descOf func(j int, x *localSample) (int, error), gapAudio []localSample) (bool, error) {
 	ix := m.ix
 	out := ix.timescale
 	pi.first = len(ix.samples)
@@ -422,6 +425,15 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 			gap := D - m.lastDTS
 			dur := int64(clampDur(m.fallbackDur()))
 			jump := gap <= 0 || gap > m.threshold()
+			pause := jump && gap > 0 && j > pi.skip &&
+				(audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationTicks(pi.part.Duration, out))
+			if pause {
+				// The part's audio runs on through the step, or the step
+				// fits in the part's declared duration: the video paused
+				// (a variable frame rate, as in a screen recording); its
+				// timestamps did not jump.
+				jump = false
+			}
 			if j == pi.skip && (rebase || (pi.part.Discontinuity && gap > 2*dur)) {
 				// A declared discontinuity: close the gap unless the
 				// timestamps plainly continue (as the chunker writes them).
@@ -435,7 +447,9 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 				m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j, "step", gap)
 			} else {
 				ix.samples[len(ix.samples)-1].dur = clampDur(gap)
-				m.lastGap = gap
+				if !pause {
+					m.lastGap = gap // a frame step: the jump threshold follows it
+				}
 			}
 		}
 		if editOrigin && !m.haveOrigin && firstPart {
@@ -496,6 +510,24 @@ func (m *merger) unwrap(v int64) int64 {
 }
 
 // wrap33 maps a difference of 33-bit timestamps to [-2^32, 2^32).
+// durationTicks converts d to ticks of timescale.
+func durationTicks(d time.Duration, timescale uint32) int64 {
+	return int64(d.Seconds() * float64(timescale))
+}
+
+// audioInGap reports whether an audio frame of frames (raw 33-bit PTS)
+// starts well inside the step from the raw decode time from to to (more
+// than an eighth of it from either end).
+func audioInGap(frames []localSample, from, to int64) bool {
+	span := wrap33(to - from)
+	for _, f := range frames {
+		if d := wrap33(f.pts - from); d > span/8 && d < span-span/8 {
+			return true
+		}
+	}
+	return false
+}
+
 func wrap33(d int64) int64 {
 	const w = int64(1) << 33
 	d &= w - 1

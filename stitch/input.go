@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -36,6 +37,11 @@ type Part struct {
 	// right after the previous part's last picture. Timestamp jumps are
 	// also detected without it.
 	Discontinuity bool
+	// Duration, when known (a playlist's EXTINF), is how long the part
+	// plays. A step of an MPEG-TS part's decode times shorter than it is
+	// a pause of the video (a variable frame rate), kept as it is, not a
+	// timestamp jump to close: a jump inside a part would not fit in it.
+	Duration time.Duration
 }
 
 // Input is an ordered list of parts to join into one stream. Create it with
@@ -200,6 +206,7 @@ func FromPlaylist(ctx context.Context, b *blob.Bucket, key string) (*Input, erro
 		}
 		p := BucketPart(b, k)
 		p.Discontinuity = s.Discontinuity
+		p.Duration = time.Duration(s.Seconds() * float64(time.Second))
 		if s.Map != "" {
 			ip, ok := inits[s.Map]
 			if !ok {

@@ -72,6 +72,26 @@ func LargePictures(t testing.TB, ext string) string {
 	return p
 }
 
+// PausedVideo writes 10 s of 320x240 30 fps H.264 (B-frames, an IDR
+// picture every 2 s) whose pictures from 4.5 to 6.5 s are left out, as a
+// screen recorder leaves them out while nothing moves (a variable frame
+// rate), with continuous AAC audio unless noAudio, into a new file of the
+// given extension (".mp4", ".ts") in a temporary directory, and returns
+// its path.
+func PausedVideo(t testing.TB, ext string, noAudio bool) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "paused"+ext)
+	args := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=10"}
+	if !noAudio {
+		args = append(args, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10", "-c:a", "aac")
+	}
+	args = append(args, "-vf", "select='not(between(t,4.5,6.5))'", "-fps_mode", "vfr",
+		"-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-force_key_frames", "expr:gte(t,n_forced*2)",
+		"-sc_threshold", "0", "-pix_fmt", "yuv420p", "-y", p)
+	FFmpeg(t, args...)
+	return p
+}
+
 // FrameHashes decodes the first video stream of input (any input ffmpeg
 // accepts, including a playlist or concat list given through extra input
 // args placed before -i) and returns the MD5 of every decoded frame, in
