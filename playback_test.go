@@ -614,3 +614,52 @@ func TestPlaybackDiscontinuity(t *testing.T) {
 		})
 	}
 }
+
+// TestPlaybackPausedVideo plays the recording of a video that pauses for
+// 2 s while its audio goes on (a variable frame rate, as in screen
+// recordings; see TestRecordPausedVideo) in Chromium, as fMP4 and as
+// MPEG-TS, to past the pause and the end: one buffered range over the whole
+// 10 s, every fragment loaded, no hls.js error but a tolerated seek over
+// the TS start gap (see TestPlaybackVOD) or a starved stall.
+func TestPlaybackPausedVideo(t *testing.T) {
+	playbackRequireTools(t)
+	input := mediatest.PausedVideo(t, ".mp4", false)
+	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		t.Run(format.String(), func(t *testing.T) {
+			b, err := sink.Open(t.Context(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			pl := recordVOD(t, b, input, format, 4*time.Second)
+			mediaURL, pageURL := playbackServer(t, b, true)
+			res := browsertest.PlayHLS(t, mediaURL+"index.m3u8", browsertest.Options{
+				PageURL: pageURL,
+				MinTime: 9,
+				Until:   func(r browsertest.Result) bool { return r.FragmentsBuffered >= len(pl.Segments) },
+				Timeout: 40 * time.Second,
+			})
+			t.Log(res)
+			if !res.Reached {
+				t.Fatalf("playback did not pass 9 s with all %d segments buffered", len(pl.Segments))
+			}
+			var start float64
+			if len(res.Buffered) > 0 {
+				start = res.Buffered[0][0]
+			}
+			for _, e := range res.Errors {
+				if e.Starved() || (format == chunker.TS && startGapSeek(e, start)) {
+					t.Logf("tolerated: %s", e)
+					continue
+				}
+				t.Errorf("hls.js error event: %s", e)
+			}
+			if d := res.Duration; d < 9.9 || d > 10.2 {
+				t.Errorf("video.duration %.3f, want 10", d)
+			}
+			if len(res.Buffered) != 1 || res.Buffered[0][0] > 0.1 || res.Buffered[0][1] < 9.9 {
+				t.Errorf("buffered ranges %v, want one range [0, 10]", res.Buffered)
+			}
+		})
+	}
+}
