@@ -344,9 +344,10 @@ type Stats struct {
 
 // Errors returned by a Chunker; test with errors.Is.
 var (
-	// ErrNonMonotonicDTS: a sample's DTS (an audio frame's PTS) is not
-	// greater than the previous one's of the same track (and the step is
-	// too small to be a timestamp jump).
+	// ErrNonMonotonicDTS: a sample's DTS is not greater than the previous
+	// one's (and the step back is too small to be a timestamp jump, and
+	// not to an IDR picture, a splice), or, in an audio-only stream, an
+	// audio frame's PTS is not greater than the previous one's.
 	ErrNonMonotonicDTS = errors.New("chunker: non-monotonic DTS")
 	// ErrInvalidSample: empty access unit, empty NAL unit, or PTS < DTS.
 	ErrInvalidSample = errors.New("chunker: invalid sample")
