@@ -129,6 +129,7 @@ func writeAV(t *testing.T, cfg chunker.Config, items []avItem) *collector {
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	out.stats = c.Stats()
 	return out
 }
 
@@ -851,26 +852,8 @@ func TestVideoPause(t *testing.T) {
 			if !noAudio {
 				cfg.Audio = &chunker.AudioConfig{ASC: asc, Timescale: 90000}
 			}
-			out := &collector{}
-			c, err := chunker.New(cfg, out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			for i, it := range items {
-				if it.video != nil {
-					err = c.Write(ctx, *it.video)
-				} else {
-					err = c.WriteAudio(ctx, *it.audio)
-				}
-				if err != nil {
-					t.Fatalf("item %d: %v", i, err)
-				}
-			}
-			if err := c.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			st := c.Stats()
+			out := writeAV(t, cfg, items)
+			st := out.stats
 			if noAudio {
 				if st.TimestampJumps != 1 || st.VideoPauses != 0 {
 					t.Errorf("%v, no audio: %d jumps, %d pauses; want the step taken as a jump", f, st.TimestampJumps, st.VideoPauses)

@@ -22,6 +22,7 @@ import (
 type collector struct {
 	inits []*chunker.Init
 	segs  []*chunker.Segment
+	stats chunker.Stats // the chunker's, after Close (writeAll, writeAV)
 }
 
 func (c *collector) WriteInit(_ context.Context, in *chunker.Init) error {
@@ -100,14 +101,15 @@ func writeAll(t *testing.T, cfg chunker.Config, samples []chunker.Sample) *colle
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, s := range samples {
+	for i, s := range samples {
 		if err := c.Write(ctx, s); err != nil {
-			t.Fatal(err)
+			t.Fatalf("sample %d: %v", i, err)
 		}
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	out.stats = c.Stats()
 	return out
 }
 

@@ -422,21 +422,8 @@ func TestSpliceStepsBack(t *testing.T) {
 	}
 	clip := samples[:n] // one GOP, shorter than the 1 s threshold
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
-		out := &collector{}
-		c, err := chunker.New(chunker.Config{Format: f}, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		for i, s := range append(slices.Clone(clip), clip...) {
-			if err := c.Write(ctx, s); err != nil {
-				t.Fatalf("%v: sample %d: %v", f, i, err)
-			}
-		}
-		if err := c.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		st := c.Stats()
+		out := writeAll(t, chunker.Config{Format: f}, append(slices.Clone(clip), clip...))
+		st := out.stats
 		if st.Samples != int64(2*n) || st.TimestampJumps != 1 || len(out.segs) != 2 || !out.segs[1].Discontinuity {
 			t.Errorf("%v: %d samples (want %d), %d jumps, %d segments (want 2, the second a discontinuity)",
 				f, st.Samples, 2*n, st.TimestampJumps, len(out.segs))
