@@ -482,7 +482,9 @@ func TestConfigWithSource(t *testing.T) {
 // TestRecordPausedVideo records inputs whose video pauses for 2 s (a
 // variable frame rate, as screen recordings have) while the audio goes on:
 // progressive MP4 with and without audio (one timeline: a step forward is
-// never a jump) and MPEG-TS with audio (the audio tells the pause). The
+// never a jump), fragmented MP4 without audio (the picture before the
+// pause declares its duration) and MPEG-TS with audio (the audio tells
+// the pause). The
 // recording and its stitched MP4 keep every picture and audio frame, the
 // playlist has no discontinuity, and the stitched file is as long as the
 // input. Before, the pause was taken as a timestamp jump: the pictures up
@@ -491,10 +493,21 @@ func TestConfigWithSource(t *testing.T) {
 func TestRecordPausedVideo(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	for _, c := range []struct {
-		name, ext string
-		noAudio   bool
-	}{{"mp4", ".mp4", false}, {"mp4-video-only", ".mp4", true}, {"ts", ".ts", false}} {
+		name, ext  string
+		noAudio    bool
+		fragmented bool
+	}{
+		{"mp4", ".mp4", false, false},
+		{"mp4-video-only", ".mp4", true, false},
+		{"fragmented-video-only", ".mp4", true, true}, // the trun durations tell the pause
+		{"ts", ".ts", false, false},
+	} {
 		in := mediatest.PausedVideo(t, c.ext, c.noAudio)
+		if c.fragmented {
+			frag := filepath.Join(t.TempDir(), "fragmented.mp4")
+			mediatest.FFmpeg(t, "-i", in, "-c", "copy", "-movflags", "frag_keyframe+empty_moov", frag)
+			in = frag
+		}
 		want := mediatest.FrameHashes(t, in)
 		wantAudio := 0
 		if !c.noAudio {

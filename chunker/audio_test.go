@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"os"
 	"path/filepath"
@@ -837,8 +838,21 @@ func BenchmarkWriteAV(b *testing.B) {
 // (an MP4's one timeline does: see livechunk.Config.WithSource).
 func TestVideoPause(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
-	for _, noAudio := range []bool{false, true} {
-		in := mediatest.PausedVideo(t, ".ts", noAudio)
+	for _, c := range []struct {
+		from, to float64 // the pause, in seconds of the 10 s input
+		noAudio  bool
+		bframes  int
+	}{
+		{4.5, 6.5, false, 3},
+		// One picture after the pause, an IDR one: the segment before it
+		// ends with the pause, the picture lasts a frame. (Without
+		// B-frames: with them, x264 gives a picture after a pause at the
+		// end a decode time right after the one before, and the pause
+		// shows in its composition offset only.)
+		{7.5, 9.95, false, 0},
+		{4.5, 6.5, true, 3},
+	} {
+		in := mediatest.PausedVideoAt(t, ".ts", c.noAudio, c.from, c.to, c.bframes)
 		items, asc := demuxAV(t, in)
 		want := mediatest.FrameHashes(t, in)
 		nAudio := 0
@@ -848,26 +862,31 @@ func TestVideoPause(t *testing.T) {
 			}
 		}
 		for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+			name := fmt.Sprintf("%v, pause %g-%g s, audio %v", f, c.from, c.to, !c.noAudio)
 			cfg := chunker.Config{Format: f, TargetDuration: 4 * time.Second, WrapBits: 33}
-			if !noAudio {
+			if !c.noAudio {
 				cfg.Audio = &chunker.AudioConfig{ASC: asc, Timescale: 90000}
 			}
 			out := writeAV(t, cfg, items)
 			st := out.stats
-			if noAudio {
+			if c.noAudio {
 				if st.TimestampJumps != 1 || st.VideoPauses != 0 {
-					t.Errorf("%v, no audio: %d jumps, %d pauses; want the step taken as a jump", f, st.TimestampJumps, st.VideoPauses)
+					t.Errorf("%s: %d jumps, %d pauses; want the step taken as a jump", name, st.TimestampJumps, st.VideoPauses)
 				}
 				continue
 			}
 			if st.VideoPauses != 1 || st.TimestampJumps != 0 || st.Discontinuities != 0 {
-				t.Errorf("%v: %d pauses, %d jumps, %d discontinuities; want 1, 0, 0", f, st.VideoPauses, st.TimestampJumps, st.Discontinuities)
+				t.Errorf("%s: %d pauses, %d jumps, %d discontinuities; want 1, 0, 0", name, st.VideoPauses, st.TimestampJumps, st.Discontinuities)
 			}
 			if st.Samples != int64(len(want)) || st.AudioSamples != int64(nAudio) || st.DroppedNoKey != 0 {
-				t.Errorf("%v: %d pictures of %d, %d audio frames of %d, %d dropped", f, st.Samples, len(want), st.AudioSamples, nAudio, st.DroppedNoKey)
+				t.Errorf("%s: %d pictures of %d, %d audio frames of %d, %d dropped", name, st.Samples, len(want), st.AudioSamples, nAudio, st.DroppedNoKey)
+			}
+			// The pictures last until the input's end, 10 s after its start.
+			if d := float64(st.MediaTicks) / 90000; math.Abs(d-10) > 0.04 {
+				t.Errorf("%s: the segments last %.3f s, want 10", name, d)
 			}
 			if d := mediatest.EqualHashes(want, decodeOutput(t, f, out)); d != "" {
-				t.Errorf("%v: %s", f, d)
+				t.Errorf("%s: %s", name, d)
 			}
 		}
 	}

@@ -107,10 +107,11 @@ type Config struct {
 	// A larger step forward (or any large step backward, or any step
 	// backward to an IDR picture: a splice) is a timestamp jump: the
 	// segment closes, and the next one is marked as a discontinuity; audio
-	// follows the video's new timeline. A larger step forward over which
-	// the audio went on without a jump of its own is a pause of the video
-	// (variable frame rate) instead, counted in Stats.VideoPauses: the
-	// picture before it lasts until the next. Default: 10
+	// follows the video's new timeline. A larger step forward that the
+	// sample before declared as its Duration, or over which the audio
+	// went on without a jump of its own, is a pause of the video (variable
+	// frame rate) instead, counted in Stats.VideoPauses: the picture
+	// before it lasts until the next. Default: 10
 	// frame durations, at least 1 s (for audio, at least 1 s or ten AAC
 	// frames).
 	JumpThreshold time.Duration

@@ -438,15 +438,18 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	}
 
 	// Timestamp continuity.
-	jump := false
+	jump, pause := false, false
 	if k.haveLast {
 		step := s.DTS - k.lastInDTS
 		th := k.jumpThreshold()
 		switch {
-		case step > th && k.audioRanOn(k.lastInDTS, s.DTS):
-			// A pause of the video: the picture before it lasts until
-			// this one.
+		case step > th && (absi(step-k.lastHint) <= 1 || k.audioRanOn(k.lastInDTS, s.DTS)):
+			// A pause of the video, as the picture before declared
+			// (a fragmented MP4's trun duration) or the audio going on
+			// shows: that picture lasts until this one (which is not a
+			// frame duration: lastDur keeps the one before).
 			k.stats.VideoPauses++
+			pause = true
 		case step > th || step < -th:
 			jump = true
 		case step <= 0 && IsIDR(s.NALUs):
@@ -606,7 +609,9 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		}
 		d := outDTS - k.lastOutDTS
 		k.cut.setLastDur(d)
-		k.lastDur = d
+		if !pause {
+			k.lastDur = d
+		}
 		k.haveLast, k.lastInDTS, k.lastOutDTS, k.lastHint = true, s.DTS, outDTS, s.Duration
 		if len(k.cut.samples) == 0 && !idr {
 			k.leadSkip, k.leadPTS = true, s.PTS
@@ -623,7 +628,9 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		if !jump {
 			k.c.setDuration(d)
 			k.segDur += d
-			k.lastDur = d
+			if !pause {
+				k.lastDur = d
+			}
 		}
 		// The cut compares presentation times, as players see segments:
 		// an open-GOP I picture is decoded ahead of its presentation by a

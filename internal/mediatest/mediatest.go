@@ -80,13 +80,20 @@ func LargePictures(t testing.TB, ext string) string {
 // its path.
 func PausedVideo(t testing.TB, ext string, noAudio bool) string {
 	t.Helper()
+	return PausedVideoAt(t, ext, noAudio, 4.5, 6.5, 3)
+}
+
+// PausedVideoAt is PausedVideo with the pictures from from to to seconds
+// left out and at most bframes consecutive B-frames.
+func PausedVideoAt(t testing.TB, ext string, noAudio bool, from, to float64, bframes int) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "paused"+ext)
 	args := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=10"}
 	if !noAudio {
 		args = append(args, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10", "-c:a", "aac")
 	}
-	args = append(args, "-vf", "select='not(between(t,4.5,6.5))'", "-fps_mode", "vfr",
-		"-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-force_key_frames", "expr:gte(t,n_forced*2)",
+	args = append(args, "-vf", fmt.Sprintf("select='not(between(t,%g,%g))'", from, to), "-fps_mode", "vfr",
+		"-c:v", "libx264", "-preset", "veryfast", "-bf", fmt.Sprint(bframes), "-force_key_frames", "expr:gte(t,n_forced*2)",
 		"-sc_threshold", "0", "-pix_fmt", "yuv420p", "-y", p)
 	FFmpeg(t, args...)
 	return p
