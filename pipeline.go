@@ -37,7 +37,9 @@ type Config struct {
 	// as continuous (see chunker.Config.JumpThreshold; default 1 s or ten
 	// frames). Record sets it out of reach for an input of one timeline
 	// (source.Info.OneTimeline), so that a pause of the video is kept as
-	// a pause.
+	// a pause. A segment lasts at least as long as the pauses in it: one
+	// longer than the target duration makes a live or event playlist
+	// raise EXT-X-TARGETDURATION, with a warning, as rare keyframes do.
 	JumpThreshold time.Duration
 	// SPS and PPS are parameter sets known out of band (an MP4 avcC); Record
 	// sets them from the source.

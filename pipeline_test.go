@@ -496,13 +496,19 @@ func TestRecordPausedVideo(t *testing.T) {
 		name, ext  string
 		noAudio    bool
 		fragmented bool
+		bframes    int
+		segment    time.Duration
 	}{
-		{"mp4", ".mp4", false, false},
-		{"mp4-video-only", ".mp4", true, false},
-		{"fragmented-video-only", ".mp4", true, true}, // the trun durations tell the pause
-		{"ts", ".ts", false, false},
+		{"mp4", ".mp4", false, false, 3, 4 * time.Second},
+		{"mp4-video-only", ".mp4", true, false, 3, 4 * time.Second},
+		{"fragmented-video-only", ".mp4", true, true, 3, 4 * time.Second}, // the trun durations tell the pause
+		{"ts", ".ts", false, false, 3, 4 * time.Second},
+		// The picture after the pause is an IDR one that starts a segment:
+		// the pause lies between two segments (stitch: where the previous
+		// segment's EXTINF ends).
+		{"mp4-pause-between-segments", ".mp4", false, false, 0, 2 * time.Second},
 	} {
-		in := mediatest.PausedVideo(t, c.ext, c.noAudio)
+		in := mediatest.PausedVideoAt(t, c.ext, c.noAudio, 4.5, 6.5, c.bframes)
 		if c.fragmented {
 			frag := filepath.Join(t.TempDir(), "fragmented.mp4")
 			mediatest.FFmpeg(t, "-i", in, "-c", "copy", "-movflags", "frag_keyframe+empty_moov", frag)
@@ -519,7 +525,7 @@ func TestRecordPausedVideo(t *testing.T) {
 				defer b.Close()
 				ctx := context.Background()
 				st, err := livechunk.Record(ctx, b, openSource(t, in), livechunk.Config{
-					Format: format, SegmentDuration: 4 * time.Second, Playlist: hls.VOD,
+					Format: format, SegmentDuration: c.segment, Playlist: hls.VOD,
 				})
 				if err != nil {
 					t.Fatal(err)

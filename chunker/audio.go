@@ -303,7 +303,8 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 
 // audioRanOn reports whether the audio went on, without a jump of its own,
 // past the middle of the video's step from the decode time from to to
-// (input video ticks): the video paused there (a variable frame rate, as
+// (input video ticks), and not more than a second past to: the video
+// paused there (a variable frame rate, as
 // in screen recordings) rather than its timestamps jumping. Audio is
 // interleaved by time, so when the picture after a pause arrives, the
 // audio of the pause has arrived before it; after a jump of both tracks,

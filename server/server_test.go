@@ -440,7 +440,7 @@ func TestChunkWithMP3Audio(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame", p)
 	ts := start(t, server.Config{})
 	code, body := put(t, ts, "cam", 0, p)
-	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, `"note": "the input's audio (MP3) is not recorded: livechunk records AAC-LC and HE-AAC audio only"`) {
+	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, `"note": "the input's audio (MP3) is not recorded: livechunk records readable AAC-LC and HE-AAC audio only"`) {
 		t.Errorf("chunk: %d %s", code, body)
 	}
 }

@@ -427,7 +427,7 @@ func (m *MP4) selectAudio(moov *mp4.MoovBox) {
 			// A track the file cannot be read with, or audio livechunk
 			// does not segment: the rest of the file is still read.
 			m.log.Warn("mp4: ignoring an audio track", "track", t.Tkhd.TrackID, "err", err)
-			m.info.IgnoredAudio = append(m.info.IgnoredAudio, aacName(asc))
+			m.info.IgnoredAudio = append(m.info.IgnoredAudio, unreadableAAC(asc))
 			continue
 		}
 		m.aud = a

@@ -145,9 +145,19 @@ func AudioNote(recorded bool, ignored []string) string {
 	case len(ignored) == 0:
 		return ""
 	case recorded:
-		return fmt.Sprintf("one audio track is recorded, the input's first AAC one; not recorded: %s", strings.Join(ignored, ", "))
+		return fmt.Sprintf("one audio track is recorded (the first AAC-LC or HE-AAC one); not recorded: %s", strings.Join(ignored, ", "))
 	}
-	return fmt.Sprintf("the input's audio (%s) is not recorded: livechunk records AAC-LC and HE-AAC audio only", strings.Join(ignored, ", "))
+	return fmt.Sprintf("the input's audio (%s) is not recorded: livechunk records readable AAC-LC and HE-AAC audio only", strings.Join(ignored, ", "))
+}
+
+// unreadableAAC names, for Info.IgnoredAudio, an AAC track that could
+// not be read: its profile, or "AAC (unreadable)" for a kind livechunk
+// records.
+func unreadableAAC(asc []byte) string {
+	if name := aacName(asc); name != "AAC" {
+		return name
+	}
+	return "AAC (unreadable)"
 }
 
 // Format is a container format recognized by [Open] and [NewReader].

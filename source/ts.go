@@ -158,7 +158,7 @@ func (t *TS) open(r io.Reader) (err error) {
 			asc, err := c.Config.Marshal()
 			if err != nil {
 				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC")
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC (unreadable)")
 				continue
 			}
 			if atrack != nil {
@@ -168,7 +168,7 @@ func (t *TS) open(r io.Reader) (err error) {
 			ai, err := newAudioInfo(asc, 90000)
 			if err != nil {
 				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, aacName(asc))
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, unreadableAAC(asc))
 				continue
 			}
 			atrack = tr

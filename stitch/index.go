@@ -113,6 +113,11 @@ type merger struct {
 	lastGap int64 // the last DTS step
 	dts0    int64
 
+	// The last part with samples: its first DTS and its declared
+	// duration (Part.Duration, 0 unknown), where the next part must begin
+	// when the timestamps continue.
+	partStart, partDur int64
+
 	rawHave bool // MPEG-TS unwrapping of 33-bit timestamps
 	rawLast int64
 	rawAcc  int64
@@ -425,12 +430,21 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 			gap := D - m.lastDTS
 			dur := int64(clampDur(m.fallbackDur()))
 			jump := gap <= 0 || gap > m.threshold()
-			pause := jump && gap > 0 && j > pi.skip &&
-				(audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationTicks(pi.part.Duration, out))
+			var pause bool
+			switch {
+			case !jump || gap <= 0:
+			case j > pi.skip:
+				pause = audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationTicks(pi.part.Duration, out)
+			case !rebase && !pi.part.Discontinuity && m.partDur > 0:
+				// The first sample of a part: where the previous part's
+				// declared duration ends.
+				pause = abs(D-(m.partStart+m.partDur)) <= gap/4
+			}
 			if pause {
 				// The part's audio runs on through the step, or the step
-				// fits in the part's declared duration: the video paused
-				// (a variable frame rate, as in a screen recording); its
+				// fits in the part's declared duration, or the part begins
+				// where the previous one's ends: the video paused (a
+				// variable frame rate, as in a screen recording); its
 				// timestamps did not jump.
 				jump = false
 			}
@@ -483,6 +497,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 	if pi.n == 0 {
 		return false, nil
 	}
+	m.partStart, m.partDur = partFirstDTS, durationTicks(pi.part.Duration, out)
 	if !m.haveOrigin {
 		m.origin, m.haveOrigin = partMinPTS, true
 	}
@@ -509,25 +524,42 @@ func (m *merger) unwrap(v int64) int64 {
 	return m.rawAcc
 }
 
-// wrap33 maps a difference of 33-bit timestamps to [-2^32, 2^32).
 // durationTicks converts d to ticks of timescale.
 func durationTicks(d time.Duration, timescale uint32) int64 {
 	return int64(d.Seconds() * float64(timescale))
 }
 
-// audioInGap reports whether an audio frame of frames (raw 33-bit PTS)
-// starts well inside the step from the raw decode time from to to (more
-// than an eighth of it from either end).
-func audioInGap(frames []localSample, from, to int64) bool {
-	span := wrap33(to - from)
-	for _, f := range frames {
-		if d := wrap33(f.pts - from); d > span/8 && d < span-span/8 {
-			return true
-		}
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
 	}
-	return false
+	return x
 }
 
+// audioInGap reports whether the audio frames (raw 33-bit PTS, in stream
+// order) fill most of the step from the raw decode time from to to: the
+// frames that start inside it cover three quarters of it. Audio of
+// another timeline in the same object (streams joined end to end) that
+// merely falls inside a jump does not fill it.
+func audioInGap(frames []localSample, from, to int64) bool {
+	span := wrap33(to - from)
+	var covered, prev int64
+	have := false
+	for _, f := range frames {
+		d := wrap33(f.pts - from)
+		if d <= 0 || d >= span {
+			have = false
+			continue
+		}
+		if have && d > prev && d-prev <= span/4 {
+			covered += d - prev // from the frame before to this one
+		}
+		prev, have = d, true
+	}
+	return covered >= span*3/4
+}
+
+// wrap33 maps a difference of 33-bit timestamps to [-2^32, 2^32).
 func wrap33(d int64) int64 {
 	const w = int64(1) << 33
 	d &= w - 1

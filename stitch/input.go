@@ -38,9 +38,10 @@ type Part struct {
 	// also detected without it.
 	Discontinuity bool
 	// Duration, when known (a playlist's EXTINF), is how long the part
-	// plays. A step of an MPEG-TS part's decode times shorter than it is
-	// a pause of the video (a variable frame rate), kept as it is, not a
-	// timestamp jump to close: a jump inside a part would not fit in it.
+	// plays. A step of the part's decode times shorter than it, or one to
+	// a next part that begins where this Duration ends, is a pause of the
+	// video (a variable frame rate), kept as it is, not a timestamp jump
+	// to close.
 	Duration time.Duration
 }
 
