@@ -158,9 +158,15 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 		off = a.aoff
 	}
 	pi.audio.first = len(a.samples)
+	// An MPEG-TS part whose timestamps jump inside it has more than one
+	// timeline: each frame takes the offset of its own.
+	multi := isTS && pi.vok && len(m.timelines) > 1 && len(m.frameAt) == len(ls)
 	var runEnd int64
 	for j := range ls {
 		x := &ls[j]
+		if multi {
+			off = rescaleRound(m.timelineOffset(int(m.frameAt[j]), m.unwrapNear(x.dts)), 90000, out)
+		}
 		t := conv(x) + off
 		if len(a.samples) == 0 {
 			a.start, a.lastStart, a.lastEnd = t, t, t
@@ -199,6 +205,29 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 	}
 	pi.audio.n = len(a.samples) - pi.audio.first
 	return nil
+}
+
+// timelineOffset returns the video offset of the timeline (m.timelines) an
+// audio frame belongs to: the one its stream position k (access units
+// before it) falls in, unless its unwrapped time raw lies outside that
+// timeline's decode times (a second's margin) and inside a neighbour's:
+// around a jump, a muxer sends some audio of one timeline among the
+// pictures of the other.
+func (m *merger) timelineOffset(k int, raw int64) int64 {
+	tls := m.timelines
+	c := 0
+	for c+1 < len(tls) && tls[c+1].j <= k {
+		c++
+	}
+	within := func(i int) bool { return raw >= tls[i].lo-90000 && raw <= tls[i].hi+90000 }
+	switch {
+	case within(c):
+	case c+1 < len(tls) && within(c+1):
+		c++
+	case c > 0 && within(c-1):
+		c--
+	}
+	return tls[c].off
 }
 
 // unwrapNear returns the 33-bit MPEG-TS timestamp v made continuous with

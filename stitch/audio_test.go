@@ -281,10 +281,8 @@ func TestPausedVideoFile(t *testing.T) {
 // TestJoinedFilesJump: three MPEG-TS files joined end to end whose
 // timestamps start at 0, 30 and 10 s are one object with two jumps: the
 // third file's audio lies inside the first jump but does not fill it, so
-// both jumps are joined (and not kept as pauses of the video). (The audio
-// of such an object is placed with the offset of its first picture, so
-// after a jump inside one object it is misplaced: a known limitation; a
-// recording's jumps fall between segments, with a discontinuity tag.)
+// both jumps are joined (and not kept as pauses of the video), and each
+// file's audio is placed with its own pictures.
 func TestJoinedFilesJump(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	t.Parallel()
@@ -305,6 +303,13 @@ func TestJoinedFilesJump(t *testing.T) {
 	out, res := writeFile(t, stitch.FromFiles(joined), ".mp4", stitch.Options{})
 	if res.Discontinuities != 2 || res.Samples != 450 {
 		t.Errorf("%d jumps joined (want 2), %d pictures (want 450)", res.Discontinuities, res.Samples)
+	}
+	// Each file's audio follows its own pictures: the whole lasts 15 s.
+	if d := res.Duration.Seconds(); math.Abs(d-15) > 0.2 {
+		t.Errorf("%.3f s, want 15", d)
+	}
+	if n := mediatest.PacketCount(t, out, "audio"); n < 3*234-3 {
+		t.Errorf("%d audio frames, want about %d", n, 3*235)
 	}
 	if n := len(mediatest.FrameHashes(t, out)); n != 450 {
 		t.Errorf("%d pictures decode, want 450", n)

@@ -56,6 +56,15 @@ type partInfo struct {
 	audio audioPart // the part's AAC frames
 }
 
+// timeline is a run of an MPEG-TS part's access units whose timestamps
+// continue each other: from access unit j on, with unwrapped 90 kHz decode
+// times from lo to hi, placed with offset off.
+type timeline struct {
+	j      int
+	lo, hi int64
+	off    int64
+}
+
 // desc is one sample description (stsd entry) of the output.
 type desc struct {
 	entry    mp4.Box // avc1 or avc3 VisualSampleEntryBox
@@ -117,6 +126,12 @@ type merger struct {
 	// duration (Part.Duration, 0 unknown), where the next part must begin
 	// when the timestamps continue.
 	partStart, partDur int64
+
+	// timelines of the MPEG-TS part being merged: one, or more when its
+	// timestamps jump inside it (streams joined end to end), each with the
+	// offset its pictures got, for its audio (mergeAudio).
+	timelines []timeline
+	frameAt   []int32 // tsScan.frameAt of the part's audio, for mergeAudio
 
 	rawHave bool // MPEG-TS unwrapping of 33-bit timestamps
 	rawLast int64
@@ -367,7 +382,10 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 	}
 	if s.audio != nil && len(s.frames) > 0 {
 		ti := &trackInfo{timescale: 90000, ainfo: s.audio.info, asc: s.audio.asc}
-		if err := m.mergeAudio(&pi, s.frames, ti, true, false, false); err != nil {
+		m.frameAt = s.frameAt
+		err := m.mergeAudio(&pi, s.frames, ti, true, false, false)
+		m.frameAt = nil
+		if err != nil {
 			return false, err
 		}
 	}
@@ -394,6 +412,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 	out := ix.timescale
 	pi.first = len(ix.samples)
 	firstPart := len(ix.parts) == 0
+	m.timelines = m.timelines[:0]
 	partFirstDTS, partMinPTS := int64(0), int64(0)
 	var runEnd int64
 	for j := range ls {
@@ -458,6 +477,9 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 				D, P = m.lastDTS+dur, pt+m.offset
 				ix.samples[len(ix.samples)-1].dur = clampDur(dur)
 				ix.discont++
+				if isTS && len(m.timelines) > 0 {
+					m.timelines = append(m.timelines, timeline{j: j, lo: dt, hi: dt, off: m.offset})
+				}
 				m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j, "step", gap)
 			} else {
 				ix.samples[len(ix.samples)-1].dur = clampDur(gap)
@@ -476,6 +498,13 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 		if len(ix.samples) == pi.first {
 			partFirstDTS, partMinPTS = D, P
 			pi.voff, pi.vok = m.offset, true
+			if isTS {
+				m.timelines = append(m.timelines, timeline{j: j, lo: dt, hi: dt, off: m.offset})
+			}
+		}
+		if n := len(m.timelines); isTS && n > 0 {
+			tl := &m.timelines[n-1]
+			tl.lo, tl.hi = min(tl.lo, dt), max(tl.hi, dt)
 		}
 		partMinPTS = min(partMinPTS, P)
 		ix.samples = append(ix.samples, sample{size: x.size, cto: int32(cto), desc: uint16(d), sync: x.sync})

@@ -212,6 +212,10 @@ type tsScan struct {
 	decErrs int
 	audio   *tsAudio      // the AAC stream, nil if none
 	frames  []localSample // its frames: raw 90 kHz PTS and size
+	// frameAt is, for each frame, how many access units came before it
+	// in the stream: which of the object's timelines it belongs to when
+	// its timestamps jump (see merger.timelines).
+	frameAt []int32
 }
 
 // adtsFrameTimes calls fn with the raw 33-bit PTS of every frame of an ADTS
@@ -307,6 +311,7 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 	}, func(pts int64, frames [][]byte) error {
 		return adtsFrameTimes(s.audio, pts, frames, func(_ int, t int64, f []byte) error {
 			s.frames = append(s.frames, localSample{dts: t, pts: t, size: uint32(len(f)), sync: true, off: -1})
+			s.frameAt = append(s.frameAt, int32(len(s.samples)))
 			return nil
 		})
 	})
