@@ -119,6 +119,11 @@ func TestChunkIngestReordersAndStitches(t *testing.T) {
 			t.Fatalf("step %d: chunk %d: %d %s", i, step.n, code, body)
 		}
 	}
+	// A retry must be the same bytes: other bytes under a received number
+	// are refused (they used to be answered "duplicate" and dropped).
+	if code, body := put(t, ts, "phone", 2, chunks[0]); code != http.StatusConflict || !strings.Contains(body, "other bytes") {
+		t.Errorf("chunk 2 again with chunk 0's bytes: %d %s, want 409", code, body)
+	}
 	// Before the end the playlist is live (EVENT, no ENDLIST) and valid.
 	text := waitSegments(t, ts.bucket, "phone/index.m3u8", 1)
 	m, errs := hlscheck.Check(string(text))
@@ -168,6 +173,11 @@ func TestMissingChunkBecomesDiscontinuity(t *testing.T) {
 	code, body := put(t, ts, "cam", 3, chunks[3])
 	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, `"next": 4`) {
 		t.Fatalf("chunk 3 should release the window: %d %s", code, body)
+	}
+	// Chunk 1 arriving now is too late: it is not recorded, and the answer
+	// must not tell the device it was (it used to say "duplicate", 200).
+	if code, body := put(t, ts, "cam", 1, chunks[1]); code != http.StatusConflict || !strings.Contains(body, "not recorded") {
+		t.Errorf("late chunk 1: %d %s, want 409", code, body)
 	}
 	if code, _ := ts.do(t, "POST", "/ingest/cam/end", nil); code != 200 {
 		t.Fatal("end failed")
@@ -459,5 +469,41 @@ func TestValidStreamName(t *testing.T) {
 		if got, want := server.ValidStreamName(n), rule.MatchString(n); got != want {
 			t.Errorf("ValidStreamName(%q) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+// TestChunkAudioConfigChange: a chunk whose AAC configuration differs from
+// the stream's (44.1 kHz mono after 48 kHz stereo: a microphone that
+// changed) has its video recorded and its audio left out, with a note; its
+// frames used to go into the stream's 48 kHz track and played 8.8% fast.
+func TestChunkAudioConfigChange(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	chunk := func(name, rate, channels string) string {
+		p := filepath.Join(dir, name)
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",
+			"-f", "lavfi", "-i", "sine=frequency=880:duration=2:sample_rate="+rate, "-c:v", "libx264", "-preset", "ultrafast",
+			"-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", channels, p)
+		return p
+	}
+	c0, c1 := chunk("c0.mp4", "48000", "2"), chunk("c1.mp4", "44100", "1")
+	ts := start(t, server.Config{})
+	if code, body := put(t, ts, "mic", 0, c0); code != 200 || strings.Contains(body, "note") {
+		t.Fatalf("chunk 0: %d %s", code, body)
+	}
+	code, body := put(t, ts, "mic", 1, c1)
+	if code != 200 || !strings.Contains(body, `"status": "recorded"`) || !strings.Contains(body, "44100 Hz, 1 channels") {
+		t.Errorf("chunk 1: %d %s, want recorded with a note on its audio", code, body)
+	}
+	if code, _ := ts.do(t, "POST", "/ingest/mic/end", nil); code != 200 {
+		t.Fatal("end failed")
+	}
+	live := ts.URL + "/live/mic/index.m3u8"
+	want := append(mediatest.FrameHashes(t, c0), mediatest.FrameHashes(t, c1)...)
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, live)); d != "" {
+		t.Errorf("video: %s", d)
+	}
+	if got, in := mediatest.PacketCount(t, live, "audio"), mediatest.PacketCount(t, c0, "audio"); got > in {
+		t.Errorf("%d audio frames recorded, chunk 0 has %d: chunk 1's went into the 48 kHz track", got, in)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ type chunk struct {
 	ignored   []string // audio codecs not recorded
 	span      int64    // first DTS to end of the last sample, in timescale ticks
 	bytes     int
+	sum       [sha256.Size]byte // of the upload: a retry must be the same bytes
 }
 
 // parseChunk reads a whole self-contained MP4 chunk. The samples alias one
@@ -53,7 +55,7 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		}
 	}
 	c := &chunk{timescale: info.Timescale, sps: info.SPS, pps: info.PPS, matrix: info.Matrix, ainfo: info.Audio,
-		bitrate: info.Bitrate, ignored: info.IgnoredAudio, bytes: len(body)}
+		bitrate: info.Bitrate, ignored: info.IgnoredAudio, bytes: len(body), sum: sha256.Sum256(body)}
 	var payload []byte
 	type span struct{ off, n int }
 	var spans [][]span
@@ -197,6 +199,7 @@ type stream struct {
 	lastAudio int64 // PTS of the last audio frame fed, in audio.Timescale ticks
 	next      uint64
 	pending   map[uint64]*chunk
+	sums      map[uint64][sha256.Size]byte // of every chunk accepted, for retries
 	received  uint64
 	missing   []uint64
 	state     string // "live", "stitching", "ended"
@@ -205,7 +208,7 @@ type stream struct {
 }
 
 func newStream(s *Server, name string) *stream {
-	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, state: "live"}
+	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, sums: map[uint64][sha256.Size]byte{}, state: "live"}
 }
 
 func (st *stream) active() bool {
@@ -235,7 +238,10 @@ type ChunkResult struct {
 	Stream string `json:"stream"`
 	Chunk  uint64 `json:"chunk"`
 	// Status is "recorded" (fed to the stream), "buffered" (waiting for an
-	// earlier chunk) or "duplicate" (already received; nothing changed).
+	// earlier chunk) or "duplicate" (already received with the same bytes;
+	// nothing changed). A chunk that comes after the stream went on
+	// without it (a discontinuity), or again with other bytes, is answered
+	// 409 Conflict: it is not recorded.
 	Status string `json:"status"`
 	// Next is the chunk number the stream waits for.
 	Next uint64 `json:"next"`
@@ -260,11 +266,23 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	if st.err != nil {
 		return res, http.StatusInternalServerError, st.err
 	}
-	if _, dup := st.pending[n]; dup || n < st.next {
+	if sum, seen := st.sums[n]; seen {
+		if sum != c.sum {
+			return res, http.StatusConflict, fmt.Errorf("chunk %d was received before with other bytes; the first upload is kept", n)
+		}
 		res.Status, res.Next = "duplicate", st.next
 		return res, 0, nil
 	}
+	if n < st.next {
+		// Given up when the reorder window filled: the stream went on
+		// after a discontinuity. The device must not take it as stored.
+		return res, http.StatusConflict, fmt.Errorf("chunk %d came after the stream went on without it (a discontinuity at its place); it is not recorded", n)
+	}
+	if note := st.audioNote(c); note != "" {
+		res.Note = note
+	}
 	st.pending[n] = c
+	st.sums[n] = c.sum
 	st.received++
 	res.Status = "buffered"
 	if err := st.drain(ctx, false); err != nil {
@@ -317,6 +335,28 @@ func (st *stream) aheadCount() int {
 	return n
 }
 
+// audioNote tells why a chunk's AAC audio will not be recorded, when the
+// stream's audio is known: the stream has none (its first chunk had
+// none), or the chunk's configuration differs from the stream's (a
+// microphone that changed the sample rate or channels): its frames cannot
+// go into the stream's track, whose init section says otherwise.
+func (st *stream) audioNote(c *chunk) string {
+	switch {
+	case st.p == nil || c.ainfo == nil:
+		return ""
+	case st.audio == nil:
+		return "the chunk's audio is not recorded: the stream has no audio track (its first chunk had none)"
+	case !bytes.Equal(c.ainfo.ASC, st.audio.ASC):
+		return fmt.Sprintf("the chunk's audio is not recorded: it is %s, the stream's audio track %s", audioDesc(c.ainfo), audioDesc(st.audio))
+	}
+	return ""
+}
+
+// audioDesc describes an AAC configuration for a note.
+func audioDesc(a *source.AudioInfo) string {
+	return fmt.Sprintf("%s at %d Hz, %d channels", a.Codec, a.SampleRate, a.Channels)
+}
+
 // feed writes a chunk's samples, shifted to continue the stream's timeline.
 // Its audio frames are shifted by the same time as its video (their
 // offset to the video is kept); a frame that would not come after the
@@ -340,8 +380,8 @@ func (st *stream) feed(ctx context.Context, c *chunk) error {
 		if isAudio {
 			a := c.audio[ai]
 			ai++
-			if st.audio == nil || c.ainfo == nil {
-				continue
+			if st.audio == nil || c.ainfo == nil || !bytes.Equal(c.ainfo.ASC, st.audio.ASC) {
+				continue // see audioNote
 			}
 			ats := st.audio.Timescale
 			a.PTS = rescale(st.offset, st.timescale, ats) + rescale(a.PTS, c.ainfo.Timescale, ats) - rescale(first, c.timescale, ats)
