@@ -293,12 +293,43 @@ func isTypedErr(err error) bool {
 		errors.Is(err, ErrUnsupported) || errors.Is(err, ErrNoFrameRate)
 }
 
-// sniffLen is the number of leading bytes that Sniff looks at.
-const sniffLen = 3 * tsPacketSize
+// sniffLen is the number of leading bytes that Sniff looks at: an MPEG-TS
+// stream may begin with bytes that are not packets (a capture started in
+// the middle of a packet, a header), up to sniffLen - 3 packets of them.
+const sniffLen = 8 << 10
 
-// Sniff detects the format of an input from its first bytes (up to 564
-// bytes are examined): an MP4 box type at offset 4 (ftyp, moov, styp, ...),
-// MPEG-TS sync bytes every 188 bytes, or an Annex-B start code.
+// tsStart returns the offset of the first of three MPEG-TS packets in a
+// row in b (sync bytes 188 bytes apart), or of as many as b holds when it
+// starts with one; -1 if there is none.
+func tsStart(b []byte) int {
+	if len(b) > 0 && b[0] == tsSyncByte && len(b) < 3*tsPacketSize {
+		for i := tsPacketSize; i < len(b); i += tsPacketSize {
+			if b[i] != tsSyncByte {
+				return -1
+			}
+		}
+		return 0
+	}
+	for k := 0; k+2*tsPacketSize < len(b); k++ {
+		if b[k] == tsSyncByte && b[k+tsPacketSize] == tsSyncByte && b[k+2*tsPacketSize] == tsSyncByte {
+			return k
+		}
+	}
+	return -1
+}
+
+// isM2TS reports whether b looks like 192-byte M2TS/BDAV packets (a
+// 4-byte time code before each sync byte), which this package does not
+// read.
+func isM2TS(b []byte) bool {
+	const m2ts = tsPacketSize + 4
+	return len(b) >= 4+2*m2ts && b[4] == tsSyncByte && b[4+m2ts] == tsSyncByte && b[4+2*m2ts] == tsSyncByte
+}
+
+// Sniff detects the format of an input from its first bytes (up to
+// sniffLen are examined): an MP4 box type at offset 4 (ftyp, moov, styp,
+// ...), MPEG-TS sync bytes every 188 bytes (from the start, or after some
+// bytes that are not packets), or an Annex-B start code.
 func Sniff(b []byte) Format {
 	if len(b) >= 8 {
 		switch string(b[4:8]) {
@@ -306,16 +337,8 @@ func Sniff(b []byte) Format {
 			return FormatMP4
 		}
 	}
-	if len(b) > 0 && b[0] == tsSyncByte {
-		ok := true
-		for i := tsPacketSize; i < len(b) && i < sniffLen; i += tsPacketSize {
-			if b[i] != tsSyncByte {
-				ok = false
-			}
-		}
-		if ok {
-			return FormatTS
-		}
+	if k := tsStart(b); k == 0 || (k > 0 && !isM2TS(b)) {
+		return FormatTS
 	}
 	i := 0
 	for i < len(b) && b[i] == 0 {
@@ -398,7 +421,7 @@ func newSniffed(r io.Reader, opt Options) (Source, error) {
 			if _, err := rs.Seek(start, io.SeekStart); err != nil {
 				return nil, fmt.Errorf("source: %w", err)
 			}
-			return newFormat(rs, Sniff(head[:n]), n, opt)
+			return newFormat(rs, head[:n], opt)
 		}
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -406,15 +429,17 @@ func newSniffed(r io.Reader, opt Options) (Source, error) {
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	return newFormat(br, Sniff(head), len(head), opt)
+	return newFormat(br, head, opt)
 }
 
-func newFormat(r io.Reader, format Format, n int, opt Options) (Source, error) {
+// newFormat opens r as the format that Sniff finds in head, its first
+// bytes.
+func newFormat(r io.Reader, head []byte, opt Options) (Source, error) {
 	var (
 		src Source
 		err error
 	)
-	switch format {
+	switch Sniff(head) {
 	case FormatMP4:
 		src, err = NewMP4(r, opt)
 	case FormatTS:
@@ -422,8 +447,11 @@ func newFormat(r io.Reader, format Format, n int, opt Options) (Source, error) {
 	case FormatAnnexB:
 		src, err = NewAnnexB(r, opt)
 	default:
-		if n == 0 {
+		if len(head) == 0 {
 			return nil, errorf(ErrTruncated, "empty input")
+		}
+		if isM2TS(head) {
+			return nil, errorf(ErrUnsupported, "M2TS (192-byte packets, as Blu-ray and AVCHD cameras write) is not read; remux it with ffmpeg -c copy -f mpegts")
 		}
 		return nil, errorf(ErrInvalid, "unrecognized format (not MP4, MPEG-TS or H.264 Annex-B)")
 	}

@@ -767,3 +767,70 @@ func TestFeedsChunker(t *testing.T) {
 		})
 	}
 }
+
+// packetCounts reads every packet of src: video samples and audio frames.
+func packetCounts(t *testing.T, src Source) (video, audio int) {
+	t.Helper()
+	for {
+		p, err := src.NextPacket()
+		if err == io.EOF {
+			return video, audio
+		}
+		if err != nil {
+			t.Fatalf("packet %d: %v", video+audio, err)
+		}
+		if p.Kind == KindAudio {
+			audio++
+		} else {
+			video++
+		}
+	}
+}
+
+// TestTSLeadingBytes: an MPEG-TS input that begins with bytes that are not
+// packets (a capture started inside a packet, or a header) is read from
+// its first packet on, from a file and from a pipe, as ffmpeg reads it;
+// it used to be "unrecognized format". M2TS (192-byte packets) is refused
+// as unsupported, by name.
+func TestTSLeadingBytes(t *testing.T) {
+	b, err := os.ReadFile(mediatest.Testdata("av.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := NewReader(bytes.NewReader(b), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantV, wantA := packetCounts(t, clean)
+	garbage := bytes.Repeat([]byte("not a packet "), 77) // 1001 bytes, no 0x47
+	for name, in := range map[string][]byte{
+		"garbage":     append(slices.Clone(garbage), b...),
+		"mid-packet":  b[100:], // the rest of the first packet, then packets
+		"single-byte": append([]byte{'X'}, b...),
+	} {
+		p := filepath.Join(t.TempDir(), "in.ts")
+		if err := os.WriteFile(p, in, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Open(p, Options{})
+		if err != nil {
+			t.Fatalf("%s: file: %v", name, err)
+		}
+		v, a := packetCounts(t, f)
+		f.Close()
+		pipe, err := NewReader(io.MultiReader(bytes.NewReader(in)), Options{}) // not a ReadSeeker
+		if err != nil {
+			t.Fatalf("%s: pipe: %v", name, err)
+		}
+		pv, pa := packetCounts(t, pipe)
+		if v != wantV || pv != wantV || a < wantA-1 || pa < wantA-1 {
+			t.Errorf("%s: %d/%d pictures (file/pipe), %d/%d audio frames; the clean input has %d and %d", name, v, pv, a, pa, wantV, wantA)
+		}
+	}
+	mediatest.RequireTool(t, "ffmpeg")
+	m2ts := filepath.Join(t.TempDir(), "in.m2ts")
+	mediatest.FFmpeg(t, "-i", mediatest.Testdata("av.ts"), "-c", "copy", "-f", "mpegts", "-mpegts_m2ts_mode", "1", m2ts)
+	if _, err := Open(m2ts, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "M2TS") {
+		t.Errorf("M2TS: %v, want ErrUnsupported naming M2TS", err)
+	}
+}

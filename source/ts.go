@@ -113,14 +113,22 @@ func (t *TS) open(r io.Reader) (err error) {
 	switch {
 	case len(head) == 0:
 		return errorf(ErrTruncated, "empty input")
-	case head[0] != tsSyncByte:
-		return errorf(ErrInvalid, "no MPEG-TS sync byte")
 	case len(head) < tsPacketSize:
 		return errorf(ErrTruncated, "%d bytes, less than one packet", len(head))
 	}
-	for i := tsPacketSize; i < len(head); i += tsPacketSize {
-		if head[i] != tsSyncByte {
-			return errorf(ErrInvalid, "no MPEG-TS sync byte at offset %d", i)
+	k := tsStart(head)
+	switch {
+	case k < 0 && isM2TS(head):
+		return errorf(ErrUnsupported, "M2TS (192-byte packets) is not read; remux it with ffmpeg -c copy -f mpegts")
+	case k < 0:
+		return errorf(ErrInvalid, "no MPEG-TS packets (sync bytes 188 bytes apart) in the first %d bytes", len(head))
+	case k > 0:
+		// Bytes before the first packet (a capture that started inside
+		// one): the streams are looked for from the first packet on; the
+		// packet path skips them as lost sync.
+		t.log.Warn("mpegts: skipping bytes before the first packet", "bytes", k)
+		if _, err := br.Discard(k); err != nil {
+			return err
 		}
 	}
 	// It sees no video payload (see tsdemux.SkipVideo).
