@@ -124,12 +124,13 @@ func (t *TS) open(r io.Reader) (err error) {
 		return errorf(ErrInvalid, "no MPEG-TS packets (sync bytes 188 bytes apart) in the first %d bytes", len(head))
 	case k > 0:
 		// Bytes before the first packet (a capture that started inside
-		// one): the streams are looked for from the first packet on; the
-		// packet path skips them as lost sync.
+		// one): both the stream discovery and the packet path (which
+		// replays what was recorded) start at the first packet.
 		t.log.Warn("mpegts: skipping bytes before the first packet", "bytes", k)
 		if _, err := br.Discard(k); err != nil {
 			return err
 		}
+		rec.buf = rec.buf[k:]
 	}
 	// It sees no video payload (see tsdemux.SkipVideo).
 	mr := &mpegts.Reader{R: tsdemux.SkipVideo(br)}
