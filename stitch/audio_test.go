@@ -164,6 +164,18 @@ func TestAudioTS(t *testing.T) {
 					if d := mediatest.EqualHashes(wantVideo[60:96], mediatest.FrameHashes(t, out)[:36]); d != "" {
 						t.Errorf("clip: pictures are not the input's 60..95: %s", d)
 					}
+					// Past To, an MPEG-TS clip shows what its last reference
+					// picture needs: a run of the input's pictures, no hole,
+					// whichever picture of a B-frame run To falls on.
+					for k := range 4 {
+						to := 3200*time.Millisecond + time.Duration(k)*time.Second/30
+						clip, _ := writeFile(t, src, ".ts", stitch.Options{From: 2500 * time.Millisecond, To: to})
+						if got := mediatest.FrameHashes(t, clip); len(got) > 60 || 60+len(got) > len(wantVideo) {
+							t.Errorf("clip to %v: %d pictures", to, len(got))
+						} else if d := mediatest.EqualHashes(wantVideo[60:60+len(got)], got); d != "" {
+							t.Errorf("clip to %v: its %d pictures are not a run of the input's from 60: %s", to, len(got), d)
+						}
+					}
 				})
 			}
 		})

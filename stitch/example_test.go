@@ -68,7 +68,7 @@ func Example() {
 	fmt.Printf("clip: %d pictures decoded, %v shown\n", res.Samples, res.Duration)
 	// Output:
 	// whole: 120 pictures, 4 keyframes, 4s, boxes [ftyp moov mdat]
-	// clip: 67 pictures decoded, 1.7s shown
+	// clip: 68 pictures decoded, 1.7s shown
 }
 
 // topLevelBoxes lists the types of the top-level boxes of an MP4 file.

@@ -67,6 +67,25 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	if sel.b <= sel.a {
 		return sel, fmt.Errorf("%w: [%v, %v) holds no picture", ErrEmptyRange, from, to)
 	}
+	// The samples up to b may include a reference picture presented after
+	// toT (decoded before the B pictures presented before it); the
+	// pictures decoded after b that are presented before that one are kept
+	// too, so that what an output without an edit list (MPEG-TS) shows
+	// past toT is a run of the input's pictures, not one with a hole.
+	if sel.b < len(ix.samples) {
+		var maxPTS int64 = math.MinInt64
+		d := int64(0)
+		for i := 0; i < sel.b; i++ {
+			if i >= sel.a {
+				maxPTS = max(maxPTS, d+int64(ix.samples[i].cto))
+			}
+			d += int64(ix.samples[i].dur)
+		}
+		for sel.b < len(ix.samples) && !ix.samples[sel.b].sync && d+int64(ix.samples[sel.b].cto) < maxPTS {
+			d += int64(ix.samples[sel.b].dur)
+			sel.b++
+		}
+	}
 	reqFrom := fromT
 	if from > 0 && shown > ix.origin {
 		// Start with the whole picture presented at From: players
