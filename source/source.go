@@ -298,20 +298,26 @@ func isTypedErr(err error) bool {
 // the middle of a packet, a header), up to sniffLen - 3 packets of them.
 const sniffLen = 8 << 10
 
-// tsStart returns the offset of the first of three MPEG-TS packets in a
-// row in b (sync bytes 188 bytes apart), or of as many as b holds when it
-// starts with one; -1 if there is none.
+// tsStart returns the offset of the first MPEG-TS packet in b: 0 when b
+// starts with sync bytes 188 bytes apart (three, or as many as b holds),
+// else the first offset followed by five of them (bytes that are not
+// packets before it: the stronger evidence keeps raw H.264 or other data
+// whose 0x47 bytes happen to fall 188 apart from passing for MPEG-TS);
+// -1 if there is none.
 func tsStart(b []byte) int {
-	if len(b) > 0 && b[0] == tsSyncByte && len(b) < 3*tsPacketSize {
-		for i := tsPacketSize; i < len(b); i += tsPacketSize {
-			if b[i] != tsSyncByte {
-				return -1
+	syncs := func(k, n int) bool {
+		for i := range n {
+			if b[k+i*tsPacketSize] != tsSyncByte {
+				return false
 			}
 		}
+		return true
+	}
+	if len(b) > 0 && syncs(0, min(3, (len(b)-1)/tsPacketSize+1)) {
 		return 0
 	}
-	for k := 0; k+2*tsPacketSize < len(b); k++ {
-		if b[k] == tsSyncByte && b[k+tsPacketSize] == tsSyncByte && b[k+2*tsPacketSize] == tsSyncByte {
+	for k := 1; k+4*tsPacketSize < len(b); k++ {
+		if syncs(k, 5) {
 			return k
 		}
 	}
@@ -337,7 +343,8 @@ func Sniff(b []byte) Format {
 			return FormatMP4
 		}
 	}
-	if k := tsStart(b); k == 0 || (k > 0 && !isM2TS(b)) {
+	k := tsStart(b)
+	if k == 0 {
 		return FormatTS
 	}
 	i := 0
@@ -346,6 +353,9 @@ func Sniff(b []byte) Format {
 	}
 	if i >= 2 && i < len(b) && b[i] == 1 {
 		return FormatAnnexB
+	}
+	if k > 0 && !isM2TS(b) {
+		return FormatTS
 	}
 	return FormatUnknown
 }

@@ -682,6 +682,33 @@ func TestSniff(t *testing.T) {
 	if got := Sniff([]byte("hello world")); got != FormatUnknown {
 		t.Errorf("text: %v", got)
 	}
+	// Raw H.264 whose 0x47 bytes happen to fall 188 apart (three times)
+	// stays H.264: only five in a row after other bytes make MPEG-TS.
+	raw, err := os.ReadFile(mediatest.Testdata("raw.h264"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = slices.Clone(raw[:min(len(raw), sniffLen)])
+	for i := range 3 {
+		raw[1000+i*tsPacketSize] = tsSyncByte
+	}
+	if got := Sniff(raw); got != FormatAnnexB {
+		t.Errorf("raw H.264 with 0x47 bytes 188 apart: %v", got)
+	}
+	// Other bytes need five: three 0x47 188 apart are not MPEG-TS.
+	other := bytes.Repeat([]byte("x"), sniffLen)
+	for i := range 3 {
+		other[500+i*tsPacketSize] = tsSyncByte
+	}
+	if got := Sniff(other); got != FormatUnknown {
+		t.Errorf("text with three 0x47 bytes 188 apart: %v", got)
+	}
+	for i := 3; i < 5; i++ {
+		other[500+i*tsPacketSize] = tsSyncByte
+	}
+	if got := Sniff(other); got != FormatTS {
+		t.Errorf("five sync bytes after other bytes: %v, want MPEG-TS", got)
+	}
 }
 
 func TestRescale(t *testing.T) {
