@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,7 +280,7 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 		return res, http.StatusConflict, fmt.Errorf("chunk %d came after the stream went on without it (a discontinuity at its place); it is not recorded", n)
 	}
 	if note := st.audioNote(c); note != "" {
-		res.Note = note
+		res.Note = strings.TrimPrefix(res.Note+"; "+note, "; ")
 	}
 	st.pending[n] = c
 	st.sums[n] = c.sum
@@ -352,6 +353,14 @@ func (st *stream) audioNote(c *chunk) string {
 	return ""
 }
 
+// desc is audioDesc, or "none".
+func desc(a *source.AudioInfo) string {
+	if a == nil {
+		return "none"
+	}
+	return audioDesc(a)
+}
+
 // audioDesc describes an AAC configuration for a note.
 func audioDesc(a *source.AudioInfo) string {
 	return fmt.Sprintf("%s at %d Hz, %d channels", a.Codec, a.SampleRate, a.Channels)
@@ -372,6 +381,13 @@ func (st *stream) feed(ctx context.Context, c *chunk) error {
 			return err
 		}
 		st.p, st.timescale, st.audio = p, c.timescale, c.ainfo
+	}
+	if c.ainfo != nil && (st.audio == nil || !bytes.Equal(c.ainfo.ASC, st.audio.ASC)) {
+		// Said in the chunk's answer when the stream's audio was known
+		// then (audioNote); a chunk that waited for an earlier one learns
+		// it only here.
+		st.srv.cfg.Logger.Warn("a chunk's audio is not recorded: it does not match the stream's audio track", "stream", st.name,
+			"chunk", desc(c.ainfo), "stream_audio", desc(st.audio))
 	}
 	first := c.samples[0].DTS
 	conv := func(t int64) int64 { return rescale(t, c.timescale, st.timescale) }

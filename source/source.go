@@ -324,12 +324,25 @@ func tsStart(b []byte) int {
 	return -1
 }
 
+// tsRun reports whether b holds n sync bytes 188 bytes apart from k on.
+func tsRun(b []byte, k, n int) bool {
+	if k+(n-1)*tsPacketSize >= len(b) {
+		return false
+	}
+	for i := range n {
+		if b[k+i*tsPacketSize] != tsSyncByte {
+			return false
+		}
+	}
+	return true
+}
+
 // isM2TS reports whether b looks like 192-byte M2TS/BDAV packets (a
 // 4-byte time code before each sync byte), which this package does not
 // read.
 func isM2TS(b []byte) bool {
 	const m2ts = tsPacketSize + 4
-	return len(b) >= 4+2*m2ts && b[4] == tsSyncByte && b[4+m2ts] == tsSyncByte && b[4+2*m2ts] == tsSyncByte
+	return len(b) > 4+2*m2ts && b[4] == tsSyncByte && b[4+m2ts] == tsSyncByte && b[4+2*m2ts] == tsSyncByte
 }
 
 // Sniff detects the format of an input from its first bytes (up to
@@ -351,7 +364,9 @@ func Sniff(b []byte) Format {
 	for i < len(b) && b[i] == 0 {
 		i++
 	}
-	if i >= 2 && i < len(b) && b[i] == 1 {
+	if i >= 2 && i < len(b) && b[i] == 1 && (k < 0 || !tsRun(b, k, 20)) {
+		// (A capture of MPEG-TS cut at a PES header also starts with a
+		// start code: twenty packets in a row after it say MPEG-TS.)
 		return FormatAnnexB
 	}
 	if k > 0 && !isM2TS(b) {

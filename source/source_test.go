@@ -709,6 +709,33 @@ func TestSniff(t *testing.T) {
 	if got := Sniff(other); got != FormatTS {
 		t.Errorf("five sync bytes after other bytes: %v, want MPEG-TS", got)
 	}
+	// Inputs just long enough for the M2TS check (two packets and 4
+	// bytes) are refused, not a panic.
+	for n := 380; n <= 400; n++ {
+		short := bytes.Repeat([]byte("y"), n)
+		short[4], short[4+192] = tsSyncByte, tsSyncByte
+		if _, err := NewReader(bytes.NewReader(short), Options{}); err == nil {
+			t.Errorf("%d bytes: no error", n)
+		}
+	}
+	// MPEG-TS captured from a PES header on starts with a start code, as
+	// raw H.264 does: the packets that follow it say MPEG-TS.
+	ts, err := os.ReadFile(mediatest.Testdata("av.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := -1
+	for i := 3 * tsPacketSize; i+tsPacketSize <= len(ts) && cut < 0; i += tsPacketSize {
+		if q := ts[i:]; q[1]&0x40 != 0 && q[3]&0x20 == 0 && q[4] == 0 && q[5] == 0 && q[6] == 1 {
+			cut = i + 4
+		}
+	}
+	if cut < 0 {
+		t.Fatal("no PES header without adaptation field in av.ts")
+	}
+	if got := Sniff(ts[cut:][:sniffLen]); got != FormatTS {
+		t.Errorf("MPEG-TS cut at a PES header: %v, want MPEG-TS", got)
+	}
 }
 
 func TestRescale(t *testing.T) {

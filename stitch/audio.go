@@ -162,10 +162,20 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 	// timeline: each frame takes the offset of its own.
 	multi := isTS && pi.vok && len(m.timelines) > 1 && len(m.frameAt) == len(ls)
 	var runEnd int64
+	tl, prevRaw := -1, int64(0) // the previous frame's timeline and unwrapped time
+	frame90 := rescaleRound(a.frame, out, 90000)
 	for j := range ls {
 		x := &ls[j]
 		if multi {
-			off = rescaleRound(m.timelineOffset(int(m.frameAt[j]), m.unwrapNear(x.dts)), 90000, out)
+			// A frame that follows the one before it (within two frames)
+			// is on its timeline; after a step of the audio's own times,
+			// its stream position (or its time) tells.
+			raw := m.unwrapNear(x.dts)
+			if d := raw - prevRaw; tl < 0 || d < frame90-2*frame90 || d > 3*frame90 {
+				tl = m.timelineOf(int(m.frameAt[j]), raw)
+			}
+			prevRaw = raw
+			off = rescaleRound(m.timelines[tl].off, 90000, out)
 		}
 		t := conv(x) + off
 		if len(a.samples) == 0 {
@@ -207,13 +217,13 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 	return nil
 }
 
-// timelineOffset returns the video offset of the timeline (m.timelines) an
-// audio frame belongs to: the one its stream position k (access units
-// before it) falls in, unless its unwrapped time raw lies outside that
-// timeline's decode times (a second's margin) and inside a neighbour's:
-// around a jump, a muxer sends some audio of one timeline among the
-// pictures of the other.
-func (m *merger) timelineOffset(k int, raw int64) int64 {
+// timelineOf returns the index in m.timelines of the timeline an audio
+// frame that does not follow the one before it belongs to: the one its
+// stream position k (access units before it) falls in, unless its
+// unwrapped time raw lies outside that timeline's decode times (a
+// second's margin) and inside a neighbour's: around a jump, a muxer sends
+// some audio of one timeline among the pictures of the other.
+func (m *merger) timelineOf(k int, raw int64) int {
 	tls := m.timelines
 	c := 0
 	for c+1 < len(tls) && tls[c+1].j <= k {
@@ -227,7 +237,7 @@ func (m *merger) timelineOffset(k int, raw int64) int64 {
 	case c > 0 && within(c-1):
 		c--
 	}
-	return tls[c].off
+	return c
 }
 
 // unwrapNear returns the 33-bit MPEG-TS timestamp v made continuous with

@@ -327,3 +327,74 @@ func TestJoinedFilesJump(t *testing.T) {
 		t.Errorf("%d pictures decode, want 450", n)
 	}
 }
+
+// TestJoinedFilesLateAudio: two MPEG-TS files whose timestamps both start
+// at 0, joined end to end, with the first file's last audio PES packet
+// sent after the second file's first pictures (as a muxer that buffers
+// audio does around an encoder restart): every audio frame is kept, each
+// on its own file's timeline. The frame's time fits either timeline; that
+// it follows the frame before it tells.
+func TestJoinedFilesLateAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "a.ts")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=5",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=5", "-c:v", "libx264", "-g", "30",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", p)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 188
+	var pkts [][]byte
+	for i := 0; i+size <= len(b); i += size {
+		pkts = append(pkts, b[i:i+size])
+	}
+	pid := func(q []byte) int { return int(q[1]&0x1f)<<8 | int(q[2]) }
+	pesStart := func(q []byte, streamID byte) bool { // a PUSI packet whose PES has this stream id (mask 0xf0)
+		if q[1]&0x40 == 0 {
+			return false
+		}
+		off := 4
+		if q[3]&0x20 != 0 {
+			off += 1 + int(q[4])
+		}
+		return off+4 <= size && q[off] == 0 && q[off+1] == 0 && q[off+2] == 1 && q[off+3]&0xf0 == streamID
+	}
+	audio, video := -1, -1
+	lastAudio := -1 // first packet of the last audio PES
+	for i, q := range pkts {
+		switch {
+		case pesStart(q, 0xc0):
+			audio, lastAudio = pid(q), i
+		case pesStart(q, 0xe0):
+			video = pid(q)
+		}
+	}
+	if audio < 0 || video < 0 {
+		t.Fatal("no audio or video PES in the input")
+	}
+	var first, late, second [][]byte // file A without its last audio PES, that PES, file B
+	for i, q := range pkts {
+		if i >= lastAudio && pid(q) == audio {
+			late = append(late, q)
+		} else {
+			first = append(first, q)
+		}
+	}
+	n := 0 // file B with A's last audio PES after its second video PES start
+	for _, q := range pkts {
+		second = append(second, q)
+		if pid(q) == video && q[1]&0x40 != 0 {
+			if n++; n == 2 {
+				second = append(second, late...)
+			}
+		}
+	}
+	joined := mediatest.ConcatFiles(t, "joined.ts", append(first, second...)...)
+	want := 2 * mediatest.PacketCount(t, p, "audio")
+	_, res := writeFile(t, stitch.FromFiles(joined), ".mp4", stitch.Options{})
+	if res.AudioFrames < want-2 || res.Discontinuities != 1 {
+		t.Errorf("%d audio frames of %d, %d jumps joined (want 1)", res.AudioFrames, want, res.Discontinuities)
+	}
+}
