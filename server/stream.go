@@ -483,6 +483,17 @@ func (st *stream) push(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	})
 }
 
+// openGuarded calls open, turning a panic of a parser into an error: a
+// pushed body must not leave the stream marked as being pushed.
+func openGuarded(open func() (source.Source, error)) (src source.Source, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			src, err = nil, fmt.Errorf("%w: reading the start of the stream: %v", source.ErrInvalid, r)
+		}
+	}()
+	return open()
+}
+
 // record writes every sample of the source that open returns into the
 // stream, then ends the stream. stop, called from another goroutine, must
 // make the source end soon.
@@ -500,7 +511,7 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 		st.pushing = nil
 		st.mu.Unlock()
 	}
-	src, err := open()
+	src, err := openGuarded(open)
 	if err != nil {
 		release()
 		st.abandon()
