@@ -822,25 +822,6 @@ func TestFeedsChunker(t *testing.T) {
 	}
 }
 
-// packetCounts reads every packet of src: video samples and audio frames.
-func packetCounts(t *testing.T, src Source) (video, audio int) {
-	t.Helper()
-	for {
-		p, err := src.NextPacket()
-		if err == io.EOF {
-			return video, audio
-		}
-		if err != nil {
-			t.Fatalf("packet %d: %v", video+audio, err)
-		}
-		if p.Kind == KindAudio {
-			audio++
-		} else {
-			video++
-		}
-	}
-}
-
 // TestTSLeadingBytes: an MPEG-TS input that begins with bytes that are not
 // packets (a capture started inside a packet, or a header) is read from
 // its first packet on, from a file and from a pipe, as ffmpeg reads it;
@@ -855,7 +836,8 @@ func TestTSLeadingBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantV, wantA := packetCounts(t, clean)
+	wv, wa := readPackets(t, clean)
+	wantV, wantA := len(wv), len(wa)
 	garbage := bytes.Repeat([]byte("not a packet "), 77) // 1001 bytes, no 0x47
 	for name, in := range map[string][]byte{
 		"garbage":     append(slices.Clone(garbage), b...),
@@ -870,13 +852,15 @@ func TestTSLeadingBytes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: file: %v", name, err)
 		}
-		v, a := packetCounts(t, f)
+		fv, fa := readPackets(t, f)
+		v, a := len(fv), len(fa)
 		f.Close()
 		pipe, err := NewReader(io.MultiReader(bytes.NewReader(in)), Options{}) // not a ReadSeeker
 		if err != nil {
 			t.Fatalf("%s: pipe: %v", name, err)
 		}
-		pv, pa := packetCounts(t, pipe)
+		pvs, pas := readPackets(t, pipe)
+		pv, pa := len(pvs), len(pas)
 		if v != wantV || pv != wantV || a < wantA-1 || pa < wantA-1 {
 			t.Errorf("%s: %d/%d pictures (file/pipe), %d/%d audio frames; the clean input has %d and %d", name, v, pv, a, pa, wantV, wantA)
 		}
