@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -316,6 +317,10 @@ Flags:
 		cfg.Playlist = hls.VOD
 	case *event:
 		cfg.Playlist = hls.Event
+	case !*useSample && !slices.Contains(inputs, "-"):
+		// Files are read at full speed: a live window would list only
+		// their last segments when the recording ends.
+		fmt.Fprintln(stderr, "livechunk: note: the playlist is a live window (its last segments only, as a live stream's); -vod or -event keep the whole file listed")
 	}
 	start := time.Now()
 	var done func()

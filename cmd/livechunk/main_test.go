@@ -235,3 +235,23 @@ func TestRecordWarnsWithoutVerbose(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordFileLiveNote: recording a file (read at full speed) into a
+// live window says that the playlist will list its last segments only;
+// with -vod it does not.
+func TestRecordFileLiveNote(t *testing.T) {
+	in := mediatest.Testdata("av.ts")
+	for _, vod := range []bool{false, true} {
+		args := []string{"record", in, filepath.Join(t.TempDir(), "out")}
+		if vod {
+			args = []string{"record", "-vod", in, filepath.Join(t.TempDir(), "out")}
+		}
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if note := strings.Contains(errb.String(), "live window"); note == vod {
+			t.Errorf("vod=%v: live-window note shown %v: %q", vod, note, errb.String())
+		}
+	}
+}
