@@ -507,3 +507,45 @@ func TestChunkAudioConfigChange(t *testing.T) {
 		t.Errorf("%d audio frames recorded, chunk 0 has %d: chunk 1's went into the 48 kHz track", got, in)
 	}
 }
+
+// TestChunksWithAudioLead: chunks whose video an edit list delays by 0.5 s
+// behind their audio (4.5 s of audio, 4 s of video from 0.5 s on) keep all
+// their audio: each chunk's place on the stream's timeline starts where
+// its audio starts. Before, the first 0.5 s of every chunk's audio after
+// the first was taken for an overlap with the chunk before and dropped.
+func TestChunksWithAudioLead(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	var chunks []string
+	audio := 0
+	for i := range 3 {
+		v, a := filepath.Join(dir, fmt.Sprintf("v%d.mp4", i)), filepath.Join(dir, fmt.Sprintf("a%d.m4a", i))
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=30:duration=4,hue=h=%d", 90*i),
+			"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", v)
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4.5", "-c:a", "aac", a)
+		p := filepath.Join(dir, fmt.Sprintf("c%d.mp4", i))
+		mediatest.FFmpeg(t, "-itsoffset", "0.5", "-i", v, "-i", a, "-map", "0:v", "-map", "1:a", "-c", "copy", p)
+		chunks = append(chunks, p)
+		audio += mediatest.PacketCount(t, p, "audio")
+	}
+	ts := start(t, server.Config{})
+	for i, c := range chunks {
+		if code, body := put(t, ts, "lead", i, c); code != 200 {
+			t.Fatalf("chunk %d: %d %s", i, code, body)
+		}
+	}
+	if code, _ := ts.do(t, "POST", "/ingest/lead/end", nil); code != 200 {
+		t.Fatal("end failed")
+	}
+	live := ts.URL + "/live/lead/index.m3u8"
+	if got := mediatest.PacketCount(t, live, "audio"); got < audio-3 {
+		t.Errorf("%d audio frames recorded, the chunks have %d", got, audio)
+	}
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, live)); d != "" {
+		t.Errorf("video: %s", d)
+	}
+}

@@ -29,7 +29,11 @@ type chunk struct {
 	bitrate   int64    // the chunk's own average bit rate
 	ignored   []string // audio codecs not recorded
 	span      int64    // first DTS to end of the last sample, in timescale ticks
-	bytes     int
+	// aStart and aEnd are where the chunk's audio starts and ends, in
+	// timescale ticks (its first frame's PTS, its last frame's end), when
+	// it has audio.
+	aStart, aEnd int64
+	bytes        int
 	sum       [sha256.Size]byte // of the upload: a retry must be the same bytes
 }
 
@@ -113,7 +117,35 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		dur = last.DTS - c.samples[len(c.samples)-2].DTS
 	}
 	c.span = last.DTS - first.DTS + dur
+	if n := len(c.audio); n > 0 && c.ainfo != nil && c.ainfo.SampleRate > 0 {
+		ats := c.ainfo.Timescale
+		c.aStart = rescale(c.audio[0].PTS, ats, c.timescale)
+		c.aEnd = rescale(c.audio[n-1].PTS+int64(c.ainfo.FrameSamples)*int64(ats)/int64(c.ainfo.SampleRate), ats, c.timescale)
+	}
 	return c, 0, nil
+}
+
+// extent returns where the chunk starts and ends on its own timeline
+// (timescale ticks): its video's first decode time and end, widened to
+// its audio's when the audio starts or ends more than two frames apart
+// from the video (an edit list that delays the video, audio that runs
+// on), so that such audio is not taken for an overlap with the chunk
+// before or after and dropped. A frame or two of difference (encoder
+// priming) keeps the video's extent, as before.
+func (c *chunk) extent(withAudio bool) (start, end int64) {
+	start = c.samples[0].DTS
+	end = start + c.span
+	if !withAudio || c.ainfo == nil || len(c.audio) == 0 || c.ainfo.SampleRate <= 0 {
+		return start, end
+	}
+	tol := 2 * int64(c.ainfo.FrameSamples) * int64(c.timescale) / int64(c.ainfo.SampleRate)
+	if c.aStart < start-tol {
+		start = c.aStart
+	}
+	if c.aEnd > end+tol {
+		end = c.aEnd
+	}
+	return start, end
 }
 
 // checkSamples refuses, before the stream is touched, decode times that do
@@ -389,14 +421,15 @@ func (st *stream) feed(ctx context.Context, c *chunk) error {
 		st.srv.cfg.Logger.Warn("a chunk's audio is not recorded: it does not match the stream's audio track", "stream", st.name,
 			"chunk", desc(c.ainfo), "stream_audio", desc(st.audio))
 	}
-	first := c.samples[0].DTS
+	recordAudio := st.audio != nil && c.ainfo != nil && bytes.Equal(c.ainfo.ASC, st.audio.ASC)
+	first, end := c.extent(recordAudio)
 	conv := func(t int64) int64 { return rescale(t, c.timescale, st.timescale) }
 	vi, ai := 0, 0
 	for _, isAudio := range c.isAudio {
 		if isAudio {
 			a := c.audio[ai]
 			ai++
-			if st.audio == nil || c.ainfo == nil || !bytes.Equal(c.ainfo.ASC, st.audio.ASC) {
+			if !recordAudio {
 				continue // see audioNote
 			}
 			ats := st.audio.Timescale
@@ -419,7 +452,7 @@ func (st *stream) feed(ctx context.Context, c *chunk) error {
 			return err
 		}
 	}
-	st.offset += conv(c.span)
+	st.offset += conv(end - first)
 	return nil
 }
 
