@@ -31,10 +31,10 @@ type chunk struct {
 	span      int64    // first DTS to end of the last sample, in timescale ticks
 	// aStart and aEnd are where the chunk's audio starts and ends, in
 	// timescale ticks (its first frame's PTS, its last frame's end), when
-	// it has audio.
-	aStart, aEnd int64
-	bytes        int
-	sum       [sha256.Size]byte // of the upload: a retry must be the same bytes
+	// it has audio; vStart is its first picture's presentation time.
+	aStart, aEnd, vStart int64
+	bytes                int
+	sum                  [sha256.Size]byte // of the upload: a retry must be the same bytes
 }
 
 // parseChunk reads a whole self-contained MP4 chunk. The samples alias one
@@ -117,6 +117,10 @@ func parseChunk(body []byte) (*chunk, int, error) {
 		dur = last.DTS - c.samples[len(c.samples)-2].DTS
 	}
 	c.span = last.DTS - first.DTS + dur
+	c.vStart = first.PTS
+	for _, s := range c.samples {
+		c.vStart = min(c.vStart, s.PTS)
+	}
 	if n := len(c.audio); n > 0 && c.ainfo != nil && c.ainfo.SampleRate > 0 {
 		ats := c.ainfo.Timescale
 		c.aStart = rescale(c.audio[0].PTS, ats, c.timescale)
@@ -126,12 +130,13 @@ func parseChunk(body []byte) (*chunk, int, error) {
 }
 
 // extent returns where the chunk starts and ends on its own timeline
-// (timescale ticks): its video's first decode time and end, widened to
-// its audio's when the audio starts or ends more than two frames apart
-// from the video (an edit list that delays the video, audio that runs
-// on), so that such audio is not taken for an overlap with the chunk
-// before or after and dropped. A frame or two of difference (encoder
-// priming) keeps the video's extent, as before.
+// (timescale ticks): its video's first decode time and the end of its
+// last picture, widened by as much as its audio starts before its first
+// picture is presented, or ends after its last, when that is more than
+// two frames (an edit list that delays the video, audio that runs on), so
+// that such audio is not taken for an overlap with the chunk before or
+// after and dropped. A frame or two (encoder priming) keeps the video's
+// extent, as before.
 func (c *chunk) extent(withAudio bool) (start, end int64) {
 	start = c.samples[0].DTS
 	end = start + c.span
@@ -139,11 +144,11 @@ func (c *chunk) extent(withAudio bool) (start, end int64) {
 		return start, end
 	}
 	tol := 2 * int64(c.ainfo.FrameSamples) * int64(c.timescale) / int64(c.ainfo.SampleRate)
-	if c.aStart < start-tol {
-		start = c.aStart
+	if lead := c.vStart - c.aStart; lead > tol {
+		start -= lead
 	}
-	if c.aEnd > end+tol {
-		end = c.aEnd
+	if tail := c.aEnd - (c.vStart + c.span); tail > tol {
+		end += tail
 	}
 	return start, end
 }
