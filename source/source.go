@@ -305,19 +305,11 @@ const sniffLen = 8 << 10
 // whose 0x47 bytes happen to fall 188 apart from passing for MPEG-TS);
 // -1 if there is none.
 func tsStart(b []byte) int {
-	syncs := func(k, n int) bool {
-		for i := range n {
-			if b[k+i*tsPacketSize] != tsSyncByte {
-				return false
-			}
-		}
-		return true
-	}
-	if len(b) > 0 && syncs(0, min(3, (len(b)-1)/tsPacketSize+1)) {
+	if len(b) > 0 && tsRun(b, 0, min(3, (len(b)-1)/tsPacketSize+1)) {
 		return 0
 	}
 	for k := 1; k+4*tsPacketSize < len(b); k++ {
-		if syncs(k, 5) {
+		if tsRun(b, k, 5) {
 			return k
 		}
 	}
