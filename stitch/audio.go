@@ -116,7 +116,10 @@ func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) (*audioIndex, error) {
 // Frames that would overlap the ones before them by more than half a frame
 // (the encoder priming of a chunk that starts again at 0) are left out;
 // small jitter is absorbed so that frames follow each other exactly.
-func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS, rebase, editOrigin bool) error {
+// frameAt (MPEG-TS, tsScan.frameAt; nil for MP4) is where each frame
+// came among the part's access units, which tells its timeline when the
+// part's timestamps jump (m.timelines).
+func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti *trackInfo, isTS, rebase, editOrigin bool) error {
 	if len(ls) == 0 {
 		return nil
 	}
@@ -160,7 +163,7 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 	pi.audio.first = len(a.samples)
 	// An MPEG-TS part whose timestamps jump inside it has more than one
 	// timeline: each frame takes the offset of its own.
-	multi := isTS && pi.vok && len(m.timelines) > 1 && len(m.frameAt) == len(ls)
+	multi := isTS && pi.vok && len(m.timelines) > 1 && len(frameAt) == len(ls)
 	var runEnd int64
 	tl, prevRaw := -1, int64(0) // the previous frame's timeline and unwrapped time
 	frame90 := rescaleRound(a.frame, out, 90000)
@@ -171,8 +174,8 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, ti *trackInfo, isTS,
 			// is on its timeline; after a step of the audio's own times,
 			// its stream position (or its time) tells.
 			raw := m.unwrapNear(x.dts)
-			if d := raw - prevRaw; tl < 0 || d < frame90-2*frame90 || d > 3*frame90 {
-				tl = m.timelineOf(int(m.frameAt[j]), raw)
+			if d := raw - prevRaw; tl < 0 || d < -frame90 || d > 3*frame90 {
+				tl = m.timelineOf(int(frameAt[j]), raw)
 			}
 			prevRaw = raw
 			off = rescaleRound(m.timelines[tl].off, 90000, out)

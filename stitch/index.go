@@ -131,7 +131,6 @@ type merger struct {
 	// timestamps jump inside it (streams joined end to end), each with the
 	// offset its pictures got, for its audio (mergeAudio).
 	timelines []timeline
-	frameAt   []int32 // tsScan.frameAt of the part's audio, for mergeAudio
 
 	rawHave bool // MPEG-TS unwrapping of 33-bit timestamps
 	rawLast int64
@@ -344,7 +343,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		if als, aNoTFDT, err = fragmentSamples(als, a, s); err != nil {
 			return false, err
 		}
-		if err := m.mergeAudio(&pi, als, a, false, aNoTFDT, own && a.hasEdit); err != nil {
+		if err := m.mergeAudio(&pi, als, nil, a, false, aNoTFDT, own && a.hasEdit); err != nil {
 			return false, err
 		}
 	}
@@ -382,10 +381,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 	}
 	if s.audio != nil && len(s.frames) > 0 {
 		ti := &trackInfo{timescale: 90000, ainfo: s.audio.info, asc: s.audio.asc}
-		m.frameAt = s.frameAt
-		err := m.mergeAudio(&pi, s.frames, ti, true, false, false)
-		m.frameAt = nil
-		if err != nil {
+		if err := m.mergeAudio(&pi, s.frames, s.frameAt, ti, true, false, false); err != nil {
 			return false, err
 		}
 	}
@@ -453,7 +449,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 			switch {
 			case !jump || gap <= 0:
 			case j > pi.skip:
-				pause = audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationTicks(pi.part.Duration, out)
+				pause = audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationToTicks(pi.part.Duration, out)
 			case !rebase && !pi.part.Discontinuity && m.partDur > 0:
 				// The first sample of a part: where the previous part's
 				// declared duration ends.
@@ -526,7 +522,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 	if pi.n == 0 {
 		return false, nil
 	}
-	m.partStart, m.partDur = partFirstDTS, durationTicks(pi.part.Duration, out)
+	m.partStart, m.partDur = partFirstDTS, durationToTicks(pi.part.Duration, out)
 	if !m.haveOrigin {
 		m.origin, m.haveOrigin = partMinPTS, true
 	}
@@ -551,11 +547,6 @@ func (m *merger) unwrap(v int64) int64 {
 	m.rawAcc += wrap33(v - m.rawLast)
 	m.rawLast = v
 	return m.rawAcc
-}
-
-// durationTicks converts d to ticks of timescale.
-func durationTicks(d time.Duration, timescale uint32) int64 {
-	return int64(d.Seconds() * float64(timescale))
 }
 
 func abs(x int64) int64 {
