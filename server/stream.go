@@ -380,26 +380,25 @@ func (st *stream) aheadCount() int {
 // go into the stream's track, whose init section says otherwise.
 func (st *stream) audioNote(c *chunk) string {
 	switch {
-	case st.p == nil || c.ainfo == nil:
+	case st.p == nil || c.ainfo == nil || st.takesAudio(c):
 		return ""
 	case st.audio == nil:
 		return "the chunk's audio is not recorded: the stream has no audio track (its first chunk had none)"
-	case !bytes.Equal(c.ainfo.ASC, st.audio.ASC):
-		return fmt.Sprintf("the chunk's audio is not recorded: it is %s, the stream's audio track %s", audioDesc(c.ainfo), audioDesc(st.audio))
 	}
-	return ""
+	return fmt.Sprintf("the chunk's audio is not recorded: it is %s, the stream's audio track %s", audioDesc(c.ainfo), audioDesc(st.audio))
 }
 
-// desc is audioDesc, or "none".
-func desc(a *source.AudioInfo) string {
+// takesAudio reports whether the stream's audio track takes the chunk's
+// AAC frames: both have one, of the same configuration.
+func (st *stream) takesAudio(c *chunk) bool {
+	return st.audio != nil && c.ainfo != nil && bytes.Equal(c.ainfo.ASC, st.audio.ASC)
+}
+
+// audioDesc describes an AAC configuration for a note ("none" for nil).
+func audioDesc(a *source.AudioInfo) string {
 	if a == nil {
 		return "none"
 	}
-	return audioDesc(a)
-}
-
-// audioDesc describes an AAC configuration for a note.
-func audioDesc(a *source.AudioInfo) string {
 	return fmt.Sprintf("%s at %d Hz, %d channels", a.Codec, a.SampleRate, a.Channels)
 }
 
@@ -419,14 +418,14 @@ func (st *stream) feed(ctx context.Context, c *chunk) error {
 		}
 		st.p, st.timescale, st.audio = p, c.timescale, c.ainfo
 	}
-	if c.ainfo != nil && (st.audio == nil || !bytes.Equal(c.ainfo.ASC, st.audio.ASC)) {
+	recordAudio := st.takesAudio(c)
+	if c.ainfo != nil && !recordAudio {
 		// Said in the chunk's answer when the stream's audio was known
 		// then (audioNote); a chunk that waited for an earlier one learns
 		// it only here.
 		st.srv.cfg.Logger.Warn("a chunk's audio is not recorded: it does not match the stream's audio track", "stream", st.name,
-			"chunk", desc(c.ainfo), "stream_audio", desc(st.audio))
+			"chunk", audioDesc(c.ainfo), "stream_audio", audioDesc(st.audio))
 	}
-	recordAudio := st.audio != nil && c.ainfo != nil && bytes.Equal(c.ainfo.ASC, st.audio.ASC)
 	first, end := c.extent(recordAudio)
 	conv := func(t int64) int64 { return rescale(t, c.timescale, st.timescale) }
 	vi, ai := 0, 0
