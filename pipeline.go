@@ -570,8 +570,8 @@ func (p *Pipeline) Close(ctx context.Context) error {
 // them from the stream); the audio track, the bit rate and the display
 // matrix when cfg leaves them unset; and, for an input of one timeline
 // (info.OneTimeline), a JumpThreshold that no step reaches, when cfg sets
-// none. Record uses it; so does a server that
-// starts a Pipeline for each incoming stream.
+// none. Record uses it; so does a server that starts a Pipeline for each
+// incoming stream.
 func (cfg Config) WithSource(info source.Info) Config {
 	cfg.Timescale = info.Timescale
 	cfg.WrapBits = info.WrapBits

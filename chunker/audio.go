@@ -304,11 +304,10 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 // audioRanOn reports whether the audio went on, without a jump of its own,
 // past the middle of the video's step from the decode time from to to
 // (input video ticks), and not more than a second past to: the video
-// paused there (a variable frame rate, as
-// in screen recordings) rather than its timestamps jumping. Audio is
-// interleaved by time, so when the picture after a pause arrives, the
-// audio of the pause has arrived before it; after a jump of both tracks,
-// the audio jumped too.
+// paused there (a variable frame rate, as in screen recordings) rather
+// than its timestamps jumping. Audio is interleaved by time, so when the
+// picture after a pause arrives, the audio of the pause has arrived
+// before it; after a jump of both tracks, the audio jumped too.
 func (k *chunker) audioRanOn(from, to int64) bool {
 	a := k.aud
 	if a == nil || !a.haveIn {

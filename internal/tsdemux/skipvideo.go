@@ -3,13 +3,13 @@ package tsdemux
 import "io"
 
 // SkipVideo returns a reader of the transport packets of r except those
-// of video PES streams (stream_id 0xE0 to 0xEF, known from each pid's first
-// PES header) and null packets; r must begin at a packet. mediacommon's Reader, which finds
-// the streams and reads each audio stream's first PES packet for its
-// configuration, needs no video payload, and it keeps at most 1 MiB of what
-// it reads: the pictures before the first audio packet (a 4K keyframe alone
-// is megabytes) made it fail. Packets without the sync byte are passed on
-// as they are.
+// of video PES streams (stream_id 0xE0 to 0xEF, known from each pid's
+// first PES header) and null packets; r must begin at a packet.
+// mediacommon's Reader, which finds the streams and reads each audio
+// stream's first PES packet for its configuration, needs no video
+// payload, and it keeps at most 1 MiB of what it reads: the pictures
+// before the first audio packet (a 4K keyframe alone is megabytes) made it
+// fail. Packets without the sync byte are passed on as they are.
 func SkipVideo(r io.Reader) io.Reader { return &videoFilter{r: r} }
 
 // nullPID is the pid of null (stuffing) packets.
