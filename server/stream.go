@@ -130,27 +130,14 @@ func parseChunk(body []byte) (*chunk, int, error) {
 }
 
 // extent returns where the chunk starts and ends on its own timeline
-// (timescale ticks): its video's first decode time and the end of its
-// last picture, widened by as much as its audio starts before its first
-// picture is presented, or ends after its last, when that is more than
-// two frames (an edit list that delays the video, audio that runs on), so
-// that such audio is not taken for an overlap with the chunk before or
-// after and dropped. A frame or two (encoder priming) keeps the video's
-// extent, as before.
+// (timescale ticks), with its audio when that is recorded: see
+// source.ChunkExtent.
 func (c *chunk) extent(withAudio bool) (start, end int64) {
-	start = c.samples[0].DTS
-	end = start + c.span
 	if !withAudio || c.ainfo == nil || len(c.audio) == 0 || c.ainfo.SampleRate <= 0 {
-		return start, end
+		return c.samples[0].DTS, c.samples[0].DTS + c.span
 	}
 	tol := 2 * int64(c.ainfo.FrameSamples) * int64(c.timescale) / int64(c.ainfo.SampleRate)
-	if lead := c.vStart - c.aStart; lead > tol {
-		start -= lead
-	}
-	if tail := c.aEnd - (c.vStart + c.span); tail > tol {
-		end += tail
-	}
-	return start, end
+	return source.ChunkExtent(c.samples[0].DTS, c.span, c.vStart, c.aStart, c.aEnd, tol)
 }
 
 // checkSamples refuses, before the stream is touched, decode times that do

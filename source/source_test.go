@@ -872,3 +872,43 @@ func TestTSLeadingBytes(t *testing.T) {
 		t.Errorf("M2TS: %v, want ErrUnsupported naming M2TS", err)
 	}
 }
+
+// TestChunksAudioLead: MP4 chunks whose video an edit list delays 0.5 s
+// behind their audio keep all their audio when read as one stream (each
+// chunk is placed after the previous one's audio as well as its video),
+// and a chunk whose AAC configuration differs from the first one's has its
+// audio left out, its pictures read.
+func TestChunksAudioLead(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	chunk := func(i int, rate string) (string, int) {
+		v, a := filepath.Join(dir, fmt.Sprintf("v%d.mp4", i)), filepath.Join(dir, fmt.Sprintf("a%d.m4a", i))
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=2",
+			"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", v)
+		mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=frequency=440:duration=2.5:sample_rate="+rate, "-c:a", "aac", a)
+		p := filepath.Join(dir, fmt.Sprintf("c%d.mp4", i))
+		mediatest.FFmpeg(t, "-itsoffset", "0.5", "-i", v, "-i", a, "-map", "0:v", "-map", "1:a", "-c", "copy", p)
+		return p, mediatest.PacketCount(t, p, "audio")
+	}
+	var paths []string
+	want := 0
+	for i := range 3 {
+		p, n := chunk(i, "48000")
+		paths, want = append(paths, p), want+n
+	}
+	other, _ := chunk(3, "44100")
+	for _, tc := range []struct {
+		paths []string
+		audio int
+	}{{paths, want}, {append(slices.Clone(paths), other), want}} {
+		src, err := OpenChunks(tc.paths, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, a := readPackets(t, src)
+		src.Close()
+		if len(v) != 60*len(tc.paths) || len(a) != tc.audio {
+			t.Errorf("%d chunks: %d pictures, %d audio frames; want %d and %d", len(tc.paths), len(v), len(a), 60*len(tc.paths), tc.audio)
+		}
+	}
+}
