@@ -51,39 +51,6 @@ func (a *audioIndex) finish() {
 	}
 }
 
-// audioTrack reads the AAC track of a moov.
-func (m *merger) audioTrack(moov *mp4.MoovBox, trak *mp4.TrakBox) (*trackInfo, error) {
-	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl}
-	if ti.timescale == 0 {
-		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
-	}
-	ase, ok := ti.stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox)
-	var esds *mp4.EsdsBox
-	if ok {
-		esds = ase.Esds
-		if esds == nil && ase.Wave != nil {
-			esds = ase.Wave.Esds // QuickTime sound description version 1
-		}
-	}
-	if esds == nil || esds.DecConfigDescriptor.DecSpecificInfo == nil {
-		m.log.Warn("stitch: AAC track without an esds box ignored", "track", ti.id)
-		return nil, nil
-	}
-	// A copy: the box was decoded from a read window that later reads reuse.
-	asc := bytes.Clone(esds.DecConfigDescriptor.DecSpecificInfo.DecConfig)
-	info, err := chunker.ParseAudioSpecificConfig(asc)
-	if err != nil {
-		m.log.Warn("stitch: AAC track ignored", "track", ti.id, "err", err)
-		return nil, nil
-	}
-	ti.ainfo, ti.asc = info, asc
-	ti.descIdx = []int{0}
-	if err := ti.readTables(moov, trak); err != nil {
-		return nil, err
-	}
-	return ti, nil
-}
-
 // audioIndexFor returns the joined AAC track, created from the first
 // configuration seen. A different configuration later is unsupported.
 func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) (*audioIndex, error) {
