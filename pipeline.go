@@ -101,8 +101,8 @@ type Config struct {
 	Pool *chunker.Pool
 	// Sink tunes uploads (in-flight bound, concurrency, retries). Its Prefix
 	// and OnDurable are set by the pipeline. Its Retry also applies to
-	// playlist writes (hls.Retry, with that type's defaults for zero
-	// fields).
+	// playlist writes (with the playlist defaults of
+	// hls.PublisherConfig.Retry for zero fields).
 	Sink sink.Config
 	// Logger receives progress and warnings. Default: discard.
 	Logger *slog.Logger
@@ -151,7 +151,7 @@ type Pipeline struct {
 	chunk    chunker.Chunker
 	sink     *sink.Sink
 	pub      *hls.Publisher
-	pubRetry hls.Retry
+	pubRetry sink.Retry
 	started  time.Time
 	// writes counts Write calls; warnedOpenGOP: the open-GOP warning was
 	// logged (see Write).
@@ -219,12 +219,7 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		KeepSegments:   cfg.KeepSegments,
 		Logger:         cfg.Logger,
 		// Playlist writes ride out the same transient faults as uploads.
-		Retry: hls.Retry{
-			MaxAttempts:    cfg.Sink.Retry.MaxAttempts,
-			InitialBackoff: cfg.Sink.Retry.InitialBackoff,
-			MaxBackoff:     cfg.Sink.Retry.MaxBackoff,
-			AttemptTimeout: cfg.Sink.Retry.AttemptTimeout,
-		},
+		Retry: cfg.Sink.Retry,
 	}
 	var old *hls.MediaPlaylist
 	if !cfg.NoResume {

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
-	gax "github.com/googleapis/gax-go/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/livechunk/livechunk/internal/retry"
+	"github.com/livechunk/livechunk/sink"
 )
 
 // PublisherConfig configures a Publisher. The zero value publishes a live
@@ -48,8 +50,12 @@ type PublisherConfig struct {
 	// Now returns the current time (for deletion timing). Default time.Now.
 	Now func() time.Time
 	// Retry configures retries of playlist writes that fail with a
-	// transient error.
-	Retry Retry
+	// transient error (see [sink.Retry]). Zero fields take the upload
+	// defaults, except AttemptTimeout: 30 s. A write that keeps failing,
+	// or fails with a permanent error, is returned to the caller of Add or
+	// Finish; the next write (which carries everything the failed one did)
+	// repairs the playlist.
+	Retry sink.Retry
 	// StartDuration, when positive, holds back the first write of a live
 	// or event playlist until its segments last this long together. RFC
 	// 8216 section 6.3.3 has players start no less than three target
@@ -71,53 +77,15 @@ type PublisherConfig struct {
 	Logger *slog.Logger
 }
 
-// Retry configures retries of playlist writes that fail with a transient
-// error (gcerrors codes Unknown, Internal, ResourceExhausted and
-// DeadlineExceeded, like the sink's uploads). Pauses grow exponentially from
-// InitialBackoff up to MaxBackoff with full jitter. A write that keeps
-// failing, or fails with any other code, is returned to the caller; the
-// next write (which carries everything the failed one did) repairs it.
-type Retry struct {
-	// MaxAttempts is the number of tries per write, the first included.
-	// Default 8; 1 disables retries; a negative value retries transient
-	// errors until the context ends.
-	MaxAttempts int
-	// InitialBackoff bounds the first pause. Default 100 ms.
-	InitialBackoff time.Duration
-	// MaxBackoff bounds every pause. Default 10 s.
-	MaxBackoff time.Duration
-	// AttemptTimeout bounds each attempt: a write that takes longer (a
-	// hung connection) is abandoned and counts as a transient failure.
-	// Default 30 s; negative means no bound.
-	AttemptTimeout time.Duration
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 8
-	}
-	if r.InitialBackoff <= 0 {
-		r.InitialBackoff = 100 * time.Millisecond
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = 10 * time.Second
-	}
-	if r.MaxBackoff < r.InitialBackoff {
-		r.MaxBackoff = r.InitialBackoff
-	}
-	if r.AttemptTimeout == 0 {
-		r.AttemptTimeout = 30 * time.Second
-	}
-	return r
-}
-
-// transient reports whether a failed write is worth repeating.
-func transient(err error) bool {
-	switch gcerrors.Code(err) {
-	case gcerrors.Unknown, gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
-		return true
-	}
-	return false
+// playlistRetry holds the defaults of a playlist write's [sink.Retry]:
+// those of an upload, except that an attempt is abandoned after 30 s (a
+// playlist is small) and that MaxAttempts is 8 under any sink policy (a
+// playlist is never spooled, and the next write repairs a failed one).
+var playlistRetry = retry.Policy{
+	MaxAttempts:    sink.DefaultMaxAttempts,
+	InitialBackoff: sink.DefaultInitialBackoff,
+	MaxBackoff:     sink.DefaultMaxBackoff,
+	AttemptTimeout: 30 * time.Second,
 }
 
 // Publisher turns the stream of durable segments into playlist objects in a
@@ -184,7 +152,7 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg.Retry = cfg.Retry.withDefaults()
+	cfg.Retry = sink.Retry(retry.Policy(cfg.Retry).WithDefaults(playlistRetry))
 	p := &Publisher{b: b, cfg: cfg}
 	p.pl.Type = cfg.Type
 	p.pl.MediaSequence = cfg.FirstMediaSequence
@@ -368,7 +336,7 @@ func (p *Publisher) DeleteDue(ctx context.Context) {
 func (p *Publisher) write(ctx context.Context) error {
 	// The buffer is reused: WriteAll is done with it when it returns.
 	p.buf = p.pl.AppendRender(p.buf[:0])
-	retries, err := writeRetry(ctx, p.b, p.Key(), p.buf, p.cacheControl(), p.cfg.Retry, p.cfg.Logger)
+	retries, err := writeRetry(ctx, p.b, p.Key(), p.buf, p.cacheControl(), retry.Policy(p.cfg.Retry), p.cfg.Logger)
 	p.stats.WriteRetries += retries
 	if err != nil {
 		p.stats.WriteFailures++
@@ -379,15 +347,18 @@ func (p *Publisher) write(ctx context.Context) error {
 }
 
 // WritePlaylist stores a rendered playlist (media or multivariant) at key,
-// retrying transient errors as r says (zero fields take [Retry]'s
-// defaults). It returns the last error once a write fails permanently or
-// runs out of attempts.
-func WritePlaylist(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r Retry) error {
-	_, err := writeRetry(ctx, b, key, body, cacheControl, r.withDefaults(), nil)
+// retrying transient errors as r says (zero fields take the defaults of
+// PublisherConfig.Retry). It returns the last error once a write fails
+// permanently or runs out of attempts, or the context's cause when ctx
+// ends first.
+func WritePlaylist(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r sink.Retry) error {
+	_, err := writeRetry(ctx, b, key, body, cacheControl, retry.Policy(r).WithDefaults(playlistRetry), nil)
 	return err
 }
 
-func writeRetry(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r Retry, log *slog.Logger) (retries int, err error) {
+// writeRetry writes body at key, retrying as r says (its defaults
+// applied), and returns the number of retries made.
+func writeRetry(ctx context.Context, b *blob.Bucket, key string, body []byte, cacheControl string, r retry.Policy, log *slog.Logger) (retries int, err error) {
 	opts := &blob.WriterOptions{
 		ContentType:                 "application/vnd.apple.mpegurl",
 		CacheControl:                cacheControl,
@@ -396,31 +367,16 @@ func writeRetry(ctx context.Context, b *blob.Bucket, key string, body []byte, ca
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bo := gax.Backoff{Initial: r.InitialBackoff, Max: r.MaxBackoff, Multiplier: 2}
-	for attempt := 1; ; attempt++ {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if r.AttemptTimeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, r.AttemptTimeout)
-		}
-		err := b.WriteAll(actx, key, body, opts)
-		timedOut := err != nil && actx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if err == nil {
-			return retries, nil
-		}
-		if timedOut {
-			err = fmt.Errorf("attempt timed out after %v: %w (%v)", r.AttemptTimeout, context.DeadlineExceeded, err)
-		}
-		if ctx.Err() != nil || !transient(err) || (r.MaxAttempts > 0 && attempt >= r.MaxAttempts) {
-			return retries, fmt.Errorf("hls: writing playlist %s (attempt %d): %w", key, attempt, err)
-		}
-		pause := bo.Pause()
+	attempts, err := retry.Do(ctx, r, func(ctx context.Context) error {
+		return b.WriteAll(ctx, key, body, opts)
+	}, func(attempt int, pause time.Duration, err error) {
 		log.Warn("hls: playlist write failed, retrying", "key", key, "attempt", attempt, "pause", pause, "err", err)
 		retries++
-		if gax.Sleep(ctx, pause) != nil {
-			return retries, fmt.Errorf("hls: writing playlist %s (attempt %d): %w", key, attempt, err)
-		}
+	})
+	if err != nil {
+		return retries, fmt.Errorf("hls: writing playlist %s (attempt %d): %w", key, attempts, err)
 	}
+	return retries, nil
 }
 
 func (p *Publisher) cacheControl() string {

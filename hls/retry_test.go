@@ -10,6 +10,7 @@ import (
 
 	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/faultblob"
+	"github.com/livechunk/livechunk/sink"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
@@ -78,7 +79,7 @@ func TestPublisherRetriesTransientFaults(t *testing.T) {
 	const initial, maxPause = 2 * time.Millisecond, 32 * time.Millisecond
 	p, err := hls.NewPublisher(in.Bucket(), hls.PublisherConfig{
 		Type: hls.Event, TargetDuration: time.Second,
-		Retry: hls.Retry{MaxAttempts: -1, InitialBackoff: initial, MaxBackoff: maxPause, AttemptTimeout: 50 * time.Millisecond},
+		Retry: sink.Retry{MaxAttempts: -1, InitialBackoff: initial, MaxBackoff: maxPause, AttemptTimeout: 50 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func TestPublisherBackoffGrows(t *testing.T) {
 	const initial, playlists = 4 * time.Millisecond, 30
 	for i := range playlists {
 		p, err := hls.NewPublisher(in.Bucket(), hls.PublisherConfig{Type: hls.Event, Name: fmt.Sprintf("p%02d.m3u8", i),
-			Retry: hls.Retry{InitialBackoff: initial, MaxBackoff: time.Second}})
+			Retry: sink.Retry{InitialBackoff: initial, MaxBackoff: time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +182,7 @@ func TestPublisherPermanentError(t *testing.T) {
 	defer inner.Close()
 	in := faultblob.New(inner, faultblob.Config{})
 	p, err := hls.NewPublisher(in.Bucket(), hls.PublisherConfig{Type: hls.Event,
-		Retry: hls.Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+		Retry: sink.Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
-
-	"gocloud.dev/gcerrors"
 )
 
 // Errors returned by a [Sink]; test with errors.Is.
@@ -99,20 +96,4 @@ func (e *UploadError) Keys() []string {
 		keys[i] = o.Key
 	}
 	return keys
-}
-
-// transient reports whether an upload that failed with err may succeed when
-// tried again. Codes that say the request itself is wrong, or the bucket or
-// permission is missing, are permanent; so are cancellation, a conflict
-// with the bucket ([ErrSpoolConflict]) and a spool file that vanished.
-func transient(err error) bool {
-	if errors.Is(err, ErrSpoolConflict) || errors.Is(err, fs.ErrNotExist) {
-		// A conflict does not go away, nor does a spool file that vanished.
-		return false
-	}
-	switch gcerrors.Code(err) {
-	case gcerrors.Unknown, gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
-		return true
-	}
-	return false
 }

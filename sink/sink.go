@@ -50,12 +50,12 @@ import (
 	"sync"
 	"time"
 
-	gax "github.com/googleapis/gax-go/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/retry"
 )
 
 // Defaults of [Config] fields left zero.
@@ -107,24 +107,49 @@ func (p OverflowPolicy) String() string {
 	return fmt.Sprintf("OverflowPolicy(%d)", int(p))
 }
 
-// Retry configures retries of uploads that fail with a transient error
-// (gcerrors codes Unknown, Internal, ResourceExhausted and DeadlineExceeded).
+// Retry configures the retries of a write to a bucket that fails with a
+// transient error: gcerrors codes Unknown (a reset connection, or an error
+// the driver did not classify), Internal, ResourceExhausted and
+// DeadlineExceeded; any other code fails at once. It is the one retry
+// setting of livechunk: [Config].Retry tunes uploads, and
+// hls.PublisherConfig.Retry and hls.WritePlaylist take it for playlist
+// writes. Zero fields take the defaults of the user (the upload defaults
+// are documented on each field; playlist writes use the same except an
+// AttemptTimeout of 30 s).
+//
 // Pauses grow exponentially from InitialBackoff up to MaxBackoff with full
-// jitter (each pause is uniformly random between zero and the current bound).
+// jitter: each pause is uniformly random between zero and the current
+// bound, which doubles after every retry.
 type Retry struct {
 	// MaxAttempts is the number of tries per object, the first included.
 	// Default 8, except under the [Spool] policy, whose purpose is to ride
 	// out long outages: there the default is no limit. 1 disables retries;
-	// a negative value retries transient errors until Close gives up.
+	// a negative value retries transient errors until Close gives up (for
+	// a playlist write: until its context ends).
 	MaxAttempts int
 	// InitialBackoff bounds the first pause. Default 100 ms.
 	InitialBackoff time.Duration
-	// MaxBackoff bounds every pause. Default 10 s.
+	// MaxBackoff bounds every pause. Default 10 s; raised to
+	// InitialBackoff if smaller.
 	MaxBackoff time.Duration
 	// AttemptTimeout bounds each attempt: an upload that takes longer
 	// (a hung connection) is abandoned and counts as a transient failure
 	// (DeadlineExceeded). Default 2 minutes; negative means no bound.
 	AttemptTimeout time.Duration
+}
+
+// uploadRetry returns the upload defaults of Retry under policy p.
+func uploadRetry(p OverflowPolicy) retry.Policy {
+	d := retry.Policy{
+		MaxAttempts:    DefaultMaxAttempts,
+		InitialBackoff: DefaultInitialBackoff,
+		MaxBackoff:     DefaultMaxBackoff,
+		AttemptTimeout: DefaultAttemptTimeout,
+	}
+	if p == Spool {
+		d.MaxAttempts = -1
+	}
+	return d
 }
 
 // Config configures a [Sink]. The zero value is usable.
@@ -174,24 +199,7 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.Retry.MaxAttempts == 0 {
-		c.Retry.MaxAttempts = DefaultMaxAttempts
-		if c.Overflow == Spool {
-			c.Retry.MaxAttempts = -1
-		}
-	}
-	if c.Retry.InitialBackoff <= 0 {
-		c.Retry.InitialBackoff = DefaultInitialBackoff
-	}
-	if c.Retry.MaxBackoff <= 0 {
-		c.Retry.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
-		c.Retry.MaxBackoff = c.Retry.InitialBackoff
-	}
-	if c.Retry.AttemptTimeout == 0 {
-		c.Retry.AttemptTimeout = DefaultAttemptTimeout
-	}
+	c.Retry = Retry(retry.Policy(c.Retry).WithDefaults(uploadRetry(c.Overflow)))
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
@@ -853,49 +861,41 @@ func (s *Sink) upload(j *job) (attempts int, err error) {
 		// than writing the file).
 		ContentMD5: sum,
 	}
-	bo := gax.Backoff{
-		Initial:    s.cfg.Retry.InitialBackoff,
-		Max:        s.cfg.Retry.MaxBackoff,
-		Multiplier: 2,
-	}
-	for attempts = 1; ; attempts++ {
-		start := time.Now()
-		actx, acancel := ctx, context.CancelFunc(func() {})
-		if s.cfg.Retry.AttemptTimeout > 0 {
-			actx, acancel = context.WithTimeout(ctx, s.cfg.Retry.AttemptTimeout)
-		}
-		err = s.attempt(actx, j, sum, opts)
-		timedOut := actx.Err() != nil && ctx.Err() == nil
-		acancel()
-		if err == nil {
-			s.log.Debug("sink: uploaded", "key", j.key, "bytes", j.size,
-				"attempt", attempts, "elapsed", time.Since(start), "spooled", j.spool != "")
-			return attempts, nil
-		}
-		if ctx.Err() != nil {
-			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
-		}
-		if timedOut {
-			s.mu.Lock()
-			s.stats.AttemptTimeouts++
-			s.mu.Unlock()
-			err = fmt.Errorf("attempt timed out after %v: %w", s.cfg.Retry.AttemptTimeout, context.DeadlineExceeded)
-		}
-		if !transient(err) || (s.cfg.Retry.MaxAttempts > 0 && attempts >= s.cfg.Retry.MaxAttempts) {
-			return attempts, err
-		}
-		pause := bo.Pause()
-		s.log.Warn("sink: upload failed, retrying", "key", j.key, "attempt", attempts,
+	start := time.Now()
+	attempts, err = retry.Do(ctx, retry.Policy(s.cfg.Retry), func(ctx context.Context) error {
+		start = time.Now()
+		return s.attempt(ctx, j, sum, opts)
+	}, func(attempt int, pause time.Duration, err error) {
+		s.log.Warn("sink: upload failed, retrying", "key", j.key, "attempt", attempt,
 			"pause", pause, "err", err)
 		s.mu.Lock()
 		s.stats.Retries++
+		s.countTimeout(err)
 		s.mu.Unlock()
 		if s.hooks.pause != nil {
-			s.hooks.pause(j.key, attempts, pause)
+			s.hooks.pause(j.key, attempt, pause)
 		}
-		if gax.Sleep(ctx, pause) != nil {
-			return attempts, fmt.Errorf("%w (upload: %v)", context.Cause(ctx), err)
-		}
+	})
+	if err != nil {
+		s.mu.Lock()
+		s.countTimeout(err)
+		s.mu.Unlock()
+		return attempts, err
+	}
+	s.log.Debug("sink: uploaded", "key", j.key, "bytes", j.size,
+		"attempt", attempts, "elapsed", time.Since(start), "spooled", j.spool != "")
+	return attempts, nil
+}
+
+// countTimeout counts err in Stats.AttemptTimeouts if an attempt ran out of
+// Retry.AttemptTimeout. Every failed attempt's error passes here once: in
+// the retry callback, or as the error the loop ends with (an error of a
+// cancelled loop wraps the attempt's error as text only, and that attempt
+// did not time out). Call with s.mu held.
+func (s *Sink) countTimeout(err error) {
+	var te *retry.TimeoutError
+	if errors.As(err, &te) {
+		s.stats.AttemptTimeouts++
 	}
 }
 
@@ -912,7 +912,8 @@ func (s *Sink) attempt(ctx context.Context, j *job, sum []byte, opts *blob.Write
 				s.log.Info("sink: recovered object is already in the bucket", "key", j.key)
 				return nil
 			}
-			return fmt.Errorf("%w: %s holds %d other bytes; the spool keeps ours", ErrSpoolConflict, j.key, a.Size)
+			// A conflict does not go away: not retried.
+			return retry.Permanent(fmt.Errorf("%w: %s holds %d other bytes; the spool keeps ours", ErrSpoolConflict, j.key, a.Size))
 		case gcerrors.Code(err) != gcerrors.NotFound:
 			return err
 		}
@@ -921,6 +922,9 @@ func (s *Sink) attempt(ctx context.Context, j *job, sum []byte, opts *blob.Write
 		return writeAll(ctx, s.bucket, j.key, j.data, opts)
 	}
 	r, c, err := spoolReader(j.spool, j.spoolOff, j.size)
+	if errors.Is(err, fs.ErrNotExist) {
+		return retry.Permanent(err) // nor does a spool file that vanished
+	}
 	if err != nil {
 		return err
 	}

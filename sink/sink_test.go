@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 
 	"github.com/livechunk/livechunk/chunker"
 )
@@ -178,33 +177,6 @@ func TestConfigDefaults(t *testing.T) {
 	for p, want := range map[OverflowPolicy]string{Block: "block", Fail: "fail", Spool: "spool", 9: "OverflowPolicy(9)"} {
 		if p.String() != want {
 			t.Errorf("%d.String() = %q", int(p), p.String())
-		}
-	}
-}
-
-func TestTransient(t *testing.T) {
-	ctx := t.Context()
-	b, err := Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	_, notFound := b.Attributes(ctx, "missing")
-	if gcerrors.Code(notFound) != gcerrors.NotFound {
-		t.Fatalf("want a NotFound error, got %v", notFound)
-	}
-	for _, tc := range []struct {
-		err  error
-		want bool
-	}{
-		{errors.New("connection reset"), true},
-		{context.DeadlineExceeded, true},
-		{fmt.Errorf("put: %w", context.DeadlineExceeded), true},
-		{context.Canceled, false},
-		{notFound, false},
-	} {
-		if got := transient(tc.err); got != tc.want {
-			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -352,6 +352,11 @@ func TestSpoolConflict(t *testing.T) {
 	if !errors.Is(err, ErrSpoolConflict) {
 		t.Fatalf("Close: %v", err)
 	}
+	// A conflict does not go away: it is not retried.
+	var ue *UploadError
+	if !errors.As(err, &ue) || len(ue.Objects) != 1 || ue.Objects[0].Attempts != 1 {
+		t.Errorf("Close: %v, want one object tried once", err)
+	}
 	if got, _ := inner.ReadAll(ctx, key); string(got) != "someone else's" {
 		t.Error("overwritten")
 	}
