@@ -1,0 +1,180 @@
+package timeline
+
+import "time"
+
+// Joining independently timed parts. Phone chunks each start at time 0,
+// files joined end to end each have their own timestamps, a recording
+// resumed after a restart starts its clock again. The rule that puts them
+// on one timeline is written once, here:
+//
+//   - Pictures continue at their own frame step across a join: a part's
+//     first picture is presented right where the previous part's pictures
+//     end (the previous part's last decode time plus its duration, plus
+//     its reorder delay), so there is no hole and no stretched frame.
+//     Should that put the part's first decode time at or before the
+//     previous one's (a deeper B-frame reorder delay than the part
+//     before), the part moves later until its decode times continue.
+//   - Audio is placed against the pictures: a part's audio moves with its
+//     pictures, so each part keeps its own audio/video offset (the
+//     encoder priming and lead that its edit lists declare included).
+//     Audio that leads or trails a part's pictures is kept; a frame that
+//     lands more than half a frame inside audio already placed (a true
+//     overlap, as when every part's audio runs half a second longer than
+//     its pictures) is dropped; a frame within JoinTolerance of the end
+//     of the audio before it is placed exactly there.
+
+// JoinTolerance is the largest distance between a part's first audio frame
+// and the end of the audio before it that Joiner closes by moving the
+// frame (rounding of the parts' timescales). Larger gaps stay as they are,
+// so sync never moves by more than this.
+const JoinTolerance = time.Millisecond
+
+// Follow returns the offset (added to the new part's times) that
+// presents the new part's first picture, with decode time dts and
+// presentation time pts, right after the previous part's last picture,
+// which has decode time lastDTS and duration lastDur and whose part was
+// presented reorder ticks after its decode times (first PTS minus first
+// DTS). shifted reports that this placed the first decode time at or
+// before lastDTS, so the part was moved later to decode right after it.
+func Follow(lastDTS, lastDur, reorder, dts, pts int64) (off int64, shifted bool) {
+	off = lastDTS + lastDur + reorder - pts
+	if dts+off <= lastDTS {
+		return lastDTS + lastDur - dts, true
+	}
+	return off, false
+}
+
+// Clock is the timescales of a part's timestamps.
+type Clock struct {
+	Video, Audio uint32
+}
+
+// JoinStats counts what a Joiner did.
+type JoinStats struct {
+	Parts        int   // parts placed
+	Shifted      int   // parts moved later so that decode times increase (see Follow)
+	AudioDropped int64 // audio frames that overlapped audio placed before them
+}
+
+// Joiner places parts one after another on one output timeline, by the
+// rule above. The first part keeps its own times (converted to the output
+// timescales); each later part is placed by its first picture (Place, or
+// the first Video call), or, when it has none, by its first audio frame
+// (PlaceAudio). Within a part, Video takes pictures in decode order and
+// Audio takes frames in presentation order. A Joiner is not safe for
+// concurrent use.
+type Joiner struct {
+	video, audio uint32 // output timescales
+	part         Clock  // of the current part
+	placed       bool   // the current part is placed
+	off          int64  // output video ticks added to the current part's rescaled times
+	reorder      int64  // the current part's first PTS minus its first DTS (output)
+
+	have             bool  // a picture was placed
+	lastDTS, lastDur int64 // the last picture placed (output)
+	aHave            bool  // an audio frame was placed
+	aEnd             int64 // where the last frame placed ends (output audio ticks)
+	stats            JoinStats
+}
+
+// NewJoiner returns a Joiner whose output times are in ticks of the video
+// timescale video and the audio timescale audio (0 without audio).
+func NewJoiner(video, audio uint32) *Joiner {
+	return &Joiner{video: video, audio: audio}
+}
+
+// Begin starts the next part, whose timestamps are in clock c. Its
+// placement waits for its first picture or audio frame.
+func (j *Joiner) Begin(c Clock) {
+	j.part, j.placed = c, false
+}
+
+// Placed reports whether the current part is placed.
+func (j *Joiner) Placed() bool { return j.placed }
+
+// Stats returns the counters so far.
+func (j *Joiner) Stats() JoinStats { return j.stats }
+
+// Place places the current part by its first picture (decode time dts,
+// presentation time pts, part ticks).
+func (j *Joiner) Place(dts, pts int64) {
+	d, p := Rescale(dts, j.part.Video, j.video), Rescale(pts, j.part.Video, j.video)
+	j.off = 0
+	switch {
+	case j.have:
+		var shifted bool
+		j.off, shifted = Follow(j.lastDTS, j.lastDur, j.reorder, d, p)
+		if shifted {
+			j.stats.Shifted++
+		}
+	case j.aHave:
+		// Audio parts came first: the pictures start where their audio does.
+		j.off = Rescale(j.aEnd, j.audio, j.video) - p
+	}
+	j.reorder = p - d
+	j.placed = true
+	j.stats.Parts++
+}
+
+// PlaceAudio places a part that has no pictures by its first audio frame
+// (presentation time pts, part ticks): right after the audio before it, or
+// where the pictures before it end.
+func (j *Joiner) PlaceAudio(pts int64) {
+	t := Rescale(pts, j.part.Audio, j.audio)
+	var at int64
+	switch {
+	case j.aHave:
+		at = j.aEnd
+	case j.have:
+		at = Rescale(j.lastDTS+j.lastDur+j.reorder, j.video, j.audio)
+	default:
+		at = t
+	}
+	j.off = Rescale(at-t, j.audio, j.video)
+	j.placed = true
+	j.stats.Parts++
+}
+
+// Offset returns the current part's offset: output video ticks added to
+// its times once converted to the output timescale.
+func (j *Joiner) Offset() int64 { return j.off }
+
+// Video returns the output decode and presentation times and the duration
+// of a picture of the current part, given in part ticks; the part's first
+// picture places it (see Place) unless it is placed. Durations are
+// converted as differences of converted times, so that they add up.
+func (j *Joiner) Video(dts, pts, dur int64) (odts, opts, odur int64) {
+	if !j.placed {
+		j.Place(dts, pts)
+	}
+	from, to := j.part.Video, j.video
+	odts = Rescale(dts, from, to) + j.off
+	opts = Rescale(pts, from, to) + j.off
+	odur = Rescale(dts+dur, from, to) + j.off - odts
+	j.have, j.lastDTS, j.lastDur = true, odts, odur
+	return odts, opts, odur
+}
+
+// Audio returns the output presentation time of an audio frame of the
+// current part (pts and its duration dur in part ticks), moved by the
+// part's offset, or ok false for a frame that overlaps the audio placed
+// before it by more than half a frame, which is dropped (and counted). A
+// frame within JoinTolerance of the end of the previous one is placed
+// exactly there. The current part must be placed.
+func (j *Joiner) Audio(pts, dur int64) (t int64, ok bool) {
+	from, to := j.part.Audio, j.audio
+	t = Rescale(pts, from, to) + Rescale(j.off, j.video, to)
+	d := Rescale(pts+dur, from, to) - Rescale(pts, from, to)
+	if j.aHave {
+		gap := t - j.aEnd
+		if gap < -d/2 {
+			j.stats.AudioDropped++
+			return t, false
+		}
+		if tol := max(1, Ticks(JoinTolerance, to)); gap >= -tol && gap <= tol {
+			t = j.aEnd
+		}
+	}
+	j.aHave, j.aEnd = true, t+d
+	return t, true
+}
