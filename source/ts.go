@@ -9,11 +9,11 @@ import (
 	"log/slog"
 
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/tsdemux"
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 const (
@@ -34,8 +34,8 @@ const (
 // of the demuxer (lost packets, garbage between packets, PES without PTS)
 // are counted and logged, not returned.
 type TS struct {
-	pr      *tsdemux.Reader
-	dv, da  tsdemux.Depacketizer // video, audio
+	pr      *mpegts.Reader
+	dv, da  mpegts.Depacketizer // video, audio
 	log     *slog.Logger
 	info    Info
 	queue   []queued // demuxed, in arrival order, not yet returned
@@ -58,9 +58,9 @@ type queued struct {
 }
 
 // pesBuf is a PES packet's buffer that queued packets alias (see
-// tsdemux.Depacketizer.Detach).
+// mpegts.Depacketizer.Detach).
 type pesBuf struct {
-	d     *tsdemux.Depacketizer
+	d     *mpegts.Depacketizer
 	buf   []byte
 	nalus [][]byte
 }
@@ -103,7 +103,7 @@ func (t *TS) open(r io.Reader) (err error) {
 	// mediacommon's Reader finds the streams and the audio configuration
 	// (it reads as far as it needs, which keeps a live push's start
 	// prompt); what it read is recorded and read again by the packet path,
-	// tsdemux.
+	// internal/mpegts.
 	rec := &recorder{r: r}
 	br := bufio.NewReaderSize(rec, 32<<10)
 	head, perr := br.Peek(sniffLen)
@@ -132,8 +132,8 @@ func (t *TS) open(r io.Reader) (err error) {
 		}
 		rec.buf = rec.buf[k:]
 	}
-	// It sees no video payload (see tsdemux.SkipVideo).
-	mr := &mpegts.Reader{R: tsdemux.SkipVideo(br)}
+	// It sees no video payload (see mpegts.SkipVideo).
+	mr := &mcmpegts.Reader{R: mpegts.SkipVideo(br)}
 	if err := mr.Initialize(); err != nil {
 		if errors.Is(err, errHeadTooLong) {
 			return errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", maxTSHead>>20)
@@ -143,7 +143,7 @@ func (t *TS) open(r io.Reader) (err error) {
 		}
 		return errorf(ErrInvalid, "%v", err)
 	}
-	var track, atrack *mpegts.Track
+	var track, atrack *mcmpegts.Track
 	other := ""
 	for _, tr := range mr.Tracks() {
 		switch c := tr.Codec.(type) {
@@ -201,10 +201,10 @@ func (t *TS) open(r io.Reader) (err error) {
 		}
 	}
 	// The packet path reads the recorded bytes, then the rest of r.
-	t.pr = tsdemux.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), r), 64<<10), onErr, nil)
+	t.pr = mpegts.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), r), 64<<10), onErr, nil)
 	rec.buf = nil
-	t.dv = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, DropAUD: true}
-	t.da = tsdemux.Depacketizer{PID: tsdemux.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
+	t.dv = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, DropAUD: true}
+	t.da = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
 	if track != nil {
 		t.dv.PID = track.PID
 	}
@@ -236,7 +236,7 @@ func (t *TS) onVideo(pts, dts int64, au [][]byte) error {
 }
 
 // detach takes the buffers of the PES packet just delivered by d.
-func (t *TS) detach(d *tsdemux.Depacketizer) *pesBuf {
+func (t *TS) detach(d *mpegts.Depacketizer) *pesBuf {
 	var b *pesBuf
 	if n := len(t.spare); n > 0 {
 		b, t.spare = t.spare[n-1], t.spare[:n-1]
@@ -314,7 +314,7 @@ func (t *TS) more() (err error) {
 	for len(t.queue) == n && !t.eof {
 		if err := t.pr.Step(&t.dv, &t.da); err == io.EOF {
 			t.eof = true
-		} else if tsdemux.Unsupported(err) {
+		} else if mpegts.Unsupported(err) {
 			return errorf(ErrUnsupported, "%v", err)
 		} else if err != nil {
 			return err

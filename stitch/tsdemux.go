@@ -10,11 +10,11 @@ import (
 
 	"github.com/asticode/go-astits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/tsdemux"
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 // tsHead is how much of an MPEG-TS object is searched first for the
@@ -36,7 +36,7 @@ const (
 //
 // The program map and the audio configuration are found in the first
 // 256 KiB (tsPIDs), or failing that, in up to 32 MiB. The PES packets
-// themselves are reassembled by internal/tsdemux, in reused buffers:
+// themselves are reassembled by internal/mpegts, in reused buffers:
 // MPEG-TS input is demuxed twice (indexes, then payloads), and a demuxer
 // that allocates per packet (mediacommon's astits reader) made that five
 // times slower than ffmpeg.
@@ -107,16 +107,16 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	d.Reset()
 	da.Reset()
 	d.PID, d.OnErr, d.Video, d.DropAUD, d.MaxSize = pids.video, onErr, fn, true, maxSampleSize
-	da.PID, da.OnErr, da.Audio, da.MaxSize = tsdemux.NoPID, onErr, afn, maxSampleSize
+	da.PID, da.OnErr, da.Audio, da.MaxSize = mpegts.NoPID, onErr, afn, maxSampleSize
 	if pids.audio != nil && afn != nil {
 		da.PID = pids.audio.pid
 	}
 	defer func() { d.OnErr, d.Video, da.OnErr, da.Audio = nil, nil, nil, nil }()
-	tr := tsdemux.NewReader(in, onErr, func() error { return er.err })
+	tr := mpegts.NewReader(in, onErr, func() error { return er.err })
 	for {
 		if err := tr.Step(d, da); err == io.EOF {
 			return nil
-		} else if tsdemux.Unsupported(err) {
+		} else if mpegts.Unsupported(err) {
 			return errorf(ErrUnsupported, "%v", err)
 		} else if err != nil {
 			return err
@@ -127,7 +127,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 // tsState is the reusable memory of one tsDemux call.
 type tsState struct {
 	br    *bufio.Reader
-	d, da tsdemux.Depacketizer // video, audio
+	d, da mpegts.Depacketizer // video, audio
 	// When an object is searched past tsHead: what was read (kept when
 	// not over tsHeadKeep), a reader of it, and the reader of it and the
 	// rest.
@@ -141,7 +141,7 @@ var tsPool = sync.Pool{New: func() any {
 }}
 
 // tsNoPID is a PID value that matches no packet.
-const tsNoPID = tsdemux.NoPID
+const tsNoPID = mpegts.NoPID
 
 // tsAudio is the AAC stream of an MPEG-TS program.
 type tsAudio struct {
@@ -220,7 +220,7 @@ func tsProgram(head []byte, whole bool) (st tsStreams, ok bool) {
 func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 	var a *tsAudio
 	found := errors.New("found")
-	d := tsdemux.Depacketizer{PID: pid, OnErr: func(error) {}, Raw: func(_ int64, data []byte) error {
+	d := mpegts.Depacketizer{PID: pid, OnErr: func(error) {}, Raw: func(_ int64, data []byte) error {
 		var pkts mpeg4audio.ADTSPackets
 		if err := pkts.Unmarshal(data); err != nil || len(pkts) == 0 {
 			return found // as mediacommon: the first PES packet decides
@@ -254,7 +254,7 @@ func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 // tsPIDsMediacommon is tsPIDs with mediacommon's Reader.
 func tsPIDsMediacommon(head []byte) (tsStreams, error) {
 	st := tsStreams{video: tsNoPID}
-	tr := &mpegts.Reader{R: tsdemux.SkipVideo(bytes.NewReader(head))} // it needs no pictures
+	tr := &mcmpegts.Reader{R: mpegts.SkipVideo(bytes.NewReader(head))} // it needs no pictures
 	if err := tr.Initialize(); err != nil {
 		return st, errorf(ErrInvalid, "no program map table and first audio frame in the first %d KiB: %v", (len(head)+1023)>>10, err)
 	}

@@ -1,4 +1,4 @@
-package tsdemux_test
+package mpegts_test
 
 import (
 	"bufio"
@@ -11,11 +11,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/internal/mediatest"
-	"github.com/livechunk/livechunk/internal/tsdemux"
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 // unit is one access unit or one AAC frame, as a comparable string.
@@ -33,15 +33,15 @@ func join(nalus [][]byte) string { return string(bytes.Join(nalus, []byte{0, 0, 
 
 // withMediacommon demuxes b with mediacommon's Reader, the reference.
 func withMediacommon(t *testing.T, b []byte) (units []unit, video, audio uint16) {
-	r := &mpegts.Reader{R: bytes.NewReader(b)}
+	r := &mcmpegts.Reader{R: bytes.NewReader(b)}
 	if err := r.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	video, audio = tsdemux.NoPID, tsdemux.NoPID
+	video, audio = mpegts.NoPID, mpegts.NoPID
 	for _, tr := range r.Tracks() {
 		switch tr.Codec.(type) {
 		case *codecs.H264:
-			if video == tsdemux.NoPID {
+			if video == mpegts.NoPID {
 				video = tr.PID
 				r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
 					units = append(units, unit{pts: pts, dts: dts, data: join(au)})
@@ -49,7 +49,7 @@ func withMediacommon(t *testing.T, b []byte) (units []unit, video, audio uint16)
 				})
 			}
 		case *codecs.MPEG4Audio:
-			if audio == tsdemux.NoPID {
+			if audio == mpegts.NoPID {
 				audio = tr.PID
 				r.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
 					for _, a := range aus {
@@ -74,17 +74,17 @@ func withMediacommon(t *testing.T, b []byte) (units []unit, video, audio uint16)
 // withTSDemux demuxes b with this package; errs collects OnErr's reports.
 func withTSDemux(t *testing.T, b []byte, video, audio uint16) (units []unit, errs []error) {
 	onErr := func(err error) { errs = append(errs, err) }
-	dv := tsdemux.Depacketizer{PID: video, OnErr: onErr, DropAUD: true, Video: func(pts, dts int64, au [][]byte) error {
+	dv := mpegts.Depacketizer{PID: video, OnErr: onErr, DropAUD: true, Video: func(pts, dts int64, au [][]byte) error {
 		units = append(units, unit{pts: pts, dts: dts, data: join(au)})
 		return nil
 	}}
-	da := tsdemux.Depacketizer{PID: audio, OnErr: onErr, Audio: func(pts int64, frames [][]byte) error {
+	da := mpegts.Depacketizer{PID: audio, OnErr: onErr, Audio: func(pts int64, frames [][]byte) error {
 		for _, f := range frames {
 			units = append(units, unit{audio: true, pts: pts, data: string(f)})
 		}
 		return nil
 	}}
-	r := tsdemux.NewReader(bufio.NewReader(bytes.NewReader(b)), onErr, nil)
+	r := mpegts.NewReader(bufio.NewReader(bytes.NewReader(b)), onErr, nil)
 	for {
 		if err := r.Step(&dv, &da); err == io.EOF {
 			return units, errs
@@ -151,8 +151,8 @@ func TestDamage(t *testing.T) {
 	clean, video, audio := withMediacommon(t, b)
 	packets := func(b []byte) [][]byte {
 		var ps [][]byte
-		for i := 0; i+tsdemux.PacketSize <= len(b); i += tsdemux.PacketSize {
-			ps = append(ps, b[i:i+tsdemux.PacketSize])
+		for i := 0; i+mpegts.PacketSize <= len(b); i += mpegts.PacketSize {
+			ps = append(ps, b[i:i+mpegts.PacketSize])
 		}
 		return ps
 	}
@@ -251,9 +251,9 @@ func TestDamage(t *testing.T) {
 		}
 		first := map[uint16]bool{}
 		shift := map[uint16]byte{}
-		second := bytes.Clone(b[:len(ps)*tsdemux.PacketSize])
-		for i := 0; i < len(second); i += tsdemux.PacketSize {
-			p := second[i : i+tsdemux.PacketSize]
+		second := bytes.Clone(b[:len(ps)*mpegts.PacketSize])
+		for i := 0; i < len(second); i += mpegts.PacketSize {
+			p := second[i : i+mpegts.PacketSize]
 			pid := uint16(p[1]&0x1f)<<8 | uint16(p[2])
 			if !first[pid] {
 				first[pid] = true
@@ -321,8 +321,8 @@ func TestDetach(t *testing.T) {
 	var kept []unit
 	var bufs [][]byte
 	var lists [][][]byte
-	var d tsdemux.Depacketizer
-	d = tsdemux.Depacketizer{PID: video, DropAUD: true, OnErr: func(err error) { t.Error(err) },
+	var d mpegts.Depacketizer
+	d = mpegts.Depacketizer{PID: video, DropAUD: true, OnErr: func(err error) { t.Error(err) },
 		Video: func(pts, dts int64, au [][]byte) error {
 			buf, nalus := d.Detach()
 			bufs, lists = append(bufs, buf), append(lists, nalus)
@@ -334,8 +334,8 @@ func TestDetach(t *testing.T) {
 			}
 			return nil
 		}}
-	for i := 0; i+tsdemux.PacketSize <= len(b); i += tsdemux.PacketSize {
-		if err := d.Packet(b[i : i+tsdemux.PacketSize]); err != nil {
+	for i := 0; i+mpegts.PacketSize <= len(b); i += mpegts.PacketSize {
+		if err := d.Packet(b[i : i+mpegts.PacketSize]); err != nil {
 			t.Fatal(err)
 		}
 		// The data of the units still held must not have changed.

@@ -1,4 +1,4 @@
-package tsdemux_test
+package mpegts_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/internal/mediatest"
-	"github.com/livechunk/livechunk/internal/tsdemux"
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 // TestSkipVideo: through SkipVideo, a real stream loses exactly the
@@ -42,20 +42,20 @@ func TestSkipVideo(t *testing.T) {
 			t.Fatalf("%s: ffprobe finds no video stream", name)
 		}
 		// A null packet (stuffing) after the first one.
-		null := make([]byte, tsdemux.PacketSize)
+		null := make([]byte, mpegts.PacketSize)
 		null[0], null[1], null[2], null[3] = 0x47, 0x1f, 0xff, 0x10
-		in = slices.Concat(in[:tsdemux.PacketSize], null, in[tsdemux.PacketSize:])
+		in = slices.Concat(in[:mpegts.PacketSize], null, in[mpegts.PacketSize:])
 		var want []byte
 		skipped := 0
-		for i := 0; i+tsdemux.PacketSize <= len(in); i += tsdemux.PacketSize {
-			pkt := in[i : i+tsdemux.PacketSize]
+		for i := 0; i+mpegts.PacketSize <= len(in); i += mpegts.PacketSize {
+			pkt := in[i : i+mpegts.PacketSize]
 			if pid := int(pkt[1]&0x1f)<<8 | int(pkt[2]); pid == video || pid == 0x1fff {
 				skipped++
 				continue
 			}
 			want = append(want, pkt...)
 		}
-		cut := in[len(in)-tsdemux.PacketSize : len(in)-100] // a cut packet at the end
+		cut := in[len(in)-mpegts.PacketSize : len(in)-100] // a cut packet at the end
 		in = append(in[:len(in):len(in)], cut...)
 		want = append(want, cut...)
 		if skipped == 0 || len(want) == len(in) {
@@ -71,7 +71,7 @@ func TestSkipVideo(t *testing.T) {
 			{"byte reads out", func(r io.Reader) io.Reader { return r }, iotest.OneByteReader},
 			{"both", iotest.OneByteReader, iotest.HalfReader},
 		} {
-			got, err := io.ReadAll(c.w(tsdemux.SkipVideo(c.r(bytes.NewReader(in)))))
+			got, err := io.ReadAll(c.w(mpegts.SkipVideo(c.r(bytes.NewReader(in)))))
 			if err != nil {
 				t.Fatalf("%s, %s: %v", name, c.name, err)
 			}
@@ -92,15 +92,15 @@ func TestSkipVideoLive(t *testing.T) {
 	}
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	go pw.Write(in[:tsdemux.PacketSize]) // a program table, then nothing
+	go pw.Write(in[:mpegts.PacketSize]) // a program table, then nothing
 	got := make(chan int, 1)
 	go func() {
-		n, _ := tsdemux.SkipVideo(pr).Read(make([]byte, 7*tsdemux.PacketSize))
+		n, _ := mpegts.SkipVideo(pr).Read(make([]byte, 7*mpegts.PacketSize))
 		got <- n
 	}()
 	select {
 	case n := <-got:
-		if n != tsdemux.PacketSize {
+		if n != mpegts.PacketSize {
 			t.Errorf("read %d bytes, want the one packet", n)
 		}
 	case <-time.After(10 * time.Second):

@@ -1,4 +1,4 @@
-package tsdemux
+package mpegts
 
 import "io"
 
@@ -11,9 +11,6 @@ import "io"
 // before the first audio packet (a 4K keyframe alone is megabytes) made it
 // fail. Packets without the sync byte are passed on as they are.
 func SkipVideo(r io.Reader) io.Reader { return &videoFilter{r: r} }
-
-// nullPID is the pid of null (stuffing) packets.
-const nullPID = 0x1fff
 
 // videoFilter is SkipVideo's reader.
 type videoFilter struct {
@@ -62,11 +59,11 @@ func (f *videoFilter) Read(p []byte) (int, error) {
 // that from the start of a PES packet.
 func (f *videoFilter) isVideo() bool {
 	b := f.pkt[:]
-	if b[0] != 0x47 {
+	if b[0] != SyncByte {
 		return false
 	}
-	pid := uint16(b[1]&0x1f)<<8 | uint16(b[2])
-	if pid == nullPID {
+	pid := PID(b)
+	if pid == NullPID {
 		return true // stuffing of a constant bit rate stream
 	}
 	if b[1]&0x40 != 0 { // payload unit start

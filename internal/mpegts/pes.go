@@ -1,30 +1,14 @@
-// Package tsdemux reads the H.264 and AAC (ADTS) elementary streams of an
-// MPEG-2 transport stream without allocating per packet: the demultiplexer
-// of the source package's MPEG-TS reader and of stitch.
-//
-// Finding the streams (the program map, the first ADTS header) is left to
-// the callers, which use mediacommon's Reader for it; its packet path
-// reassembles every PES packet with astits, which allocates per packet and
-// copies a PES packet's payload again each time a packet is added to it
-// (quadratic in the PES size). On a 720p recording that made reading
-// MPEG-TS input 2.5 times slower than ffmpeg.
-package tsdemux
+package mpegts
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
 )
-
-// PacketSize is the size of an MPEG-TS packet.
-const PacketSize = 188
-
-// NoPID is a PID value that matches no packet.
-const NoPID = 0xffff
 
 // ErrScrambled reports scrambled (encrypted) packets of a stream that is
 // read; ErrTooLarge a PES packet over Depacketizer.MaxSize.
@@ -40,8 +24,6 @@ var (
 func Unsupported(err error) bool {
 	return errors.Is(err, ErrScrambled) || errors.Is(err, ErrTooLarge)
 }
-
-const naluAUD = 9
 
 // Depacketizer reassembles the PES packets of one PID and delivers each
 // complete one to exactly one of its callbacks. The data passed to a
@@ -110,7 +92,7 @@ func (d *Depacketizer) Reset() { d.have, d.ccOK = false, false }
 // Packet takes one 188-byte transport packet; packets of other PIDs are
 // ignored.
 func (d *Depacketizer) Packet(p []byte) error {
-	if uint16(p[1]&0x1f)<<8|uint16(p[2]) != d.PID {
+	if PID(p) != d.PID {
 		return nil
 	}
 	if p[1]&0x80 != 0 {
@@ -253,7 +235,7 @@ func (d *Depacketizer) Flush() error {
 		if d.DropAUD {
 			k := d.nalus[:0]
 			for _, n := range d.nalus {
-				if n[0]&0x1f != naluAUD {
+				if h264.NALUType(n[0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
 					k = append(k, n)
 				}
 			}
@@ -271,100 +253,4 @@ func (d *Depacketizer) Flush() error {
 // Clock decodes a 33-bit PES timestamp.
 func Clock(b []byte) int64 {
 	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
-}
-
-// SplitADTS appends to dst the raw AAC frames of the ADTS frames in b
-// (which alias b). A truncated or unsynchronized tail is reported; the
-// frames before it are kept.
-func SplitADTS(dst [][]byte, b []byte) ([][]byte, error) {
-	for len(b) > 0 {
-		if len(b) < 7 || b[0] != 0xff || b[1]&0xf6 != 0xf0 {
-			return dst, errors.New("ADTS: lost sync")
-		}
-		hdr := 7
-		if b[1]&1 == 0 { // protection_absent == 0: a CRC follows
-			hdr = 9
-		}
-		n := int(b[3]&3)<<11 | int(b[4])<<3 | int(b[5]>>5)
-		if n < hdr || n > len(b) {
-			return dst, errors.New("ADTS: truncated frame")
-		}
-		if b[6]&3 != 0 {
-			return dst, errors.New("ADTS: several raw data blocks in one frame")
-		}
-		if n > hdr {
-			dst = append(dst, b[hdr:n])
-		}
-		b = b[n:]
-	}
-	return dst, nil
-}
-
-// Reader cuts a byte stream into transport packets.
-type Reader struct {
-	br    *bufio.Reader
-	onErr func(error)
-	err   func() error // the underlying reader's error, if it failed
-}
-
-// NewReader reads packets from br. onErr receives lost sync and stray
-// bytes at the end; readErr, when set, tells an error of the underlying
-// reader from the end of the input (bufio reports both as a short read).
-func NewReader(br *bufio.Reader, onErr func(error), readErr func() error) *Reader {
-	return &Reader{br: br, onErr: onErr, err: readErr}
-}
-
-// Step reads the next packet and gives it to v and a (video and audio); at
-// the end of the input it flushes both and returns io.EOF. Errors of the
-// input and of the depacketizers are returned as they are.
-func (r *Reader) Step(v, a *Depacketizer) error {
-	pkt, err := r.Next()
-	if err == io.EOF {
-		if err := v.Flush(); err != nil {
-			return err
-		}
-		if err := a.Flush(); err != nil {
-			return err
-		}
-		return io.EOF
-	}
-	if err != nil {
-		return err
-	}
-	if err := v.Packet(pkt); err != nil {
-		return err
-	}
-	return a.Packet(pkt)
-}
-
-// Next returns the next packet, which aliases the reader's buffer until
-// the next call, or io.EOF at the end of the input. Bytes between packets
-// (lost sync) are skipped up to the next sync byte.
-func (r *Reader) Next() ([]byte, error) {
-	for {
-		pkt, _ := r.br.Peek(PacketSize)
-		if len(pkt) < PacketSize {
-			if r.err != nil {
-				if err := r.err(); err != nil {
-					return nil, err
-				}
-			}
-			if len(pkt) > 0 {
-				r.onErr(fmt.Errorf("%d stray bytes at the end", len(pkt)))
-				r.br.Discard(len(pkt))
-			}
-			return nil, io.EOF
-		}
-		if pkt[0] != 0x47 {
-			r.onErr(errors.New("lost sync"))
-			n := 1
-			for n < len(pkt) && pkt[n] != 0x47 {
-				n++
-			}
-			r.br.Discard(n)
-			continue
-		}
-		r.br.Discard(PacketSize)
-		return pkt, nil
-	}
 }
