@@ -106,7 +106,7 @@ func TestBitrate(t *testing.T) {
 }
 
 // TestTSReadsWithoutAllocating: the MPEG-TS reader reassembles PES packets
-// in reused buffers (internal/tsdemux): a handful of allocations per
+// in reused buffers (internal/mpegts): a handful of allocations per
 // access unit at most, where mediacommon's packet path (astits) made
 // dozens per access unit and copied every PES packet's payload again for
 // each of its transport packets.
