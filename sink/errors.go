@@ -18,8 +18,8 @@ var (
 	// ErrClosed is returned by WriteInit and WriteSegment after Close.
 	ErrClosed = errors.New("sink: closed")
 	// ErrInvalid is returned for a nil init or segment, a segment of unknown
-	// format, an empty bucket URL, or a URL whose driver a build tag left out
-	// (see [Open]).
+	// format, an empty bucket URL, or a URL whose driver is not linked into
+	// the program (a [*DriverError], see [Open]).
 	ErrInvalid = errors.New("sink: invalid argument")
 	// ErrSkipped is the error of an object that was never attempted because
 	// an earlier object had already failed (see [UploadError]).

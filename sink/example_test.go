@@ -13,7 +13,7 @@ import (
 // bucket and prints the durable events, which arrive in order.
 func ExampleNew() {
 	ctx := context.Background()
-	bucket, err := sink.Open(ctx, "mem://") // or "s3://bucket?region=...", "/var/rec", ...
+	bucket, err := sink.Open(ctx, "mem://") // or "/var/rec", or "s3://bucket?region=..." with import _ "gocloud.dev/blob/s3blob"
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -17,21 +17,25 @@ import (
 
 // Open opens the bucket named by urlOrPath.
 //
-// A URL with a scheme is opened with [blob.OpenBucket]; the file ("file://"),
-// memory ("mem://"), S3 ("s3://"), Google Cloud Storage ("gs://") and Azure
-// Blob Storage ("azblob://") drivers are registered. Query parameters are
-// those of the driver (see https://gocloud.dev/concepts/urls/), and the
-// portable "prefix" parameter confines the bucket to a key prefix, for example
+// A URL with a scheme is opened with [blob.OpenBucket], through the driver
+// registered for that scheme. This package registers the file ("file://")
+// and memory ("mem://") drivers; like the rest of the library it links no
+// cloud SDK, so the application imports the drivers of the stores it uses,
+// as gocloud.dev's convention has it:
+//
+//	import (
+//		_ "gocloud.dev/blob/azureblob" // azblob://
+//		_ "gocloud.dev/blob/gcsblob"   // gs://
+//		_ "gocloud.dev/blob/s3blob"    // s3://
+//	)
+//
+// (the livechunk command imports all three). Opening a URL whose driver is
+// not linked into the program fails with a [*DriverError] that names the
+// import to add. Query parameters are those of the driver (see
+// https://gocloud.dev/concepts/urls/), and the portable "prefix" parameter
+// confines the bucket to a key prefix, for example
 // "s3://media?region=eu-west-1&prefix=live/". For "file://" URLs the
 // directory is created unless the URL sets "create_dir" itself.
-//
-// The cloud drivers can be left out of a build with the build tags
-// livechunk_nos3, livechunk_nogcs and livechunk_noazure (or
-// livechunk_nocloud for all three). Linking a driver costs start-up time
-// and a larger heap for the garbage collector to scan even when it is not
-// used: the Google Cloud Storage client alone adds about 5 ms to every
-// start and 30 MB to the binary (see BENCHMARKS.md). Opening a URL whose
-// driver was left out fails with an error that names the tag.
 //
 // Anything else is a local directory path (absolute or relative), opened as
 // a file bucket; the directory is created if needed, and temporary files are
@@ -75,8 +79,8 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 			u.RawQuery = q.Encode()
 			urlOrPath = u.String()
 		}
-		if tag, ok := leftOut[scheme]; ok && !blob.DefaultURLMux().ValidBucketScheme(scheme) {
-			return nil, fmt.Errorf("%w: open %q: this program was built without the %s:// driver (build tag %s)", ErrInvalid, urlOrPath, scheme, tag)
+		if !blob.DefaultURLMux().ValidBucketScheme(scheme) {
+			return nil, &DriverError{URL: urlOrPath, Scheme: scheme, Import: driverImports[scheme]}
 		}
 		b, err := blob.OpenBucket(ctx, urlOrPath)
 		if err != nil {
@@ -98,12 +102,35 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	return b, nil
 }
 
-// leftOut names the build tag that leaves out each optional driver.
-var leftOut = map[string]string{
-	"s3":     "livechunk_nos3",
-	"gs":     "livechunk_nogcs",
-	"azblob": "livechunk_noazure",
+// driverImports names the package that registers the driver of each
+// gocloud.dev/blob URL scheme that this package does not register itself.
+var driverImports = map[string]string{
+	"s3":     "gocloud.dev/blob/s3blob",
+	"gs":     "gocloud.dev/blob/gcsblob",
+	"azblob": "gocloud.dev/blob/azureblob",
 }
+
+// DriverError is the error of [Open] for a URL whose scheme has no driver
+// linked into the program. It matches [ErrInvalid].
+type DriverError struct {
+	URL    string // as given to Open
+	Scheme string // lower case, without "://"
+	// Import is the package whose blank import registers the driver (for
+	// example "gocloud.dev/blob/s3blob"), or "" for a scheme that no
+	// gocloud.dev/blob driver known to livechunk serves.
+	Import string
+}
+
+// Error names the scheme and, when it is known, the import to add.
+func (e *DriverError) Error() string {
+	if e.Import == "" {
+		return fmt.Sprintf("sink: open %q: no driver for %s:// URLs is linked into this program", e.URL, e.Scheme)
+	}
+	return fmt.Sprintf("sink: open %q: no driver for %s:// URLs is linked into this program: add import _ %q", e.URL, e.Scheme, e.Import)
+}
+
+// Unwrap returns [ErrInvalid].
+func (e *DriverError) Unwrap() error { return ErrInvalid }
 
 // urlScheme reports the scheme of s if s looks like "scheme://...". A
 // scheme is at least two characters long (so that a Windows drive letter is
@@ -167,7 +194,3 @@ func RepairDir(dir string) (removed int, err error) {
 	})
 	return removed, err
 }
-
-// driverBuilt records the optional drivers this build registered (set by
-// the driver_*.go files).
-var driverBuilt = map[string]bool{}

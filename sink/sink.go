@@ -1,6 +1,9 @@
 // Package sink uploads closed segments and init sections to any blob store
 // (a gocloud.dev/blob [blob.Bucket]: S3, Google Cloud Storage, Azure, a local
 // directory or memory) and reports, in order, which of them are durable.
+// [Open] opens a bucket by URL or path; this package links the file and
+// memory drivers only, and the application imports the cloud drivers it
+// uses (see [Open]).
 //
 // A [Sink] is a [chunker.Output]: the chunker hands it each closed segment
 // and it returns at once, while uploads run in the background, several at a

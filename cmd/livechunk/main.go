@@ -105,7 +105,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return exitUsage
 	default:
-		fmt.Fprintln(stderr, "livechunk:", err)
+		fmt.Fprintln(stderr, "livechunk:", explainDriver(err))
 		return exitFailure
 	}
 }

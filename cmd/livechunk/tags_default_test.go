@@ -1,5 +1,5 @@
 //go:build !livechunk_nocloud
 
-package sink
+package main
 
 const buildTags = ""

@@ -1,7 +1,7 @@
 //go:build !livechunk_nogcs && !livechunk_nocloud
 
-package sink
+package main
 
 import _ "gocloud.dev/blob/gcsblob" // gs:// URLs
 
-func init() { driverBuilt["gs"] = true }
+func init() { driverLinked["gs"] = true }

@@ -1,7 +1,7 @@
 //go:build !livechunk_noazure && !livechunk_nocloud
 
-package sink
+package main
 
 import _ "gocloud.dev/blob/azureblob" // azblob:// URLs
 
-func init() { driverBuilt["azblob"] = true }
+func init() { driverLinked["azblob"] = true }

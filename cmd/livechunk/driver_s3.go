@@ -1,7 +1,7 @@
 //go:build !livechunk_nos3 && !livechunk_nocloud
 
-package sink
+package main
 
 import _ "gocloud.dev/blob/s3blob" // s3:// URLs
 
-func init() { driverBuilt["s3"] = true }
+func init() { driverLinked["s3"] = true }
