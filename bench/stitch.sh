@@ -3,7 +3,7 @@
 # alternating, median of N runs, for 1 minute and 30 minutes of segments
 # (fMP4 and MPEG-TS):
 #
-#   stitch  livechunk's stitch package (stitch/internal/stitchbench, the
+#   stitch  livechunk's stitch package (bench/stitchbench, the
 #           code path of "livechunk stitch -o OUT PLAYLIST")
 #   ffmpeg  ffmpeg -i index.m3u8 -c copy -movflags +faststart OUT.mp4
 #   cat     cat of the same segment bytes (init + segments) - the I/O floor;
@@ -19,7 +19,7 @@ N=${1:-5}
 SEG=${SEG:-2s}
 cache=bench/.cache/stitch
 mkdir -p "$cache"
-go build -o "$cache/stitchbench" ./stitch/internal/stitchbench
+go build -o "$cache/stitchbench" ./bench/stitchbench
 
 src="$cache/640x360p30-1800s.mp4"
 if [ ! -s "$src" ]; then

@@ -1,6 +1,6 @@
 // Package stitchrun runs a stitch named by command-line words - sources that
 // are paths or bucket URLs, an output path or bucket URL - for
-// "livechunk stitch" and the stitch benchmark (stitch/internal/stitchbench).
+// "livechunk stitch" and the stitch benchmark (bench/stitchbench).
 package stitchrun
 
 import (
