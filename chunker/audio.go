@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Limits of the audio path.
@@ -42,14 +44,11 @@ type audioTrack struct {
 	tol   int64 // timestamp quantization absorbed when snapping, outTS ticks
 
 	// input
-	index     int64 // WriteAudio calls, for errors
-	haveRaw   bool
-	rawPrev   int64
-	unwrapped int64
-	haveIn    bool
-	lastIn    int64 // unwrapped input PTS of the previous frame
-	jumped    bool  // the input PTS jumped (or stepped back) at jumpIn
-	jumpIn    int64
+	index  int64 // WriteAudio calls, for errors
+	unwrap timeline.Unwrapper
+	haveIn bool
+	lastIn int64             // unwrapped input PTS of the previous frame
+	run    timeline.AudioRun // the frames that continue each other, in input video ticks
 
 	// frames waiting for the video (audio with video only)
 	queue []queuedAudio
@@ -109,6 +108,7 @@ func newAudioTrack(cfg Config) (*audioTrack, error) {
 		outTS: int64(info.SampleRate),
 		frame: int64(info.FrameSamples),
 	}
+	a.unwrap.Bits = cfg.WrapBits
 	if a.inTS == 0 {
 		a.inTS = a.outTS
 	}
@@ -116,55 +116,6 @@ func newAudioTrack(cfg Config) (*audioTrack, error) {
 		a.tol = 1 + a.outTS/a.inTS
 	}
 	return a, nil
-}
-
-// rescale converts t from timescale from to timescale to, rounding to the
-// nearest tick (halves away from zero), without overflow for realistic
-// timescales.
-func rescale(t, from, to int64) int64 {
-	if from == to || from <= 0 {
-		return t
-	}
-	neg := t < 0
-	if neg {
-		t = -t
-	}
-	q, r := t/from, t%from
-	v := q*to + (r*to+from/2)/from
-	if neg {
-		return -v
-	}
-	return v
-}
-
-// rescaleFloor is rescale rounding towards minus infinity.
-func rescaleFloor(t, from, to int64) int64 {
-	if from == to || from <= 0 {
-		return t
-	}
-	q, r := t/from, t%from
-	if r < 0 {
-		q, r = q-1, r+from
-	}
-	return q*to + r*to/from
-}
-
-// near returns the value congruent to raw modulo 2^bits that is nearest to
-// ref.
-func near(raw, ref int64, bits uint) int64 {
-	mod := int64(1) << bits
-	d := (raw - ref) & (mod - 1)
-	if d >= mod/2 {
-		d -= mod
-	}
-	return ref + d
-}
-
-func mini(a, b int64) int64 {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 func absi(a int64) int64 {
@@ -178,47 +129,27 @@ func absi(a int64) int64 {
 // tracks). The first audio frame is unwrapped near the video's timeline,
 // so both stay on the same side of a wrap.
 func (k *chunker) unwrapAudio(pts int64) int64 {
-	bits := k.cfg.WrapBits
-	if bits == 0 {
-		return pts
-	}
 	a := k.aud
-	mask := int64(1)<<bits - 1
-	raw := pts & mask
-	switch {
-	case a.haveRaw:
-		diff := (raw - a.rawPrev) & mask
-		if diff > mask/2 {
-			diff -= mask + 1
-		}
-		a.unwrapped += diff
-	case k.haveRaw:
-		a.unwrapped = near(raw, rescale(k.unwrapped, int64(k.cfg.Timescale), a.inTS), bits)
-	default:
-		a.unwrapped = raw
+	if v := &k.clk.unwrap; v.Started() && !a.unwrap.Started() {
+		return a.unwrap.Start(pts, timeline.Rescale(v.Last(), k.cfg.Timescale, uint32(a.inTS)))
 	}
-	a.haveRaw = true
-	a.rawPrev = raw
-	return a.unwrapped
+	return a.unwrap.Unwrap(pts)
 }
 
 // audioJumpThreshold is the largest PTS step (input audio ticks) still
-// treated as continuous: Config.JumpThreshold, else 1 s or ten frames.
+// treated as continuous: Config.JumpThreshold, else timeline.Threshold of
+// an AAC frame.
 func (k *chunker) audioJumpThreshold() int64 {
 	a := k.aud
 	if k.cfg.JumpThreshold > 0 {
-		return durationToTicks(k.cfg.JumpThreshold, uint32(a.inTS))
+		return timeline.Ticks(k.cfg.JumpThreshold, uint32(a.inTS))
 	}
-	th := durationToTicks(time.Second, uint32(a.inTS))
-	return max(th, rescale(10*a.frame, a.outTS, a.inTS))
+	return timeline.Threshold(timeline.Rescale(a.frame, uint32(a.outTS), uint32(a.inTS)), uint32(a.inTS))
 }
 
 func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
-	if k.closed {
-		return ErrClosed
-	}
-	if k.err != nil {
-		return k.err
+	if err := k.usable(); err != nil {
+		return err
 	}
 	a := k.aud
 	if a == nil {
@@ -234,36 +165,36 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 		return fail(fmt.Errorf("%w: audio frame of %d bytes", ErrInvalidSample, len(s.Data)))
 	}
 	pts := k.unwrapAudio(s.PTS)
-	jump := false
+	step := timeline.Continue
 	if a.haveIn {
-		step := pts - a.lastIn
-		th := k.audioJumpThreshold()
-		switch {
-		case step > th || step < -th:
-			jump = true
-		case step <= 0 && k.cfg.NoVideo:
-			return fail(fmt.Errorf("%w: audio PTS %d after %d", ErrNonMonotonicDTS, pts, a.lastIn))
-		case step <= 0:
-			// With video, a step back is no error: audio is placed on
-			// the video's timeline (which steps back at a splice, see
-			// Write), and a frame that would not follow the one before
-			// it is dropped and counted.
-			jump = true
-		}
+		step = timeline.Classify(timeline.Evidence{Step: pts - a.lastIn, Threshold: k.audioJumpThreshold()})
 	}
-	if jump {
-		a.jumped, a.jumpIn = true, pts
+	if step == timeline.Back && k.cfg.NoVideo {
+		return fail(fmt.Errorf("%w: audio PTS %d after %d", ErrNonMonotonicDTS, pts, a.lastIn))
 	}
 	a.haveIn, a.lastIn = true, pts
 	if k.cfg.NoVideo {
-		return k.writeAudioOnly(ctx, pts, s.Data, jump)
+		return k.writeAudioOnly(ctx, pts, s.Data, step == timeline.Jump)
 	}
-	// With video, a frame waits until the video has passed it (a jump of
-	// the audio alone is taken as is: it follows the video's timeline).
+	// With video, a step back is no error: audio is placed on the video's
+	// timeline (which steps back at a splice, see Write), a jump of the
+	// audio alone is taken as is, and a frame that would not follow the
+	// one before it is dropped and counted. A frame waits until the video
+	// has passed it.
+	return k.queueAudio(ctx, pts, s.Data)
+}
+
+// queueAudio queues a frame of a stream with video, then moves what the
+// video has passed into the open segment (or into a segment whose cut
+// waits for the audio).
+func (k *chunker) queueAudio(ctx context.Context, pts int64, data []byte) error {
+	a := k.aud
 	a.compact()
-	pv := rescaleFloor(pts, a.inTS, int64(k.cfg.Timescale))
-	a.queue = append(a.queue, queuedAudio{pts: pts, pv: pv, off: len(a.qbuf), n: len(s.Data)})
-	a.qbuf = append(a.qbuf, s.Data...)
+	vts := k.cfg.Timescale
+	pv := timeline.Rescale(pts, uint32(a.inTS), vts)
+	a.run.Add(pv, timeline.Rescale(a.frame, uint32(a.outTS), vts), timeline.Rescale(k.audioJumpThreshold(), uint32(a.inTS), vts))
+	a.queue = append(a.queue, queuedAudio{pts: pts, pv: pv, off: len(a.qbuf), n: len(data)})
+	a.qbuf = append(a.qbuf, data...)
 	switch {
 	case k.cut.pending && k.cut.jump:
 		// Audio of the old timeline closes with the segment; audio of
@@ -287,8 +218,8 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 				return err
 			}
 		}
-	case k.open:
-		if err := k.releaseAudio(ctx, k.lastInDTS, true); err != nil {
+	case k.seg.open:
+		if err := k.releaseAudio(ctx, k.clk.lastIn, true); err != nil {
 			return err
 		}
 	}
@@ -301,24 +232,17 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 	return nil
 }
 
-// audioRanOn reports whether the audio went on, without a jump of its own,
-// past the middle of the video's step from the decode time from to to
-// (input video ticks), and not more than a second past to: the video
-// paused there (a variable frame rate, as in screen recordings) rather
-// than its timestamps jumping. Audio is interleaved by time, so when the
-// picture after a pause arrives, the audio of the pause has arrived
-// before it; after a jump of both tracks, the audio jumped too.
+// audioRanOn reports whether the audio went on through the video's step
+// from the decode time from to to (input video ticks), as
+// timeline.AudioRun.RanOn tells: the video paused there (a variable frame
+// rate, as in screen recordings) rather than its timestamps jumping.
 func (k *chunker) audioRanOn(from, to int64) bool {
 	a := k.aud
-	if a == nil || !a.haveIn {
+	if a == nil {
 		return false
 	}
-	vts := int64(k.cfg.Timescale)
-	if a.jumped && rescaleFloor(a.jumpIn, a.inTS, vts) > from {
-		return false
-	}
-	last := rescaleFloor(a.lastIn, a.inTS, vts)
-	return last > from+(to-from)/2 && last <= to+vts
+	vts := k.cfg.Timescale
+	return a.run.RanOn(from, to, timeline.Rescale(a.frame, uint32(a.outTS), vts), vts)
 }
 
 // pop removes the oldest queued frame. Its data stays valid until the next
@@ -357,7 +281,7 @@ func (a *audioTrack) clearQueue() {
 // limit (up to and including it when inclusive) into the open segment.
 func (k *chunker) releaseAudio(ctx context.Context, limit int64, inclusive bool) error {
 	a := k.aud
-	if a == nil || !k.open {
+	if a == nil || !k.seg.open {
 		return nil
 	}
 	for a.head < len(a.queue) {
@@ -406,7 +330,7 @@ func (k *chunker) dropAudioBefore(pts int64) {
 	if a == nil {
 		return
 	}
-	a.floor, a.haveFloor = pts-rescale(a.frame, a.outTS, int64(k.cfg.Timescale)), true
+	a.floor, a.haveFloor = pts-timeline.Rescale(a.frame, uint32(a.outTS), k.cfg.Timescale), true
 	for a.head < len(a.queue) && a.queue[a.head].pv <= a.floor {
 		a.pop()
 		k.stats.AudioDropped++
@@ -415,7 +339,7 @@ func (k *chunker) dropAudioBefore(pts int64) {
 
 // outTime returns the output time of the frame with input PTS pts.
 func (a *audioTrack) outTime(pts int64) int64 {
-	t := rescale(pts, a.inTS, a.outTS) + a.off
+	t := timeline.Rescale(pts, uint32(a.inTS), uint32(a.outTS)) + a.off
 	if a.haveOut {
 		if exp := a.lastOut + a.frame; absi(t-exp) <= a.tol {
 			t = exp
@@ -428,12 +352,12 @@ func (a *audioTrack) outTime(pts int64) int64 {
 // when no segment is open or it would not come after the previous frame.
 func (k *chunker) putAudio(pts int64, data []byte) error {
 	a := k.aud
-	if !k.open {
+	if !k.seg.open {
 		k.stats.AudioDropped++
 		return nil
 	}
 	if vo := k.audioVideoOffset(); !k.cfg.NoVideo && (!a.offSet || a.offFrom != vo) {
-		a.off = rescale(vo, int64(k.cfg.Timescale), a.outTS)
+		a.off = timeline.Rescale(vo, k.cfg.Timescale, uint32(a.outTS))
 		a.offFrom, a.offSet = vo, true
 	}
 	t := a.outTime(pts)
@@ -462,24 +386,21 @@ func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, ju
 	a := k.aud
 	if jump {
 		k.stats.TimestampJumps++
-		if k.open {
+		if k.seg.open {
 			if err := k.emit(ctx); err != nil {
 				return err
 			}
 		}
-		k.discont = true
+		k.seg.discont = true
 		if a.haveOut {
 			// Continue the output timeline right after the previous frame.
-			a.off = a.lastOut + a.frame - rescale(pts, a.inTS, a.outTS)
+			a.off = a.lastOut + a.frame - timeline.Rescale(pts, uint32(a.inTS), uint32(a.outTS))
 		}
 	}
 	if !a.offSet {
-		min := int64(0)
-		if k.cfg.Format == TS {
-			min = (a.outTS*tsPCRLead + 89999) / 90000
-		}
-		if t0 := rescale(pts, a.inTS, a.outTS); t0 < min {
-			a.off = min - t0
+		m := k.minTime(uint32(a.outTS))
+		if t0 := timeline.Rescale(pts, uint32(a.inTS), uint32(a.outTS)); t0 < m {
+			a.off = m - t0
 		}
 		a.offSet = true
 	}
@@ -488,7 +409,7 @@ func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, ju
 		k.stats.AudioDropped++
 		return nil
 	}
-	if k.open && t-k.segStart >= k.target {
+	if k.seg.open && t-k.seg.start >= k.target {
 		if d := t - a.lastOut; d > 0 && a.segFrames > 0 {
 			k.c.setAudioDuration(d)
 			a.lastDur = d
@@ -497,7 +418,7 @@ func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, ju
 			return err
 		}
 	}
-	if !k.open {
+	if !k.seg.open {
 		if err := k.openSegment(ctx, t, t); err != nil {
 			return err
 		}
@@ -571,7 +492,7 @@ func (k *chunker) audioVideoOffset() int64 {
 	if k.cut.pending && k.cut.jump {
 		return k.cut.oldOffset
 	}
-	return k.offset
+	return k.clk.offset
 }
 
 // audioMayLagJump reports whether audio of the old timeline may still
@@ -582,7 +503,7 @@ func (k *chunker) audioMayLagJump(oldLast, newFirst int64) bool {
 	if a == nil || !a.haveIn {
 		return false
 	}
-	pv := rescaleFloor(a.lastIn, a.inTS, int64(k.cfg.Timescale))
+	pv := timeline.Rescale(a.lastIn, uint32(a.inTS), k.cfg.Timescale)
 	return absi(pv-oldLast) <= absi(pv-newFirst)
 }
 
@@ -611,11 +532,11 @@ func (k *chunker) audioMayLag(pts int64) bool {
 	if a == nil || !a.haveIn {
 		return false
 	}
-	pv := rescaleFloor(a.lastIn, a.inTS, int64(k.cfg.Timescale))
+	pv := timeline.Rescale(a.lastIn, uint32(a.inTS), k.cfg.Timescale)
 	return pv < pts && pts-pv <= k.maxCutWait()
 }
 
-func (k *chunker) maxCutWait() int64 { return durationToTicks(maxCutWait, k.cfg.Timescale) }
+func (k *chunker) maxCutWait() int64 { return timeline.Ticks(maxCutWait, k.cfg.Timescale) }
 
 // resolveCut closes the waiting segment with its audio and opens the next
 // one with the stashed pictures.
@@ -635,7 +556,7 @@ func (k *chunker) resolveCut(ctx context.Context) error {
 		return err
 	}
 	if c.jump {
-		k.discont = true
+		k.seg.discont = true
 		c.jump = false
 	}
 	for i, st := range c.samples {
@@ -652,17 +573,18 @@ func (k *chunker) resolveCut(ctx context.Context) error {
 		for _, n := range c.nalus[st.first:st.end] {
 			c.scratch = append(c.scratch, c.buf[n.off:n.off+n.n:n.off+n.n])
 		}
-		if err := k.c.add(c.scratch, st.dts, st.pts, st.idr, k.ps); err != nil {
+		if err := k.c.add(c.scratch, st.dts, st.pts, st.idr, k.par.ps); err != nil {
 			return &SampleError{Index: st.index, DTS: st.inDTS, Err: err}
 		}
-		k.segFrames++
+		k.seg.frames++
 		if st.idr {
-			k.segKeys++
+			k.seg.keys++
+			k.clk.reorder = st.pts - st.dts
 		}
 		k.stats.Samples++
 		if st.dur >= 0 {
 			k.c.setDuration(st.dur)
-			k.segDur += st.dur
+			k.seg.dur += st.dur
 		}
 		if err := k.releaseAudio(ctx, st.inDTS, true); err != nil {
 			return err

@@ -19,7 +19,7 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // avItem is one demuxed access unit of either track, in file order.

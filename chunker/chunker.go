@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Format is the container of emitted segments.
@@ -176,7 +178,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Timescale == 0 {
-		c.Timescale = 90000
+		c.Timescale = timeline.MPEGClock
 	}
 	if c.TargetDuration <= 0 {
 		c.TargetDuration = 5 * time.Second
@@ -273,7 +275,7 @@ type Segment struct {
 
 // DurationTime returns Duration as a time.Duration.
 func (s *Segment) DurationTime() time.Duration {
-	return ticksToDuration(s.Duration, s.Timescale)
+	return timeline.Duration(s.Duration, s.Timescale)
 }
 
 // Size returns the number of bytes of Data.
@@ -383,12 +385,3 @@ func (e *SampleError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *SampleError) Unwrap() error { return e.Err }
-
-func ticksToDuration(t int64, timescale uint32) time.Duration {
-	if timescale == 0 {
-		return 0
-	}
-	sec := t / int64(timescale)
-	rem := t % int64(timescale)
-	return time.Duration(sec)*time.Second + time.Duration(rem)*time.Second/time.Duration(timescale)
-}

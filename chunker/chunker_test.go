@@ -14,7 +14,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // collector is an Output that keeps copies of everything and releases the

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 )
@@ -151,12 +153,12 @@ func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) e
 	vcl := false
 	for _, n := range au {
 		switch naluType(n) {
-		case naluAUD, naluSPS, naluPPS:
+		case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeSPS, h264.NALUTypePPS:
 			// Access unit delimiters are not needed in MP4; parameter sets
 			// were written above for IDR pictures (in-band copies on other
 			// pictures are identical and dropped).
 			continue
-		case naluNonIDR, naluIDR, 2, 3, 4:
+		case h264.NALUTypeNonIDR, h264.NALUTypeIDR, h264.NALUTypeDataPartitionA, h264.NALUTypeDataPartitionB, h264.NALUTypeDataPartitionC:
 			vcl = true
 		}
 		w.appendNALU(n)

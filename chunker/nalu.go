@@ -4,16 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-)
 
-// H.264 NAL unit types used by the chunker.
-const (
-	naluNonIDR = 1
-	naluIDR    = 5
-	naluSEI    = 6
-	naluSPS    = 7
-	naluPPS    = 8
-	naluAUD    = 9
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
 var startCode = []byte{0, 0, 1}
@@ -120,11 +112,12 @@ func AppendAVCC(dst []byte, nalus [][]byte) []byte {
 // IsIDR reports whether the access unit contains an IDR picture.
 func IsIDR(nalus [][]byte) bool {
 	for _, n := range nalus {
-		if len(n) > 0 && n[0]&0x1f == naluIDR {
+		if len(n) > 0 && naluType(n) == h264.NALUTypeIDR {
 			return true
 		}
 	}
 	return false
 }
 
-func naluType(n []byte) byte { return n[0] & 0x1f }
+// naluType returns the type of the H.264 NAL unit n (not empty).
+func naluType(n []byte) h264.NALUType { return h264.NALUType(n[0] & 0x1f) }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // fixtureSamples returns the samples of a committed TS fixture.

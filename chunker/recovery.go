@@ -1,5 +1,7 @@
 package chunker
 
+import "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 // Open-GOP random access points. An encoder with open GOPs (x264
 // --open-gop, many broadcast and camera encoders) starts each GOP after the
 // first with an I picture that is not an IDR picture and marks it with a
@@ -27,9 +29,9 @@ func IsRecoveryPoint(nalus [][]byte) bool {
 			continue
 		}
 		switch naluType(n) {
-		case naluIDR:
+		case h264.NALUTypeIDR:
 			return false
-		case naluSEI:
+		case h264.NALUTypeSEI:
 			if !rp {
 				rp = seiHasRecoveryPoint(n)
 			}
@@ -40,7 +42,7 @@ func IsRecoveryPoint(nalus [][]byte) bool {
 	}
 	slices := 0
 	for _, n := range nalus {
-		if len(n) == 0 || naluType(n) != naluNonIDR {
+		if len(n) == 0 || naluType(n) != h264.NALUTypeNonIDR {
 			continue
 		}
 		st, ok := sliceType(n)

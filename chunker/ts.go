@@ -2,6 +2,9 @@ package chunker
 
 import (
 	"fmt"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // tsPCRLead is how far (in 90 kHz ticks) the PCR runs behind the DTS it is
@@ -41,7 +44,7 @@ type tsWriter struct {
 // in MPEG-TS.
 var (
 	annexBStart = []byte{0, 0, 0, 1}
-	annexBAUD   = []byte{0, 0, 0, 1, naluAUD, 0xf0}
+	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
 )
 
 // maxAudioPES is the payload size up to which audio frames share a PES.
@@ -81,27 +84,10 @@ func (t *tsWriter) begin(_ uint64, buf []byte, dts int64) {
 	t.buf, t.start = buf[:0], dts
 }
 
-// to90k converts ticks of the stream timescale to 90 kHz.
-func (t *tsWriter) to90k(v int64) int64 { return to90k(v, int64(t.timescale)) }
-
-// to90k converts ticks of timescale ts to 90 kHz: exactly when ts divides
-// 90000, else by flooring absolute values (so durations still add up).
-func to90k(v, ts int64) int64 {
-	switch {
-	case ts == 90000:
-		return v
-	case 90000%ts == 0:
-		return v * (90000 / ts)
-	default:
-		// floor division, also for negative values
-		n := v * 90000
-		q := n / ts
-		if n%ts != 0 && n < 0 {
-			q--
-		}
-		return q
-	}
-}
+// to90k converts ticks of the stream timescale to the 90 kHz clock of
+// MPEG-TS timestamps (timeline.Rescale: exact when the timescale divides
+// 90000; converted absolute times, so durations still add up).
+func (t *tsWriter) to90k(v int64) int64 { return timeline.Rescale(v, t.timescale, timeline.MPEGClock) }
 
 func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) error {
 	if err := t.flushAudio(); err != nil {
@@ -113,9 +99,9 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 		hasSPS, hasPPS := false, false
 		for _, n := range au {
 			switch naluType(n) {
-			case naluSPS:
+			case h264.NALUTypeSPS:
 				hasSPS = true
-			case naluPPS:
+			case h264.NALUTypePPS:
 				hasPPS = true
 			}
 		}
@@ -124,14 +110,14 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 			// on its own. They go after a leading AUD, if any.
 			t.scratch = t.scratch[:0]
 			rest := au
-			if naluType(au[0]) == naluAUD {
+			if naluType(au[0]) == h264.NALUTypeAccessUnitDelimiter {
 				t.scratch = append(t.scratch, au[0])
 				rest = au[1:]
 			}
 			t.scratch = append(t.scratch, ps.sps...)
 			t.scratch = append(t.scratch, ps.pps...)
 			for _, n := range rest {
-				if tp := naluType(n); tp != naluSPS && tp != naluPPS {
+				if tp := naluType(n); tp != h264.NALUTypeSPS && tp != h264.NALUTypePPS {
 					t.scratch = append(t.scratch, n)
 				}
 			}
@@ -140,7 +126,7 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 	}
 	pl := &t.mux.payload
 	pl.reset()
-	if naluType(nalus[0]) != naluAUD {
+	if naluType(nalus[0]) != h264.NALUTypeAccessUnitDelimiter {
 		pl.add(annexBAUD)
 	}
 	for _, n := range nalus {
@@ -195,7 +181,7 @@ func (t *tsWriter) flushAudio() error {
 		pl.add(t.packBuf[off : off+n])
 		off += n
 	}
-	pts := to90k(t.packT, t.aud.outTS)
+	pts := timeline.Rescale(t.packT, uint32(t.aud.outTS), timeline.MPEGClock)
 	t.buf = t.mux.writePES(t.buf, t.audio, pts, 0, false, true)
 	t.packBuf, t.packLen, t.adtsHdr = t.packBuf[:0], t.packLen[:0], t.adtsHdr[:0]
 	return nil
