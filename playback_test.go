@@ -2,7 +2,7 @@ package livechunk_test
 
 // Browser playback tests: what livechunk writes must play in a real browser.
 // Headless Chromium runs the embedded hls.js (internal/player) on Media
-// Source Extensions; internal/browsertest drives it. Every test here needs
+// Source Extensions; internal/testkit/browsertest drives it. Every test here needs
 // ffmpeg and chromium, and is skipped without them unless
 // LIVECHUNK_REQUIRE_TOOLS is set. Run them with: go test -run Playback .
 
@@ -26,10 +26,10 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/browsertest"
-	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/internal/player"
-	"github.com/livechunk/livechunk/internal/s3test"
+	"github.com/livechunk/livechunk/internal/testkit/browsertest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/s3test"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 )

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/livechunk/livechunk"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/source"
 	"gocloud.dev/blob/memblob"
 )

@@ -34,9 +34,9 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/faultblob"
-	"github.com/livechunk/livechunk/internal/hlscheck"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 )

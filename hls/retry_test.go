@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/faultblob"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/sink"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
 )
 

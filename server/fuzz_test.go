@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livechunk/livechunk/internal/hlscheck"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
 	"gocloud.dev/blob/memblob"
 )

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/hlscheck"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
 	"github.com/livechunk/livechunk/sink"
 	"gocloud.dev/blob"

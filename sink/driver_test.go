@@ -9,15 +9,15 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // TestDrivers checks the driver contract of Open: this package registers
 // the file and memory drivers and no cloud driver, and opening a URL whose
 // driver the program does not link fails with a *DriverError (matching
 // ErrInvalid) that names the import to add. This test binary links the S3
-// driver itself (internal/s3test, for the in-process S3 server), as an
-// application would; the GCS and Azure drivers it does not link.
+// driver itself (internal/testkit/s3test, for the in-process S3 server), as
+// an application would; the GCS and Azure drivers it does not link.
 func TestDrivers(t *testing.T) {
 	ctx := context.Background()
 	mux := blob.DefaultURLMux()

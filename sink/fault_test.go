@@ -17,7 +17,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/faultblob"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 )
 
 // soakSegments is the number of segments each fault mix streams.

@@ -23,7 +23,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/s3test"
+	"github.com/livechunk/livechunk/internal/testkit/s3test"
 )
 
 // backend wraps the in-memory gofakes3 backend: PutObject can be held per

@@ -22,7 +22,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/faultblob"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 )
 
 // levelCounter is a slog handler that counts records at Error level.

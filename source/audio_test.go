@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // audioPacket is one audio packet: as read by a Source, or as ffmpeg sees

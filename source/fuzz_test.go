@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // drain reads src to the end and checks the invariants every Source

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // countingFile counts the bytes that ReadAt returns.

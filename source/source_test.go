@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // readAll reads every sample of src, copying the NAL units (they alias

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/stitch"
 )
 
-// TestAudio stitches the audio inputs of internal/mediatest (44.1 kHz
+// TestAudio stitches the audio inputs of internal/testkit/mediatest (44.1 kHz
 // stereo MP4, 48 kHz mono MOV, an MPEG-TS whose PTS wrap, fragmented MP4,
 // audio only), recorded as fMP4 and as MPEG-TS segments, and the input
 // files themselves, and has ffmpeg judge the MP4: the input's audio packet

@@ -14,7 +14,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/stitch"
 )
 

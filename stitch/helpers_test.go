@@ -18,7 +18,7 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 	"github.com/livechunk/livechunk/stitch"

@@ -15,7 +15,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/stitch"
 )

@@ -16,8 +16,8 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/livechunk/livechunk/chunker"
-	"github.com/livechunk/livechunk/internal/mediatest"
-	"github.com/livechunk/livechunk/internal/s3test"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/s3test"
 	"github.com/livechunk/livechunk/stitch"
 )
 

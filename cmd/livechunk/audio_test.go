@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // TestSampleAudio: the embedded clip has AAC audio, and recording it, or

@@ -12,8 +12,8 @@ import (
 // default, none with the livechunk_nocloud tag (.ci/run tests the command
 // both ways); and that a URL of a driver left out fails with the library's
 // error naming the import, to which the command adds the build tag. (This
-// test binary links the S3 driver itself, through internal/s3test, for the
-// in-process S3 server.)
+// test binary links the S3 driver itself, through internal/testkit/s3test,
+// for the in-process S3 server.)
 func TestDrivers(t *testing.T) {
 	mux := blob.DefaultURLMux()
 	for scheme, tag := range driverTags {

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
-	"github.com/livechunk/livechunk/internal/browsertest"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/browsertest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // The end-to-end tests run the real `livechunk serve` (the command line's

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livechunk/livechunk/internal/faultblob"
-	"github.com/livechunk/livechunk/internal/hlscheck"
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"gocloud.dev/blob/memblob"
 )
 

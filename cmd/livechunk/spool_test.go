@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livechunk/livechunk/internal/hlscheck"
-	"github.com/livechunk/livechunk/internal/mediatest"
-	"github.com/livechunk/livechunk/internal/s3test"
+	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/s3test"
 	"gocloud.dev/blob"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // TestStitchCommand records the B-frame fixture with "record", in both

@@ -14,8 +14,8 @@ import (
 	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/internal/mpegts"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // unit is one access unit or one AAC frame, as a comparable string.

@@ -11,8 +11,8 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/internal/mpegts"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // TestSkipVideo: through SkipVideo, a real stream loses exactly the

@@ -34,7 +34,7 @@ func RequireTool(t testing.TB, name string) string {
 // directory.
 func Testdata(name string) string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", name)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", name)
 }
 
 // Run runs a command and returns its stdout; it fails the test with stderr

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livechunk/livechunk/internal/mediatest"
 	"github.com/livechunk/livechunk/internal/player"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // TestPlaybackReferenceHLS plays an HLS stream that ffmpeg's own muxer wrote:
