@@ -2,26 +2,25 @@ package source
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 
-	"github.com/Eyevinn/mp4ff/avc"
-	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 )
 
 // Limits that keep hostile input from allocating without bound.
 const (
-	maxMetaBox    = 256 << 20 // moov or moof
-	maxSampleSize = 64 << 20  // one access unit
-	maxMdatRead   = 1 << 30   // one fragment's mdat, read into memory
-	maxEmptyRun   = 1 << 16   // consecutive empty samples skipped
+	maxSampleSize = 64 << 20 // one access unit
+	maxMdatRead   = 1 << 30  // one fragment's mdat, read into memory
+	maxEmptyRun   = 1 << 16  // consecutive empty samples skipped
 )
 
 // MP4 is a Source over an MP4 or QuickTime MOV file. It reads the first
@@ -50,7 +49,7 @@ const (
 type MP4 struct {
 	opt  Options
 	log  *slog.Logger
-	cr   *countReader  // sequential reading (box scan, fragments)
+	cr   *countReader  // sequential reading (fragments)
 	rs   io.ReadSeeker // nil when the input cannot seek
 	ra   io.ReaderAt   // nil when not available
 	size int64         // input size, -1 when unknown
@@ -62,12 +61,11 @@ type MP4 struct {
 	dtsShift  int64 // subtracted from DTS so that negative composition offsets keep PTS >= DTS
 	haveShift bool
 	entries   []avcEntry
-	trex      *mp4.TrexBox
-	tabs      []stblTables // where each trak's sample tables are; nil when the input cannot seek
 
-	prog        *progIter // video, progressive files
-	vpeek       progEntry // next video entry of prog, when read ahead
+	prog        *demux.Samples // video, progressive files
+	vpeek       progEntry      // next video entry of prog, when read ahead
 	frag        *fragState
+	vfrag       *demux.Fragments // video, fragmented files
 	progressive bool
 
 	aud *mp4Audio // nil without an AAC track
@@ -87,9 +85,9 @@ type MP4 struct {
 type mp4Audio struct {
 	trackID   uint32
 	timescale uint32
-	shift     int64 // edit list, added to media times
-	trex      *mp4.TrexBox
-	prog      *progIter
+	shift     int64            // edit list, added to media times
+	prog      *demux.Samples   // progressive files
+	frag      *demux.Fragments // fragmented files
 	peek      progEntry
 	buf       []byte
 	ahead     readAhead
@@ -97,13 +95,21 @@ type mp4Audio struct {
 
 // progEntry is a sample table entry read ahead.
 type progEntry struct {
-	ok   bool
-	dts  int64
-	cto  int32
-	dur  uint32
-	desc int
-	off  uint64
-	size uint32
+	ok bool
+	demux.Sample
+}
+
+// peek reads the next entry of p into e unless e already holds one; at the
+// end of the table e stays empty and peek returns io.EOF.
+func peek(p *demux.Samples, e *progEntry) error {
+	if e.ok {
+		return nil
+	}
+	if err := p.Next(&e.Sample); err != nil {
+		return err
+	}
+	e.ok = true
+	return nil
 }
 
 type avcEntry struct {
@@ -147,7 +153,7 @@ func NewMP4(r io.Reader, opt Options) (*MP4, error) {
 		m.cr = &countReader{r: bufio.NewReaderSize(r, 64<<10)}
 	}
 	if err := m.open(); err != nil {
-		return nil, fmt.Errorf("source: mp4: %w", err)
+		return nil, fmt.Errorf("source: mp4: %w", fromDemux(err))
 	}
 	return m, nil
 }
@@ -178,7 +184,7 @@ func (m *MP4) packet(audio bool) (Packet, error) {
 	p, err := m.next(audio)
 	if err != nil {
 		if err != io.EOF {
-			err = fmt.Errorf("source: mp4: %w", err)
+			err = fmt.Errorf("source: mp4: %w", fromDemux(err))
 		}
 		m.err = err
 		return Packet{}, err
@@ -223,294 +229,173 @@ func (m *MP4) skip(h mp4.BoxHeader) error {
 	return err
 }
 
-// decodeBody decodes the body of a meta box (moov, moof) with mp4ff.
-func (m *MP4) decodeBody(h mp4.BoxHeader, start int64) (box mp4.Box, err error) {
-	defer recoverInvalid(&err, h.Name)
-	if h.Size > maxMetaBox {
+// readBody reads the body of the box h, whose header was read at start,
+// into buf (grown as needed). A box over limit bytes is ErrUnsupported. The
+// buffer grows with the bytes that really arrive, so that a lying size
+// cannot allocate ahead of them.
+func (m *MP4) readBody(h mp4.BoxHeader, start, limit int64, buf []byte) ([]byte, error) {
+	n := int64(h.Size) - int64(h.Hdrlen)
+	if n > limit || n < 0 {
 		return nil, errorf(ErrUnsupported, "%s box of %d bytes", h.Name, h.Size)
 	}
-	if m.size >= 0 && h.Name == "moof" {
-		// header checked that the box fits in the input: read its body
-		// into a buffer of its exact size. (mp4ff's DecodeBoxBody reads it
-		// with io.ReadAll, whose growth makes about twice the body in
-		// garbage. A seekable input's moov is walked by readMoov instead.)
-		body := make([]byte, h.Size-uint64(h.Hdrlen))
-		if _, err := io.ReadFull(m.cr, body); err != nil {
+	buf = buf[:0]
+	for int64(len(buf)) < n {
+		k := int(min(n-int64(len(buf)), 1<<20))
+		buf = slices.Grow(buf, k)
+		got, err := io.ReadFull(m.cr, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+got]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, errorf(ErrTruncated, "%s box at %d", h.Name, start)
 		}
-		box, err = mp4.DecodeBoxBodySR(uint64(start), h, bits.NewFixedSliceReader(body))
-	} else {
-		box, err = mp4.DecodeBoxBody(uint64(start), h, m.cr)
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, decodeErr(err)
-	}
-	return box, nil
+	return buf, nil
 }
 
-// decodeErr types an error of mp4ff's box decoder.
-func decodeErr(err error) error {
-	if errors.Is(err, avc.ErrLengthSize) || errors.Is(err, avc.ErrCannotParseAVCExtension) {
-		return errorf(ErrUnsupported, "%v", err)
-	}
-	return errorf(ErrInvalid, "%v", err)
+// boxOf is where the box whose header h was read at start is.
+func boxOf(h mp4.BoxHeader, start int64) demux.Box {
+	return demux.Box{Type: h.Name, Off: start, Size: int64(h.Size), Hdr: int64(h.Hdrlen)}
 }
 
 func (m *MP4) open() error {
-	var moov *mp4.MoovBox
-	var moovSize int64
-	for moov == nil {
-		h, start, err := m.header()
-		if err == io.EOF {
-			return errorf(ErrTruncated, "no moov box before the end of the input")
-		}
-		if err != nil {
-			return err
-		}
-		switch h.Name {
-		case "moov":
-			if m.size >= 0 {
-				// Seekable: leave the sample tables in the input.
-				mv, tabs, err := m.readMoov(h, start)
-				if err != nil {
-					return err
-				}
-				moov, m.tabs, moovSize = mv, tabs, int64(h.Size)
-				break
-			}
-			b, err := m.decodeBody(h, start)
-			if err != nil {
-				return err
-			}
-			mv, ok := b.(*mp4.MoovBox)
-			if !ok {
-				return errorf(ErrInvalid, "moov box")
-			}
-			moov = mv
-		case "moof":
-			return errorf(ErrInvalid, "moof before moov")
-		default:
-			if err := m.skip(h); err != nil {
-				return err
-			}
-		}
-	}
-	if err := m.selectTrack(moov); err != nil {
+	mv, err := m.movie()
+	if err != nil {
 		return err
 	}
-	if m.tabs != nil && moov.Mvex == nil {
-		m.info.Bitrate = bitrate(m.size-moovSize, moov.Mvhd)
+	if !mv.Fragmented() && m.rs == nil {
+		return errorf(ErrUnsupported, "progressive MP4 needs a seekable input")
 	}
-	if moov.Mvex != nil {
-		if trex, ok := moov.Mvex.GetTrex(m.trackID); ok && !m.info.NoVideo {
-			m.trex = trex
-		}
-		if a := m.aud; a != nil {
-			if trex, ok := moov.Mvex.GetTrex(a.trackID); ok {
-				a.trex = trex
-			}
-		}
+	tracks, err := mv.Tracks()
+	if err != nil {
+		return err
+	}
+	if err := m.selectAudio(tracks, mv); err != nil {
+		return err
+	}
+	if err := m.selectVideo(tracks.Video, mv); err != nil {
+		return err
+	}
+	if mv.Fragmented() {
 		m.frag = &fragState{}
 		return nil
 	}
+	m.info.Bitrate = bitrate(m.size-mv.Box.Size, mv.Moov.Mvhd)
 	m.progressive = true
 	m.info.OneTimeline = true
-	if m.rs == nil {
-		return errorf(ErrUnsupported, "progressive MP4 needs a seekable input")
-	}
 	return nil
 }
 
-// editShift returns what the track's edit list adds to its media times:
-// the duration of leading empty edits minus the media_time of the first
-// non-empty edit.
-func editShift(trak *mp4.TrakBox, moov *mp4.MoovBox, timescale uint32) (int64, error) {
-	if trak.Edts == nil || len(trak.Edts.Elst) == 0 || moov.Mvhd == nil || moov.Mvhd.Timescale == 0 {
-		return 0, nil
-	}
-	var delay uint64
-	mediaTime := int64(0)
-	for _, e := range trak.Edts.Elst[0].Entries {
-		if e.MediaTime == -1 {
-			delay += e.SegmentDuration
-			continue
+// movie finds and reads the moov box. A seekable input's is read through
+// its io.ReaderAt (or Seek), leaving the sample tables in the input;
+// another's is read into memory (a fragmented file's moov has no sample
+// tables to speak of). The sequential reader is left after the moov box.
+func (m *MP4) movie() (*demux.Movie, error) {
+	if m.size >= 0 {
+		at := m.ra
+		if at == nil {
+			at = seekReaderAt{m.rs}
 		}
-		mediaTime = e.MediaTime
-		break
-	}
-	if delay > 1<<40 || mediaTime < -(1<<50) || mediaTime > 1<<50 {
-		return 0, errorf(ErrInvalid, "track %d: edit list out of range", trak.Tkhd.TrackID)
-	}
-	return rescale(int64(delay), moov.Mvhd.Timescale, timescale) - mediaTime, nil
-}
-
-// aacConfig returns the AudioSpecificConfig of an mp4a sample entry, or nil.
-func aacConfig(b mp4.Box) []byte {
-	esds := mp4aEsds(b)
-	if esds == nil {
-		return nil
-	}
-	dc := esds.DecConfigDescriptor
-	if dc == nil || dc.ObjectType != 0x40 || dc.DecSpecificInfo == nil {
-		return nil
-	}
-	return dc.DecSpecificInfo.DecConfig
-}
-
-// mp4aEsds returns the esds of an mp4a sample entry, or nil.
-func mp4aEsds(b mp4.Box) *mp4.EsdsBox {
-	ase, ok := b.(*mp4.AudioSampleEntryBox)
-	if !ok || ase.Type() != "mp4a" {
-		return nil
-	}
-	if ase.Esds == nil && ase.Wave != nil {
-		return ase.Wave.Esds // QuickTime sound description version 1
-	}
-	return ase.Esds
-}
-
-// audioEntryName names the codec of a sound track's sample entry that is
-// not AAC; "" for a track that is not a sound track.
-func audioEntryName(t *mp4.TrakBox, entry mp4.Box) string {
-	if t.Mdia.Hdlr == nil || t.Mdia.Hdlr.HandlerType != "soun" {
-		return ""
-	}
-	if esds := mp4aEsds(entry); esds != nil && esds.DecConfigDescriptor != nil {
-		switch ot := esds.DecConfigDescriptor.ObjectType; ot {
-		case 0x69, 0x6b:
-			return "MP3"
-		case 0xa5:
-			return "AC-3"
-		case 0xa6:
-			return "E-AC-3"
-		default:
-			return fmt.Sprintf("mp4a object type 0x%02x", ot)
-		}
-	}
-	switch typ := entry.Type(); typ {
-	case "ac-3":
-		return "AC-3"
-	case "ec-3":
-		return "E-AC-3"
-	case "Opus":
-		return "Opus"
-	case ".mp3":
-		return "MP3"
-	default:
-		return typ
-	}
-}
-
-// selectAudio picks the first AAC track that livechunk can segment; the
-// other audio tracks are named in Info.IgnoredAudio, and those it cannot
-// use are also logged.
-func (m *MP4) selectAudio(moov *mp4.MoovBox) {
-	for i, t := range moov.Traks {
-		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
-			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
-			continue
-		}
-		entry := t.Mdia.Minf.Stbl.Stsd.Children[0]
-		asc := aacConfig(entry)
-		if asc == nil {
-			if name := audioEntryName(t, entry); name != "" {
-				m.info.IgnoredAudio = append(m.info.IgnoredAudio, name)
+		for off := int64(0); ; {
+			if off >= m.size {
+				return nil, errorf(ErrTruncated, "no moov box before the end of the input")
 			}
-			continue
+			b, err := demux.ReadBox(at, off, m.size, true)
+			if err != nil {
+				return nil, err
+			}
+			switch b.Type {
+			case "moov":
+				mv, err := demux.ReadMovie(at, b)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := m.rs.Seek(b.End(), io.SeekStart); err != nil {
+					return nil, err
+				}
+				m.cr.pos = b.End()
+				return mv, nil
+			case "moof":
+				return nil, errorf(ErrInvalid, "moof before moov")
+			}
+			off = b.End()
 		}
-		if m.aud != nil {
-			m.info.IgnoredAudio = append(m.info.IgnoredAudio, aacName(asc))
-			continue
+	}
+	for {
+		h, start, err := m.header()
+		if err == io.EOF {
+			return nil, errorf(ErrTruncated, "no moov box before the end of the input")
 		}
-		a, ai, err := m.newMP4Audio(t, i, moov, asc)
 		if err != nil {
-			// A track the file cannot be read with, or audio livechunk
-			// does not segment: the rest of the file is still read.
-			m.log.Warn("mp4: ignoring an audio track", "track", t.Tkhd.TrackID, "err", err)
-			m.info.IgnoredAudio = append(m.info.IgnoredAudio, unreadableAAC(asc))
-			continue
+			return nil, err
 		}
-		m.aud = a
-		m.info.Audio = ai
+		switch h.Name {
+		case "moov":
+			body, err := m.readBody(h, start, demux.MaxMetaBox, nil)
+			if err != nil {
+				return nil, err
+			}
+			b := boxOf(h, start)
+			return demux.ReadMovie(demux.BytesAt{B: body, Off: b.Body()}, b)
+		case "moof":
+			return nil, errorf(ErrInvalid, "moof before moov")
+		}
+		if err := m.skip(h); err != nil {
+			return nil, err
+		}
 	}
 }
 
-func (m *MP4) newMP4Audio(t *mp4.TrakBox, ti int, moov *mp4.MoovBox, asc []byte) (*mp4Audio, *AudioInfo, error) {
-	ts := t.Mdia.Mdhd.Timescale
-	if ts == 0 {
-		return nil, nil, errorf(ErrInvalid, "track %d: timescale 0", t.Tkhd.TrackID)
+// seekReaderAt reads an io.ReadSeeker at given offsets.
+type seekReaderAt struct{ rs io.ReadSeeker }
+
+func (s seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
 	}
-	ai, err := newAudioInfo(asc, ts)
-	if err != nil {
-		return nil, nil, err
+	return io.ReadFull(s.rs, p)
+}
+
+// selectAudio takes the AAC track of ts, names the audio tracks that are
+// left out in Info.IgnoredAudio, and logs why those that could not be read
+// are.
+func (m *MP4) selectAudio(ts demux.Tracks, mv *demux.Movie) error {
+	m.info.IgnoredAudio = ts.IgnoredAudio
+	for _, u := range ts.Unreadable {
+		m.log.Warn("mp4: ignoring an audio track", "track", u.ID, "err", u.Err)
 	}
-	shift, err := editShift(t, moov, ts)
-	if err != nil {
-		return nil, nil, err
+	t := ts.Audio
+	if t == nil {
+		return nil
 	}
-	a := &mp4Audio{trackID: t.Tkhd.TrackID, timescale: ts, shift: shift}
-	if moov.Mvex == nil && m.tabs != nil {
-		p, err := m.newProgIter(m.tabs[ti])
+	a := &mp4Audio{trackID: t.ID, timescale: t.Timescale, shift: t.Edit.Shift}
+	if mv.Fragmented() {
+		a.frag = demux.NewFragments(t)
+	} else {
+		p, err := t.Samples()
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		a.prog = p
 	}
-	return a, ai, nil
+	m.aud = a
+	m.info.Audio = &AudioInfo{ASC: bytes.Clone(t.ASC), Timescale: t.Timescale, AACInfo: t.AAC}
+	return nil
 }
 
-func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
-	defer recoverInvalid(&err, "moov")
-	var trak *mp4.TrakBox
-	var other string
-	ti := -1
-	for i, t := range moov.Traks {
-		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
-			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil {
-			continue
-		}
-		stsd := t.Mdia.Minf.Stbl.Stsd
-		if len(stsd.Children) == 0 {
-			continue
-		}
-		switch typ := stsd.Children[0].Type(); typ {
-		case "avc1", "avc3":
-			trak, ti = t, i
-		case "hvc1", "hev1", "encv", "avc2", "avc4", "dvav", "dva1", "dvh1", "dvhe", "av01", "vp09":
-			if other == "" {
-				other = typ
-			}
-		}
-		if trak != nil {
-			break
-		}
-	}
-	m.selectAudio(moov)
-	if trak == nil {
-		if other != "" {
-			return errorf(ErrUnsupported, "video track is %s, not H.264", other)
-		}
-		if m.aud == nil {
-			return errorf(ErrUnsupported, "no H.264 video track (nor an AAC audio track)")
-		}
-		// Audio only.
-		m.info.Format = FormatMP4
+// selectVideo takes the H.264 track t (nil: audio only).
+func (m *MP4) selectVideo(t *demux.Track, mv *demux.Movie) error {
+	m.info.Format = FormatMP4
+	if t == nil {
 		m.info.NoVideo = true
 		m.info.Timescale = m.aud.timescale
 		return nil
 	}
-	m.trackID = trak.Tkhd.TrackID
-	if mx := trak.Tkhd.Matrix; mx != mp4.UnityMatrix() && mx != [9]int32{} {
-		m.info.Matrix = mx
-	}
-	m.timescale = trak.Mdia.Mdhd.Timescale
-	if m.timescale == 0 {
-		return errorf(ErrInvalid, "track %d: timescale 0", m.trackID)
-	}
-	stbl := trak.Mdia.Minf.Stbl
-	for _, c := range stbl.Stsd.Children {
+	m.trackID, m.timescale, m.info.Matrix = t.ID, t.Timescale, t.Matrix
+	for _, c := range t.Entries {
 		var e avcEntry
-		if vse, ok := c.(*mp4.VisualSampleEntryBox); ok && (c.Type() == "avc1" || c.Type() == "avc3") && vse.AvcC != nil {
+		if vse, ok := c.(*mp4.VisualSampleEntryBox); ok && demux.IsAVC(c) && vse.AvcC != nil {
 			e = avcEntry{
 				avc:        true,
 				sps:        nonEmpty(vse.AvcC.SPSnalus),
@@ -526,7 +411,6 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 	if !m.entries[0].avc {
 		return errorf(ErrInvalid, "track %d: avc1 sample entry without avcC", m.trackID)
 	}
-	m.info.Format = FormatMP4
 	m.info.Timescale = m.timescale
 	m.info.SPS, m.info.PPS = m.entries[0].sps, m.entries[0].pps
 	if len(m.info.SPS) > 0 {
@@ -535,36 +419,37 @@ func (m *MP4) selectTrack(moov *mp4.MoovBox) (err error) {
 			m.info.Width, m.info.Height = sps.Width(), sps.Height()
 		}
 	}
-
-	// Edit list: leading empty edits delay the track, the first non-empty
-	// edit's media_time is where presentation starts.
-	shift, err := editShift(trak, moov, m.timescale)
+	m.shift = t.Edit.Shift
+	d, present, err := t.MaxCompositionDelay()
 	if err != nil {
 		return err
 	}
-	m.shift = shift
+	m.dtsShift, m.haveShift = d, present
+	if mv.Fragmented() {
+		m.vfrag = demux.NewFragments(t)
+		return nil
+	}
+	m.haveShift = true
+	m.prog, err = t.Samples()
+	return err
+}
 
-	switch {
-	case m.tabs != nil && m.tabs[ti].ctts.present:
-		if m.dtsShift, err = m.maxCompositionDelay(m.tabs[ti]); err != nil {
-			return err
-		}
-		m.haveShift = true
-	case stbl.Ctts != nil:
-		for _, o := range stbl.Ctts.SampleOffset {
-			m.dtsShift = max(m.dtsShift, -int64(o))
-		}
-		m.haveShift = true
+// fromDemux gives an error of internal/demux the kind of this package
+// that matches its own (ErrInvalid, ErrTruncated, ErrUnsupported); other
+// errors are returned as they are.
+func fromDemux(err error) error {
+	var de *demux.Error
+	if isTypedErr(err) || !errors.As(err, &de) {
+		return err
 	}
-	if moov.Mvex == nil && m.tabs != nil {
-		m.haveShift = true
-		p, err := m.newProgIter(m.tabs[ti])
-		if err != nil {
-			return err
-		}
-		m.prog = p
+	kind := ErrInvalid
+	switch de.Kind {
+	case demux.ErrTruncated:
+		kind = ErrTruncated
+	case demux.ErrUnsupported:
+		kind = ErrUnsupported
 	}
-	return nil
+	return fmt.Errorf("%w: %w", kind, err)
 }
 
 // bitrate returns the average bit rate of n bytes of media over the movie's
@@ -655,20 +540,20 @@ func (m *MP4) which() (isAudio bool, err error) {
 	if m.progressive {
 		vok, aok := false, false
 		if m.prog != nil && !m.info.NoVideo {
-			if err := m.prog.peek(&m.vpeek); err != nil && err != io.EOF {
+			if err := peek(m.prog, &m.vpeek); err != nil && err != io.EOF {
 				return false, err
 			}
 			vok = m.vpeek.ok
 		}
 		if a != nil {
-			if err := a.prog.peek(&a.peek); err != nil && err != io.EOF {
+			if err := peek(a.prog, &a.peek); err != nil && err != io.EOF {
 				return false, err
 			}
 			aok = a.peek.ok
 		}
 		switch {
 		case vok && aok:
-			return earlier(a.peek.dts+a.shift, a.timescale, m.vpeek.dts+m.shift-m.dtsShift, m.timescale), nil
+			return earlier(a.peek.DTS+a.shift, a.timescale, m.vpeek.DTS+m.shift-m.dtsShift, m.timescale), nil
 		case vok || aok:
 			return aok, nil
 		}
@@ -682,7 +567,7 @@ func (m *MP4) which() (isAudio bool, err error) {
 	}
 	vok, aok := f.vi < len(f.vs), f.ai < len(f.as)
 	if vok && aok {
-		return earlier(f.as[f.ai].dts+a.shift, a.timescale, f.vs[f.vi].dts+m.shift-m.dtsShift, m.timescale), nil
+		return earlier(f.as[f.ai].DTS+a.shift, a.timescale, f.vs[f.vi].DTS+m.shift-m.dtsShift, m.timescale), nil
 	}
 	return aok, nil
 }
@@ -700,7 +585,7 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 	if m.progressive {
 		e := a.peek
 		a.peek.ok = false
-		dts, size = e.dts, e.size
+		dts, size = e.DTS, e.Size
 		s.PTS = dts + a.shift
 		if !read || size == 0 {
 			return s, nil
@@ -708,14 +593,14 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 		if size > maxSampleSize {
 			return s, errorf(ErrUnsupported, "audio sample of %d bytes", size)
 		}
-		if m.size >= 0 && (e.off > uint64(m.size) || uint64(size) > uint64(m.size)-e.off) {
-			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.off, size, m.size)
+		if m.size >= 0 && (e.Off > uint64(m.size) || uint64(size) > uint64(m.size)-e.Off) {
+			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.Off, size, m.size)
 		}
 		next := int64(-1) // where the video track reads next
 		if m.vpeek.ok {
-			next = int64(m.vpeek.off)
+			next = int64(m.vpeek.Off)
 		}
-		b, err := m.readAt(&a.ahead, &m.ahead, next, &a.buf, int64(e.off), int(size))
+		b, err := m.readAt(&a.ahead, &m.ahead, next, &a.buf, int64(e.Off), int(size))
 		if err != nil {
 			return s, err
 		}
@@ -725,7 +610,7 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 	f := m.frag
 	fs := f.as[f.ai]
 	f.ai++
-	dts, off, size = fs.dts, fs.off, fs.size
+	dts, off, size = fs.DTS, fs.Off, fs.Size
 	s.PTS = dts + a.shift
 	if !read {
 		return s, nil
@@ -765,7 +650,7 @@ func (m *MP4) read(off uint64, size uint32) ([]byte, error) {
 	if m.aud != nil {
 		other = &m.aud.ahead
 		if m.aud.peek.ok {
-			next = int64(m.aud.peek.off)
+			next = int64(m.aud.peek.Off)
 		}
 	}
 	return m.readAt(&m.ahead, other, next, &m.buf, int64(off), int(size))
@@ -885,12 +770,12 @@ func (m *MP4) readFullAt(b []byte, off int64, what string) error {
 
 func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 	defer recoverInvalid(&err, "sample table")
-	if err := m.prog.peek(&m.vpeek); err != nil {
+	if err := peek(m.prog, &m.vpeek); err != nil {
 		return s, 0, nil, err
 	}
 	e := m.vpeek
 	m.vpeek.ok = false
-	dts, cto, dur, desc, off, size := e.dts, e.cto, e.dur, e.desc, e.off, e.size
+	dts, cto, dur, desc, off, size := e.DTS, e.CTO, e.Dur, e.Desc, e.Off, e.Size
 	s.DTS = dts + m.shift - m.dtsShift
 	s.PTS = dts + m.shift + int64(cto)
 	s.Duration = int64(dur)
@@ -903,24 +788,14 @@ func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 
 // fragState is the state of reading a fragmented file.
 type fragState struct {
-	vs      []fragSample // video samples of the current moof
-	vi      int          // the next one to deliver
-	as      []fragSample // audio samples of the current moof
+	vs      []demux.FragSample // video samples of the current moof
+	vi      int                // the next one to deliver
+	as      []demux.FragSample // audio samples of the current moof
 	ai      int
 	data    []byte // payload of the current mdat
 	dataPos int64  // absolute offset of data[0]
-	nextDTS int64  // video decode time after the last sample (for a missing tfdt)
-	aDTS    int64  // the same for audio
+	moof    []byte // reusable moof buffer
 	mdat    []byte // reusable mdat buffer
-}
-
-type fragSample struct {
-	dts  int64
-	cto  int32
-	dur  uint32
-	off  int64 // absolute file offset
-	size uint32
-	desc int
 }
 
 // nextFrag takes the next video sample of the current fragment (which said
@@ -929,14 +804,14 @@ func (m *MP4) nextFrag() (s chunker.Sample, entry int, data []byte, err error) {
 	f := m.frag
 	fs := f.vs[f.vi]
 	f.vi++
-	s.DTS = fs.dts + m.shift - m.dtsShift
-	s.PTS = fs.dts + m.shift + int64(fs.cto)
-	s.Duration = int64(fs.dur)
-	lo := fs.off - f.dataPos
-	if lo < 0 || lo > int64(len(f.data)) || int64(fs.size) > int64(len(f.data))-lo {
-		return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.off, fs.size)
+	s.DTS = fs.DTS + m.shift - m.dtsShift
+	s.PTS = fs.DTS + m.shift + int64(fs.CTO)
+	s.Duration = int64(fs.Dur)
+	lo := fs.Off - f.dataPos
+	if lo < 0 || lo > int64(len(f.data)) || int64(fs.Size) > int64(len(f.data))-lo {
+		return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.Off, fs.Size)
 	}
-	return s, fs.desc, f.data[lo : lo+int64(fs.size)], nil
+	return s, fs.Desc, f.data[lo : lo+int64(fs.Size)], nil
 }
 
 // readFragment reads top-level boxes up to and including the mdat that
@@ -950,13 +825,14 @@ func (m *MP4) readFragment() error {
 		}
 		switch h.Name {
 		case "moof":
-			b, err := m.decodeBody(h, start)
+			body, err := m.readBody(h, start, demux.MaxMetaBox, f.moof)
 			if err != nil {
 				return err
 			}
-			moof, ok := b.(*mp4.MoofBox)
-			if !ok {
-				return errorf(ErrInvalid, "moof box")
+			f.moof = body
+			moof, err := demux.DecodeMoof(boxOf(h, start), body)
+			if err != nil {
+				return err
 			}
 			if err := m.parseMoof(moof, start); err != nil {
 				return err
@@ -969,24 +845,9 @@ func (m *MP4) readFragment() error {
 				}
 				continue
 			}
-			n := int64(h.Size) - int64(h.Hdrlen)
-			if n > maxMdatRead {
-				return errorf(ErrUnsupported, "mdat of %d bytes in a fragment", n)
-			}
-			buf := f.mdat[:0]
-			// Grow with the bytes that really arrive, so that a lying
-			// size cannot allocate ahead of them.
-			for int64(len(buf)) < n {
-				k := int(min(n-int64(len(buf)), 1<<20))
-				buf = slices.Grow(buf, k)
-				got, err := io.ReadFull(m.cr, buf[len(buf):len(buf)+k])
-				buf = buf[:len(buf)+got]
-				if err == io.EOF || err == io.ErrUnexpectedEOF {
-					return errorf(ErrTruncated, "mdat at %d", start)
-				}
-				if err != nil {
-					return err
-				}
+			buf, err := m.readBody(h, start, maxMdatRead, f.mdat)
+			if err != nil {
+				return err
 			}
 			f.mdat = buf
 			f.data = buf
@@ -1000,72 +861,27 @@ func (m *MP4) readFragment() error {
 	}
 }
 
+// parseMoof lists the samples of our tracks in moof, which begins at
+// moofStart. The first fragment with video samples decides how far DTS is
+// moved back so that negative composition offsets keep PTS >= DTS, unless
+// the moov's ctts did.
 func (m *MP4) parseMoof(moof *mp4.MoofBox, moofStart int64) (err error) {
-	defer recoverInvalid(&err, "moof")
 	f := m.frag
-	f.vs, f.vi = f.vs[:0], 0
-	f.as, f.ai = f.as[:0], 0
-	defer func() {
-		if len(f.vs) > 0 {
-			m.haveShift = true // the first fragment decides
+	f.vs, f.vi, f.as, f.ai = f.vs[:0], 0, f.as[:0], 0
+	if m.vfrag != nil {
+		if f.vs, err = m.vfrag.Append(f.vs, moof, moofStart); err != nil {
+			return err
 		}
-	}()
-	for _, traf := range moof.Trafs {
-		if traf.Tfhd == nil {
-			continue
-		}
-		tfhd := traf.Tfhd
-		var (
-			trex    *mp4.TrexBox
-			nextDTS *int64
-			list    *[]fragSample
-			video   bool
-		)
-		switch {
-		case !m.info.NoVideo && tfhd.TrackID == m.trackID:
-			trex, nextDTS, list, video = m.trex, &f.nextDTS, &f.vs, true
-		case m.aud != nil && tfhd.TrackID == m.aud.trackID:
-			trex, nextDTS, list = m.aud.trex, &f.aDTS, &f.as
-		default:
-			continue
-		}
-		if traf.Tfdt != nil {
-			*nextDTS = int64(traf.Tfdt.BaseMediaDecodeTime())
-			if *nextDTS < 0 {
-				return errorf(ErrInvalid, "tfdt out of range")
+		if len(f.vs) > 0 && !m.haveShift {
+			for _, s := range f.vs {
+				m.dtsShift = max(m.dtsShift, -int64(s.CTO))
 			}
+			m.haveShift = true
 		}
-		desc := 0
-		if tfhd.HasSampleDescriptionIndex() && tfhd.SampleDescriptionIndex > 0 {
-			desc = int(tfhd.SampleDescriptionIndex) - 1
-		} else if trex != nil && trex.DefaultSampleDescriptionIndex > 0 {
-			desc = int(trex.DefaultSampleDescriptionIndex) - 1
-		}
-		base := moofStart
-		if tfhd.HasBaseDataOffset() {
-			base = int64(tfhd.BaseDataOffset)
-		}
-		pos := base
-		for _, trun := range traf.Truns {
-			trun.AddSampleDefaultValues(tfhd, trex)
-			if trun.HasDataOffset() {
-				pos = base + int64(trun.DataOffset)
-			}
-			for _, smp := range trun.Samples {
-				if video && !m.haveShift {
-					m.dtsShift = max(m.dtsShift, -int64(smp.CompositionTimeOffset))
-				}
-				*list = append(*list, fragSample{
-					dts:  *nextDTS,
-					cto:  smp.CompositionTimeOffset,
-					dur:  smp.Dur,
-					off:  pos,
-					size: smp.Size,
-					desc: desc,
-				})
-				*nextDTS += int64(smp.Dur)
-				pos += int64(smp.Size)
-			}
+	}
+	if m.aud != nil {
+		if f.as, err = m.aud.frag.Append(f.as, moof, moofStart); err != nil {
+			return err
 		}
 	}
 	return nil

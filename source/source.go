@@ -40,6 +40,7 @@ import (
 	"strings"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 )
 
 // Source yields the H.264 samples of one video track in decode order, and
@@ -107,36 +108,6 @@ func newAudioInfo(asc []byte, timescale uint32) (*AudioInfo, error) {
 	return &AudioInfo{ASC: bytes.Clone(asc), Timescale: timescale, AACInfo: ai}, nil
 }
 
-// aacName names the kind of AAC an AudioSpecificConfig describes, for
-// Info.IgnoredAudio: "AAC" for what livechunk records (AAC-LC, HE-AAC),
-// else the profile ("AAC Main", "AAC LTP", "xHE-AAC", ...).
-func aacName(asc []byte) string {
-	if len(asc) == 0 {
-		return "AAC"
-	}
-	ot := int(asc[0] >> 3)
-	if ot == 31 && len(asc) > 1 { // escaped: 32 + the next 6 bits
-		ot = 32 + (int(asc[0]&7)<<3 | int(asc[1]>>5))
-	}
-	switch ot {
-	case 2, 5, 29:
-		return "AAC"
-	case 1:
-		return "AAC Main"
-	case 3:
-		return "AAC SSR"
-	case 4:
-		return "AAC LTP"
-	case 23:
-		return "AAC-LD"
-	case 39:
-		return "AAC-ELD"
-	case 42:
-		return "xHE-AAC"
-	}
-	return fmt.Sprintf("AAC (object type %d)", ot)
-}
-
 // AudioNote tells a user, in one sentence, which audio tracks of an input
 // are not recorded (ignored, as in Info.IgnoredAudio) and why; recorded
 // reports whether an AAC track is. It is "" when nothing is left out.
@@ -148,16 +119,6 @@ func AudioNote(recorded bool, ignored []string) string {
 		return fmt.Sprintf("one audio track is recorded (the first AAC-LC or HE-AAC one); not recorded: %s", strings.Join(ignored, ", "))
 	}
 	return fmt.Sprintf("the input's audio (%s) is not recorded: livechunk records readable AAC-LC and HE-AAC audio only", strings.Join(ignored, ", "))
-}
-
-// unreadableAAC names, for Info.IgnoredAudio, an AAC track that could
-// not be read: its profile, or "AAC (unreadable)" for a kind livechunk
-// records.
-func unreadableAAC(asc []byte) string {
-	if name := aacName(asc); name != "AAC" {
-		return name
-	}
-	return "AAC (unreadable)"
 }
 
 // Format is a container format recognized by [Open] and [NewReader].
@@ -293,76 +254,21 @@ func isTypedErr(err error) bool {
 		errors.Is(err, ErrUnsupported) || errors.Is(err, ErrNoFrameRate)
 }
 
-// sniffLen is the number of leading bytes that Sniff looks at: an MPEG-TS
-// stream may begin with bytes that are not packets (a capture started in
-// the middle of a packet, a header), up to sniffLen - 3 packets of them.
-const sniffLen = 8 << 10
+// sniffLen is the number of leading bytes that Sniff looks at.
+const sniffLen = demux.SniffLen
 
-// tsStart returns the offset of the first MPEG-TS packet in b: 0 when b
-// starts with sync bytes 188 bytes apart (three, or as many as b holds),
-// else the first offset followed by five of them (bytes that are not
-// packets before it: the stronger evidence keeps raw H.264 or other data
-// whose 0x47 bytes happen to fall 188 apart from passing for MPEG-TS);
-// -1 if there is none.
-func tsStart(b []byte) int {
-	if len(b) > 0 && tsRun(b, 0, min(3, (len(b)-1)/tsPacketSize+1)) {
-		return 0
-	}
-	for k := 1; k+4*tsPacketSize < len(b); k++ {
-		if tsRun(b, k, 5) {
-			return k
-		}
-	}
-	return -1
-}
-
-// tsRun reports whether b holds n sync bytes 188 bytes apart from k on.
-func tsRun(b []byte, k, n int) bool {
-	if k+(n-1)*tsPacketSize >= len(b) {
-		return false
-	}
-	for i := range n {
-		if b[k+i*tsPacketSize] != tsSyncByte {
-			return false
-		}
-	}
-	return true
-}
-
-// isM2TS reports whether b looks like 192-byte M2TS/BDAV packets (a
-// 4-byte time code before each sync byte), which this package does not
-// read.
-func isM2TS(b []byte) bool {
-	const m2ts = tsPacketSize + 4
-	return len(b) > 4+2*m2ts && b[4] == tsSyncByte && b[4+m2ts] == tsSyncByte && b[4+2*m2ts] == tsSyncByte
-}
-
-// Sniff detects the format of an input from its first bytes (up to
-// sniffLen are examined): an MP4 box type at offset 4 (ftyp, moov, styp,
-// ...), MPEG-TS sync bytes every 188 bytes (from the start, or after some
-// bytes that are not packets), or an Annex-B start code.
+// Sniff detects the format of an input from its first bytes (up to 8 KiB
+// are examined): an MP4 box type at offset 4 (ftyp, moov, styp, ...),
+// MPEG-TS sync bytes every 188 bytes (from the start, or after some bytes
+// that are not packets), or an Annex-B start code.
 func Sniff(b []byte) Format {
-	if len(b) >= 8 {
-		switch string(b[4:8]) {
-		case "ftyp", "styp", "moov", "moof", "mdat", "free", "skip", "wide", "sidx", "pdin", "uuid":
-			return FormatMP4
-		}
-	}
-	k := tsStart(b)
-	if k == 0 {
+	switch demux.Sniff(b) {
+	case demux.MP4:
+		return FormatMP4
+	case demux.TS:
 		return FormatTS
-	}
-	i := 0
-	for i < len(b) && b[i] == 0 {
-		i++
-	}
-	if i >= 2 && i < len(b) && b[i] == 1 && (k < 0 || !tsRun(b, k, 20)) {
-		// (A capture of MPEG-TS cut at a PES header also starts with a
-		// start code: twenty packets in a row after it say MPEG-TS.)
+	case demux.AnnexB:
 		return FormatAnnexB
-	}
-	if k > 0 && !isM2TS(b) {
-		return FormatTS
 	}
 	return FormatUnknown
 }
@@ -467,7 +373,7 @@ func newFormat(r io.Reader, head []byte, opt Options) (Source, error) {
 		if len(head) == 0 {
 			return nil, errorf(ErrTruncated, "empty input")
 		}
-		if isM2TS(head) {
+		if demux.IsM2TS(head) {
 			return nil, errorf(ErrUnsupported, "M2TS (192-byte packets, as Blu-ray and AVCHD cameras write) is not read; remux it with ffmpeg -c copy -f mpegts")
 		}
 		return nil, errorf(ErrInvalid, "unrecognized format (not MP4, MPEG-TS or H.264 Annex-B)")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
@@ -690,7 +691,7 @@ func TestSniff(t *testing.T) {
 	}
 	raw = slices.Clone(raw[:min(len(raw), sniffLen)])
 	for i := range 3 {
-		raw[1000+i*tsPacketSize] = tsSyncByte
+		raw[1000+i*mpegts.PacketSize] = mpegts.SyncByte
 	}
 	if got := Sniff(raw); got != FormatAnnexB {
 		t.Errorf("raw H.264 with 0x47 bytes 188 apart: %v", got)
@@ -698,13 +699,13 @@ func TestSniff(t *testing.T) {
 	// Other bytes need five: three 0x47 188 apart are not MPEG-TS.
 	other := bytes.Repeat([]byte("x"), sniffLen)
 	for i := range 3 {
-		other[500+i*tsPacketSize] = tsSyncByte
+		other[500+i*mpegts.PacketSize] = mpegts.SyncByte
 	}
 	if got := Sniff(other); got != FormatUnknown {
 		t.Errorf("text with three 0x47 bytes 188 apart: %v", got)
 	}
 	for i := 3; i < 5; i++ {
-		other[500+i*tsPacketSize] = tsSyncByte
+		other[500+i*mpegts.PacketSize] = mpegts.SyncByte
 	}
 	if got := Sniff(other); got != FormatTS {
 		t.Errorf("five sync bytes after other bytes: %v, want MPEG-TS", got)
@@ -713,7 +714,7 @@ func TestSniff(t *testing.T) {
 	// bytes) are refused, not a panic.
 	for n := 380; n <= 400; n++ {
 		short := bytes.Repeat([]byte("y"), n)
-		short[4], short[4+192] = tsSyncByte, tsSyncByte
+		short[4], short[4+192] = mpegts.SyncByte, mpegts.SyncByte
 		if _, err := NewReader(bytes.NewReader(short), Options{}); err == nil {
 			t.Errorf("%d bytes: no error", n)
 		}
@@ -725,7 +726,7 @@ func TestSniff(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := -1
-	for i := 3 * tsPacketSize; i+tsPacketSize <= len(ts) && cut < 0; i += tsPacketSize {
+	for i := 3 * mpegts.PacketSize; i+mpegts.PacketSize <= len(ts) && cut < 0; i += mpegts.PacketSize {
 		if q := ts[i:]; q[1]&0x40 != 0 && q[3]&0x20 == 0 && q[4] == 0 && q[5] == 0 && q[6] == 1 {
 			cut = i + 4
 		}

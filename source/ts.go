@@ -13,14 +13,11 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
-const (
-	tsPacketSize = 188
-	tsSyncByte   = 0x47
-	tsWrap       = int64(1) << 33
-)
+const tsWrap = int64(1) << 33
 
 // TS is a Source over an MPEG-2 transport stream. It reads the first H.264
 // elementary stream and the first AAC (ADTS) one of the first program,
@@ -113,12 +110,12 @@ func (t *TS) open(r io.Reader) (err error) {
 	switch {
 	case len(head) == 0:
 		return errorf(ErrTruncated, "empty input")
-	case len(head) < tsPacketSize:
+	case len(head) < mpegts.PacketSize:
 		return errorf(ErrTruncated, "%d bytes, less than one packet", len(head))
 	}
-	k := tsStart(head)
+	k := demux.TSStart(head)
 	switch {
-	case k < 0 && isM2TS(head):
+	case k < 0 && demux.IsM2TS(head):
 		return errorf(ErrUnsupported, "M2TS (192-byte packets) is not read; remux it with ffmpeg -c copy -f mpegts")
 	case k < 0:
 		return errorf(ErrInvalid, "no MPEG-TS packets (sync bytes 188 bytes apart) in the first %d bytes", len(head))
@@ -171,13 +168,13 @@ func (t *TS) open(r io.Reader) (err error) {
 				continue
 			}
 			if atrack != nil {
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, aacName(asc))
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, demux.AACName(asc))
 				continue
 			}
 			ai, err := newAudioInfo(asc, 90000)
 			if err != nil {
 				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, unreadableAAC(asc))
+				t.info.IgnoredAudio = append(t.info.IgnoredAudio, demux.UnreadableAAC(asc))
 				continue
 			}
 			atrack = tr
