@@ -625,15 +625,7 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 			cerr := p.Close(ctx)
 			return p.Stats(), errors.Join(fmt.Errorf("livechunk: reading input: %w", err), cerr)
 		}
-		if pk.Kind == source.KindAudio {
-			if cfg.Audio == nil {
-				continue
-			}
-			err = p.WriteAudio(ctx, pk.Audio)
-		} else {
-			err = p.Write(ctx, pk.Video)
-		}
-		if err != nil {
+		if err := p.WritePacket(ctx, pk); err != nil {
 			cerr := p.Close(ctx)
 			return p.Stats(), errors.Join(err, cerr)
 		}
@@ -644,6 +636,21 @@ func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) 
 		cfg.Progress(st)
 	}
 	return st, err
+}
+
+// WritePacket writes one packet of a source: a video sample with Write, an
+// audio frame with WriteAudio, or, when the pipeline has no audio track
+// (Config.Audio nil), nothing. It is the one step from a source to the
+// pipeline, for Record and for a server's ingest alike; it returns what
+// Write or WriteAudio returns.
+func (p *Pipeline) WritePacket(ctx context.Context, pk source.Packet) error {
+	if pk.Kind == source.KindAudio {
+		if p.cfg.Audio == nil {
+			return nil
+		}
+		return p.WriteAudio(ctx, pk.Audio)
+	}
+	return p.Write(ctx, pk.Video)
 }
 
 // Abort stops the recording the way a crash after the last upload would:

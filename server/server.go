@@ -240,7 +240,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-func fail(w http.ResponseWriter, status int, format string, a ...any) {
+// failStatus writes an error answer of a fixed status: for refusals made
+// in the HTTP layer itself (a bad URL, a missing token).
+func failStatus(w http.ResponseWriter, status int, format string, a ...any) {
 	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, a...)})
 }
 
@@ -254,7 +256,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="livechunk ingest"`)
-	fail(w, http.StatusUnauthorized, "ingest needs a valid token (Authorization: Bearer ...)")
+	failStatus(w, http.StatusUnauthorized, "ingest needs a valid token (Authorization: Bearer ...)")
 	return false
 }
 
@@ -267,7 +269,7 @@ func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request) (name stri
 	}
 	name = r.PathValue("stream")
 	if !ValidStreamName(name) {
-		fail(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
+		failStatus(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
 		return "", false
 	}
 	return name, true
@@ -275,17 +277,17 @@ func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request) (name stri
 
 // getStream returns the live stream called name, creating it (up to
 // MaxStreams) when create is set.
-func (s *Server) getStream(name string, create bool) (*stream, int, error) {
+func (s *Server) getStream(name string, create bool) (*stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, http.StatusServiceUnavailable, errors.New("server is shutting down")
+		return nil, ErrShuttingDown
 	}
 	if st, ok := s.live[name]; ok {
-		return st, 0, nil
+		return st, nil
 	}
 	if !create {
-		return nil, http.StatusNotFound, fmt.Errorf("no live stream %q", name)
+		return nil, fmt.Errorf("%w %q", ErrNoStream, name)
 	}
 	active := 0
 	for _, st := range s.live {
@@ -294,11 +296,11 @@ func (s *Server) getStream(name string, create bool) (*stream, int, error) {
 		}
 	}
 	if active >= s.cfg.MaxStreams {
-		return nil, http.StatusServiceUnavailable, fmt.Errorf("too many streams (limit %d)", s.cfg.MaxStreams)
+		return nil, fmt.Errorf("%w (limit %d)", ErrTooManyStreams, s.cfg.MaxStreams)
 	}
 	st := newStream(s, name)
 	s.live[name] = st
-	return st, 0, nil
+	return st, nil
 }
 
 // forget drops an ended stream from memory; the bucket keeps its record.
@@ -325,45 +327,56 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
 	if err != nil || n > 1_000_000 {
-		fail(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
+		failStatus(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
 		return
 	}
-	if r.ContentLength > s.cfg.MaxChunkBytes {
-		fail(w, http.StatusRequestEntityTooLarge, "chunk of %d bytes exceeds the limit of %d", r.ContentLength, s.cfg.MaxChunkBytes)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes))
+	body, err := s.readChunk(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(w, http.StatusRequestEntityTooLarge, "chunk exceeds the limit of %d bytes", s.cfg.MaxChunkBytes)
-			return
-		}
-		fail(w, http.StatusBadRequest, "reading the chunk: %v", err)
+		fail(w, err, "chunk %d of %q", n, name)
 		return
 	}
-	// Parse the whole chunk before touching the stream: a bad upload
+	// Check the whole chunk before touching the stream: a bad upload
 	// changes nothing.
-	c, status, err := parseChunk(body)
+	c, err := checkChunk(body)
 	if err != nil {
-		fail(w, status, "chunk %d of %q: %v", n, name, err)
+		fail(w, err, "chunk %d of %q", n, name)
 		return
 	}
-	if st, _, _ := s.getStream(name, false); st == nil && s.ended(r.Context(), name) {
-		fail(w, http.StatusConflict, "stream %q has ended", name)
-		return
-	}
-	st, status, err := s.getStream(name, true)
+	res, err := s.addChunk(r.Context(), name, n, c)
 	if err != nil {
-		fail(w, status, "%v", err)
-		return
-	}
-	res, status, err := st.addChunk(r.Context(), uint64(n), c)
-	if err != nil {
-		fail(w, status, "chunk %d of %q: %v", n, name, err)
+		fail(w, err, "chunk %d of %q", n, name)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes.
+func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.MaxChunkBytes {
+		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
+	case err != nil:
+		return nil, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
+	}
+	return body, nil
+}
+
+// addChunk adds a checked chunk to the stream called name, starting the
+// stream unless it has ended.
+func (s *Server) addChunk(ctx context.Context, name string, n uint64, c *chunk) (ChunkResult, error) {
+	if st, _ := s.getStream(name, false); st == nil && s.ended(ctx, name) {
+		return ChunkResult{}, ErrEnded
+	}
+	st, err := s.getStream(name, true)
+	if err != nil {
+		return ChunkResult{}, err
+	}
+	return st.addChunk(ctx, n, c)
 }
 
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
@@ -372,19 +385,19 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.ended(r.Context(), name) {
-		fail(w, http.StatusConflict, "stream %q has ended", name)
+		fail(w, ErrEnded, "stream %q", name)
 		return
 	}
-	st, status, err := s.getStream(name, true)
+	st, err := s.getStream(name, true)
 	if err != nil {
-		fail(w, status, "%v", err)
+		fail(w, err, "stream %q", name)
 		return
 	}
 	s.wg.Add(1)
 	defer s.wg.Done()
-	res, status, err := st.push(r.Context(), w, r)
+	res, err := st.push(r.Context(), w, r)
 	if err != nil {
-		fail(w, status, "stream %q: %v", name, err)
+		fail(w, err, "stream %q", name)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -395,17 +408,17 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, status, err := s.getStream(name, false)
+	st, err := s.getStream(name, false)
 	if err != nil {
 		if s.ended(r.Context(), name) {
 			writeJSON(w, http.StatusOK, s.info(r.Context(), name))
 			return
 		}
-		fail(w, status, "%v", err)
+		fail(w, err, "")
 		return
 	}
 	if err := st.end(r.Context()); err != nil {
-		fail(w, http.StatusInternalServerError, "ending %q: %v", name, err)
+		fail(w, err, "ending %q", name)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.info(r.Context(), name))
@@ -422,15 +435,15 @@ func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
 	rd, err := s.cfg.Bucket.NewReader(r.Context(), key, nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
-			if st, _, _ := s.getStream(name, false); st != nil && st.stitching() {
+			if st, _ := s.getStream(name, false); st != nil && st.stitching() {
 				w.Header().Set("Retry-After", "2")
-				fail(w, http.StatusServiceUnavailable, "stream %q is being stitched", name)
+				failStatus(w, http.StatusServiceUnavailable, "stream %q is being stitched", name)
 				return
 			}
 			http.NotFound(w, r)
 			return
 		}
-		fail(w, http.StatusBadGateway, "storage unavailable")
+		failStatus(w, http.StatusBadGateway, "storage unavailable")
 		return
 	}
 	defer rd.Close()
@@ -484,7 +497,7 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 		in.State = "vod"
 		in.VOD = "/vod/" + name + ".mp4"
 	}
-	if st, _, _ := s.getStream(name, false); st != nil {
+	if st, _ := s.getStream(name, false); st != nil {
 		st.describe(&in)
 	}
 	return in
@@ -525,7 +538,7 @@ func (s *Server) Streams(ctx context.Context) ([]StreamInfo, error) {
 func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 	list, err := s.Streams(r.Context())
 	if err != nil {
-		fail(w, http.StatusBadGateway, "listing streams: %v", err)
+		failStatus(w, http.StatusBadGateway, "listing streams: %v", err)
 		return
 	}
 	if list == nil {
@@ -572,7 +585,7 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 	if !ValidStreamName(name) {
 		return fmt.Errorf("server: invalid stream name %q", name)
 	}
-	st, _, err := s.getStream(name, true)
+	st, err := s.getStream(name, true)
 	if err != nil {
 		return err
 	}
@@ -581,7 +594,7 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 	if stop == nil {
 		stop = func() {}
 	}
-	_, _, err = st.record(ctx, stop, func() (source.Source, error) { return src, nil })
+	_, err = st.record(ctx, stop, func() (source.Source, error) { return src, nil })
 	return err
 }
 

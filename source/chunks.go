@@ -2,37 +2,39 @@ package source
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Chunks is a Source over a sequence of self-contained MP4 files, each
 // starting at time 0 (as a phone writes and uploads them), read as one
 // continuous stream.
 //
-// Each file's timestamps (after its edit list) are offset so that it starts
-// exactly where the previous one ended: the offset of file k+1 is the
-// offset of file k plus (last DTS + last sample duration − first DTS) of
-// file k, widened by its audio where that runs more than two frames
-// before its first picture or after its last (see ChunkExtent). Timestamps of files with a timescale other than the first one's
-// are converted to the first file's timescale. Should a file's first DTS
-// not exceed the previous file's last DTS (a deeper B-frame delay than its
-// predecessor), the offset is raised so that DTS keeps increasing.
+// The files are joined by the rule of internal/timeline's Joiner: each
+// file's pictures are presented right where the previous file's end, at
+// their own frame step (no hole, no stretched frame); its audio moves with
+// its pictures, keeping the file's own audio/video offset (its edit lists
+// applied); audio that leads or trails a file's pictures is kept, and a
+// frame that lands more than half a frame inside audio already read (a true
+// overlap: encoder priming, or audio that runs past the pictures into the
+// next file's time) is dropped and counted (AudioDropped). Should a file's
+// deeper B-frame delay put its first decode time at or before the previous
+// file's last, it moves later until decode times increase. Timestamps are
+// converted to the first file's timescales.
 //
 // SPS and PPS are put in-band at the start, and at the first IDR picture of
 // a file whose parameter sets differ from the previous file's.
 //
-// Audio (when the first file has an AAC track) is shifted by the same
-// offset as the video of its file, converted to the first file's audio
-// timescale, so each file's audio/video offset is kept. A frame that would
-// not come after the previous file's last frame (each file's encoder
-// priming overlaps its predecessor's end) is dropped. The audio of a file
-// whose AAC configuration differs from the first file's is not read (with
-// a warning). Every file needs a video track.
+// The audio of a file whose AAC configuration differs from the first
+// file's is not read (with a warning): it cannot go into the track the
+// first file set up. Every file needs a video track; the first one's
+// describes the stream.
 type Chunks struct {
 	open   func(i int) (io.Reader, error)
 	opt    Options
@@ -41,35 +43,36 @@ type Chunks struct {
 	idx    int // index of the current file
 	cur    *MP4
 	closer io.Closer
-
-	offset   int64 // added to the current file's (rescaled) times
-	first    bool  // no sample of the current file yet
-	firstDTS int64 // current file's first DTS, in its timescale
-	lastEnd  int64 // current file's last DTS + duration, in its timescale
-	vPres    int64 // current file's earliest PTS, in its timescale
-	// where the current file's recorded audio starts and ends, in its
-	// video timescale, when haveA (see ChunkExtent)
-	aStart, aEnd int64
-	haveA        bool
+	join   *timeline.Joiner
 	// the current file's AAC configuration differs from the first file's
-	// (a microphone that changed): its frames cannot go into the track
-	// the first file set up, and are not read
+	// (a microphone that changed)
 	otherAudio bool
-	haveOut    bool
-	outDTS     int64 // last DTS returned, in the output timescale
-	outDur     int64
-	haveAud    bool
-	outPTS     int64 // last audio PTS returned, in the output audio timescale
-	dropped    int64 // overlapping audio frames dropped
-	err        error
+	// queue holds packets to return before reading on: the current file's
+	// audio that came before its first picture (copied into qbuf), which
+	// waits until the picture places the file, then that picture.
+	queue []Packet
+	qbuf  []byte
+	// ended: the current file was read to its end and the next one is
+	// not open yet (open returned ErrPending).
+	ended bool
+	err   error
 }
 
+// maxLeadAudio bounds the audio frames held before a file's first picture
+// arrives; a file with more places itself by its audio.
+const maxLeadAudio = 1024
+
 // NewChunks returns a Source over the files that open returns for i = 0,
-// 1, 2, ... until it returns io.EOF (open may block until the next file
-// exists). A reader that is also an io.Closer is closed after its last
-// sample. Progressive files need readers that can seek, such as *os.File.
-// The first file is opened before NewChunks returns; its Info describes
-// the stream.
+// 1, 2, ... until it returns io.EOF. When the next file does not exist yet,
+// open may block until it does, or return ErrPending: NextPacket then
+// returns ErrPending (after every packet of the files before), and a later
+// call asks open for the same file again (a server that feeds chunks as
+// they arrive). A reader that is also an io.Closer is closed after its
+// last sample. Progressive files need readers that can seek, such as
+// *os.File or *bytes.Reader. The first file is opened before NewChunks
+// returns; its Info describes the stream, with OneTimeline set: the files
+// make one timeline, on which a step forward inside a file is a pause of
+// its video.
 func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error) {
 	c := &Chunks{open: open, opt: opt, log: opt.logger()}
 	ok, err := c.openFile(0)
@@ -80,10 +83,17 @@ func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error
 		return nil, errorf(ErrInvalid, "chunks: no files")
 	}
 	c.info = c.cur.Info()
+	c.info.OneTimeline = true
 	if c.info.NoVideo {
 		c.Close()
 		return nil, errorf(ErrUnsupported, "chunks: the first file has no H.264 video track")
 	}
+	var ats uint32
+	if c.info.Audio != nil {
+		ats = c.info.Audio.Timescale
+	}
+	c.join = timeline.NewJoiner(c.info.Timescale, ats)
+	c.join.Begin(c.clock())
 	return c, nil
 }
 
@@ -103,6 +113,9 @@ func (c *Chunks) openFile(i int) (ok bool, err error) {
 	if err == io.EOF {
 		return false, nil
 	}
+	if errors.Is(err, ErrPending) {
+		return false, err
+	}
 	if err != nil {
 		return false, fmt.Errorf("source: chunk %d: %w", i, err)
 	}
@@ -121,42 +134,18 @@ func (c *Chunks) openFile(i int) (ok bool, err error) {
 	if other {
 		c.log.Warn("chunks: the file's audio is not read: its configuration differs from the first file's", "index", i)
 	}
-	c.idx, c.cur, c.closer, c.first, c.haveA, c.otherAudio = i, m, closer, true, false, other
+	c.idx, c.cur, c.closer, c.otherAudio = i, m, closer, other
 	return true, nil
 }
 
-// ChunkExtent returns where a chunk of a sequence (a self-contained MP4
-// starting at time 0, as a phone uploads them) begins and ends on its own
-// timeline, in its video's ticks, so that the next chunk can be placed
-// right after it: from its first decode time vFirst for span ticks (the
-// sum of its pictures' durations), widened by as much as its audio (from
-// aStart to aEnd, the end of its last frame) starts before its first
-// picture is presented (at vPres) or ends after its last, when that is
-// more than tol (say two AAC frames): an edit list that delays the video,
-// audio that runs on. Such audio would otherwise overlap the neighbouring
-// chunk and be dropped. A difference within tol (encoder priming) keeps
-// the video's extent, so that the priming overlaps the chunk before and
-// is dropped. Chunks uses it, and so does the server's chunk ingest.
-func ChunkExtent(vFirst, span, vPres, aStart, aEnd, tol int64) (start, end int64) {
-	start, end = vFirst, vFirst+span
-	if lead := vPres - aStart; lead > tol {
-		start -= lead
+// clock returns the timescales of the current file.
+func (c *Chunks) clock() timeline.Clock {
+	in := c.cur.Info()
+	cl := timeline.Clock{Video: in.Timescale}
+	if in.Audio != nil {
+		cl.Audio = in.Audio.Timescale
 	}
-	if tail := aEnd - (vPres + span); tail > tol {
-		end += tail
-	}
-	return start, end
-}
-
-// extent is ChunkExtent of the current file, in its timescale.
-func (c *Chunks) extent() (start, end int64) {
-	span := c.lastEnd - c.firstDTS
-	if !c.haveA {
-		return c.firstDTS, c.lastEnd
-	}
-	a := c.info.Audio
-	tol := 2 * int64(a.FrameSamples) * int64(c.cur.Info().Timescale) / int64(max(a.SampleRate, 1))
-	return ChunkExtent(c.firstDTS, span, c.vPres, c.aStart, c.aEnd, tol)
+	return cl
 }
 
 // Info describes the stream as the first file does; Timescale is the
@@ -178,93 +167,142 @@ func (c *Chunks) Close() error {
 func (c *Chunks) Next() (chunker.Sample, error) { return nextVideo(c.NextPacket) }
 
 // AudioDropped returns the number of audio frames dropped because they
-// overlapped the previous file's audio.
-func (c *Chunks) AudioDropped() int64 { return c.dropped }
+// overlapped audio read before them.
+func (c *Chunks) AudioDropped() int64 { return c.join.Stats().AudioDropped }
+
+// ErrPending is returned by a Chunks' NextPacket when the open function
+// given to NewChunks returned it: the next file has not arrived. A later
+// NextPacket asks for it again.
+var ErrPending = errors.New("source: the next chunk has not arrived")
 
 // NextPacket returns the next video sample or audio frame of the sequence,
-// or io.EOF after the last file.
+// io.EOF after the last file, or ErrPending when the next file has not
+// arrived (see NewChunks).
 func (c *Chunks) NextPacket() (Packet, error) {
-	if c.err != nil {
-		return Packet{}, c.err
-	}
 	for {
+		if len(c.queue) > 0 {
+			p := c.queue[0]
+			c.queue = c.queue[1:]
+			return p, nil
+		}
+		if c.err != nil {
+			return Packet{}, c.err
+		}
+		if c.ended {
+			if err := c.openNext(); err != nil {
+				if errors.Is(err, ErrPending) {
+					return Packet{}, err
+				}
+				c.err = err
+			}
+			continue
+		}
 		p, err := c.cur.NextPacket()
 		if err == io.EOF {
-			if !c.first { // the file had samples: the next one starts at its end
-				ts := c.cur.Info().Timescale
-				start, end := c.extent()
-				c.offset += rescale(end, ts, c.info.Timescale) - rescale(start, ts, c.info.Timescale)
-			}
-			if cerr := c.Close(); cerr != nil {
-				c.log.Warn("closing chunk", "index", c.idx, "err", cerr)
-			}
-			ok, err := c.openFile(c.idx + 1)
-			if err != nil {
-				c.err = err
-				return Packet{}, err
-			}
-			if !ok {
-				c.err = io.EOF
-				return Packet{}, io.EOF
-			}
+			c.endFile()
 			continue
 		}
 		if err != nil {
 			c.err = fmt.Errorf("chunk %d: %w", c.idx, err)
-			return Packet{}, c.err
+			continue
 		}
 		if p.Kind == KindAudio {
-			a, ok := c.audio(p.Audio)
-			if !ok {
-				continue
+			if p, ok := c.audio(p.Audio); ok {
+				return p, nil
 			}
-			return Packet{Kind: KindAudio, Audio: a}, nil
+			continue
 		}
 		s := p.Video
-		ts := c.cur.Info().Timescale
-		if c.first {
-			c.first = false
-			c.firstDTS, c.vPres = s.DTS, s.PTS
-			if c.haveOut {
-				if d := c.offset + rescale(s.DTS, ts, c.info.Timescale); d <= c.outDTS {
-					bump := c.outDTS + max(c.outDur, 1) - d
-					c.log.Warn("chunk starts before the previous one ends; shifting it", "index", c.idx, "ticks", bump)
-					c.offset += bump
-				}
-			}
+		placed := c.join.Placed()
+		s.DTS, s.PTS, s.Duration = c.join.Video(s.DTS, s.PTS, s.Duration)
+		if !placed && len(c.queue) > 0 {
+			// The file's audio that came first, now placed, goes
+			// before its first picture.
+			c.placeQueued()
+			c.queue = append(c.queue, Packet{Kind: KindVideo, Video: s})
+			continue
 		}
-		c.lastEnd = s.DTS + s.Duration
-		c.vPres = min(c.vPres, s.PTS)
-		end := c.offset + rescale(s.DTS+s.Duration, ts, c.info.Timescale)
-		s.DTS = c.offset + rescale(s.DTS, ts, c.info.Timescale)
-		s.PTS = c.offset + rescale(s.PTS, ts, c.info.Timescale)
-		s.Duration = end - s.DTS
-		c.haveOut, c.outDTS, c.outDur = true, s.DTS, s.Duration
 		return Packet{Kind: KindVideo, Video: s}, nil
 	}
 }
 
-// audio shifts an audio frame of the current file onto the output
-// timeline; ok is false for a frame to drop.
-func (c *Chunks) audio(a chunker.AudioSample) (chunker.AudioSample, bool) {
-	out, in := c.info.Audio, c.cur.Info().Audio
-	if out == nil || in == nil || c.otherAudio {
-		return a, false
+// endFile ends the current file.
+func (c *Chunks) endFile() {
+	if !c.join.Placed() && len(c.queue) > 0 {
+		// A file of audio alone: its audio continues the audio before it.
+		c.join.PlaceAudio(c.queue[0].Audio.PTS)
+		c.placeQueued()
 	}
-	// Where the file's audio lies on its own timeline (see extent).
-	ts := c.cur.Info().Timescale
-	t := rescale(a.PTS, in.Timescale, ts)
-	frame := int64(in.FrameSamples) * int64(ts) / int64(max(in.SampleRate, 1))
-	if !c.haveA {
-		c.haveA, c.aStart = true, t
+	if cerr := c.Close(); cerr != nil {
+		c.log.Warn("closing chunk", "index", c.idx, "err", cerr)
 	}
-	c.aEnd = t + frame
-	a.PTS = rescale(c.offset, c.info.Timescale, out.Timescale) + rescale(a.PTS, in.Timescale, out.Timescale)
-	if c.haveAud && a.PTS <= c.outPTS {
-		c.dropped++
-		c.log.Debug("chunks: dropping an audio frame that overlaps the previous one", "index", c.idx, "pts", a.PTS)
-		return a, false
+	c.ended = true
+}
+
+// openNext opens the file after the current one: io.EOF after the last,
+// ErrPending when it has not arrived.
+func (c *Chunks) openNext() error {
+	ok, err := c.openFile(c.idx + 1)
+	if err != nil {
+		return err
 	}
-	c.haveAud, c.outPTS = true, a.PTS
-	return a, true
+	if !ok {
+		return io.EOF
+	}
+	c.ended = false
+	c.join.Begin(c.clock())
+	return nil
+}
+
+// audio places an audio frame of the current file on the output timeline;
+// ok is false for a frame that is dropped or held until the file's first
+// picture.
+func (c *Chunks) audio(a chunker.AudioSample) (Packet, bool) {
+	if c.info.Audio == nil || c.cur.Info().Audio == nil || c.otherAudio {
+		return Packet{}, false
+	}
+	if !c.join.Placed() {
+		// Audio before the file's first picture waits for it.
+		if len(c.queue) >= maxLeadAudio {
+			c.join.PlaceAudio(c.queue[0].Audio.PTS)
+			c.placeQueued()
+			return c.audio(a)
+		}
+		off := len(c.qbuf)
+		c.qbuf = append(c.qbuf, a.Data...)
+		a.Data = c.qbuf[off:len(c.qbuf):len(c.qbuf)]
+		c.queue = append(c.queue, Packet{Kind: KindAudio, Audio: a})
+		return Packet{}, false
+	}
+	t, ok := c.join.Audio(a.PTS, c.audioDuration(a))
+	if !ok {
+		c.log.Debug("chunks: dropping an audio frame that overlaps the audio before it", "index", c.idx, "pts", a.PTS)
+		return Packet{}, false
+	}
+	a.PTS = t
+	return Packet{Kind: KindAudio, Audio: a}, true
+}
+
+// audioDuration is the duration of an audio frame of the current file: as
+// the file declares it, else the nominal frame length.
+func (c *Chunks) audioDuration(a chunker.AudioSample) int64 {
+	if a.Duration > 0 {
+		return a.Duration
+	}
+	in := c.cur.Info().Audio
+	return timeline.Rescale(int64(in.FrameSamples), uint32(in.SampleRate), in.Timescale)
+}
+
+// placeQueued places the held audio frames of the current file, which is
+// placed now, dropping those that overlap.
+func (c *Chunks) placeQueued() {
+	held := c.queue
+	c.queue = c.queue[:0]
+	for _, p := range held {
+		if t, ok := c.join.Audio(p.Audio.PTS, c.audioDuration(p.Audio)); ok {
+			p.Audio.PTS = t
+			c.queue = append(c.queue, p)
+		}
+	}
+	c.qbuf = c.qbuf[:0:0] // the queued frames keep the old buffer
 }

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/source"
+)
+
+// Errors of the server's streams; test with errors.Is. The domain code
+// returns them (wrapped with their context); the HTTP layer turns them into
+// status codes in one place, statusOf.
+var (
+	// ErrShuttingDown: the server is shutting down and takes no new
+	// ingest (503).
+	ErrShuttingDown = errors.New("server is shutting down")
+	// ErrNoStream: no live stream of that name (404).
+	ErrNoStream = errors.New("no live stream")
+	// ErrTooManyStreams: Config.MaxStreams streams are ingesting (503).
+	ErrTooManyStreams = errors.New("too many streams")
+	// ErrEnded: the stream has ended; it takes no more input (409).
+	ErrEnded = errors.New("stream has ended")
+	// ErrBusy: the stream is recorded from another input (a push, or
+	// chunks while a push is tried) (409).
+	ErrBusy = errors.New("stream is being recorded from another input")
+	// ErrConflict: a chunk that the stream cannot take: one received
+	// before with other bytes, or one that the stream went on without
+	// (a discontinuity at its place) (409). It is not recorded.
+	ErrConflict = errors.New("chunk not recorded")
+	// ErrInvalidChunk: an upload that is not a chunk the stream can
+	// read (400; 415 when it also wraps source.ErrUnsupported).
+	ErrInvalidChunk = errors.New("invalid chunk")
+	// ErrTooLarge: an upload over Config.MaxChunkBytes (413).
+	ErrTooLarge = errors.New("chunk too large")
+)
+
+// statusOf maps an error of the server's domain code to an HTTP status:
+// refusals of the client's input are 4xx, the rest 500.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrNoStream):
+		return http.StatusNotFound
+	case errors.Is(err, ErrEnded), errors.Is(err, ErrBusy), errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, source.ErrUnsupported):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, ErrInvalidChunk), isInputError(err):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// isInputError reports whether err refuses a stream's own input: what the
+// source or the chunker finds wrong with it.
+func isInputError(err error) bool {
+	for _, e := range []error{source.ErrInvalid, source.ErrTruncated, source.ErrNoFrameRate,
+		chunker.ErrInvalidSample, chunker.ErrInvalidFraming, chunker.ErrBadParameterSets,
+		chunker.ErrNonMonotonicDTS, chunker.ErrBadAudioConfig} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail writes err as the JSON error answer, with the status statusOf
+// gives it; what says which request it was about goes before.
+func fail(w http.ResponseWriter, err error, format string, a ...any) {
+	msg := err.Error()
+	if format != "" {
+		msg = fmt.Sprintf(format, a...) + ": " + msg
+	}
+	writeJSON(w, statusOf(err), apiError{Error: msg})
+}
