@@ -255,7 +255,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	own := false
 	switch {
 	case s.moov != nil:
-		t, err := m.track(s.moov)
+		t, err := m.track(s.movie)
 		if err != nil {
 			return false, err
 		}
@@ -268,7 +268,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		if _, seen := m.tracks[res.init.moov]; !seen {
 			m.ix.reads += res.init.reads
 		}
-		t, err := m.track(res.init.moov)
+		t, err := m.track(res.init.movie)
 		if err != nil {
 			return false, err
 		}

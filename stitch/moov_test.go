@@ -12,6 +12,7 @@ import (
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
@@ -389,7 +390,7 @@ func TestRescale(t *testing.T) {
 func TestCCFixer(t *testing.T) {
 	f := newCCFixer()
 	pkt := func(pid uint16, payload bool, cc byte) []byte {
-		p := make([]byte, tsPacket)
+		p := make([]byte, mpegts.PacketSize)
 		p[0], p[1], p[2] = 0x47, byte(pid>>8), byte(pid)
 		p[3] = 0x20 | cc
 		if payload {

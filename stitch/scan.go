@@ -3,23 +3,21 @@ package stitch
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"fmt"
 	"io"
 	"slices"
 
-	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 )
 
 // Limits that keep hostile input from allocating without bound.
 const (
-	maxMetaBox    = 256 << 20 // one moov or moof
-	maxSampleSize = 64 << 20  // one access unit
-	firstWindow   = 4 << 10   // first range read of an MP4 object
-	tsPacket      = 188
+	maxMetaBox    = demux.MaxMetaBox // one moov or moof, read at once
+	maxSampleSize = 64 << 20         // one access unit
+	firstWindow   = 4 << 10          // first range read of an MP4 object
 )
 
 // objReader reads an input object with range reads, keeping the last
@@ -86,34 +84,35 @@ func (o *objReader) knownSize() (int64, error) {
 	return o.size, nil
 }
 
-// Object containers.
-type container int
-
-const (
-	contUnknown container = iota
-	contMP4
-	contTS
-)
-
-// sniff tells MP4 from MPEG-TS by the first bytes.
-func sniff(head []byte) container {
-	if len(head) >= 1 && head[0] == 0x47 && (len(head) <= tsPacket || head[tsPacket] == 0x47) {
-		return contTS
+// ReadAt reads the object's bytes at off through the window: the
+// io.ReaderAt over which internal/demux reads box headers.
+func (o *objReader) ReadAt(p []byte, off int64) (int, error) {
+	size, err := o.knownSize()
+	if err != nil {
+		return 0, err
 	}
-	if len(head) >= 8 {
-		switch string(head[4:8]) {
-		case "ftyp", "styp", "moov", "moof", "sidx", "free", "skip", "mdat", "wide", "emsg", "prft", "uuid", "pdin", "meta":
-			return contMP4
-		}
+	if off < 0 || off >= size {
+		return 0, io.EOF
 	}
-	return contUnknown
+	n := int(min(int64(len(p)), size-off))
+	b, err := o.at(off, n, firstWindow)
+	if err != nil {
+		return 0, err
+	}
+	copy(p, b)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
-// mp4Scan is what the first pass keeps of an MP4 object: its moov and
-// moof boxes (decoded, without sample data) and their positions.
+// mp4Scan is what the first pass keeps of an MP4 object: its moov box
+// (read at once, its sample tables kept in memory for the part's samples)
+// and its moof boxes (decoded) and their positions.
 type mp4Scan struct {
 	size  int64
-	moov  *mp4.MoovBox
+	movie *demux.Movie
+	moov  *mp4.MoovBox // movie.Moov, nil without a moov box
 	moofs []moofAt
 	reads int
 }
@@ -124,7 +123,8 @@ type moofAt struct {
 }
 
 // scanMP4 walks the top-level boxes of an MP4 object, reading only box
-// headers and the moov and moof boxes.
+// headers and the moov and moof boxes, each with one range request at
+// most.
 func scanMP4(o *objReader) (*mp4Scan, error) {
 	size, err := o.knownSize()
 	if err != nil {
@@ -132,74 +132,49 @@ func scanMP4(o *objReader) (*mp4Scan, error) {
 	}
 	s := &mp4Scan{size: size}
 	for off := int64(0); off < size; {
-		if size-off < 8 {
-			return nil, errorf(ErrInvalid, "%d stray bytes at the end", size-off)
-		}
-		h, err := o.at(off, 8, firstWindow)
+		b, err := demux.ReadBox(o, off, size, true)
 		if err != nil {
-			return nil, err
+			return nil, fromDemux(err)
 		}
-		boxSize := int64(binary.BigEndian.Uint32(h))
-		typ := string(h[4:8])
-		hdrLen := int64(8)
-		switch boxSize {
-		case 1:
-			h, err = o.at(off, 16, firstWindow)
+		if b.Type == "moov" || b.Type == "moof" {
+			if b.Size > maxMetaBox {
+				return nil, errorf(ErrUnsupported, "%s box of %d bytes", b.Type, b.Size)
+			}
+			data, err := o.at(off, int(b.Size), firstWindow)
 			if err != nil {
 				return nil, err
 			}
-			boxSize = int64(binary.BigEndian.Uint64(h[8:]))
-			hdrLen = 16
-		case 0:
-			boxSize = size - off
-		}
-		if boxSize < hdrLen || boxSize > size-off {
-			return nil, errorf(ErrInvalid, "%q box at %d: size %d (object has %d bytes)", typ, off, boxSize, size)
-		}
-		switch typ {
-		case "moov", "moof":
-			if boxSize > maxMetaBox {
-				return nil, errorf(ErrUnsupported, "%s box of %d bytes", typ, boxSize)
-			}
-			data, err := o.at(off, int(boxSize), firstWindow)
-			if err != nil {
+			if err := s.add(b, data); err != nil {
 				return nil, err
 			}
-			if typ == "moov" {
-				// mp4ff keeps slices of the bytes (parameter sets, the
-				// AudioSpecificConfig); the read window is reused.
-				data = bytes.Clone(data)
-			}
-			box, err := decodeBox(data, off)
-			if err != nil {
-				return nil, err
-			}
-			switch b := box.(type) {
-			case *mp4.MoovBox:
-				if s.moov != nil {
-					return nil, errorf(ErrInvalid, "two moov boxes")
-				}
-				s.moov = b
-			case *mp4.MoofBox:
-				s.moofs = append(s.moofs, moofAt{box: b, start: off})
-			default:
-				return nil, errorf(ErrInvalid, "%s box at %d", typ, off)
-			}
 		}
-		off += boxSize
+		off = b.End()
 	}
 	s.reads = o.reads
 	return s, nil
 }
 
-// decodeBox decodes one complete box with mp4ff.
-func decodeBox(data []byte, off int64) (box mp4.Box, err error) {
-	defer guard(&err, "mp4 box")
-	box, err = mp4.DecodeBoxSR(uint64(off), bits.NewFixedSliceReader(data))
-	if err != nil {
-		return nil, errorf(ErrInvalid, "box at %d: %v", off, err)
+// add decodes a moov or moof box b whose bytes are data.
+func (s *mp4Scan) add(b demux.Box, data []byte) error {
+	if b.Type == "moof" {
+		moof, err := demux.DecodeMoof(b, data[b.Hdr:])
+		if err != nil {
+			return fromDemux(err)
+		}
+		s.moofs = append(s.moofs, moofAt{box: moof, start: b.Off})
+		return nil
 	}
-	return box, nil
+	if s.movie != nil {
+		return errorf(ErrInvalid, "two moov boxes")
+	}
+	// A copy: the read window is reused, and the sample tables are read
+	// from it when the part is merged.
+	mv, err := demux.ReadMovie(demux.BytesAt{B: bytes.Clone(data), Off: b.Off}, b)
+	if err != nil {
+		return fromDemux(err)
+	}
+	s.movie, s.moov = mv, mv.Moov
+	return nil
 }
 
 // tsScan is what the first pass keeps of an MPEG-TS object: per access
@@ -254,14 +229,6 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// H.264 NAL unit types.
-const (
-	naluIDR = 5
-	naluSPS = 7
-	naluPPS = 8
-	naluAUD = 9
-)
-
 // avccSize is the size of an access unit in AVCC framing (4-byte lengths).
 func avccSize(au [][]byte) int {
 	n := 0
@@ -287,10 +254,10 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 		}
 		var sps, pps [][]byte
 		for _, n := range au {
-			switch n[0] & 0x1f {
-			case naluSPS:
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
 				sps = append(sps, n)
-			case naluPPS:
+			case h264.NALUTypePPS:
 				pps = append(pps, n)
 			}
 		}
@@ -354,10 +321,14 @@ func scanPart(ctx context.Context, p *Part, inits *initCache) (res scanResult) {
 		res.err = err
 		return res
 	}
-	switch sniff(head) {
-	case contTS:
+	switch demux.Sniff(head) {
+	case demux.TS:
+		if k := demux.TSStart(head); k != 0 {
+			res.err = errorf(ErrUnsupported, "MPEG-TS with %d bytes before its first packet", k)
+			break
+		}
 		res.ts, res.err = scanTS(ctx, p)
-	case contMP4:
+	case demux.MP4:
 		res.mp4, res.err = scanMP4(o)
 	default:
 		if len(head) == 0 {
@@ -425,15 +396,4 @@ func (c *initCache) get(ctx context.Context, p *Part) (*mp4Scan, error) {
 		return nil, ctx.Err()
 	}
 	return e.scan, e.err
-}
-
-// String names a container for messages.
-func (c container) String() string {
-	switch c {
-	case contMP4:
-		return "mp4"
-	case contTS:
-		return "mpegts"
-	}
-	return fmt.Sprintf("container(%d)", int(c))
 }

@@ -1,102 +1,81 @@
 package stitch
 
-// The tracks of an MP4 part: which track is read, its sample descriptions,
-// edit list and sample tables, as the first pass lists them.
+// The tracks of an MP4 part, as the first pass lists them: internal/demux
+// selects them and reads their tables and fragments; here they become
+// sample descriptions of the output and local samples.
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 )
 
 // trackInfo is the H.264 track of a moov, as the first pass uses it.
 type trackInfo struct {
+	t         *demux.Track // nil for the video of an audio-only moov
 	id        uint32
 	timescale uint32
 	trex      *mp4.TrexBox
-	stbl      *mp4.StblBox
 	descIdx   []int // stsd entry -> index.descs, -1 when not H.264
 	shift     int64 // edit list: added to media times
 	hasEdit   bool
 	matrix    [9]int32        // tkhd matrix (display rotation); zero: identity
-	samples   bool            // the stbl lists samples (progressive)
+	samples   bool            // the moov's tables list samples (progressive)
 	audio     *trackInfo      // the moov's AAC track, nil if none
 	ainfo     chunker.AACInfo // and what its AudioSpecificConfig says
 	asc       []byte          // the AudioSpecificConfig
 }
 
-// track returns the H.264 track of moov, reading it once.
-func (m *merger) track(moov *mp4.MoovBox) (*trackInfo, error) {
-	if t, ok := m.tracks[moov]; ok {
+// track returns the H.264 track of a movie (and its AAC track), reading
+// them once. Which tracks are read, and their edit lists, are
+// internal/demux's rules, as for package source.
+func (m *merger) track(mv *demux.Movie) (*trackInfo, error) {
+	if t, ok := m.tracks[mv.Moov]; ok {
 		return t, nil
 	}
-	var trak, atrak *mp4.TrakBox
-	other := ""
-	for _, t := range moov.Traks {
-		if t.Tkhd == nil || t.Mdia == nil || t.Mdia.Mdhd == nil || t.Mdia.Minf == nil ||
-			t.Mdia.Minf.Stbl == nil || t.Mdia.Minf.Stbl.Stsd == nil || len(t.Mdia.Minf.Stbl.Stsd.Children) == 0 {
-			continue
-		}
-		switch typ := t.Mdia.Minf.Stbl.Stsd.Children[0].Type(); typ {
-		case "avc1", "avc3":
-			if trak == nil {
-				trak = t
-			}
-		case "mp4a":
-			if atrak == nil {
-				atrak = t
-			}
-		case "hvc1", "hev1", "encv", "avc2", "avc4", "dvav", "dva1", "dvh1", "dvhe", "av01", "vp09":
-			if other == "" {
-				other = typ
-			}
-		}
+	ts, err := mv.Tracks()
+	if err != nil {
+		return nil, fromDemux(err)
+	}
+	for _, u := range ts.Unreadable {
+		m.log.Warn("stitch: AAC track ignored", "track", u.ID, "err", u.Err)
 	}
 	var audio *trackInfo
-	if atrak != nil {
-		var err error
-		if audio, err = m.audioTrack(moov, atrak); err != nil {
+	if a := ts.Audio; a != nil {
+		audio = &trackInfo{ainfo: a.AAC, asc: a.ASC, descIdx: []int{0}}
+		if err := audio.read(a, mv); err != nil {
 			return nil, err
 		}
 	}
-	if trak == nil {
-		switch {
-		case other != "":
-			return nil, errorf(ErrUnsupported, "video track is %s, not H.264", other)
-		case audio == nil:
-			return nil, errorf(ErrUnsupported, "no H.264 video track (nor an AAC one)")
-		}
+	if ts.Video == nil {
 		// Audio only: a video track without samples.
-		ti := &trackInfo{timescale: audio.timescale, audio: audio, stbl: &mp4.StblBox{}}
-		m.tracks[moov] = ti
+		ti := &trackInfo{timescale: audio.timescale, audio: audio}
+		m.tracks[mv.Moov] = ti
 		return ti, nil
 	}
-	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl, audio: audio}
-	if mx := trak.Tkhd.Matrix; mx != mp4.UnityMatrix() {
-		ti.matrix = mx
+	ti := &trackInfo{audio: audio}
+	if err := ti.read(ts.Video, mv); err != nil {
+		return nil, err
 	}
-	if ti.timescale == 0 {
-		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
-	}
-	for _, c := range ti.stbl.Stsd.Children {
-		vse, ok := c.(*mp4.VisualSampleEntryBox)
-		if !ok || (c.Type() != "avc1" && c.Type() != "avc3") {
+	for _, c := range ts.Video.Entries {
+		if !demux.IsAVC(c) {
 			ti.descIdx = append(ti.descIdx, -1)
 			continue
 		}
-		d, err := m.descForEntry(vse)
+		d, err := m.descForEntry(c.(*mp4.VisualSampleEntryBox))
 		if err != nil {
 			return nil, err
 		}
 		ti.descIdx = append(ti.descIdx, d)
 	}
-	if err := ti.readTables(moov, trak); err != nil {
-		return nil, err
-	}
-	m.tracks[moov] = ti
+	m.tracks[mv.Moov] = ti
 	return ti, nil
 }
 
@@ -106,38 +85,20 @@ func (ti *trackInfo) hasSamples() bool {
 	return ti.samples || (ti.audio != nil && ti.audio.samples)
 }
 
-// readTables reads what every track needs of its trak: trex, whether the
-// stbl lists samples, and the edit list.
-func (ti *trackInfo) readTables(moov *mp4.MoovBox, trak *mp4.TrakBox) error {
-	if moov.Mvex != nil {
-		if trex, ok := moov.Mvex.GetTrex(ti.id); ok {
-			ti.trex = trex
+// read takes what the first pass uses of track t of mv: its identity, edit
+// list and fragment defaults, and whether its tables list samples.
+func (ti *trackInfo) read(t *demux.Track, mv *demux.Movie) error {
+	ti.t, ti.id, ti.timescale, ti.trex, ti.matrix = t, t.ID, t.Timescale, t.Trex, t.Matrix
+	ti.shift, ti.hasEdit = t.Edit.Shift, t.Edit.Present
+	switch {
+	case t.HasSampleSizes():
+		p, err := t.Samples()
+		if err != nil {
+			return fromDemux(err)
 		}
-	}
-	if st := ti.stbl.Stsz; st != nil && st.SampleNumber > 0 {
-		ti.samples = true
-	} else if ti.stbl.Stsz == nil && moov.Mvex == nil {
+		ti.samples = p.Len() > 0
+	case !mv.Fragmented():
 		return errorf(ErrUnsupported, "track %d: no stsz box (compact sample sizes?)", ti.id)
-	}
-	// Edit list: leading empty edits delay the track; the first non-empty
-	// edit's media_time is where presentation starts. Later edits are
-	// ignored.
-	if trak.Edts != nil && len(trak.Edts.Elst) > 0 && moov.Mvhd != nil && moov.Mvhd.Timescale > 0 {
-		var delay uint64
-		mediaTime := int64(0)
-		for _, e := range trak.Edts.Elst[0].Entries {
-			if e.MediaTime == -1 {
-				delay += e.SegmentDuration
-				continue
-			}
-			mediaTime = e.MediaTime
-			break
-		}
-		if delay > 1<<40 || mediaTime < 0 || mediaTime > 1<<50 {
-			return errorf(ErrInvalid, "track %d: edit list out of range", ti.id)
-		}
-		ti.shift = rescale(int64(delay), moov.Mvhd.Timescale, ti.timescale) - mediaTime
-		ti.hasEdit = true
 	}
 	return nil
 }
@@ -198,199 +159,90 @@ func (m *merger) addDesc(d *desc) int {
 	return len(m.ix.descs) - 1
 }
 
+// maxPartSamples bounds the samples of one part that the first pass lists.
+const maxPartSamples = 1 << 26
+
 // progressiveSamples lists the samples of a progressive track from its
-// sample tables (stts, ctts, stsc, stsz, stco/co64, stss).
+// sample tables, which internal/demux walks in the moov read at once. An
+// empty sample extends the one before it.
 func progressiveSamples(ti *trackInfo, objSize int64) ([]localSample, error) {
-	st := ti.stbl
-	n := int(st.Stsz.SampleNumber)
-	if st.Stts == nil || len(st.Stts.SampleCount) == 0 || st.Stsc == nil || len(st.Stsc.Entries) == 0 {
-		return nil, errorf(ErrInvalid, "incomplete sample table")
-	}
-	var offsets []uint64
-	switch {
-	case st.Stco != nil:
-		offsets = make([]uint64, len(st.Stco.ChunkOffset))
-		for i, o := range st.Stco.ChunkOffset {
-			offsets[i] = uint64(o)
-		}
-	case st.Co64 != nil:
-		offsets = st.Co64.ChunkOffset
-	default:
-		return nil, errorf(ErrInvalid, "no chunk offsets")
-	}
-	if n > 1<<26 {
-		return nil, errorf(ErrUnsupported, "%d samples in one file", n)
-	}
-	out := make([]localSample, 0, n)
-	sttsIdx, sttsLeft := 0, st.Stts.SampleCount[0]
-	cttsIdx := 0
-	stscIdx := 0
-	chunk, chunkLeft := 0, uint32(0) // chunk is 1-based
-	var off uint64
-	desc := int32(0)
-	var dts int64
-	stss := []uint32(nil)
-	if st.Stss != nil {
-		stss = st.Stss.SampleNumber
-	}
-	stssIdx := 0
-	for i := 1; i <= n; i++ {
-		for sttsLeft == 0 && sttsIdx+1 < len(st.Stts.SampleCount) {
-			sttsIdx++
-			sttsLeft = st.Stts.SampleCount[sttsIdx]
-		}
-		if sttsLeft > 0 {
-			sttsLeft--
-		}
-		dur := st.Stts.SampleTimeDelta[sttsIdx]
-		var cto int32
-		if c := st.Ctts; c != nil && len(c.SampleOffset) > 0 {
-			for cttsIdx+1 < len(c.SampleOffset) && uint32(i) > c.EndSampleNr[cttsIdx+1] {
-				cttsIdx++
-			}
-			if uint32(i) <= c.EndSampleNr[len(c.EndSampleNr)-1] {
-				cto = c.SampleOffset[cttsIdx]
-			}
-		}
-		for chunkLeft == 0 {
-			if chunk >= len(offsets) {
-				return nil, errorf(ErrInvalid, "sample %d beyond the last chunk", i)
-			}
-			chunk++
-			for stscIdx+1 < len(st.Stsc.Entries) && st.Stsc.Entries[stscIdx+1].FirstChunk <= uint32(chunk) {
-				stscIdx++
-			}
-			chunkLeft = st.Stsc.Entries[stscIdx].SamplesPerChunk
-			off = offsets[chunk-1]
-			if len(st.Stsc.SampleDescriptionID) > stscIdx {
-				desc = int32(st.Stsc.SampleDescriptionID[stscIdx]) - 1
-			} else {
-				desc = int32(st.Stsc.GetSampleDescriptionID(1)) - 1
-			}
-		}
-		chunkLeft--
-		size := st.Stsz.GetSampleSize(i)
-		if size > maxSampleSize {
-			return nil, errorf(ErrUnsupported, "sample of %d bytes", size)
-		}
-		if off+uint64(size) > uint64(objSize) {
-			return nil, errorf(ErrInvalid, "sample %d at %d+%d beyond the end of the object (%d bytes)", i, off, size, objSize)
-		}
-		sync := true
-		if stss != nil {
-			for stssIdx < len(stss) && stss[stssIdx] < uint32(i) {
-				stssIdx++
-			}
-			sync = stssIdx < len(stss) && stss[stssIdx] == uint32(i)
-		}
-		if size > 0 {
-			out = append(out, localSample{dts: dts, pts: dts + int64(cto), off: int64(off), size: size, dur: dur, sync: sync, desc: desc})
-		} else if len(out) > 0 {
-			out[len(out)-1].dur += dur // an empty sample extends the previous one
-		}
-		dts += int64(dur)
-		off += uint64(size)
-	}
-	return out, nil
-}
-
-// fragmentSamples appends the samples of the track's movie fragments in s.
-// noTFDT reports a first fragment without tfdt: its times are relative.
-func fragmentSamples(out []localSample, ti *trackInfo, s *mp4Scan) (_ []localSample, noTFDT bool, err error) {
-	var next int64
-	if len(out) > 0 {
-		l := out[len(out)-1]
-		next = l.dts + int64(l.dur)
-	}
-	for fi, mf := range s.moofs {
-		for _, traf := range mf.box.Trafs {
-			if traf.Tfhd == nil || traf.Tfhd.TrackID != ti.id {
-				continue
-			}
-			tfhd := traf.Tfhd
-			if traf.Tfdt != nil {
-				v := traf.Tfdt.BaseMediaDecodeTime()
-				if v > 1<<62 {
-					return nil, false, errorf(ErrInvalid, "tfdt out of range")
-				}
-				next = int64(v)
-			} else if fi == 0 && len(out) == 0 {
-				noTFDT = true
-			}
-			desc := int32(0)
-			if tfhd.HasSampleDescriptionIndex() && tfhd.SampleDescriptionIndex > 0 {
-				desc = int32(tfhd.SampleDescriptionIndex) - 1
-			} else if ti.trex != nil && ti.trex.DefaultSampleDescriptionIndex > 0 {
-				desc = int32(ti.trex.DefaultSampleDescriptionIndex) - 1
-			}
-			base := mf.start
-			if tfhd.HasBaseDataOffset() {
-				base = int64(tfhd.BaseDataOffset)
-			}
-			pos := base
-			for _, trun := range traf.Truns {
-				trun.AddSampleDefaultValues(tfhd, ti.trex)
-				if trun.HasDataOffset() {
-					pos = base + int64(trun.DataOffset)
-				}
-				for _, smp := range trun.Samples {
-					if smp.Size > maxSampleSize {
-						return nil, false, errorf(ErrUnsupported, "sample of %d bytes", smp.Size)
-					}
-					if pos < 0 || pos+int64(smp.Size) > s.size {
-						return nil, false, errorf(ErrInvalid, "fragment sample at %d+%d outside the object (%d bytes)", pos, smp.Size, s.size)
-					}
-					if smp.Size > 0 {
-						out = append(out, localSample{
-							dts:  next,
-							pts:  next + int64(smp.CompositionTimeOffset),
-							off:  pos,
-							size: smp.Size,
-							dur:  smp.Dur,
-							sync: smp.Flags&mp4.NonSyncSampleFlags == 0,
-							desc: desc,
-						})
-					} else if len(out) > 0 {
-						out[len(out)-1].dur += smp.Dur
-					}
-					next += int64(smp.Dur)
-					pos += int64(smp.Size)
-				}
-			}
-		}
-	}
-	return out, noTFDT, nil
-}
-
-// audioTrack reads the AAC track of a moov.
-func (m *merger) audioTrack(moov *mp4.MoovBox, trak *mp4.TrakBox) (*trackInfo, error) {
-	ti := &trackInfo{id: trak.Tkhd.TrackID, timescale: trak.Mdia.Mdhd.Timescale, stbl: trak.Mdia.Minf.Stbl}
-	if ti.timescale == 0 {
-		return nil, errorf(ErrInvalid, "track %d: timescale 0", ti.id)
-	}
-	ase, ok := ti.stbl.Stsd.Children[0].(*mp4.AudioSampleEntryBox)
-	var esds *mp4.EsdsBox
-	if ok {
-		esds = ase.Esds
-		if esds == nil && ase.Wave != nil {
-			esds = ase.Wave.Esds // QuickTime sound description version 1
-		}
-	}
-	if esds == nil || esds.DecConfigDescriptor.DecSpecificInfo == nil {
-		m.log.Warn("stitch: AAC track without an esds box ignored", "track", ti.id)
-		return nil, nil
-	}
-	// A copy: the box was decoded from a read window that later reads reuse.
-	asc := bytes.Clone(esds.DecConfigDescriptor.DecSpecificInfo.DecConfig)
-	info, err := chunker.ParseAudioSpecificConfig(asc)
+	p, err := ti.t.Samples()
 	if err != nil {
-		m.log.Warn("stitch: AAC track ignored", "track", ti.id, "err", err)
-		return nil, nil
+		return nil, fromDemux(err)
 	}
-	ti.ainfo, ti.asc = info, asc
-	ti.descIdx = []int{0}
-	if err := ti.readTables(moov, trak); err != nil {
-		return nil, err
+	if p.Len() > maxPartSamples {
+		return nil, errorf(ErrUnsupported, "%d samples in one file", p.Len())
 	}
-	return ti, nil
+	out := make([]localSample, 0, p.Len())
+	var s demux.Sample
+	for i := 1; ; i++ {
+		if err := p.Next(&s); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fromDemux(err)
+		}
+		if s.Size > maxSampleSize {
+			return nil, errorf(ErrUnsupported, "sample of %d bytes", s.Size)
+		}
+		if s.Off > uint64(objSize) || uint64(s.Size) > uint64(objSize)-s.Off {
+			return nil, errorf(ErrInvalid, "sample %d at %d+%d beyond the end of the object (%d bytes)", i, s.Off, s.Size, objSize)
+		}
+		if s.Size > 0 {
+			out = append(out, localSample{dts: s.DTS, pts: s.DTS + int64(s.CTO), off: int64(s.Off), size: s.Size,
+				dur: s.Dur, sync: s.Sync, desc: int32(s.Desc)})
+		} else if len(out) > 0 {
+			out[len(out)-1].dur += s.Dur // an empty sample extends the previous one
+		}
+	}
+}
+
+// fragmentSamples appends the samples of the track's movie fragments in s
+// (internal/demux reads each moof) to out, the track's samples in the
+// moov's tables, whose decode times the fragments continue. An empty sample
+// extends the one before it. noTFDT reports a first fragment without tfdt
+// and no samples before it: its times are relative.
+func fragmentSamples(out []localSample, ti *trackInfo, s *mp4Scan) (_ []localSample, noTFDT bool, err error) {
+	f := &demux.Fragments{ID: ti.id, Trex: ti.trex}
+	prog := len(out) > 0
+	if prog {
+		l := out[len(out)-1]
+		f.Next = l.dts + int64(l.dur)
+	}
+	var fs []demux.FragSample
+	for _, mf := range s.moofs {
+		if fs, err = f.Append(fs[:0], mf.box, mf.start); err != nil {
+			return nil, false, fromDemux(err)
+		}
+		for i := range fs {
+			x := &fs[i]
+			if x.Size > maxSampleSize {
+				return nil, false, errorf(ErrUnsupported, "sample of %d bytes", x.Size)
+			}
+			if x.Off < 0 || x.Off > s.size || int64(x.Size) > s.size-x.Off {
+				return nil, false, errorf(ErrInvalid, "fragment sample at %d+%d outside the object (%d bytes)", x.Off, x.Size, s.size)
+			}
+			if x.Size > 0 {
+				out = append(out, localSample{dts: x.DTS, pts: x.DTS + int64(x.CTO), off: x.Off, size: x.Size,
+					dur: x.Dur, sync: x.Sync(), desc: int32(x.Desc)})
+			} else if len(out) > 0 {
+				out[len(out)-1].dur += x.Dur
+			}
+		}
+	}
+	return out, f.NoTFDT && !prog, nil
+}
+
+// fromDemux gives an error of internal/demux this package's kind:
+// ErrUnsupported for what it does not read, else ErrInvalid (a truncated
+// object is an invalid one here). Other errors are returned as they are.
+func fromDemux(err error) error {
+	var de *demux.Error
+	if !errors.As(err, &de) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	kind := ErrInvalid
+	if de.Kind == demux.ErrUnsupported {
+		kind = ErrUnsupported
+	}
+	return fmt.Errorf("%w: %w", kind, err)
 }

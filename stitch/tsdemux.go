@@ -14,6 +14,7 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/demux"
 	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
@@ -59,7 +60,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	if er.err != nil {
 		return er.err
 	}
-	if sniff(head) != contTS {
+	if demux.Sniff(head) != demux.TS {
 		return errorf(ErrInvalid, "not an MPEG-TS object")
 	}
 	pids, err := tsPIDs(head, len(head) < tsHead)
@@ -171,7 +172,7 @@ type tsStreams struct {
 // waited for, as in the first segment of a recording whose audio starts
 // later.
 func tsPIDs(head []byte, whole bool) (tsStreams, error) {
-	head = head[:len(head)/tsPacket*tsPacket]
+	head = head[:len(head)/mpegts.PacketSize*mpegts.PacketSize]
 	if st, ok := tsProgram(head, whole); ok {
 		return st, nil
 	}
@@ -183,7 +184,7 @@ func tsPIDs(head []byte, whole bool) (tsStreams, error) {
 // first ADTS header of its AAC stream.
 func tsProgram(head []byte, whole bool) (st tsStreams, ok bool) {
 	st.video = tsNoPID
-	dmx := astits.NewDemuxer(context.Background(), bytes.NewReader(head), astits.DemuxerOptPacketSize(tsPacket))
+	dmx := astits.NewDemuxer(context.Background(), bytes.NewReader(head), astits.DemuxerOptPacketSize(mpegts.PacketSize))
 	var pmt *astits.PMTData
 	for pmt == nil {
 		d, err := dmx.NextData()
@@ -241,8 +242,8 @@ func firstADTSConfig(head []byte, pid uint16) *tsAudio {
 		a = &tsAudio{pid: pid, asc: asc, info: info}
 		return found
 	}}
-	for i := 0; i+tsPacket <= len(head); i += tsPacket {
-		if p := head[i : i+tsPacket]; p[0] == 0x47 {
+	for i := 0; i+mpegts.PacketSize <= len(head); i += mpegts.PacketSize {
+		if p := head[i : i+mpegts.PacketSize]; p[0] == 0x47 {
 			if err := d.Packet(p); err != nil {
 				break
 			}

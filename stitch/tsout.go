@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"math"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 // tsStart is the DTS of the first picture of remuxed MPEG-TS output, in
@@ -158,7 +161,7 @@ func (f *ccFixer) fix(p []byte) {
 // concatTS copies the packets of every part, fixing continuity counters.
 func (ix *index) concatTS(ctx context.Context, w io.Writer, depth int, log *slog.Logger) error {
 	f := newCCFixer()
-	pkt := make([]byte, tsPacket)
+	pkt := make([]byte, mpegts.PacketSize)
 	var br *bufio.Reader
 	jobs := make([]job, len(ix.parts))
 	for i := range ix.parts {
@@ -170,7 +173,7 @@ func (ix *index) concatTS(ctx context.Context, w io.Writer, depth int, log *slog
 		} else {
 			br.Reset(r)
 		}
-		for off := int64(0); ; off += tsPacket {
+		for off := int64(0); ; off += mpegts.PacketSize {
 			n, err := io.ReadFull(br, pkt)
 			if err == io.EOF {
 				return nil
@@ -206,9 +209,9 @@ const maxAudioPES = 2930
 type tsRemux struct {
 	ix    *index
 	sel   selection
-	tw    *mpegts.Writer
-	video *mpegts.Track // nil without pictures
-	audio *mpegts.Track // nil without audio
+	tw    *mcmpegts.Writer
+	video *mcmpegts.Track // nil without pictures
+	audio *mcmpegts.Track // nil without audio
 
 	vBase    int64 // 90 kHz output DTS = vBase + rescaled ticks after sample a's DTS
 	aBase    int64 // 90 kHz output PTS = aBase + rescaled absolute audio ticks
@@ -278,9 +281,9 @@ func adtsConfig(asc []byte) (conf mpeg4audio.AudioSpecificConfig, err error) {
 func (ix *index) remuxTS(ctx context.Context, w io.Writer, sel selection, depth int) (err error) {
 	defer guard(&err, "mpegts writer")
 	m := &tsRemux{ix: ix, sel: sel}
-	var tracks []*mpegts.Track
+	var tracks []*mcmpegts.Track
 	if sel.b > sel.a {
-		m.video = &mpegts.Track{Codec: &tscodecs.H264{}}
+		m.video = &mcmpegts.Track{Codec: &tscodecs.H264{}}
 		tracks = append(tracks, m.video)
 	}
 	as := sel.audio
@@ -289,14 +292,14 @@ func (ix *index) remuxTS(ctx context.Context, w io.Writer, sel selection, depth 
 		if err != nil {
 			return err
 		}
-		m.audio = &mpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
+		m.audio = &mcmpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
 		tracks = append(tracks, m.audio)
 		m.nextA, m.aAt = as.a, ix.audio.start
 		for _, s := range ix.audio.samples[:as.a] {
 			m.aAt += int64(s.dur)
 		}
 	}
-	m.tw = &mpegts.Writer{W: w, Tracks: tracks}
+	m.tw = &mcmpegts.Writer{W: w, Tracks: tracks}
 	if err := m.tw.Initialize(); err != nil {
 		return fmt.Errorf("stitch: mpegts writer: %w", err)
 	}
@@ -526,10 +529,10 @@ func (m *tsRemux) writeAudio(limit int64, keepLast bool) error {
 func hasParamSets(au [][]byte) bool {
 	sps, pps := false, false
 	for _, n := range au {
-		switch n[0] & 0x1f {
-		case naluSPS:
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
 			sps = true
-		case naluPPS:
+		case h264.NALUTypePPS:
 			pps = true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/source"
 )
@@ -119,7 +120,7 @@ func TestTSProgram(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			head := b[:min(len(b), tsHead)/tsPacket*tsPacket]
+			head := b[:min(len(b), tsHead)/mpegts.PacketSize*mpegts.PacketSize]
 			want, werr := tsPIDsMediacommon(head)
 			got, ok := tsProgram(head, false)
 			if !ok {
@@ -139,7 +140,7 @@ func TestTSProgram(t *testing.T) {
 				// Cut just before the first audio PES packet is complete:
 				// the fast path must hand over to mediacommon.
 				cut := 0
-				for i := 0; i+tsPacket <= len(head); i += tsPacket {
+				for i := 0; i+mpegts.PacketSize <= len(head); i += mpegts.PacketSize {
 					p := head[i:]
 					if uint16(p[1]&0x1f)<<8|uint16(p[2]) == got.audio.pid && p[1]&0x40 != 0 {
 						if cut > 0 {
@@ -148,7 +149,7 @@ func TestTSProgram(t *testing.T) {
 						cut = i
 					}
 				}
-				if _, ok := tsProgram(head[:cut+tsPacket], false); ok {
+				if _, ok := tsProgram(head[:cut+mpegts.PacketSize], false); ok {
 					t.Fatal("fast path answered without a complete audio packet")
 				}
 			}
@@ -166,7 +167,7 @@ func TestTSDemuxSearchesFar(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := -1 // the first packet that is not a program table
-	for i := 0; i+tsPacket <= len(in); i += tsPacket {
+	for i := 0; i+mpegts.PacketSize <= len(in); i += mpegts.PacketSize {
 		if pid := int(in[i+1]&0x1f)<<8 | int(in[i+2]); pid != 0 && pid != 0x11 && pid != 0x1000 {
 			first = i
 			break
@@ -175,7 +176,7 @@ func TestTSDemuxSearchesFar(t *testing.T) {
 	if first <= 0 {
 		t.Fatal("no program tables at the start of av.ts")
 	}
-	null := make([]byte, tsPacket)
+	null := make([]byte, mpegts.PacketSize)
 	null[0], null[1], null[2], null[3] = 0x47, 0x1f, 0xff, 0x10
 	stuffed := slices.Clone(in[:first])
 	for len(stuffed) < first+20<<20 {
