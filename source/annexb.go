@@ -125,13 +125,14 @@ func (u *accessUnit) build() {
 
 // sliceInfo is what is known about the first slice of a picture.
 type sliceInfo struct {
-	nalType, refIdc byte
-	firstMB         uint32
-	haveFirstMB     bool
-	ok              bool // sh, sps, mc are set
-	sh              avc.SliceHeader
-	sps             *avc.SPS
-	mc              *mch264.SPS
+	nalType     mch264.NALUType
+	refIdc      byte
+	firstMB     uint32
+	haveFirstMB bool
+	ok          bool // sh, sps, mc are set
+	sh          avc.SliceHeader
+	sps         *avc.SPS
+	mc          *mch264.SPS
 }
 
 // NewAnnexB returns a Source over the H.264 byte stream r. It reads up to
@@ -308,21 +309,22 @@ func (a *AnnexB) more() error {
 // addNAL adds a NAL unit to the access unit being assembled, finishing the
 // previous access unit first when this NAL unit starts a new one.
 func (a *AnnexB) addNAL(nal []byte) error {
-	t := nal[0] & 0x1f
+	t := mch264.NALUType(nal[0] & 0x1f)
 	switch {
-	case t == naluAUD || t == naluSPS || t == naluPPS || t == naluSEI || (t >= 14 && t <= 18):
+	case t == mch264.NALUTypeAccessUnitDelimiter || t == mch264.NALUTypeSPS || t == mch264.NALUTypePPS ||
+		t == mch264.NALUTypeSEI || (t >= mch264.NALUTypePrefix && t <= mch264.NALUTypeReserved18):
 		if a.cur.hasVCL {
 			if err := a.finish(); err != nil {
 				return err
 			}
 		}
 		switch t {
-		case naluSPS:
+		case mch264.NALUTypeSPS:
 			a.parseSPS(nal)
-		case naluPPS:
+		case mch264.NALUTypePPS:
 			a.parsePPS(nal)
 		}
-	case t == naluNonIDR || t == naluPartA || t == naluIDR:
+	case t == mch264.NALUTypeNonIDR || t == mch264.NALUTypeDataPartitionA || t == mch264.NALUTypeIDR:
 		si := a.parseSlice(nal)
 		if a.cur.hasVCL && newPicture(&a.cur.first, &si) {
 			if err := a.finish(); err != nil {
@@ -379,7 +381,7 @@ func (a *AnnexB) parsePPS(nal []byte) {
 }
 
 func (a *AnnexB) parseSlice(nal []byte) (si sliceInfo) {
-	si.nalType = nal[0] & 0x1f
+	si.nalType = mch264.NALUType(nal[0] & 0x1f)
 	si.refIdc = (nal[0] >> 5) & 3
 	if len(nal) > 1 {
 		rbsp := mch264.EmulationPreventionRemove(nal[1:min(len(nal), 8)])
@@ -423,8 +425,8 @@ func newPicture(prev, cur *sliceInfo) bool {
 	case p.FrameNum != c.FrameNum, p.PicParamID != c.PicParamID,
 		p.FieldPicFlag != c.FieldPicFlag, p.BottomFieldFlag != c.BottomFieldFlag,
 		(prev.refIdc == 0) != (cur.refIdc == 0),
-		(prev.nalType == naluIDR) != (cur.nalType == naluIDR),
-		prev.nalType == naluIDR && p.IDRPicID != c.IDRPicID:
+		(prev.nalType == mch264.NALUTypeIDR) != (cur.nalType == mch264.NALUTypeIDR),
+		prev.nalType == mch264.NALUTypeIDR && p.IDRPicID != c.IDRPicID:
 		return true
 	}
 	switch cur.sps.PicOrderCntType {
@@ -455,7 +457,7 @@ func (a *AnnexB) finish() error {
 		a.pool = append(a.pool, u)
 		return nil
 	}
-	if si.ok && (si.nalType == naluIDR || !a.haveClk) {
+	if si.ok && (si.nalType == mch264.NALUTypeIDR || !a.haveClk) {
 		a.flushGroup()
 		a.startGroup(si)
 		if !a.haveClk {
@@ -581,7 +583,7 @@ func (a *AnnexB) output(u *accessUnit) {
 // (H.264 8.2.1), updating the state kept between pictures.
 func (a *AnnexB) pictureOrderCount(si *sliceInfo) int64 {
 	sh, sps, mc := &si.sh, si.sps, si.mc
-	idr := si.nalType == naluIDR
+	idr := si.nalType == mch264.NALUTypeIDR
 	switch sps.PicOrderCntType {
 	case 0:
 		maxLsb := int64(1) << min(sps.Log2MaxPicOrderCntLsbMinus4+4, 32)

@@ -39,6 +39,8 @@ import (
 	"slices"
 	"strings"
 
+	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
 )
@@ -388,10 +390,10 @@ func newFormat(r io.Reader, head []byte, opt Options) (Source, error) {
 func hasParamSets(nalus [][]byte) bool {
 	var sps, pps bool
 	for _, n := range nalus {
-		switch n[0] & 0x1f {
-		case naluSPS:
+		switch mch264.NALUType(n[0] & 0x1f) {
+		case mch264.NALUTypeSPS:
 			sps = true
-		case naluPPS:
+		case mch264.NALUTypePPS:
 			pps = true
 		}
 	}
@@ -403,7 +405,7 @@ func hasParamSets(nalus [][]byte) bool {
 func prependParamSets(dst, nalus, sps, pps [][]byte) [][]byte {
 	dst = dst[:0]
 	i := 0
-	if len(nalus) > 0 && nalus[0][0]&0x1f == naluAUD {
+	if len(nalus) > 0 && mch264.NALUType(nalus[0][0]&0x1f) == mch264.NALUTypeAccessUnitDelimiter {
 		dst = append(dst, nalus[0])
 		i = 1
 	}
@@ -421,17 +423,6 @@ func cloneNALUs(in [][]byte) [][]byte {
 	}
 	return out
 }
-
-// H.264 NAL unit types.
-const (
-	naluNonIDR = 1
-	naluPartA  = 2
-	naluIDR    = 5
-	naluSEI    = 6
-	naluSPS    = 7
-	naluPPS    = 8
-	naluAUD    = 9
-)
 
 // earlier reports whether time a (timescale ta) is before time b
 // (timescale tb).

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
@@ -550,7 +552,7 @@ func TestReschange(t *testing.T) {
 	var spss [][]byte
 	for _, s := range got {
 		for _, n := range s.NALUs {
-			if n[0]&0x1f == naluSPS && (len(spss) == 0 || !bytes.Equal(spss[len(spss)-1], n)) {
+			if mch264.NALUType(n[0]&0x1f) == mch264.NALUTypeSPS && (len(spss) == 0 || !bytes.Equal(spss[len(spss)-1], n)) {
 				spss = append(spss, n)
 			}
 		}

@@ -3,14 +3,11 @@ package source
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
@@ -66,23 +63,6 @@ type pesBuf struct {
 // streams and their configurations.
 const maxTSHead = 32 << 20
 
-var errHeadTooLong = errors.New("head too long")
-
-// recorder keeps a copy of what is read through it, up to maxTSHead.
-type recorder struct {
-	r   io.Reader
-	buf []byte
-}
-
-func (c *recorder) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if len(c.buf)+n > maxTSHead {
-		return 0, errHeadTooLong
-	}
-	c.buf = append(c.buf, p[:n]...)
-	return n, err
-}
-
 // NewTS reads r up to the program map table and returns a Source over the
 // first H.264 track (and the first AAC track). Input without MPEG-TS sync
 // bytes is rejected with ErrInvalid; input with neither an H.264 nor an AAC
@@ -90,19 +70,14 @@ func (c *recorder) Read(p []byte) (int, error) {
 func NewTS(r io.Reader, opt Options) (*TS, error) {
 	t := &TS{log: opt.logger()}
 	if err := t.open(r); err != nil {
-		return nil, fmt.Errorf("source: ts: %w", err)
+		return nil, fmt.Errorf("source: ts: %w", fromDemux(err))
 	}
 	return t, nil
 }
 
 func (t *TS) open(r io.Reader) (err error) {
 	defer recoverInvalid(&err, "mpegts")
-	// mediacommon's Reader finds the streams and the audio configuration
-	// (it reads as far as it needs, which keeps a live push's start
-	// prompt); what it read is recorded and read again by the packet path,
-	// internal/mpegts.
-	rec := &recorder{r: r}
-	br := bufio.NewReaderSize(rec, 32<<10)
+	br := bufio.NewReaderSize(r, 32<<10)
 	head, perr := br.Peek(sniffLen)
 	if perr != nil && perr != io.EOF {
 		return perr
@@ -121,73 +96,27 @@ func (t *TS) open(r io.Reader) (err error) {
 		return errorf(ErrInvalid, "no MPEG-TS packets (sync bytes 188 bytes apart) in the first %d bytes", len(head))
 	case k > 0:
 		// Bytes before the first packet (a capture that started inside
-		// one): both the stream discovery and the packet path (which
-		// replays what was recorded) start at the first packet.
+		// one): the stream discovery and the packet path start at the
+		// first packet.
 		t.log.Warn("mpegts: skipping bytes before the first packet", "bytes", k)
 		if _, err := br.Discard(k); err != nil {
 			return err
 		}
-		rec.buf = rec.buf[k:]
 	}
-	// It sees no video payload (see mpegts.SkipVideo).
-	mr := &mcmpegts.Reader{R: mpegts.SkipVideo(br)}
-	if err := mr.Initialize(); err != nil {
-		if errors.Is(err, errHeadTooLong) {
-			return errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", maxTSHead>>20)
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errorf(ErrTruncated, "no program map table")
-		}
-		return errorf(ErrInvalid, "%v", err)
+	// The discovery reads as far as it needs (which keeps a live push's
+	// start prompt); what it read is demultiplexed first.
+	prog, head, err := demux.FindProgram(br, nil, maxTSHead)
+	if err != nil {
+		return err
 	}
-	var track, atrack *mcmpegts.Track
-	other := ""
-	for _, tr := range mr.Tracks() {
-		switch c := tr.Codec.(type) {
-		case *codecs.H264:
-			if track == nil {
-				track = tr
-			}
-		case *codecs.H265:
-			other = "HEVC"
-		case *codecs.AC3:
-			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AC-3")
-		case *codecs.EAC3:
-			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "E-AC-3")
-		case *codecs.MPEG1Audio:
-			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "MPEG-1 audio (MP2/MP3)")
-		case *codecs.Opus:
-			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "Opus")
-		case *codecs.MPEG4AudioLATM:
-			t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC in LATM")
-		case *codecs.MPEG4Audio:
-			asc, err := c.Config.Marshal()
-			if err != nil {
-				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, "AAC (unreadable)")
-				continue
-			}
-			if atrack != nil {
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, demux.AACName(asc))
-				continue
-			}
-			ai, err := newAudioInfo(asc, 90000)
-			if err != nil {
-				t.log.Warn("mpegts: ignoring an audio track", "pid", tr.PID, "err", err)
-				t.info.IgnoredAudio = append(t.info.IgnoredAudio, demux.UnreadableAAC(asc))
-				continue
-			}
-			atrack = tr
-			t.info.Audio = ai
-			t.frame = int64(ai.FrameSamples)
-			t.rate = int64(ai.SampleRate)
-		}
+	t.info.IgnoredAudio = prog.IgnoredAudio
+	for _, u := range prog.Unreadable {
+		t.log.Warn("mpegts: ignoring an audio track", "pid", u.ID, "err", u.Err)
 	}
-	if track == nil && other != "" {
-		return errorf(ErrUnsupported, "video is %s, not H.264", other)
-	}
-	if track == nil && atrack == nil {
-		return errorf(ErrUnsupported, "no H.264 track (nor an AAC one)")
+	if a := prog.Audio; a != nil {
+		t.info.Audio = &AudioInfo{ASC: bytes.Clone(a.ASC), Timescale: 90000, AACInfo: a.AAC}
+		t.frame = int64(a.AAC.FrameSamples)
+		t.rate = int64(a.AAC.SampleRate)
 	}
 	onErr := func(err error) {
 		t.decErrs++
@@ -197,19 +126,16 @@ func (t *TS) open(r io.Reader) (err error) {
 			t.log.Debug("mpegts: decode error", "err", err, "count", t.decErrs)
 		}
 	}
-	// The packet path reads the recorded bytes, then the rest of r.
-	t.pr = mpegts.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), r), 64<<10), onErr, nil)
-	rec.buf = nil
+	// The packet path reads what the discovery read, then the rest.
+	t.pr = mpegts.NewReader(bufio.NewReaderSize(io.MultiReader(bytes.NewReader(head), br), 64<<10), onErr, nil)
 	t.dv = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, DropAUD: true}
 	t.da = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
-	if track != nil {
-		t.dv.PID = track.PID
-	}
-	if atrack != nil {
-		t.da.PID = atrack.PID
+	t.dv.PID = prog.Video
+	if prog.Audio != nil {
+		t.da.PID = prog.Audio.PID
 	}
 	t.info.Format, t.info.Timescale, t.info.WrapBits = FormatTS, 90000, 33
-	if track == nil {
+	if prog.Video == mpegts.NoPID {
 		t.info.NoVideo = true
 		return nil
 	}
@@ -289,10 +215,10 @@ func (t *TS) nextVideo(from int) int {
 
 func (t *TS) describe(au [][]byte) {
 	for _, n := range au {
-		switch n[0] & 0x1f {
-		case naluSPS: // cloned: the packet's buffer is reused
+		switch mch264.NALUType(n[0] & 0x1f) {
+		case mch264.NALUTypeSPS: // cloned: the packet's buffer is reused
 			t.info.SPS = append(t.info.SPS, bytes.Clone(n))
-		case naluPPS:
+		case mch264.NALUTypePPS:
 			t.info.PPS = append(t.info.PPS, bytes.Clone(n))
 		}
 	}
