@@ -77,6 +77,7 @@ type audioTrack struct {
 // qbuf[off:off+n].
 type queuedAudio struct {
 	pts int64 // unwrapped input PTS
+	dur int64 // declared duration (AudioSample.Duration), input ticks; 0: nominal
 	pv  int64 // the same in input video ticks (floor)
 	off int
 	n   int
@@ -174,26 +175,26 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 	}
 	a.haveIn, a.lastIn = true, pts
 	if k.cfg.NoVideo {
-		return k.writeAudioOnly(ctx, pts, s.Data, step == timeline.Jump)
+		return k.writeAudioOnly(ctx, pts, s.Duration, s.Data, step == timeline.Jump)
 	}
 	// With video, a step back is no error: audio is placed on the video's
 	// timeline (which steps back at a splice, see Write), a jump of the
 	// audio alone is taken as is, and a frame that would not follow the
 	// one before it is dropped and counted. A frame waits until the video
 	// has passed it.
-	return k.queueAudio(ctx, pts, s.Data)
+	return k.queueAudio(ctx, pts, s.Duration, s.Data)
 }
 
 // queueAudio queues a frame of a stream with video, then moves what the
 // video has passed into the open segment (or into a segment whose cut
 // waits for the audio).
-func (k *chunker) queueAudio(ctx context.Context, pts int64, data []byte) error {
+func (k *chunker) queueAudio(ctx context.Context, pts, dur int64, data []byte) error {
 	a := k.aud
 	a.compact()
 	vts := k.cfg.Timescale
 	pv := timeline.Rescale(pts, uint32(a.inTS), vts)
 	a.run.Add(pv, timeline.Rescale(a.frame, uint32(a.outTS), vts), timeline.Rescale(k.audioJumpThreshold(), uint32(a.inTS), vts))
-	a.queue = append(a.queue, queuedAudio{pts: pts, pv: pv, off: len(a.qbuf), n: len(data)})
+	a.queue = append(a.queue, queuedAudio{pts: pts, dur: dur, pv: pv, off: len(a.qbuf), n: len(data)})
 	a.qbuf = append(a.qbuf, data...)
 	switch {
 	case k.cut.pending && k.cut.jump:
@@ -225,7 +226,7 @@ func (k *chunker) queueAudio(ctx context.Context, pts int64, data []byte) error 
 	}
 	for len(a.queue)-a.head > maxAudioQueue {
 		q, data := a.pop()
-		if err := k.putAudio(q.pts, data); err != nil {
+		if err := k.putAudio(q.pts, q.dur, data); err != nil {
 			return err
 		}
 	}
@@ -294,7 +295,7 @@ func (k *chunker) releaseAudio(ctx context.Context, limit int64, inclusive bool)
 			k.stats.AudioDropped++ // late audio from before the first picture
 			continue
 		}
-		if err := k.putAudio(q.pts, data); err != nil {
+		if err := k.putAudio(q.pts, q.dur, data); err != nil {
 			return err
 		}
 	}
@@ -315,7 +316,7 @@ func (k *chunker) releaseAudioBeforeJump(ctx context.Context, oldDTS, newDTS int
 			break
 		}
 		q, data := a.pop()
-		if err := k.putAudio(q.pts, data); err != nil {
+		if err := k.putAudio(q.pts, q.dur, data); err != nil {
 			return err
 		}
 	}
@@ -350,7 +351,10 @@ func (a *audioTrack) outTime(pts int64) int64 {
 
 // putAudio writes a frame into the open segment, or drops it (counted)
 // when no segment is open or it would not come after the previous frame.
-func (k *chunker) putAudio(pts int64, data []byte) error {
+// Its duration is the nominal one unless the input declared another (dur,
+// input ticks; an MP4's short last frame): the next frame's time
+// overrides it when one follows in the same segment.
+func (k *chunker) putAudio(pts, dur int64, data []byte) error {
 	a := k.aud
 	if !k.seg.open {
 		k.stats.AudioDropped++
@@ -374,15 +378,23 @@ func (k *chunker) putAudio(pts int64, data []byte) error {
 	if err := k.c.addAudio(data, t); err != nil {
 		return err
 	}
+	d := a.frame
+	if dur > 0 {
+		in, out := uint32(a.inTS), uint32(a.outTS)
+		d = max(1, timeline.Rescale(pts+dur, in, out)-timeline.Rescale(pts, in, out))
+		if d != a.frame {
+			k.c.setAudioDuration(d)
+		}
+	}
 	a.segFrames++
-	a.haveOut, a.lastOut, a.lastDur = true, t, a.frame
+	a.haveOut, a.lastOut, a.lastDur = true, t, d
 	k.stats.AudioSamples++
 	return nil
 }
 
 // writeAudioOnly segments an audio-only stream: a segment is cut at the
 // first frame at or after the target duration.
-func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, jump bool) error {
+func (k *chunker) writeAudioOnly(ctx context.Context, pts, dur int64, data []byte, jump bool) error {
 	a := k.aud
 	if jump {
 		k.stats.TimestampJumps++
@@ -394,7 +406,7 @@ func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, ju
 		k.seg.discont = true
 		if a.haveOut {
 			// Continue the output timeline right after the previous frame.
-			a.off = a.lastOut + a.frame - timeline.Rescale(pts, uint32(a.inTS), uint32(a.outTS))
+			a.off = a.lastOut + a.lastDur - timeline.Rescale(pts, uint32(a.inTS), uint32(a.outTS))
 		}
 	}
 	if !a.offSet {
@@ -423,7 +435,7 @@ func (k *chunker) writeAudioOnly(ctx context.Context, pts int64, data []byte, ju
 			return err
 		}
 	}
-	return k.putAudio(pts, data)
+	return k.putAudio(pts, dur, data)
 }
 
 // Limits of a deferred cut: the pictures that wait, and how long (video

@@ -586,7 +586,7 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 		e := a.peek
 		a.peek.ok = false
 		dts, size = e.DTS, e.Size
-		s.PTS = dts + a.shift
+		s.PTS, s.Duration = dts+a.shift, int64(e.Dur)
 		if !read || size == 0 {
 			return s, nil
 		}
@@ -611,7 +611,7 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 	fs := f.as[f.ai]
 	f.ai++
 	dts, off, size = fs.DTS, fs.Off, fs.Size
-	s.PTS = dts + a.shift
+	s.PTS, s.Duration = dts+a.shift, int64(fs.Dur)
 	if !read {
 		return s, nil
 	}

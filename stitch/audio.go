@@ -9,6 +9,7 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // asample is one AAC frame of the joined audio track: what the first pass
@@ -101,26 +102,26 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 	conv := func(x *localSample) int64 {
 		if isTS {
 			if pi.vok {
-				return rescaleRound(m.unwrapNear(x.dts), 90000, out)
+				return timeline.Rescale(m.unwrap.Peek(x.dts), timeline.MPEGClock, out)
 			}
-			return rescaleRound(m.unwrap(x.dts), 90000, out)
+			return timeline.Rescale(m.unwrap.Unwrap(x.dts), timeline.MPEGClock, out)
 		}
-		return rescaleRound(x.dts+ti.shift, ti.timescale, out)
+		return timeline.Rescale(x.dts+ti.shift, ti.timescale, out)
 	}
 	var off int64
 	firstAudio := len(a.samples) == 0
 	if pi.vok {
 		// Video local times map to output video ticks as
-		// rescale(local) + voff: audio takes the same offset.
-		off = rescaleRound(pi.voff, vts, out)
-		if isTS && vts != 90000 {
-			off = rescaleRound(pi.voff, 90000, out) // MPEG-TS video times are not rescaled
+		// timeline.Rescale(local) + voff: audio takes the same offset.
+		off = timeline.Rescale(pi.voff, vts, out)
+		if isTS && vts != timeline.MPEGClock {
+			off = timeline.Rescale(pi.voff, timeline.MPEGClock, out) // MPEG-TS video times are not rescaled
 		}
 	} else {
 		t := conv(&ls[0]) + a.aoff
 		if !firstAudio {
 			gap := t - a.lastEnd
-			if rebase || gap < -a.frame/2 || gap > max(int64(out), 10*a.frame) {
+			if rebase || gap < -a.frame/2 || gap > timeline.Threshold(a.frame, out) {
 				a.aoff += a.lastEnd - t
 				m.ix.discont++
 			}
@@ -133,44 +134,41 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 	multi := isTS && pi.vok && len(m.timelines) > 1 && len(frameAt) == len(ls)
 	var runEnd int64
 	tl, prevRaw := -1, int64(0) // the previous frame's timeline and unwrapped time
-	frame90 := rescaleRound(a.frame, out, 90000)
+	frame90 := timeline.Rescale(a.frame, out, timeline.MPEGClock)
 	for j := range ls {
 		x := &ls[j]
 		if multi {
 			// A frame that follows the one before it (within two frames)
 			// is on its timeline; after a step of the audio's own times,
 			// its stream position (or its time) tells.
-			raw := m.unwrapNear(x.dts)
+			raw := m.unwrap.Peek(x.dts)
 			if d := raw - prevRaw; tl < 0 || d < -frame90 || d > 3*frame90 {
 				tl = m.timelineOf(int(frameAt[j]), raw)
 			}
 			prevRaw = raw
-			off = rescaleRound(m.timelines[tl].off, 90000, out)
+			off = timeline.Rescale(m.timelines[tl].off, timeline.MPEGClock, out)
 		}
 		t := conv(x) + off
+		dur := a.frame
+		if x.dur > 0 && !isTS {
+			dur = timeline.Rescale(x.dts+int64(x.dur), ti.timescale, out) - timeline.Rescale(x.dts, ti.timescale, out)
+		}
 		if len(a.samples) == 0 {
 			a.start, a.lastStart, a.lastEnd = t, t, t
 			if editOrigin && !a.hasOrigin {
 				a.origin, a.hasOrigin = off, true // local time 0 is where the input's edit starts
 			}
 		} else {
-			d := t - a.lastEnd
-			switch {
-			case d < -a.frame/2:
+			var ok bool
+			if t, ok = timeline.FitAudio(a.lastEnd, t, dur, out); !ok {
 				// Overlaps the frames before it.
 				a.dropped++
 				if isTS {
 					pi.audio.drop = append(pi.audio.drop, int32(j))
 				}
 				continue
-			case d <= a.frame/2:
-				t = a.lastEnd
 			}
 			a.samples[len(a.samples)-1].dur = clampDur(t - a.lastStart)
-		}
-		dur := a.frame
-		if x.dur > 0 && !isTS {
-			dur = rescaleRound(x.dts+int64(x.dur), ti.timescale, out) - rescaleRound(x.dts, ti.timescale, out)
 		}
 		a.samples = append(a.samples, asample{size: x.size, dur: clampDur(dur)})
 		a.lastStart, a.lastEnd = t, t+dur
@@ -199,7 +197,8 @@ func (m *merger) timelineOf(k int, raw int64) int {
 	for c+1 < len(tls) && tls[c+1].j <= k {
 		c++
 	}
-	within := func(i int) bool { return raw >= tls[i].lo-90000 && raw <= tls[i].hi+90000 }
+	margin := timeline.Ticks(timeline.MinJump, timeline.MPEGClock)
+	within := func(i int) bool { return raw >= tls[i].lo-margin && raw <= tls[i].hi+margin }
 	switch {
 	case within(c):
 	case c+1 < len(tls) && within(c+1):
@@ -208,16 +207,6 @@ func (m *merger) timelineOf(k int, raw int64) int {
 		c--
 	}
 	return c
-}
-
-// unwrapNear returns the 33-bit MPEG-TS timestamp v made continuous with
-// the last one unwrapped, without moving the unwrapping state (audio
-// frames near video pictures).
-func (m *merger) unwrapNear(v int64) int64 {
-	if !m.rawHave {
-		return m.unwrap(v)
-	}
-	return m.rawAcc + wrap33(v-m.rawLast)
 }
 
 // audioSelection is the part of the AAC track that is written and the
@@ -294,7 +283,7 @@ func (ix *index) buildAudioTrak(sel selection, chunks []chunk, co64 bool) (*mp4.
 		descIndex: map[uint16]uint32{0: 1},
 		co64:      co64,
 		empty:     sel.aEmpty,
-		editDur:   uint64(rescaleRound(as.editDur, a.timescale, sel.movieTS)),
+		editDur:   uint64(timeline.Rescale(as.editDur, a.timescale, sel.movieTS)),
 		mediaTime: as.mediaTime,
 	})
 	if err != nil {
@@ -321,9 +310,9 @@ func (ix *index) selectAll(from, to time.Duration) (selection, error) {
 		if from < 0 || to < 0 || (to > 0 && to <= from) {
 			return selection{}, fmt.Errorf("%w: [%v, %v)", ErrEmptyRange, from, to)
 		}
-		start, end := a.origin+durationToTicks(from, a.timescale), int64(math.MaxInt64)
+		start, end := a.origin+timeline.Ticks(from, a.timescale), int64(math.MaxInt64)
 		if to > 0 {
-			end = a.origin + durationToTicks(to, a.timescale)
+			end = a.origin + timeline.Ticks(to, a.timescale)
 		}
 		as, ok := a.selectAudio(start, end, from == 0, to == 0)
 		if !ok {
@@ -350,14 +339,14 @@ func (ix *index) selectAll(from, to time.Duration) (selection, error) {
 	}
 	movieStart = min(movieStart, as.pres)
 	sel.audio = &as
-	sel.vEmpty = rescaleRound(vStart-movieStart, ats, vts)
-	sel.aEmpty = rescaleRound(as.pres-movieStart, ats, vts)
-	sel.movieDur = max(sel.vEmpty+sel.editDur, sel.aEmpty+rescaleRound(as.editDur, ats, vts))
+	sel.vEmpty = timeline.Rescale(vStart-movieStart, ats, vts)
+	sel.aEmpty = timeline.Rescale(as.pres-movieStart, ats, vts)
+	sel.movieDur = max(sel.vEmpty+sel.editDur, sel.aEmpty+timeline.Rescale(as.editDur, ats, vts))
 	return sel, nil
 }
 
 // toAudio converts a video time, ticks after the DTS of the first picture,
 // to absolute audio ticks.
 func (ix *index) toAudio(rel int64) int64 {
-	return rescaleRound(rel+ix.dts0, ix.timescale, ix.audio.timescale)
+	return timeline.Rescale(rel+ix.dts0, ix.timescale, ix.audio.timescale)
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // sample is one access unit of the joined stream: what the first pass
@@ -52,10 +52,10 @@ type partInfo struct {
 	audio audioPart // the part's AAC frames
 }
 
-// timeline is a run of an MPEG-TS part's access units whose timestamps
+// tsTimeline is a run of an MPEG-TS part's access units whose timestamps
 // continue each other: from access unit j on, with unwrapped 90 kHz decode
 // times from lo to hi, placed with offset off.
-type timeline struct {
+type tsTimeline struct {
 	j      int
 	lo, hi int64
 	off    int64
@@ -110,11 +110,10 @@ type merger struct {
 	// timelines of the MPEG-TS part being merged: one, or more when its
 	// timestamps jump inside it (streams joined end to end), each with the
 	// offset its pictures got, for its audio (mergeAudio).
-	timelines []timeline
+	timelines []tsTimeline
 
-	rawHave bool // MPEG-TS unwrapping of 33-bit timestamps
-	rawLast int64
-	rawAcc  int64
+	unwrap  timeline.Unwrapper // MPEG-TS: 33-bit timestamps
+	reorder int64              // PTS minus DTS of the last keyframe kept
 
 	sps, pps [][]byte // MPEG-TS: parameter sets in force
 	tsDesc   int      // MPEG-TS: sample description in use, -1 none
@@ -139,6 +138,7 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		tracks: map[*mp4.MoovBox]*trackInfo{},
 		tsDesc: -1,
 		to:     opt.To,
+		unwrap: timeline.Unwrapper{Bits: timeline.WrapBitsTS},
 	}
 	parts := in.parts
 	workers := opt.concurrency()
@@ -230,10 +230,10 @@ func (m *merger) fallbackDur() int64 {
 // clampDur converts a duration in ticks to a sample duration.
 func clampDur(d int64) uint32 { return uint32(min(max(d, 1), 1<<32-1)) }
 
-// threshold is the largest DTS step still treated as continuous: ten
-// frames, at least one second.
+// threshold is the largest DTS step still treated as continuous (see
+// timeline.Threshold).
 func (m *merger) threshold() int64 {
-	return max(int64(m.ix.timescale), 10*m.lastGap)
+	return timeline.Threshold(m.lastGap, m.ix.timescale)
 }
 
 // addPart merges one part. stop reports that Options.To was passed and no
@@ -355,7 +355,11 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 		return m.tsDesc, nil
 	}
 	pi := partInfo{part: p, ts: true, size: s.size}
-	stop, err := m.merge(&pi, s.samples, 90000, 0, true, false, false, descOf, s.frames)
+	var frames *tsFrames
+	if s.audio != nil {
+		frames = &tsFrames{frames: s.frames, frame: timeline.Rescale(int64(s.audio.info.FrameSamples), uint32(s.audio.info.SampleRate), timeline.MPEGClock)}
+	}
+	stop, err := m.merge(&pi, s.samples, timeline.MPEGClock, 0, true, false, false, descOf, frames)
 	if err != nil || stop {
 		return stop, err
 	}
@@ -379,11 +383,11 @@ func (m *merger) addPartInfo(pi *partInfo) {
 // merge places the samples ls of one part on the joined timeline.
 // rebase: the part does not continue the previous one's timestamps.
 // editOrigin: the part's local time 0 is where presentation starts.
-// gapAudio: the part's MPEG-TS audio frames (raw PTS), which tell a pause
-// of the video from a jump of its timestamps; nil for MP4, whose last
-// sample's duration says it.
+// gapAudio: the part's MPEG-TS audio frames, which tell a pause of the
+// video from a jump of its timestamps; nil for MP4, whose last sample's
+// duration says it.
 func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, isTS, rebase, editOrigin bool,
-	descOf func(j int, x *localSample) (int, error), gapAudio []localSample) (bool, error) {
+	descOf func(j int, x *localSample) (int, error), gapAudio *tsFrames) (bool, error) {
 	ix := m.ix
 	out := ix.timescale
 	pi.first = len(ix.samples)
@@ -398,7 +402,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 			ix.dropped++
 			pi.skip = j + 1
 			if isTS {
-				m.unwrap(x.dts) // keep the unwrapping state going
+				m.unwrap.Unwrap(x.dts) // keep the unwrapping state going
 			}
 			continue
 		}
@@ -411,71 +415,40 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 		}
 		var dt, pt int64
 		if isTS {
-			dt = m.unwrap(x.dts)
-			pt = dt + wrap33(x.pts-x.dts)
+			dt = m.unwrap.Unwrap(x.dts)
+			pt = dt + timeline.WrapDiff(x.pts-x.dts, timeline.WrapBitsTS)
 		} else {
-			dt = rescale(x.dts+shift, ts, out)
-			pt = rescale(x.pts+shift, ts, out)
+			dt = timeline.Rescale(x.dts+shift, ts, out)
+			pt = timeline.Rescale(x.pts+shift, ts, out)
 		}
 		D, P := dt+m.offset, pt+m.offset
 		if len(ix.samples) == 0 {
 			m.dts0 = D
 			m.lastDTS = D
+		} else if m.continues(pi, ls, j, D, rebase, gapAudio) {
+			ix.samples[len(ix.samples)-1].dur = clampDur(D - m.lastDTS)
 		} else {
-			gap := D - m.lastDTS
-			dur := int64(clampDur(m.fallbackDur()))
-			jump := gap <= 0 || gap > m.threshold()
-			var pause bool
-			switch {
-			case !jump || gap <= 0:
-			case j > pi.skip:
-				pause = audioInGap(gapAudio, ls[j-1].dts, x.dts) || gap < durationToTicks(pi.part.Duration, out)
-			case !rebase && !pi.part.Discontinuity && m.partDur > 0:
-				// The first sample of a part: where the previous part's
-				// declared duration ends.
-				pause = abs(D-(m.partStart+m.partDur)) <= gap/4
+			D, P = m.rejoin(D, P, x.sync)
+			if isTS && len(m.timelines) > 0 {
+				m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
 			}
-			if pause {
-				// The part's audio runs on through the step, or the step
-				// fits in the part's declared duration, or the part begins
-				// where the previous one's ends: the video paused (a
-				// variable frame rate, as in a screen recording); its
-				// timestamps did not jump.
-				jump = false
-			}
-			if j == pi.skip && (rebase || (pi.part.Discontinuity && gap > 2*dur)) {
-				// A declared discontinuity: close the gap unless the
-				// timestamps plainly continue (as the chunker writes them).
-				jump = true
-			}
-			if jump {
-				m.offset += m.lastDTS + dur - D
-				D, P = m.lastDTS+dur, pt+m.offset
-				ix.samples[len(ix.samples)-1].dur = clampDur(dur)
-				ix.discont++
-				if isTS && len(m.timelines) > 0 {
-					m.timelines = append(m.timelines, timeline{j: j, lo: dt, hi: dt, off: m.offset})
-				}
-				m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j, "step", gap)
-			} else {
-				ix.samples[len(ix.samples)-1].dur = clampDur(gap)
-				if !pause {
-					m.lastGap = gap // a frame step: the jump threshold follows it
-				}
-			}
+			m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j)
 		}
 		if editOrigin && !m.haveOrigin && firstPart {
-			m.origin, m.haveOrigin = rescale(0, ts, out)+m.offset, true
+			m.origin, m.haveOrigin = timeline.Rescale(0, ts, out)+m.offset, true
 		}
 		cto := P - D
 		if cto > 1<<31-1 || cto < -1<<31 {
 			return false, errorf(ErrInvalid, "composition offset %d out of range", cto)
 		}
+		if x.sync {
+			m.reorder = cto
+		}
 		if len(ix.samples) == pi.first {
 			partFirstDTS, partMinPTS = D, P
 			pi.voff, pi.vok = m.offset, true
 			if isTS {
-				m.timelines = append(m.timelines, timeline{j: j, lo: dt, hi: dt, off: m.offset})
+				m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
 			}
 		}
 		if n := len(m.timelines); isTS && n > 0 {
@@ -487,7 +460,7 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 		m.lastDTS = D
 		m.lastDur = 0
 		if x.dur > 0 && !isTS {
-			m.lastDur = rescale(x.dts+shift+int64(x.dur), ts, out) - dt
+			m.lastDur = timeline.Rescale(x.dts+shift+int64(x.dur), ts, out) - dt
 		}
 		if !isTS {
 			if n := len(pi.runs); n > 0 && x.off == runEnd && pi.runs[n-1].n < 1<<31-1 {
@@ -502,12 +475,12 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 	if pi.n == 0 {
 		return false, nil
 	}
-	m.partStart, m.partDur = partFirstDTS, durationToTicks(pi.part.Duration, out)
+	m.partStart, m.partDur = partFirstDTS, timeline.Ticks(pi.part.Duration, out)
 	if !m.haveOrigin {
 		m.origin, m.haveOrigin = partMinPTS, true
 	}
 	if m.to > 0 && !firstPart {
-		to := m.origin + durationToTicks(m.to, out)
+		to := m.origin + timeline.Ticks(m.to, out)
 		if partFirstDTS >= to && partMinPTS >= to {
 			// Everything from here on is presented after To.
 			ix.samples = ix.samples[:pi.first]
@@ -517,16 +490,53 @@ func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, i
 	return false, nil
 }
 
-// unwrap returns the 33-bit MPEG-TS timestamp v made continuous with the
-// previous one.
-func (m *merger) unwrap(v int64) int64 {
-	if !m.rawHave {
-		m.rawHave, m.rawAcc, m.rawLast = true, v, v
-		return v
+// continues reports whether sample j of the part, at decode time D on the
+// joined timeline, continues the sample before it, by the continuity rule
+// (timeline.Classify): a step over the threshold is a pause of the video
+// when the part's audio runs on through it, when it fits in the part's
+// declared duration, or when the part begins where the previous part's
+// declared duration ends. A declared discontinuity at the part's first
+// sample (rebase, or Part.Discontinuity with a step of more than two
+// frames) does not continue, unless the timestamps plainly do (as the
+// chunker writes them).
+func (m *merger) continues(pi *partInfo, ls []localSample, j int, D int64, rebase bool, audio *tsFrames) bool {
+	x := &ls[j]
+	gap := D - m.lastDTS
+	e := timeline.Evidence{Step: gap, Threshold: m.threshold(), Keyframe: x.sync}
+	if gap > e.Threshold {
+		switch {
+		case j > pi.skip:
+			e.AudioRanOn = audio.ranOn(ls[j-1].dts, x.dts)
+			e.Declared = gap < timeline.Ticks(pi.part.Duration, m.ix.timescale)
+		case !rebase && !pi.part.Discontinuity && m.partDur > 0:
+			e.Declared = abs(D-(m.partStart+m.partDur)) <= gap/4
+		}
 	}
-	m.rawAcc += wrap33(v - m.rawLast)
-	m.rawLast = v
-	return m.rawAcc
+	st := timeline.Classify(e)
+	if j == pi.skip && (rebase || (pi.part.Discontinuity && gap > 2*int64(clampDur(m.fallbackDur())))) {
+		return false
+	}
+	if st == timeline.Continue {
+		m.lastGap = gap // a frame step: the jump threshold follows it
+	}
+	return st == timeline.Continue || st == timeline.Pause
+}
+
+// rejoin places a sample whose timestamps do not continue right after the
+// last one kept (timeline.Follow: presented where the pictures before end;
+// a picture that is not a keyframe continues the decode times), and
+// returns its decode and presentation times.
+func (m *merger) rejoin(D, P int64, keyframe bool) (int64, int64) {
+	dur := int64(clampDur(m.fallbackDur()))
+	reorder, pts := m.reorder, P
+	if !keyframe {
+		reorder, pts = 0, D
+	}
+	off, _ := timeline.Follow(m.lastDTS, dur, reorder, D, pts)
+	m.offset += off
+	m.ix.samples[len(m.ix.samples)-1].dur = clampDur(dur)
+	m.ix.discont++
+	return D + off, P + off
 }
 
 func abs(x int64) int64 {
@@ -536,86 +546,31 @@ func abs(x int64) int64 {
 	return x
 }
 
-// audioInGap reports whether the audio frames (raw 33-bit PTS, in stream
-// order) fill most of the step from the raw decode time from to to: the
-// frames that start inside it cover three quarters of it. Audio of
-// another timeline in the same object (streams joined end to end) that
-// merely falls inside a jump does not fill it.
-func audioInGap(frames []localSample, from, to int64) bool {
-	span := wrap33(to - from)
-	var covered, prev int64
-	have := false
-	for _, f := range frames {
-		d := wrap33(f.pts - from)
-		if d <= 0 || d >= span {
-			have = false
+// tsFrames are the AAC frames of an MPEG-TS part (raw 33-bit PTS, in
+// stream order) and their nominal duration in 90 kHz ticks.
+type tsFrames struct {
+	frames []localSample
+	frame  int64
+}
+
+// ranOn reports whether the audio went on through the video's step from
+// the raw decode time from to to (timeline.AudioRun.RanOn over the frames
+// around the step, in stream order). Audio of another timeline in the
+// same object (streams joined end to end) that falls inside a jump does
+// not run on from the step's start.
+func (a *tsFrames) ranOn(from, to int64) bool {
+	if a == nil || len(a.frames) == 0 {
+		return false
+	}
+	span := timeline.WrapDiff(to-from, timeline.WrapBitsTS)
+	th := timeline.Threshold(a.frame, timeline.MPEGClock)
+	var run timeline.AudioRun
+	for _, f := range a.frames {
+		d := timeline.WrapDiff(f.pts-from, timeline.WrapBitsTS)
+		if d < -th || d > span {
 			continue
 		}
-		if have && d > prev && d-prev <= span/4 {
-			covered += d - prev // from the frame before to this one
-		}
-		prev, have = d, true
+		run.Add(d, a.frame, th)
 	}
-	return covered >= span*3/4
-}
-
-// wrap33 maps a difference of 33-bit timestamps to [-2^32, 2^32).
-func wrap33(d int64) int64 {
-	const w = int64(1) << 33
-	d &= w - 1
-	if d >= w/2 {
-		d -= w
-	}
-	return d
-}
-
-// rescale converts t from timescale from to timescale to, rounding down.
-func rescale(t int64, from, to uint32) int64 { return convertTicks(t, from, to, false) }
-
-// rescaleRound converts t from timescale from to timescale to, rounding to
-// the nearest tick (halves away from zero).
-func rescaleRound(t int64, from, to uint32) int64 { return convertTicks(t, from, to, true) }
-
-// convertTicks computes t*to/from in 128 bits, rounded down or to the
-// nearest tick.
-func convertTicks(t int64, from, to uint32, round bool) int64 {
-	if from == to || from == 0 {
-		return t
-	}
-	neg := t < 0
-	u := uint64(t)
-	if neg {
-		u = uint64(-t)
-	}
-	hi, lo := bits.Mul64(u, uint64(to))
-	if round {
-		var carry uint64
-		lo, carry = bits.Add64(lo, uint64(from/2), 0)
-		hi += carry
-	}
-	if hi >= uint64(from) {
-		hi %= uint64(from) // out of range anyway; avoid the panic
-	}
-	q, r := bits.Div64(hi, lo, uint64(from))
-	v := int64(q)
-	if neg {
-		v = -v
-		if r != 0 && !round {
-			v-- // floor
-		}
-	}
-	return v
-}
-
-// durationToTicks converts d to ticks of timescale ts, rounding down.
-func durationToTicks(d time.Duration, ts uint32) int64 {
-	return rescale(int64(d), 1e9, ts)
-}
-
-// ticksToDuration converts ticks of timescale ts to a duration.
-func ticksToDuration(t int64, ts uint32) time.Duration {
-	if ts == 0 {
-		return 0
-	}
-	return time.Duration(rescale(t, ts, 1e9))
+	return run.RanOn(0, span, a.frame, timeline.MPEGClock)
 }

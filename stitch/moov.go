@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // selection is the part of the joined stream that is written: samples
@@ -38,10 +39,10 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	if from < 0 || to < 0 || (to > 0 && to <= from) {
 		return sel, fmt.Errorf("%w: [%v, %v)", ErrEmptyRange, from, to)
 	}
-	fromT := ix.origin + durationToTicks(from, ix.timescale)
+	fromT := ix.origin + timeline.Ticks(from, ix.timescale)
 	toT := int64(math.MaxInt64)
 	if to > 0 {
-		toT = ix.origin + durationToTicks(to, ix.timescale)
+		toT = ix.origin + timeline.Ticks(to, ix.timescale)
 	}
 	// a: the last keyframe presented at or before fromT.
 	// b: one after the last sample presented before toT.
@@ -112,7 +113,7 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	end := min(toT, presEnd)
 	if end <= start || end <= reqFrom {
 		return sel, fmt.Errorf("%w: [%v, %v) starts after the end (%v)", ErrEmptyRange, from, to,
-			ticksToDuration(presEnd-ix.origin, ix.timescale))
+			timeline.Duration(presEnd-ix.origin, ix.timescale))
 	}
 	sel.mediaTime = start - dtsA + sel.ctoShift
 	sel.editDur = end - start

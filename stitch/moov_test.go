@@ -363,29 +363,6 @@ func fakeSegment(t testing.TB, dts uint64, n int, size uint32) []byte {
 	return b.Bytes()
 }
 
-// TestRescale checks timescale conversion, negative values and rounding.
-func TestRescale(t *testing.T) {
-	tests := []struct {
-		t        int64
-		from, to uint32
-		want     int64
-	}{
-		{3000, 90000, 15360, 512},
-		{-1024, 15360, 90000, -6000},
-		{1, 3, 2, 0},
-		{-1, 3, 2, -1},
-		{1 << 40, 1000, 90000, 90 << 40},
-	}
-	for _, tc := range tests {
-		if got := rescale(tc.t, tc.from, tc.to); got != tc.want {
-			t.Errorf("rescale(%d, %d, %d) = %d, want %d", tc.t, tc.from, tc.to, got, tc.want)
-		}
-	}
-	if wrap33(1<<33-10) != -10 || wrap33(10) != 10 || wrap33(-(1<<33)+5) != 5 {
-		t.Error("wrap33")
-	}
-}
-
 // TestCCFixer checks continuity counter rewriting.
 func TestCCFixer(t *testing.T) {
 	f := newCCFixer()

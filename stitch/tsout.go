@@ -15,6 +15,7 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/internal/mpegts"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // tsStart is the DTS of the first picture of remuxed MPEG-TS output, in
@@ -74,7 +75,7 @@ func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, 
 	res.Timescale = 90000
 	res.SampleDescriptions = 0
 	if len(ix.samples) > 0 {
-		res.Duration = ticksToDuration(sel.editDur, ix.timescale)
+		res.Duration = timeline.Duration(sel.editDur, ix.timescale)
 	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
@@ -376,16 +377,16 @@ func (m *tsRemux) timeline() {
 		return
 	}
 	ats := ix.audio.timescale
-	first := rescaleRound(m.aAt, ats, 90000)
+	first := timeline.Rescale(m.aAt, ats, 90000)
 	if m.video == nil {
 		m.aBase = tsStart - first
 		return
 	}
-	// Video output PTS is vBase + rescale(DTS - DTS(a) + cto + ctoShift):
+	// Video output PTS is vBase + timeline.Rescale(DTS - DTS(a) + cto + ctoShift):
 	// absolute video ticks v present at vBase + v - (dts0 + dtsA) + ctoShift.
 	vts := ix.timescale
 	m.vBase = tsStart
-	m.aBase = tsStart + rescale(sel.ctoShift, vts, 90000) - rescaleRound(ix.dts0+sel.dtsA, vts, 90000)
+	m.aBase = tsStart + timeline.Rescale(sel.ctoShift, vts, 90000) - timeline.Rescale(ix.dts0+sel.dtsA, vts, 90000)
 	if lead := tsStart - (m.aBase + first); lead > 0 {
 		m.vBase += lead
 		m.aBase += lead
@@ -396,8 +397,8 @@ func (m *tsRemux) timeline() {
 func (m *tsRemux) picture(i int, au [][]byte) error {
 	ix := m.ix
 	s := &ix.samples[i]
-	d := m.vBase + rescale(m.dts, ix.timescale, 90000)
-	p := m.vBase + rescale(m.dts+int64(s.cto)+m.sel.ctoShift, ix.timescale, 90000)
+	d := m.vBase + timeline.Rescale(m.dts, ix.timescale, 90000)
+	p := m.vBase + timeline.Rescale(m.dts+int64(s.cto)+m.sel.ctoShift, ix.timescale, 90000)
 	m.dts += int64(s.dur)
 	if m.pictures > 0 && m.audio != nil {
 		if err := m.pullAudio(d); err != nil {
@@ -440,7 +441,7 @@ func (m *tsRemux) pushAudio(i int, frame []byte) error {
 
 // pendingAt returns the output PTS of the next audio frame expected.
 func (m *tsRemux) pendingAt() int64 {
-	return m.aBase + rescaleRound(m.aAt, m.ix.audio.timescale, 90000)
+	return m.aBase + timeline.Rescale(m.aAt, m.ix.audio.timescale, 90000)
 }
 
 // queueAudio queues audio frame i, which must be the next one.

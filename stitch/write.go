@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livechunk/livechunk/internal/timeline"
 	"gocloud.dev/blob"
 )
 
@@ -142,7 +143,7 @@ func (ix *index) result(sel selection) Result {
 	r := Result{
 		Samples:         sel.b - sel.a,
 		Keyframes:       sel.keyframes,
-		Duration:        ticksToDuration(sel.movieDur, sel.movieTS),
+		Duration:        timeline.Duration(sel.movieDur, sel.movieTS),
 		Discontinuities: ix.discont,
 		Dropped:         ix.dropped,
 		Timescale:       ix.timescale,

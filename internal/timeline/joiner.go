@@ -166,15 +166,28 @@ func (j *Joiner) Audio(pts, dur int64) (t int64, ok bool) {
 	t = Rescale(pts, from, to) + Rescale(j.off, j.video, to)
 	d := Rescale(pts+dur, from, to) - Rescale(pts, from, to)
 	if j.aHave {
-		gap := t - j.aEnd
-		if gap < -d/2 {
+		if t, ok = FitAudio(j.aEnd, t, d, to); !ok {
 			j.stats.AudioDropped++
 			return t, false
 		}
-		if tol := max(1, Ticks(JoinTolerance, to)); gap >= -tol && gap <= tol {
-			t = j.aEnd
-		}
 	}
 	j.aHave, j.aEnd = true, t+d
+	return t, true
+}
+
+// FitAudio applies the joining rule to an audio frame that starts at t and
+// lasts dur ticks (timescale ts) after audio that ends at end: a frame
+// that starts more than half its duration before end overlaps what is
+// there and is dropped (ok false); one within JoinTolerance of end starts
+// exactly at end; any other keeps its time (a gap in the audio stays a
+// gap).
+func FitAudio(end, t, dur int64, ts uint32) (int64, bool) {
+	gap := t - end
+	if gap < -dur/2 {
+		return t, false
+	}
+	if tol := max(1, Ticks(JoinTolerance, ts)); gap >= -tol && gap <= tol {
+		return end, true
+	}
 	return t, true
 }
