@@ -26,11 +26,12 @@ type trackInfo struct {
 	descIdx   []int // stsd entry -> index.descs, -1 when not H.264
 	shift     int64 // edit list: added to media times
 	hasEdit   bool
-	matrix    [9]int32        // tkhd matrix (display rotation); zero: identity
-	samples   bool            // the moov's tables list samples (progressive)
-	audio     *trackInfo      // the moov's AAC track, nil if none
-	ainfo     chunker.AACInfo // and what its AudioSpecificConfig says
-	asc       []byte          // the AudioSpecificConfig
+	matrix    [9]int32           // tkhd matrix (display rotation); zero: identity
+	samples   bool               // the moov's tables list samples (progressive)
+	audio     *trackInfo         // the moov's AAC track, nil if none
+	ainfo     chunker.AACInfo    // and what its AudioSpecificConfig says
+	asc       []byte             // the AudioSpecificConfig
+	frag      []demux.FragSample // fragmentSamples' buffer, reused from part to part
 }
 
 // track returns the H.264 track of a movie (and its AAC track), reading
@@ -208,7 +209,8 @@ func fragmentSamples(out []localSample, ti *trackInfo, s *mp4Scan) (_ []localSam
 		l := out[len(out)-1]
 		f.Next = l.dts + int64(l.dur)
 	}
-	var fs []demux.FragSample
+	fs := ti.frag
+	defer func() { ti.frag = fs[:0] }()
 	for _, mf := range s.moofs {
 		if fs, err = f.Append(fs[:0], mf.box, mf.start); err != nil {
 			return nil, false, fromDemux(err)
