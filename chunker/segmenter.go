@@ -147,7 +147,7 @@ func New(cfg Config, out Output) (Chunker, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.mux.target = k.target
+		w.target = k.target
 		k.c = w
 	default:
 		return nil, fmt.Errorf("chunker: unknown format %v", cfg.Format)

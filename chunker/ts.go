@@ -4,15 +4,19 @@ import (
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // tsPCRLead is how far (in 90 kHz ticks) the PCR runs behind the DTS it is
 // sent with; the output timeline starts no earlier than this so the first
 // PCR is not negative.
-const tsPCRLead = 9000
+const tsPCRLead = mpegts.PCRLead
 
-// tsWriter writes MPEG-TS segments with tsMux. One muxer is used for the
+// tsWriter writes MPEG-TS segments with internal/mpegts's Muxer, straight
+// into the segment buffer, which grows by the segment's expected size (see
+// expectedSize). One muxer is used for the
 // whole stream so continuity counters continue from segment to segment; PAT
 // and PMT are written at every random-access point, and every segment starts
 // with one: with video the IDR picture is written first, and without video
@@ -25,15 +29,17 @@ type tsWriter struct {
 	timescale uint32
 	start     int64  // decode time of the open segment's first sample
 	buf       []byte // the open segment
-	mux       *tsMux
-	video     *tsStream // nil for audio only
+	mux       *mpegts.Muxer
+	video     *mpegts.Stream // nil for audio only
 	scratch   [][]byte
+	target    int64 // target duration in the stream's ticks
+	elapsed   int64 // decode time of the last picture since the segment's first (see expectedSize)
 
 	aud     *audioTrack
-	audio   *tsStream
-	adts    [7]byte // ADTS header fields common to every frame
-	adtsHdr []byte  // the pending PES's ADTS headers, 7 bytes per frame
-	packBuf []byte  // the pending PES's frames
+	audio   *mpegts.Stream
+	adts    mpegts.ADTS
+	adtsHdr []byte // the pending PES's ADTS headers, 7 bytes per frame
+	packBuf []byte // the pending PES's frames
 	packLen []int
 	packT   int64 // output time of the pack's first frame
 	packEnd int64 // output time right after its last frame
@@ -50,32 +56,30 @@ var (
 // maxAudioPES is the payload size up to which audio frames share a PES.
 const maxAudioPES = 2930
 
-// adtsRateIndex maps the sample rates ADTS can signal to their index.
-var adtsRateIndex = map[int]byte{96000: 0, 88200: 1, 64000: 2, 48000: 3, 44100: 4, 32000: 5,
-	24000: 6, 22050: 7, 16000: 8, 12000: 9, 11025: 10, 8000: 11, 7350: 12}
-
 func newTSWriter(timescale uint32, video bool, aud *audioTrack) (*tsWriter, error) {
 	t := &tsWriter{timescale: timescale, aud: aud}
-	var streams []*tsStream
+	var streams []*mpegts.Stream
 	if video {
-		t.video = &tsStream{typ: tsStreamH264, streamID: tsStreamIDVideo}
+		t.video = &mpegts.Stream{Type: mpegts.StreamH264, StreamID: mpegts.StreamIDVideo}
 		streams = append(streams, t.video)
 	}
 	if aud != nil {
-		conf := aud.conf
-		// ADTS signals the object types 1 to 4 (AAC Main, LC, SSR, LTP);
-		// with SBR or PS the core's type is signalled.
-		rate, ok := adtsRateIndex[conf.SampleRate]
-		if conf.Type < 1 || conf.Type > 4 || !ok || conf.ChannelConfig < 1 || conf.ChannelConfig > 7 {
-			return nil, fmt.Errorf("%w: object type %d, %d Hz, channel configuration %d cannot be carried in ADTS (MPEG-TS)",
-				ErrBadAudioConfig, conf.Type, conf.SampleRate, conf.ChannelConfig)
+		var err error
+		if t.adts, err = mpegts.NewADTS(aud.conf); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadAudioConfig, err)
 		}
-		t.adts = [7]byte{0xff, 0xf1, byte(conf.Type-1)<<6 | rate<<2 | conf.ChannelConfig>>2, (conf.ChannelConfig & 3) << 6}
-		t.audio = &tsStream{typ: tsStreamADTS, streamID: tsStreamIDAudio}
+		t.audio = &mpegts.Stream{Type: mpegts.StreamADTS, StreamID: mpegts.StreamIDAudio}
 		streams = append(streams, t.audio)
 	}
-	t.mux = newTSMux(streams...)
+	t.mux = mpegts.NewMuxer(streams...)
+	t.mux.Room = t.room
 	return t, nil
+}
+
+// room makes room for n more bytes in b, the open segment (see grow);
+// the size it is expected to reach is worked out only when b is full.
+func (t *tsWriter) room(b []byte, n int) []byte {
+	return grow(b, n, expectedSize(len(b), t.elapsed, t.target))
 }
 
 func (t *tsWriter) makeInit(*paramSets) ([]byte, error) { return nil, nil }
@@ -93,7 +97,7 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 	if err := t.flushAudio(); err != nil {
 		return err
 	}
-	t.mux.elapsed = dts - t.start
+	t.elapsed = dts - t.start
 	nalus := au
 	if idr {
 		hasSPS, hasPPS := false, false
@@ -124,16 +128,16 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 			nalus = t.scratch
 		}
 	}
-	pl := &t.mux.payload
-	pl.reset()
+	pl := &t.mux.Payload
+	pl.Reset()
 	if naluType(nalus[0]) != h264.NALUTypeAccessUnitDelimiter {
-		pl.add(annexBAUD)
+		pl.Add(annexBAUD)
 	}
 	for _, n := range nalus {
-		pl.add(annexBStart)
-		pl.add(n)
+		pl.Add(annexBStart)
+		pl.Add(n)
 	}
-	t.buf = t.mux.writePES(t.buf, t.video, t.to90k(pts), t.to90k(dts), true, idr)
+	t.buf = t.mux.WritePES(t.buf, t.video, t.to90k(pts), t.to90k(dts), true, idr)
 	return nil
 }
 
@@ -152,13 +156,7 @@ func (t *tsWriter) addAudio(frame []byte, at int64) error {
 	}
 	t.packBuf = append(t.packBuf, frame...)
 	t.packLen = append(t.packLen, len(frame))
-	// The frame's ADTS header: the common fields and its length.
-	h := t.adts
-	fl := len(frame) + 7
-	h[3] |= byte(fl >> 11)
-	h[4] = byte(fl >> 3)
-	h[5] = byte(fl)<<5 | 0x1f // buffer fullness 0x7ff (variable rate), as ffmpeg writes
-	h[6] = 0xfc               // one raw data block
+	h := t.adts.Header(len(frame))
 	t.adtsHdr = append(t.adtsHdr, h[:]...)
 	t.packEnd = at + t.aud.frame
 	return nil
@@ -173,16 +171,16 @@ func (t *tsWriter) flushAudio() error {
 	if len(t.packLen) == 0 {
 		return nil
 	}
-	pl := &t.mux.payload
-	pl.reset()
+	pl := &t.mux.Payload
+	pl.Reset()
 	off := 0
 	for i, n := range t.packLen {
-		pl.add(t.adtsHdr[7*i : 7*i+7])
-		pl.add(t.packBuf[off : off+n])
+		pl.Add(t.adtsHdr[7*i : 7*i+7])
+		pl.Add(t.packBuf[off : off+n])
 		off += n
 	}
 	pts := timeline.Rescale(t.packT, uint32(t.aud.outTS), timeline.MPEGClock)
-	t.buf = t.mux.writePES(t.buf, t.audio, pts, 0, false, true)
+	t.buf = t.mux.WritePES(t.buf, t.audio, pts, 0, false, true)
 	t.packBuf, t.packLen, t.adtsHdr = t.packBuf[:0], t.packLen[:0], t.adtsHdr[:0]
 	return nil
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/timeline"
@@ -33,7 +31,8 @@ const tsStart = 126000
 // audio included (ADTS on its own PID, as the chunker writes it).
 //
 // Otherwise (fMP4 or MP4 input, or Options.From/To set) the access units
-// are remuxed (with mediacommon's muxer) into a new transport stream: one
+// are remuxed (with internal/mpegts's muxer, the chunker's) into a new
+// transport stream: one
 // program with an H.264 elementary stream (PAT and PMT and in-band SPS and
 // PPS before every keyframe) and the AAC track as ADTS on a PID of its
 // own, its frames packed into PES packets of up to about 3 KB as ffmpeg
@@ -210,9 +209,13 @@ const maxAudioPES = 2930
 type tsRemux struct {
 	ix    *index
 	sel   selection
-	tw    *mcmpegts.Writer
-	video *mcmpegts.Track // nil without pictures
-	audio *mcmpegts.Track // nil without audio
+	w     io.Writer
+	mux   *mpegts.Muxer
+	video *mpegts.Stream // nil without pictures
+	audio *mpegts.Stream // nil without audio
+	adts  mpegts.ADTS
+	out   []byte    // the packets of one PES packet
+	hdrs  [][7]byte // the ADTS headers of one
 
 	vBase    int64 // 90 kHz output DTS = vBase + rescaled ticks after sample a's DTS
 	aBase    int64 // 90 kHz output PTS = aBase + rescaled absolute audio ticks
@@ -248,62 +251,50 @@ type audioFrame struct {
 	data []byte
 }
 
-// adtsConfig returns the configuration of the ADTS headers that carry the
-// AAC track in MPEG-TS, or ErrUnsupported when ADTS cannot signal it (a
-// sample rate outside its table, a channel layout defined by a program
-// config element).
-func adtsConfig(asc []byte) (conf mpeg4audio.AudioSpecificConfig, err error) {
+// adtsConfig returns the ADTS framing that carries the AAC track in
+// MPEG-TS, or ErrUnsupported when ADTS cannot signal it (a sample rate
+// outside its table, a channel layout defined by a program config element).
+func adtsConfig(asc []byte) (a mpegts.ADTS, err error) {
 	defer guard(&err, "AudioSpecificConfig")
+	var conf mpeg4audio.AudioSpecificConfig
 	if err := conf.Unmarshal(asc); err != nil {
-		return conf, errorf(ErrUnsupported, "AAC configuration %x: %v", asc, err)
+		return a, errorf(ErrUnsupported, "AAC configuration %x: %v", asc, err)
 	}
-	// With SBR or PS, Unmarshal leaves the core's type and rate in Type
-	// and SampleRate: what ADTS signals.
 	if conf.ChannelConfig == 0 {
-		return conf, errorf(ErrUnsupported, "AAC channel configuration 0 (program config element) cannot be carried in ADTS (MPEG-TS)")
+		return a, errorf(ErrUnsupported, "AAC channel configuration 0 (program config element) cannot be carried in ADTS (MPEG-TS)")
 	}
-	// mediacommon's ADTS writer still reads the deprecated field (as the
-	// chunker sets it).
-	//lint:ignore SA1019 mediacommon v2.9.5 still reads ChannelCount
-	conf.ChannelCount = int(conf.ChannelConfig)
-	if conf.ChannelConfig == 7 {
-		//lint:ignore SA1019 see above
-		conf.ChannelCount = 8
+	if a, err = mpegts.NewADTS(conf); err != nil {
+		return a, errorf(ErrUnsupported, "AAC configuration %x: %v", asc, err)
 	}
-	probe := mpeg4audio.ADTSPackets{{Type: conf.Type, SampleRate: conf.SampleRate, ChannelConfig: conf.ChannelConfig, AU: []byte{0}}}
-	if _, err := probe.Marshal(); err != nil {
-		return conf, errorf(ErrUnsupported, "AAC configuration %x cannot be carried in ADTS (MPEG-TS): %v", asc, err)
-	}
-	return conf, nil
+	return a, nil
 }
 
 // remuxTS writes the selection into a new transport stream: the pictures
 // as H.264 and the AAC frames as ADTS on a PID of their own.
 func (ix *index) remuxTS(ctx context.Context, w io.Writer, sel selection, depth int) (err error) {
 	defer guard(&err, "mpegts writer")
-	m := &tsRemux{ix: ix, sel: sel}
-	var tracks []*mcmpegts.Track
+	m := &tsRemux{ix: ix, sel: sel, w: w}
+	var streams []*mpegts.Stream
 	if sel.b > sel.a {
-		m.video = &mcmpegts.Track{Codec: &tscodecs.H264{}}
-		tracks = append(tracks, m.video)
+		m.video = &mpegts.Stream{Type: mpegts.StreamH264, StreamID: mpegts.StreamIDVideo}
+		streams = append(streams, m.video)
 	}
 	as := sel.audio
 	if as != nil {
-		conf, err := adtsConfig(ix.audio.asc)
-		if err != nil {
+		if m.adts, err = adtsConfig(ix.audio.asc); err != nil {
 			return err
 		}
-		m.audio = &mcmpegts.Track{Codec: &tscodecs.MPEG4Audio{Config: conf}}
-		tracks = append(tracks, m.audio)
+		m.audio = &mpegts.Stream{Type: mpegts.StreamADTS, StreamID: mpegts.StreamIDAudio}
+		streams = append(streams, m.audio)
 		m.nextA, m.aAt = as.a, ix.audio.start
 		for _, s := range ix.audio.samples[:as.a] {
 			m.aAt += int64(s.dur)
 		}
 	}
-	m.tw = &mcmpegts.Writer{W: w, Tracks: tracks}
-	if err := m.tw.Initialize(); err != nil {
-		return fmt.Errorf("stitch: mpegts writer: %w", err)
+	if len(streams) == 0 {
+		return nil
 	}
+	m.mux = mpegts.NewMuxer(streams...)
 	m.timeline()
 
 	mainJobs, audioJobs := ix.remuxJobs(sel)
@@ -415,14 +406,47 @@ func (m *tsRemux) picture(i int, au [][]byte) error {
 		m.withPS = append(append(append(m.withPS[:0], ds.sps...), ds.pps...), au...)
 		nalus = m.withPS
 	}
-	if err := m.tw.WriteH264(m.video, p&tsMask, d&tsMask, nalus); err != nil {
-		return fmt.Errorf("stitch: mpegts writer: %w", err)
-	}
-	return nil
+	return m.writeH264(p, d, nalus)
 }
 
-// tsMask keeps the 33 bits of an MPEG-TS timestamp.
-const tsMask = 1<<33 - 1
+// writeH264 writes an access unit: an access unit delimiter first (players
+// need it in MPEG-TS), a random-access point when it holds an IDR picture.
+func (m *tsRemux) writeH264(pts, dts int64, au [][]byte) error {
+	pl := &m.mux.Payload
+	if h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
+		pl.Add(annexBAUD)
+	}
+	for _, n := range au {
+		pl.Add(annexBStart)
+		pl.Add(n)
+	}
+	m.out = m.mux.WritePES(m.out[:0], m.video, pts, dts, true, h264.IsRandomAccess(au))
+	_, err := m.w.Write(m.out)
+	return err
+}
+
+// Start code and access unit delimiter (primary_pic_type 7: any slice) in
+// Annex-B framing.
+var (
+	annexBStart = []byte{0, 0, 0, 1}
+	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
+)
+
+// writeAACPES writes AAC frames as one PES packet of ADTS frames.
+func (m *tsRemux) writeAACPES(pts int64, frames [][]byte) error {
+	m.hdrs = m.hdrs[:0]
+	for _, f := range frames {
+		m.hdrs = append(m.hdrs, m.adts.Header(len(f)))
+	}
+	pl := &m.mux.Payload
+	for i, f := range frames {
+		pl.Add(m.hdrs[i][:])
+		pl.Add(f)
+	}
+	m.out = m.mux.WritePES(m.out[:0], m.audio, pts, 0, false, true)
+	_, err := m.w.Write(m.out)
+	return err
+}
 
 // pushAudio queues audio frame i (delivered by an MPEG-TS part); audio
 // alone is written as soon as a PES is full.
@@ -514,8 +538,8 @@ func (m *tsRemux) writeAudio(limit int64, keepLast bool) error {
 			m.pack = append(m.pack, m.qbuf[o:o+f.n])
 			o += f.n
 		}
-		if err := m.tw.WriteMPEG4Audio(m.audio, m.queue[q].pts&tsMask, m.pack); err != nil {
-			return fmt.Errorf("stitch: mpegts writer: %w", err)
+		if err := m.writeAACPES(m.queue[q].pts, m.pack); err != nil {
+			return err
 		}
 		q, off = k, off+n
 	}
