@@ -47,11 +47,12 @@ type Chunks struct {
 	// the current file's AAC configuration differs from the first file's
 	// (a microphone that changed)
 	otherAudio bool
-	// queue holds packets to return before reading on: the current file's
-	// audio that came before its first picture (copied into qbuf), which
-	// waits until the picture places the file, then that picture.
-	queue []Packet
-	qbuf  []byte
+	// held is the current file's audio that came before its first
+	// picture (its data copied into hbuf): it waits until the picture
+	// places the file. ready holds packets to return before reading on:
+	// the held audio once placed, then that picture.
+	held, ready []Packet
+	hbuf        []byte
 	// ended: the current file was read to its end and the next one is
 	// not open yet (open returned ErrPending).
 	ended bool
@@ -180,9 +181,9 @@ var ErrPending = errors.New("source: the next chunk has not arrived")
 // arrived (see NewChunks).
 func (c *Chunks) NextPacket() (Packet, error) {
 	for {
-		if len(c.queue) > 0 {
-			p := c.queue[0]
-			c.queue = c.queue[1:]
+		if len(c.ready) > 0 {
+			p := c.ready[0]
+			c.ready = c.ready[1:]
 			return p, nil
 		}
 		if c.err != nil {
@@ -215,11 +216,11 @@ func (c *Chunks) NextPacket() (Packet, error) {
 		s := p.Video
 		placed := c.join.Placed()
 		s.DTS, s.PTS, s.Duration = c.join.Video(s.DTS, s.PTS, s.Duration)
-		if !placed && len(c.queue) > 0 {
+		if !placed && len(c.held) > 0 {
 			// The file's audio that came first, now placed, goes
 			// before its first picture.
-			c.placeQueued()
-			c.queue = append(c.queue, Packet{Kind: KindVideo, Video: s})
+			c.placeHeld()
+			c.ready = append(c.ready, Packet{Kind: KindVideo, Video: s})
 			continue
 		}
 		return Packet{Kind: KindVideo, Video: s}, nil
@@ -228,10 +229,10 @@ func (c *Chunks) NextPacket() (Packet, error) {
 
 // endFile ends the current file.
 func (c *Chunks) endFile() {
-	if !c.join.Placed() && len(c.queue) > 0 {
+	if !c.join.Placed() && len(c.held) > 0 {
 		// A file of audio alone: its audio continues the audio before it.
-		c.join.PlaceAudio(c.queue[0].Audio.PTS)
-		c.placeQueued()
+		c.join.PlaceAudio(c.held[0].Audio.PTS)
+		c.placeHeld()
 	}
 	if cerr := c.Close(); cerr != nil {
 		c.log.Warn("closing chunk", "index", c.idx, "err", cerr)
@@ -263,15 +264,15 @@ func (c *Chunks) audio(a chunker.AudioSample) (Packet, bool) {
 	}
 	if !c.join.Placed() {
 		// Audio before the file's first picture waits for it.
-		if len(c.queue) >= maxLeadAudio {
-			c.join.PlaceAudio(c.queue[0].Audio.PTS)
-			c.placeQueued()
+		if len(c.held) >= maxLeadAudio {
+			c.join.PlaceAudio(c.held[0].Audio.PTS)
+			c.placeHeld()
 			return c.audio(a)
 		}
-		off := len(c.qbuf)
-		c.qbuf = append(c.qbuf, a.Data...)
-		a.Data = c.qbuf[off:len(c.qbuf):len(c.qbuf)]
-		c.queue = append(c.queue, Packet{Kind: KindAudio, Audio: a})
+		off := len(c.hbuf)
+		c.hbuf = append(c.hbuf, a.Data...)
+		a.Data = c.hbuf[off:len(c.hbuf):len(c.hbuf)]
+		c.held = append(c.held, Packet{Kind: KindAudio, Audio: a})
 		return Packet{}, false
 	}
 	t, ok := c.join.Audio(a.PTS, c.audioDuration(a))
@@ -293,16 +294,15 @@ func (c *Chunks) audioDuration(a chunker.AudioSample) int64 {
 	return timeline.Rescale(int64(in.FrameSamples), uint32(in.SampleRate), in.Timescale)
 }
 
-// placeQueued places the held audio frames of the current file, which is
-// placed now, dropping those that overlap.
-func (c *Chunks) placeQueued() {
-	held := c.queue
-	c.queue = c.queue[:0]
-	for _, p := range held {
+// placeHeld places the held audio frames of the current file, which is
+// placed now, and makes them ready, dropping those that overlap.
+func (c *Chunks) placeHeld() {
+	for _, p := range c.held {
 		if t, ok := c.join.Audio(p.Audio.PTS, c.audioDuration(p.Audio)); ok {
 			p.Audio.PTS = t
-			c.queue = append(c.queue, p)
+			c.ready = append(c.ready, p)
 		}
 	}
-	c.qbuf = c.qbuf[:0:0] // the queued frames keep the old buffer
+	c.held = c.held[:0]
+	c.hbuf = nil // the ready frames keep the old buffer
 }

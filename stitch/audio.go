@@ -160,7 +160,7 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 			}
 		} else {
 			var ok bool
-			if t, ok = timeline.FitAudio(a.lastEnd, t, dur, out); !ok {
+			if t, ok = timeline.FitAudio(a.lastStart, a.lastEnd, t, dur, out); !ok {
 				// Overlaps the frames before it.
 				a.dropped++
 				if isTS {

@@ -96,12 +96,12 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	sel.dtsA = dtsA
 	// Presentation end, composition offsets, keyframes of the selection.
 	minCTO := int64(math.MaxInt64)
-	presEnd := int64(math.MinInt64)
+	presStart, presEnd := int64(math.MaxInt64), int64(math.MinInt64)
 	dts = dtsA
 	for i := sel.a; i < sel.b; i++ {
 		s := &ix.samples[i]
 		pts := dts + int64(s.cto)
-		presEnd = max(presEnd, pts+int64(s.dur))
+		presStart, presEnd = min(presStart, pts), max(presEnd, pts+int64(s.dur))
 		minCTO = min(minCTO, int64(s.cto))
 		if s.sync {
 			sel.keyframes++
@@ -109,7 +109,11 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 		dts += int64(s.dur)
 	}
 	sel.ctoShift = max(0, -minCTO)
-	start := max(fromT, dtsA-sel.ctoShift)
+	// The video is presented from its first picture: where the input's
+	// edit list starts the movie earlier (an empty edit that delays the
+	// video behind its audio, or behind a B-frame reorder delay), the
+	// movie's empty edit before the video keeps that delay (selectAll).
+	start := max(fromT, presStart)
 	end := min(toT, presEnd)
 	if end <= start || end <= reqFrom {
 		return sel, fmt.Errorf("%w: [%v, %v) starts after the end (%v)", ErrEmptyRange, from, to,

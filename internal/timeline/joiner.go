@@ -73,7 +73,7 @@ type Joiner struct {
 	have             bool  // a picture was placed
 	lastDTS, lastDur int64 // the last picture placed (output)
 	aHave            bool  // an audio frame was placed
-	aEnd             int64 // where the last frame placed ends (output audio ticks)
+	aStart, aEnd     int64 // where the last frame placed starts and ends (output audio ticks)
 	stats            JoinStats
 }
 
@@ -166,24 +166,24 @@ func (j *Joiner) Audio(pts, dur int64) (t int64, ok bool) {
 	t = Rescale(pts, from, to) + Rescale(j.off, j.video, to)
 	d := Rescale(pts+dur, from, to) - Rescale(pts, from, to)
 	if j.aHave {
-		if t, ok = FitAudio(j.aEnd, t, d, to); !ok {
+		if t, ok = FitAudio(j.aStart, j.aEnd, t, d, to); !ok {
 			j.stats.AudioDropped++
 			return t, false
 		}
 	}
-	j.aHave, j.aEnd = true, t+d
+	j.aHave, j.aStart, j.aEnd = true, t, t+d
 	return t, true
 }
 
 // FitAudio applies the joining rule to an audio frame that starts at t and
-// lasts dur ticks (timescale ts) after audio that ends at end: a frame
-// that starts more than half its duration before end overlaps what is
-// there and is dropped (ok false); one within JoinTolerance of end starts
-// exactly at end; any other keeps its time (a gap in the audio stays a
-// gap).
-func FitAudio(end, t, dur int64, ts uint32) (int64, bool) {
+// lasts dur ticks (timescale ts) after audio whose last frame starts at
+// last and ends at end: a frame that starts more than half its duration
+// before end, or not after last, overlaps what is there and is dropped
+// (ok false); one within JoinTolerance of end starts exactly at end; any
+// other keeps its time (a gap in the audio stays a gap).
+func FitAudio(last, end, t, dur int64, ts uint32) (int64, bool) {
 	gap := t - end
-	if gap < -dur/2 {
+	if gap < -dur/2 || t <= last {
 		return t, false
 	}
 	if tol := max(1, Ticks(JoinTolerance, ts)); gap >= -tol && gap <= tol {
