@@ -1,14 +1,18 @@
 package demux
 
-import "io"
+import (
+	"io"
+
+	"github.com/livechunk/livechunk/internal/mpegts"
+)
 
 // FindFast runs the packet-by-packet search of FindProgram over head
 // alone: done reports that it got to an answer, ok that the answer is
 // FindProgram's (not mediacommon's).
 func FindFast(head []byte) (p Program, done, ok bool) {
 	f := newProgramFinder()
-	for i := 0; i+188 <= len(head) && !f.done(); i += 188 {
-		f.packet(head[i : i+188])
+	for i := 0; i+mpegts.PacketSize <= len(head) && !f.done(); i += mpegts.PacketSize {
+		f.packet(head[i : i+mpegts.PacketSize])
 	}
 	if !f.done() {
 		return p, false, false
