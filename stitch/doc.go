@@ -48,9 +48,11 @@
 //
 // The first pass reads only indexes: for MP4 parts the box headers and the
 // moov/moof boxes, with range reads (one request of 4 KiB per segment
-// normally covers its styp and moof); MPEG-TS parts are demuxed
-// (github.com/bluenviron/mediacommon) keeping per access unit its
-// timestamps, keyframe flag and AVCC size - never the bytes. Several parts
+// normally covers its styp and moof; a moov is read with one request);
+// MPEG-TS parts are demuxed keeping per access unit its timestamps,
+// keyframe flag and AVCC size - never the bytes. Both are read by the same
+// demultiplexer as package source's (tracks, sample tables, fragments, edit
+// lists, MPEG-TS programs). Several parts
 // are indexed at once ([Options].Concurrency). The sample table kept is 16
 // bytes per picture and 8 per AAC frame, and the moov built from it
 // another 12 (audio: 4) or so; nothing else grows with the input. The second pass writes ftyp, moov and the
