@@ -100,16 +100,6 @@ func (a *AudioInfo) Config() *chunker.AudioConfig {
 	return &chunker.AudioConfig{ASC: a.ASC, Timescale: a.Timescale}
 }
 
-// newAudioInfo parses asc; the error (chunker.ErrBadAudioConfig) tells AAC
-// that livechunk cannot segment, whose track is then ignored.
-func newAudioInfo(asc []byte, timescale uint32) (*AudioInfo, error) {
-	ai, err := chunker.ParseAudioSpecificConfig(asc)
-	if err != nil {
-		return nil, err
-	}
-	return &AudioInfo{ASC: bytes.Clone(asc), Timescale: timescale, AACInfo: ai}, nil
-}
-
 // AudioNote tells a user, in one sentence, which audio tracks of an input
 // are not recorded (ignored, as in Info.IgnoredAudio) and why; recorded
 // reports whether an AAC track is. It is "" when nothing is left out.
