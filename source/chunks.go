@@ -275,12 +275,12 @@ func (c *Chunks) audio(a chunker.AudioSample) (Packet, bool) {
 		c.held = append(c.held, Packet{Kind: KindAudio, Audio: a})
 		return Packet{}, false
 	}
-	t, ok := c.join.Audio(a.PTS, c.audioDuration(a))
+	t, d, ok := c.join.Audio(a.PTS, c.audioDuration(a))
 	if !ok {
 		c.log.Debug("chunks: dropping an audio frame that overlaps the audio before it", "index", c.idx, "pts", a.PTS)
 		return Packet{}, false
 	}
-	a.PTS = t
+	a.PTS, a.Duration = t, d
 	return Packet{Kind: KindAudio, Audio: a}, true
 }
 
@@ -298,8 +298,8 @@ func (c *Chunks) audioDuration(a chunker.AudioSample) int64 {
 // placed now, and makes them ready, dropping those that overlap.
 func (c *Chunks) placeHeld() {
 	for _, p := range c.held {
-		if t, ok := c.join.Audio(p.Audio.PTS, c.audioDuration(p.Audio)); ok {
-			p.Audio.PTS = t
+		if t, d, ok := c.join.Audio(p.Audio.PTS, c.audioDuration(p.Audio)); ok {
+			p.Audio.PTS, p.Audio.Duration = t, d
 			c.ready = append(c.ready, p)
 		}
 	}

@@ -53,8 +53,11 @@ func (a *audioIndex) finish() {
 }
 
 // audioIndexFor returns the joined AAC track, created from the first
-// configuration seen. A different configuration later is unsupported.
-func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) (*audioIndex, error) {
+// configuration seen; nil for a part whose configuration differs (a
+// microphone that changed between chunks): its frames cannot go into a
+// track whose sample entry says otherwise, and are left out, as a live
+// recording of the same parts leaves them out.
+func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) *audioIndex {
 	a := m.ix.audio
 	if a == nil {
 		rate := uint32(ti.ainfo.SampleRate)
@@ -70,12 +73,12 @@ func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) (*audioIndex, error) {
 		}
 		a.entry = mp4.CreateAudioSampleEntryBox("mp4a", uint16(ch), 16, uint16(r), mp4.CreateEsdsBox(asc))
 		m.ix.audio = a
-		return a, nil
+		return a
 	}
 	if !bytes.Equal(a.asc, asc) {
-		return nil, errorf(ErrUnsupported, "the AAC configuration changes (AudioSpecificConfig %x, then %x)", a.asc, asc)
+		return nil
 	}
-	return a, nil
+	return a
 }
 
 // mergeAudio places the AAC frames ls of one part on the joined timeline:
@@ -91,9 +94,12 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 	if len(ls) == 0 {
 		return nil
 	}
-	a, err := m.audioIndexFor(ti, ti.asc)
-	if err != nil {
-		return err
+	a := m.audioIndexFor(ti, ti.asc)
+	if a == nil {
+		m.ix.audioLeftOut += len(ls)
+		m.log.Warn("stitch: a part's audio is left out: its AAC configuration differs from the first part's",
+			"part", pi.part.Name, "frames", len(ls))
+		return nil
 	}
 	out := a.timescale
 	vts := m.ix.timescale

@@ -86,6 +86,9 @@ type index struct {
 	hasMP4    bool
 	dts0      int64       // absolute output time of samples[0]
 	audio     *audioIndex // the AAC track, nil if none
+	// audioLeftOut counts the AAC frames of parts whose configuration
+	// differs from the track's, which are left out.
+	audioLeftOut int
 	matrix    [9]int32    // the first MP4 video track's tkhd matrix; zero: identity
 }
 

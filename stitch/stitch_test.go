@@ -233,13 +233,35 @@ func TestWriteTS(t *testing.T) {
 			}
 		})
 	}
-	t.Run("continuity-fixed", func(t *testing.T) {
-		// The same segment twice: plain concatenation repeats its
-		// continuity counters, which ffmpeg reports; WriteTS rewrites them.
+	t.Run("concatenated", func(t *testing.T) {
+		// Consecutive segments of a recording, whose timestamps continue:
+		// the output is their packets, unchanged.
 		b, dir := fileBucket(t)
 		record(t, b, input, chunker.TS, "", time.Second)
-		seg := filepath.Join(dir, "seg-000001.ts")
-		data, err := os.ReadFile(seg)
+		var want []byte
+		for _, name := range []string{"seg-000001.ts", "seg-000002.ts"} {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, data...)
+		}
+		out, res := writeFile(t, stitch.FromObjects(b, "seg-000001.ts", "seg-000002.ts"), ".ts", stitch.Options{})
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("output is not the concatenation (%v)", err)
+		}
+		if res.Samples != 60 || res.Discontinuities != 0 {
+			t.Errorf("result %+v, want 60 samples and no discontinuity", res)
+		}
+	})
+	t.Run("rejoined", func(t *testing.T) {
+		// The same segment twice: its timestamps step back, so the
+		// output joins them into one timeline (a plain concatenation
+		// would also repeat the continuity counters, which ffmpeg
+		// reports).
+		b, dir := fileBucket(t)
+		record(t, b, input, chunker.TS, "", time.Second)
+		data, err := os.ReadFile(filepath.Join(dir, "seg-000001.ts"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,12 +276,20 @@ func TestWriteTS(t *testing.T) {
 		if log := continuityErrors(t, out); log != "" {
 			t.Errorf("continuity errors after stitching:\n%s", log)
 		}
-		got, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
+		one := mediatest.FrameHashes(t, filepath.Join(dir, "seg-000001.ts"))
+		if d := mediatest.EqualHashes(append(slices.Clone(one), one...), mediatest.FrameHashes(t, out)); d != "" {
+			t.Errorf("frames: %s", d)
 		}
-		if len(got) != 2*len(data) || !bytes.Equal(got[:len(data)], data) {
-			t.Errorf("output is not the concatenation: %d bytes of %d", len(got), 2*len(data))
+		pk := mediatest.Packets(t, out)
+		pts := make([]int64, len(pk))
+		for i, p := range pk {
+			pts[i] = p.PTS
+		}
+		slices.Sort(pts)
+		for i := 1; i < len(pts); i++ {
+			if d := pts[i] - pts[i-1]; d != 3000 {
+				t.Errorf("presentation step %d ticks before picture %d, want one frame (3000)", d, i)
+			}
 		}
 		if res.Samples != 60 || res.Discontinuities != 1 {
 			t.Errorf("result %+v, want 60 samples and 1 discontinuity", res)

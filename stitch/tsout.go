@@ -23,14 +23,15 @@ const tsStart = 126000
 
 // WriteTS joins the input into one MPEG-TS stream written to w.
 //
-// When every part is MPEG-TS and no range is selected, the parts' packets
-// are concatenated unchanged except for their continuity counters, which
-// are rewritten to run on across part boundaries (so a demuxer sees no
-// packet loss). Timestamps are not touched: a jump at a discontinuity
-// stays a jump. That way every elementary stream of the parts is kept, AAC
-// audio included (ADTS on its own PID, as the chunker writes it).
+// When every part is MPEG-TS, no range is selected and the timestamps
+// continue from part to part (as in a recording), the parts' packets are
+// concatenated unchanged except for their continuity counters, which are
+// rewritten to run on across part boundaries (so a demuxer sees no packet
+// loss). That way every elementary stream of the parts is kept, AAC audio
+// included (ADTS on its own PID, as the chunker writes it).
 //
-// Otherwise (fMP4 or MP4 input, or Options.From/To set) the access units
+// Otherwise (fMP4 or MP4 input, Options.From/To set, or timestamps that
+// jump, which the output joins into one timeline) the access units
 // are remuxed (with internal/mpegts's muxer, the chunker's) into a new
 // transport stream: one
 // program with an H.264 elementary stream (PAT and PMT and in-band SPS and
@@ -59,7 +60,7 @@ func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	concat := !ix.hasMP4 && opt.From == 0 && opt.To == 0
+	concat := !ix.hasMP4 && opt.From == 0 && opt.To == 0 && ix.discont == 0
 	if !concat {
 		if opt.From > 0 && len(ix.samples) > 0 && ix.audio != nil {
 			sel.audio = ix.tsClipAudio(sel, opt.To > 0)

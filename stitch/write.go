@@ -59,6 +59,10 @@ type Result struct {
 	// overlapped the audio before them (the encoder priming of a chunk
 	// that starts again at 0).
 	AudioDropped int
+	// AudioLeftOut is the number of AAC frames left out because their
+	// part's AAC configuration differs from the first part's (the audio
+	// track's): a microphone whose sample rate or channels changed.
+	AudioLeftOut int
 	// Duration is the presentation duration: the movie's for MP4 (the
 	// longer of the tracks' edit lists).
 	Duration time.Duration
@@ -152,6 +156,7 @@ func (ix *index) result(sel selection) Result {
 	if ix.audio != nil {
 		r.AudioDropped = ix.audio.dropped
 	}
+	r.AudioLeftOut = ix.audioLeftOut
 	as := sel.audio
 	if as != nil {
 		r.AudioFrames = as.b - as.a

@@ -155,24 +155,24 @@ func (j *Joiner) Video(dts, pts, dur int64) (odts, opts, odur int64) {
 	return odts, opts, odur
 }
 
-// Audio returns the output presentation time of an audio frame of the
-// current part (pts and its duration dur in part ticks), moved by the
-// part's offset, or ok false for a frame that overlaps the audio placed
-// before it by more than half a frame, which is dropped (and counted). A
+// Audio returns the output presentation time and duration of an audio
+// frame of the current part (pts and its duration dur in part ticks),
+// moved by the part's offset, or ok false for a frame that overlaps the
+// audio placed before it (see FitAudio), which is dropped (and counted). A
 // frame within JoinTolerance of the end of the previous one is placed
 // exactly there. The current part must be placed.
-func (j *Joiner) Audio(pts, dur int64) (t int64, ok bool) {
+func (j *Joiner) Audio(pts, dur int64) (t, d int64, ok bool) {
 	from, to := j.part.Audio, j.audio
 	t = Rescale(pts, from, to) + Rescale(j.off, j.video, to)
-	d := Rescale(pts+dur, from, to) - Rescale(pts, from, to)
+	d = Rescale(pts+dur, from, to) - Rescale(pts, from, to)
 	if j.aHave {
 		if t, ok = FitAudio(j.aStart, j.aEnd, t, d, to); !ok {
 			j.stats.AudioDropped++
-			return t, false
+			return t, d, false
 		}
 	}
 	j.aHave, j.aStart, j.aEnd = true, t, t+d
-	return t, true
+	return t, d, true
 }
 
 // FitAudio applies the joining rule to an audio frame that starts at t and

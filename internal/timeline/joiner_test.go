@@ -101,7 +101,7 @@ func TestJoiner(t *testing.T) {
 				first := true
 				for _, a := range p.audio() {
 					total++
-					out, ok := j.Audio(a, p.aframe)
+					out, _, ok := j.Audio(a, p.aframe)
 					if !ok {
 						continue
 					}
@@ -172,7 +172,7 @@ func TestJoinerAudioPart(t *testing.T) {
 	}
 	j.Begin(c)
 	j.PlaceAudio(0)
-	if got, ok := j.Audio(0, 1024); !ok || got != 47*1024 {
+	if got, _, ok := j.Audio(0, 1024); !ok || got != 47*1024 {
 		t.Errorf("audio-only part starts at %d (ok %v), want %d", got, ok, 47*1024)
 	}
 	j.Begin(c)
