@@ -125,7 +125,7 @@ func TestJoinConformance(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	capture := chunkkit.NewCapture(t, 12, 48000, 2)
 	other := chunkkit.NewCapture(t, 12, 44100, 2) // the same scene from another microphone setting
-	const gops = 3                                 // 3 s chunks
+	const gops = 3                                // 3 s chunks
 	for _, tc := range []struct {
 		name   string
 		chunks func() ([]chunkkit.Chunk, []int) // the chunks that arrive and their numbers

@@ -89,7 +89,7 @@ type index struct {
 	// audioLeftOut counts the AAC frames of parts whose configuration
 	// differs from the track's, which are left out.
 	audioLeftOut int
-	matrix    [9]int32    // the first MP4 video track's tkhd matrix; zero: identity
+	matrix       [9]int32 // the first MP4 video track's tkhd matrix; zero: identity
 }
 
 // merger places the samples of consecutive parts on one timeline.
