@@ -14,6 +14,7 @@ import (
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/timeline"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 	"gocloud.dev/blob"
@@ -121,7 +122,7 @@ func (c Config) withDefaults() Config {
 		c.SegmentDuration = 5 * time.Second
 	}
 	if c.Timescale == 0 {
-		c.Timescale = 90000
+		c.Timescale = timeline.MPEGClock
 	}
 	if c.PlaylistName == "" {
 		c.PlaylistName = "index.m3u8"
@@ -324,7 +325,7 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 	p := (*Pipeline)(o)
 	p.mu.Lock()
 	now := time.Now()
-	dur := ticks(s.Duration, s.Timescale)
+	dur := timeline.Duration(s.Duration, s.Timescale)
 	if !p.haveBase || s.Discontinuity {
 		// The segment's first sample was captured about its duration ago,
 		// and never before the previous segment ended.
@@ -339,19 +340,11 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 		}
 		p.base, p.baseDTS, p.haveBase = start, s.FirstDTS, true
 	}
-	at := p.base.Add(ticks(s.FirstDTS-p.baseDTS, s.Timescale))
+	at := p.base.Add(timeline.Duration(s.FirstDTS-p.baseDTS, s.Timescale))
 	p.wall[s.Seq] = at
 	p.lastEnd = at.Add(dur)
 	p.mu.Unlock()
 	return p.sink.WriteSegment(ctx, s)
-}
-
-func ticks(t int64, timescale uint32) time.Duration {
-	if timescale == 0 {
-		return 0
-	}
-	ts := int64(timescale)
-	return time.Duration(t/ts)*time.Second + time.Duration(t%ts)*time.Second/time.Duration(ts)
 }
 
 // onDurable runs on a sink goroutine; it only queues the event.

@@ -14,6 +14,7 @@ import (
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 const (
@@ -148,7 +149,7 @@ func NewAnnexB(r io.Reader, opt Options) (*AnnexB, error) {
 		spsMC:   map[uint32]*mch264.SPS{},
 		ppsMP:   map[uint32]*avc.PPS{},
 		reorder: -1,
-		info:    Info{Format: FormatAnnexB, Timescale: 90000},
+		info:    Info{Format: FormatAnnexB, Timescale: timeline.MPEGClock},
 	}
 	a.cur = a.newAU()
 	for len(a.queue) == 0 && !a.done {
@@ -508,12 +509,12 @@ func (a *AnnexB) startGroup(si *sliceInfo) {
 	if vui != nil && vui.TimingInfo != nil {
 		ti := vui.TimingInfo
 		// one field period = num_units_in_tick / time_scale seconds
-		num, den = 90000*uint64(ti.NumUnitsInTick), uint64(ti.TimeScale)
-		ok = ti.NumUnitsInTick > 0 && ti.TimeScale > 0 && num >= den && num/den < 90000*60
+		num, den = timeline.MPEGClock*uint64(ti.NumUnitsInTick), uint64(ti.TimeScale)
+		ok = ti.NumUnitsInTick > 0 && ti.TimeScale > 0 && num >= den && num/den < timeline.MPEGClock*60
 	}
 	if !ok && a.opt.FrameRate > 0 && !math.IsInf(a.opt.FrameRate, 0) && a.opt.FrameRate <= 1000 {
 		p, q := rateFraction(a.opt.FrameRate)
-		num, den, ok = 90000*q, 2*p, p > 0
+		num, den, ok = timeline.MPEGClock*q, 2*p, p > 0
 	}
 	if ok {
 		g := gcd(num, den)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // audioPacket is one audio packet: as read by a Source, or as ffmpeg sees
@@ -146,7 +147,7 @@ func TestAudioMatchesFFprobe(t *testing.T) {
 				w := want[i]
 				g, wp := a.PTS, w.PTS
 				if fx.wrap {
-					m := func(v int64) int64 { return v & (tsWrap - 1) }
+					m := func(v int64) int64 { return timeline.Wrap(v, timeline.WrapBitsTS) }
 					g, wp = m(g-audio[0].PTS), m(wp-want[0].PTS)
 				}
 				// MPEG-TS: frames after the first of a PES are timed by

@@ -14,6 +14,7 @@ import (
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Limits that keep hostile input from allocating without bound.
@@ -553,7 +554,7 @@ func (m *MP4) which() (isAudio bool, err error) {
 		}
 		switch {
 		case vok && aok:
-			return earlier(a.peek.DTS+a.shift, a.timescale, m.vpeek.DTS+m.shift-m.dtsShift, m.timescale), nil
+			return timeline.Before(a.peek.DTS+a.shift, a.timescale, m.vpeek.DTS+m.shift-m.dtsShift, m.timescale), nil
 		case vok || aok:
 			return aok, nil
 		}
@@ -567,7 +568,7 @@ func (m *MP4) which() (isAudio bool, err error) {
 	}
 	vok, aok := f.vi < len(f.vs), f.ai < len(f.as)
 	if vok && aok {
-		return earlier(f.as[f.ai].DTS+a.shift, a.timescale, f.vs[f.vi].DTS+m.shift-m.dtsShift, m.timescale), nil
+		return timeline.Before(f.as[f.ai].DTS+a.shift, a.timescale, f.vs[f.vi].DTS+m.shift-m.dtsShift, m.timescale), nil
 	}
 	return aok, nil
 }

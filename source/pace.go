@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Loop replays the Source that open returns count times (forever when count
@@ -74,8 +75,8 @@ func (l *loop) NextPacket() (Packet, error) {
 		} else {
 			a := l.info.Audio
 			ats := int64(a.Timescale)
-			start = rescale(p.Audio.PTS, uint32(ats), uint32(ts))
-			end = rescale(p.Audio.PTS+rescale(int64(a.FrameSamples), uint32(a.SampleRate), uint32(ats)), uint32(ats), uint32(ts))
+			start = timeline.Rescale(p.Audio.PTS, uint32(ats), uint32(ts))
+			end = timeline.Rescale(p.Audio.PTS+timeline.Rescale(int64(a.FrameSamples), uint32(a.SampleRate), uint32(ats)), uint32(ats), uint32(ts))
 		}
 		if !l.haveFst {
 			l.haveFst = true
@@ -87,7 +88,7 @@ func (l *loop) NextPacket() (Packet, error) {
 			p.Video.DTS += l.offset
 			p.Video.PTS += l.offset
 		} else {
-			p.Audio.PTS += rescale(l.offset, uint32(ts), l.info.Audio.Timescale)
+			p.Audio.PTS += timeline.Rescale(l.offset, uint32(ts), l.info.Audio.Timescale)
 		}
 		l.end = max(l.end, end+l.offset)
 		return p, nil
@@ -138,9 +139,9 @@ func (p *Paced) NextPacket() (Packet, error) {
 	info := p.src.Info()
 	var at time.Duration
 	if pk.Kind == KindVideo {
-		at = ticksToDuration(pk.Video.DTS, info.Timescale)
+		at = timeline.Duration(pk.Video.DTS, info.Timescale)
 	} else if info.Audio != nil {
-		at = ticksToDuration(pk.Audio.PTS, info.Audio.Timescale)
+		at = timeline.Duration(pk.Audio.PTS, info.Audio.Timescale)
 	}
 	if !p.started {
 		p.started, p.start, p.first = true, time.Now(), at
@@ -161,15 +162,6 @@ func (p *Paced) NextPacket() (Packet, error) {
 		}
 	}
 	return pk, nil
-}
-
-// ticksToDuration converts ticks of timescale ts (90000 when 0).
-func ticksToDuration(t int64, ts uint32) time.Duration {
-	if ts == 0 {
-		ts = 90000
-	}
-	s := int64(ts)
-	return time.Duration(t/s)*time.Second + time.Duration(t%s)*time.Second/time.Duration(s)
 }
 
 // asMP4 returns the MP4 source that s is or that it wraps (Open's File), or

@@ -413,32 +413,3 @@ func cloneNALUs(in [][]byte) [][]byte {
 	}
 	return out
 }
-
-// earlier reports whether time a (timescale ta) is before time b
-// (timescale tb).
-func earlier(a int64, ta uint32, b int64, tb uint32) bool {
-	if ta == tb {
-		return a < b
-	}
-	return float64(a)/float64(ta) < float64(b)/float64(tb)
-}
-
-// rescale converts t from timescale from to timescale to, rounding to the
-// nearest tick (halves away from zero).
-func rescale(t int64, from, to uint32) int64 {
-	if from == to || from == 0 {
-		return t
-	}
-	neg := t < 0
-	if neg {
-		t = -t
-	}
-	// t * to / from without overflow for |t| < 2^63 / 2^32.
-	q := t / int64(from)
-	r := t % int64(from)
-	v := q*int64(to) + (r*int64(to)+int64(from)/2)/int64(from)
-	if neg {
-		return -v
-	}
-	return v
-}

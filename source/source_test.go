@@ -19,6 +19,7 @@ import (
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // readAll reads every sample of src, copying the NAL units (they alias
@@ -210,7 +211,7 @@ func TestMatchesFFprobe(t *testing.T) {
 				gd, gp, wd, wp := s.DTS, s.PTS, w.DTS, w.PTS
 				if fx.wrap {
 					// relative to the first sample, modulo 2^33
-					m := func(v int64) int64 { return v & (tsWrap - 1) }
+					m := func(v int64) int64 { return timeline.Wrap(v, timeline.WrapBitsTS) }
 					gd, gp = m(gd-got[0].DTS), m(gp-got[0].DTS)
 					wd, wp = m(wd-want[0].DTS), m(wp-want[0].DTS)
 				}
@@ -474,7 +475,7 @@ func TestChunksTimescale(t *testing.T) {
 	offset := first[len(first)-1].DTS + 512 - first[0].DTS
 	for i, w := range second {
 		s := got[len(first)+i]
-		if s.DTS != offset+rescale(w.DTS, 90000, 15360) || s.PTS != offset+rescale(w.PTS, 90000, 15360) {
+		if s.DTS != offset+timeline.Rescale(w.DTS, 90000, 15360) || s.PTS != offset+timeline.Rescale(w.PTS, 90000, 15360) {
 			t.Fatalf("sample %d: dts/pts %d/%d", i, s.DTS, s.PTS)
 		}
 	}
@@ -738,21 +739,6 @@ func TestSniff(t *testing.T) {
 	}
 	if got := Sniff(ts[cut:][:sniffLen]); got != FormatTS {
 		t.Errorf("MPEG-TS cut at a PES header: %v, want MPEG-TS", got)
-	}
-}
-
-func TestRescale(t *testing.T) {
-	for _, tc := range []struct {
-		t        int64
-		from, to uint32
-		want     int64
-	}{
-		{512, 15360, 90000, 3000}, {-1024, 15360, 90000, -6000}, {3003, 90000, 600, 20},
-		{1, 3, 2, 1}, {-1, 3, 2, -1}, {1 << 40, 1000, 90000, (1 << 40) * 90},
-	} {
-		if got := rescale(tc.t, tc.from, tc.to); got != tc.want {
-			t.Errorf("rescale(%d, %d, %d) = %d, want %d", tc.t, tc.from, tc.to, got, tc.want)
-		}
 	}
 }
 

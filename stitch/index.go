@@ -338,7 +338,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 	m.ix.hasTS = true
 	m.ix.decErrs += s.decErrs
 	if m.ix.timescale == 0 {
-		m.ix.timescale = 90000
+		m.ix.timescale = timeline.MPEGClock
 	}
 	k := 0
 	descOf := func(j int, x *localSample) (int, error) {
@@ -367,7 +367,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 		return stop, err
 	}
 	if s.audio != nil && len(s.frames) > 0 {
-		ti := &trackInfo{timescale: 90000, ainfo: s.audio.info, asc: s.audio.asc}
+		ti := &trackInfo{timescale: timeline.MPEGClock, ainfo: s.audio.info, asc: s.audio.asc}
 		if err := m.mergeAudio(&pi, s.frames, s.frameAt, ti, true, false, false); err != nil {
 			return false, err
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
-	"github.com/livechunk/livechunk/internal/timeline"
+	"github.com/livechunk/livechunk/internal/mpegts"
 )
 
 // Limits that keep hostile input from allocating without bound.
@@ -200,7 +200,7 @@ func adtsFrameTimes(a *tsAudio, pts int64, frames [][]byte, fn func(k int, pts i
 	for k, f := range frames {
 		t := pts
 		if k > 0 {
-			t = (pts + timeline.Rescale(int64(k*a.info.FrameSamples), uint32(a.info.SampleRate), 90000)) & (1<<33 - 1)
+			t = mpegts.FrameTime(pts, k, a.info.FrameSamples, a.info.SampleRate)
 		}
 		if err := fn(k, t, f); err != nil {
 			return err

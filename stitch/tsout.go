@@ -72,7 +72,7 @@ func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, 
 		}
 	}
 	res := ix.result(sel)
-	res.Timescale = 90000
+	res.Timescale = timeline.MPEGClock
 	res.SampleDescriptions = 0
 	if len(ix.samples) > 0 {
 		res.Duration = timeline.Duration(sel.editDur, ix.timescale)
@@ -369,7 +369,7 @@ func (m *tsRemux) timeline() {
 		return
 	}
 	ats := ix.audio.timescale
-	first := timeline.Rescale(m.aAt, ats, 90000)
+	first := timeline.Rescale(m.aAt, ats, timeline.MPEGClock)
 	if m.video == nil {
 		m.aBase = tsStart - first
 		return
@@ -378,7 +378,7 @@ func (m *tsRemux) timeline() {
 	// absolute video ticks v present at vBase + v - (dts0 + dtsA) + ctoShift.
 	vts := ix.timescale
 	m.vBase = tsStart
-	m.aBase = tsStart + timeline.Rescale(sel.ctoShift, vts, 90000) - timeline.Rescale(ix.dts0+sel.dtsA, vts, 90000)
+	m.aBase = tsStart + timeline.Rescale(sel.ctoShift, vts, timeline.MPEGClock) - timeline.Rescale(ix.dts0+sel.dtsA, vts, timeline.MPEGClock)
 	if lead := tsStart - (m.aBase + first); lead > 0 {
 		m.vBase += lead
 		m.aBase += lead
@@ -389,8 +389,8 @@ func (m *tsRemux) timeline() {
 func (m *tsRemux) picture(i int, au [][]byte) error {
 	ix := m.ix
 	s := &ix.samples[i]
-	d := m.vBase + timeline.Rescale(m.dts, ix.timescale, 90000)
-	p := m.vBase + timeline.Rescale(m.dts+int64(s.cto)+m.sel.ctoShift, ix.timescale, 90000)
+	d := m.vBase + timeline.Rescale(m.dts, ix.timescale, timeline.MPEGClock)
+	p := m.vBase + timeline.Rescale(m.dts+int64(s.cto)+m.sel.ctoShift, ix.timescale, timeline.MPEGClock)
 	m.dts += int64(s.dur)
 	if m.pictures > 0 && m.audio != nil {
 		if err := m.pullAudio(d); err != nil {
@@ -466,7 +466,7 @@ func (m *tsRemux) pushAudio(i int, frame []byte) error {
 
 // pendingAt returns the output PTS of the next audio frame expected.
 func (m *tsRemux) pendingAt() int64 {
-	return m.aBase + timeline.Rescale(m.aAt, m.ix.audio.timescale, 90000)
+	return m.aBase + timeline.Rescale(m.aAt, m.ix.audio.timescale, timeline.MPEGClock)
 }
 
 // queueAudio queues audio frame i, which must be the next one.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // SplitADTS appends to dst the raw AAC frames of the ADTS frames in b
@@ -71,4 +72,15 @@ func (a ADTS) Header(n int) [7]byte {
 	h[5] = byte(fl)<<5 | 0x1f
 	h[6] = 0xfc
 	return h
+}
+
+// FrameTime returns the PTS of frame k of an ADTS PES packet whose PTS is
+// pts: the frames of a packet follow each other at their nominal duration
+// (samples at rate Hz), and the result wraps at 2^33 like every MPEG-TS
+// timestamp.
+func FrameTime(pts int64, k, samples, rate int) int64 {
+	if k == 0 || rate <= 0 {
+		return pts
+	}
+	return timeline.Wrap(pts+timeline.Rescale(int64(k*samples), uint32(rate), timeline.MPEGClock), timeline.WrapBitsTS)
 }

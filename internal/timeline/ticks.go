@@ -58,3 +58,28 @@ func Duration(t int64, ts uint32) time.Duration {
 	}
 	return time.Duration(Rescale(t, ts, 1e9))
 }
+
+// Before reports whether time a (ticks of timescale ta) is before time b
+// (ticks of timescale tb), exactly: it compares a·tb with b·ta in 128
+// bits.
+func Before(a int64, ta uint32, b int64, tb uint32) bool {
+	if ta == tb {
+		return a < b
+	}
+	if (a < 0) != (b < 0) {
+		return a < b
+	}
+	neg := a < 0
+	ua, ub := uint64(a), uint64(b)
+	if neg {
+		ua, ub = -ua, -ub
+	}
+	ah, al := bits.Mul64(ua, uint64(tb))
+	bh, bl := bits.Mul64(ub, uint64(ta))
+	less := ah < bh || ah == bh && al < bl
+	greater := ah > bh || ah == bh && al > bl
+	if neg {
+		return greater
+	}
+	return less
+}

@@ -20,6 +20,12 @@ func TestRescale(t *testing.T) {
 		{45, 90000, 1000, 1},       // exactly 0.5 rounds away from zero
 		{-45, 90000, 1000, -1},     //
 		{1001, 30000, 90000, 3003}, // exact
+		{512, 15360, 90000, 3000},
+		{-1024, 15360, 90000, -6000},
+		{3003, 90000, 600, 20},
+		{1, 3, 2, 1},
+		{-1, 3, 2, -1},
+		{1 << 40, 1000, 90000, (1 << 40) * 90},
 		{7, 0, 90000, 7},           // unknown timescale: unchanged
 		{math.MaxInt64 / 2, 90000, 90000, math.MaxInt64 / 2},
 	} {
@@ -149,5 +155,32 @@ func TestAudioRun(t *testing.T) {
 	var empty AudioRun
 	if empty.RanOn(0, 270000, frame, ts) {
 		t.Error("no audio: taken for a pause")
+	}
+}
+
+func TestBefore(t *testing.T) {
+	for _, tc := range []struct {
+		a      int64
+		ta     uint32
+		b      int64
+		tb     uint32
+		before bool
+	}{
+		{1, 1000, 90, 90000, false}, // equal times
+		{1, 1000, 91, 90000, true},
+		{-1, 1000, -89, 90000, true},
+		{-1, 1000, -91, 90000, false},
+		{-5, 48000, 3, 90000, true},
+		{1 << 62, 90000, 1 << 61, 44100, true}, // products beyond 64 bits: 2^61/45000 s before 2^61/44100 s
+		{1 << 62, 90000, 1 << 61, 45000, false},
+		{3, 600, 450, 90000, false},
+		{3, 600, 451, 90000, true},
+	} {
+		if got := Before(tc.a, tc.ta, tc.b, tc.tb); got != tc.before {
+			t.Errorf("Before(%d/%d, %d/%d) = %v", tc.a, tc.ta, tc.b, tc.tb, got)
+		}
+	}
+	if Wrap(1<<33+5, WrapBitsTS) != 5 || Wrap(-1, WrapBitsTS) != 1<<33-1 || Wrap(7, 0) != 7 {
+		t.Error("Wrap")
 	}
 }

@@ -23,6 +23,15 @@ func WrapDiff(d int64, bits uint) int64 {
 	return d
 }
 
+// Wrap returns t modulo 2^bits, in [0, 2^bits): a time written back in the
+// width of wrapping timestamps. bits 0 returns t.
+func Wrap(t int64, bits uint) int64 {
+	if bits == 0 {
+		return t
+	}
+	return t & (int64(1)<<bits - 1)
+}
+
 // Near returns the value congruent to raw modulo 2^bits that is nearest to
 // ref (an unwrapped time of the same clock): the time of a second track
 // placed on the same side of a wrap as the first.
