@@ -26,7 +26,7 @@ func TestRescale(t *testing.T) {
 		{1, 3, 2, 1},
 		{-1, 3, 2, -1},
 		{1 << 40, 1000, 90000, (1 << 40) * 90},
-		{7, 0, 90000, 7},           // unknown timescale: unchanged
+		{7, 0, 90000, 7}, // unknown timescale: unchanged
 		{math.MaxInt64 / 2, 90000, 90000, math.MaxInt64 / 2},
 	} {
 		got := Rescale(tc.t, tc.from, tc.to)
