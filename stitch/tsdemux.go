@@ -60,12 +60,16 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	if err != nil {
 		return fromDemux(err)
 	}
-	// What the search read first, then the rest.
-	st.rd.Reset(head)
-	defer st.rd.Reset(nil)
-	in := st.more
-	in.Reset(io.MultiReader(&st.rd, br))
-	defer in.Reset(nil)
+	in := br
+	if len(head) > 0 {
+		// The program was not in br's buffer: what the search read
+		// first, then the rest.
+		st.rd.Reset(head)
+		defer st.rd.Reset(nil)
+		in = st.more
+		in.Reset(io.MultiReader(&st.rd, br))
+		defer in.Reset(nil)
+	}
 	var audio *tsAudio
 	if a := prog.Audio; a != nil {
 		audio = &tsAudio{pid: a.PID, asc: a.ASC, info: a.AAC}

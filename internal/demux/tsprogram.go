@@ -1,6 +1,7 @@
 package demux
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -38,9 +39,11 @@ type TSAudio struct {
 // begin at a packet, until it knows its program: the program map and the
 // first PES packet of its AAC stream, which tells the audio configuration.
 // It reads no more than that (a live stream starts promptly), and at most
-// limit bytes. It returns the program and the bytes it read, which the
-// caller demultiplexes before the rest of r; buf is used for them when
-// large enough.
+// limit bytes. It returns the program and the bytes it consumed from r,
+// which the caller demultiplexes before the rest of r; buf is used for them
+// when large enough. When r is a *bufio.Reader, the search first looks at
+// what r buffers without consuming it: a program found there leaves r
+// where it was, and head empty.
 //
 // A program of H.264 and AAC streams is read here, packet by packet, as
 // the bytes arrive; any other program is handed to mediacommon's Reader
@@ -51,38 +54,87 @@ type TSAudio struct {
 // AAC, ErrUnsupported.
 func FindProgram(r io.Reader, buf []byte, limit int) (p Program, head []byte, err error) {
 	defer guard(&err, "mpegts")
-	f := newProgramFinder()
-	head = buf[:0]
-	fed := 0 // bytes of head the finder has seen
-	for {
-		if len(head) == cap(head) {
-			head = growHead(head, limit)
-		}
-		n, rerr := r.Read(head[len(head):cap(head)])
-		head = head[:len(head)+n]
-		for fed+mpegts.PacketSize <= len(head) && !f.done() {
-			if head[fed] != mpegts.SyncByte {
-				fed++ // lost sync: on to the next sync byte
-				continue
-			}
-			f.packet(head[fed : fed+mpegts.PacketSize])
-			fed += mpegts.PacketSize
-		}
-		eof := rerr == io.EOF
-		switch {
-		case rerr != nil && !eof:
-			return p, head, rerr
-		case f.done() || eof && f.pmt:
-			if p, ok := f.program(); ok {
-				return p, head, nil
-			}
-			return findWithMediacommon(r, head, limit)
-		case eof:
-			return p, head, errorf(ErrTruncated, "no program map table")
-		case len(head) >= limit:
-			return p, head, errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", limit>>20)
+	s := programSearch{f: newProgramFinder(), head: buf[:0], limit: limit}
+	if br, ok := r.(*bufio.Reader); ok {
+		if p, err, ok := s.peek(br); ok {
+			return p, s.head, err
 		}
 	}
+	for {
+		if len(s.head) == cap(s.head) {
+			s.head = growHead(s.head, limit)
+		}
+		n, rerr := r.Read(s.head[len(s.head):cap(s.head)])
+		s.head = s.head[:len(s.head)+n]
+		s.feed(s.head)
+		if rerr != nil && rerr != io.EOF {
+			return p, s.head, rerr
+		}
+		if p, err, ok := s.answer(r, rerr == io.EOF); ok {
+			return p, s.head, err
+		}
+	}
+}
+
+// programSearch is the state of FindProgram.
+type programSearch struct {
+	f     *programFinder
+	fed   int    // bytes of the input the finder has seen
+	head  []byte // the bytes consumed from the input
+	limit int
+}
+
+// peek searches what br buffers, reading more into its buffer as it
+// arrives, without consuming it. ok reports an answer; otherwise the
+// buffer is full, and what it holds has been moved to s.head.
+func (s *programSearch) peek(br *bufio.Reader) (p Program, err error, ok bool) {
+	for {
+		b, perr := br.Peek(min(br.Buffered()+1, br.Size()))
+		s.feed(b)
+		if perr != nil && perr != io.EOF && perr != bufio.ErrBufferFull {
+			return p, perr, true
+		}
+		if p, err, ok := s.answer(br, perr == io.EOF); ok {
+			return p, err, true
+		}
+		if len(b) == br.Size() {
+			s.head = append(s.head, b...)
+			_, err := br.Discard(len(b))
+			return p, err, err != nil
+		}
+	}
+}
+
+// feed gives the finder the whole packets of b, the input from its start,
+// that it has not seen.
+func (s *programSearch) feed(b []byte) {
+	for s.fed+mpegts.PacketSize <= len(b) && !s.f.done() {
+		if b[s.fed] != mpegts.SyncByte {
+			s.fed++ // lost sync: on to the next sync byte
+			continue
+		}
+		s.f.packet(b[s.fed : s.fed+mpegts.PacketSize])
+		s.fed += mpegts.PacketSize
+	}
+}
+
+// answer returns the program when what was read tells it (ok), or an
+// error; r is the rest of the input, for mediacommon. eof reports the end
+// of the input.
+func (s *programSearch) answer(r io.Reader, eof bool) (p Program, err error, ok bool) {
+	switch {
+	case s.f.done() || eof && s.f.pmt:
+		if p, ok := s.f.program(); ok {
+			return p, nil, true
+		}
+		p, s.head, err = findWithMediacommon(r, s.head, s.limit)
+		return p, err, true
+	case eof:
+		return p, errorf(ErrTruncated, "no program map table"), true
+	case len(s.head) >= s.limit || s.fed >= s.limit:
+		return p, errorf(ErrInvalid, "no program map table or no audio configuration in the first %d MiB", s.limit>>20), true
+	}
+	return p, nil, false
 }
 
 // growHead makes room in head for more of the input, up to limit bytes.

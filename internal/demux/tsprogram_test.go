@@ -1,6 +1,7 @@
 package demux_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -137,6 +138,24 @@ func TestFindProgram(t *testing.T) {
 			whole, _, err := demux.FindProgram(iotest.OneByteReader(bytes.NewReader(b)), nil, 32<<20)
 			if err != nil || describe(whole) != describe(want) {
 				t.Fatalf("FindProgram: %s, %v; mediacommon %s", describe(whole), err, describe(want))
+			}
+			// Through a bufio.Reader: the search looks at its buffer first,
+			// consuming nothing when the program is in it, and otherwise
+			// returns what it consumed; either way that and the rest are
+			// the input.
+			for _, size := range []int{16, 4 << 10, 1 << 20} {
+				br := bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(b)), size)
+				got, head, err := demux.FindProgram(br, nil, 32<<20)
+				if err != nil || describe(got) != describe(want) {
+					t.Fatalf("FindProgram over a %d-byte bufio.Reader: %s, %v; mediacommon %s", size, describe(got), err, describe(want))
+				}
+				rest, err := io.ReadAll(br)
+				if err != nil || !bytes.Equal(append(head, rest...), b) {
+					t.Fatalf("bufio.Reader of %d bytes: %d bytes consumed and %d left, not the input (%v)", size, len(head), len(rest), err)
+				}
+				if size == 1<<20 && len(head) != 0 {
+					t.Errorf("%d bytes consumed from a bufio.Reader that holds the program", len(head))
+				}
 			}
 			if got.Audio != nil {
 				// Cut just before the first audio PES packet is complete.
