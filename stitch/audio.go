@@ -84,9 +84,10 @@ func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) *audioIndex {
 // mergeAudio places the AAC frames ls of one part on the joined timeline:
 // with the part's video offset when the part has video (so that audio
 // stays in sync with it), else continuing the previous part's audio.
-// Frames that would overlap the ones before them by more than half a frame
-// (the encoder priming of a chunk that starts again at 0) are left out;
-// small jitter is absorbed so that frames follow each other exactly.
+// Frames that truly overlap the ones before them (timeline.FitAudio: the
+// encoder priming of a chunk that starts again at 0) are left out; a
+// frame within a millisecond of the end of the one before it starts
+// there.
 // frameAt (MPEG-TS, tsScan.frameAt; nil for MP4) is where each frame
 // came among the part's access units, which tells its timeline when the
 // part's timestamps jump (m.timelines).
