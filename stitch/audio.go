@@ -87,10 +87,9 @@ func (m *merger) audioIndexFor(ti *trackInfo, asc []byte) *audioIndex {
 // Frames that truly overlap the ones before them (timeline.FitAudio: the
 // encoder priming of a chunk that starts again at 0) are left out; a
 // frame within a millisecond of the end of the one before it starts
-// there.
-// frameAt (MPEG-TS, tsScan.frameAt; nil for MP4) is where each frame
-// came among the part's access units, which tells its timeline when the
-// part's timestamps jump (m.timelines).
+// there. frameAt (MPEG-TS, tsScan.frameAt; nil for MP4) is where each
+// frame came among the part's access units, which tells its timeline when
+// the part's timestamps jump (m.timelines).
 func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti *trackInfo, isTS, rebase, editOrigin bool) error {
 	if len(ls) == 0 {
 		return nil
@@ -102,64 +101,18 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 			"part", pi.part.Name, "frames", len(ls))
 		return nil
 	}
-	out := a.timescale
-	vts := m.ix.timescale
-	// conv returns a frame's time in output audio ticks, before the
-	// part's offset.
-	conv := func(x *localSample) int64 {
-		if isTS {
-			if pi.vok {
-				return timeline.Rescale(m.unwrap.Peek(x.dts), timeline.MPEGClock, out)
-			}
-			return timeline.Rescale(m.unwrap.Unwrap(x.dts), timeline.MPEGClock, out)
-		}
-		return timeline.Rescale(x.dts+ti.shift, ti.timescale, out)
-	}
-	var off int64
-	firstAudio := len(a.samples) == 0
-	if pi.vok {
-		// Video local times map to output video ticks as
-		// timeline.Rescale(local) + voff: audio takes the same offset.
-		off = timeline.Rescale(pi.voff, vts, out)
-		if isTS && vts != timeline.MPEGClock {
-			off = timeline.Rescale(pi.voff, timeline.MPEGClock, out) // MPEG-TS video times are not rescaled
-		}
-	} else {
-		t := conv(&ls[0]) + a.aoff
-		if !firstAudio {
-			gap := t - a.lastEnd
-			if rebase || gap < -a.frame/2 || gap > timeline.Threshold(a.frame, out) {
-				a.aoff += a.lastEnd - t
-				m.ix.discont++
-			}
-		}
-		off = a.aoff
-	}
+	am := &audioMerge{m: m, a: a, pi: pi, ti: ti, isTS: isTS}
+	off := am.offset(ls, rebase)
 	pi.audio.first = len(a.samples)
 	// An MPEG-TS part whose timestamps jump inside it has more than one
 	// timeline: each frame takes the offset of its own.
 	multi := isTS && pi.vok && len(m.timelines) > 1 && len(frameAt) == len(ls)
-	var runEnd int64
-	tl, prevRaw := -1, int64(0) // the previous frame's timeline and unwrapped time
-	frame90 := timeline.Rescale(a.frame, out, timeline.MPEGClock)
 	for j := range ls {
 		x := &ls[j]
 		if multi {
-			// A frame that follows the one before it (within two frames)
-			// is on its timeline; after a step of the audio's own times,
-			// its stream position (or its time) tells.
-			raw := m.unwrap.Peek(x.dts)
-			if d := raw - prevRaw; tl < 0 || d < -frame90 || d > 3*frame90 {
-				tl = m.timelineOf(int(frameAt[j]), raw)
-			}
-			prevRaw = raw
-			off = timeline.Rescale(m.timelines[tl].off, timeline.MPEGClock, out)
+			off = am.timelineOffset(x, int(frameAt[j]))
 		}
-		t := conv(x) + off
-		dur := a.frame
-		if x.dur > 0 && !isTS {
-			dur = timeline.Rescale(x.dts+int64(x.dur), ti.timescale, out) - timeline.Rescale(x.dts, ti.timescale, out)
-		}
+		t, dur := am.conv(x)+off, am.duration(x)
 		if len(a.samples) == 0 {
 			a.start, a.lastStart, a.lastEnd = t, t, t
 			if editOrigin && !a.hasOrigin {
@@ -167,7 +120,7 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 			}
 		} else {
 			var ok bool
-			if t, ok = timeline.FitAudio(a.lastStart, a.lastEnd, t, dur, out); !ok {
+			if t, ok = timeline.FitAudio(a.lastStart, a.lastEnd, t, dur, a.timescale); !ok {
 				// Overlaps the frames before it.
 				a.dropped++
 				if isTS {
@@ -179,17 +132,100 @@ func (m *merger) mergeAudio(pi *partInfo, ls []localSample, frameAt []int32, ti 
 		}
 		a.samples = append(a.samples, asample{size: x.size, dur: clampDur(dur)})
 		a.lastStart, a.lastEnd = t, t+dur
-		if !isTS {
-			if n := len(pi.audio.runs); n > 0 && x.off == runEnd && pi.audio.runs[n-1].n < 1<<31-1 {
-				pi.audio.runs[n-1].n++
-			} else {
-				pi.audio.runs = append(pi.audio.runs, run{off: x.off, n: 1})
-			}
-			runEnd = x.off + int64(x.size)
-		}
+		am.addRun(x)
 	}
 	pi.audio.n = len(a.samples) - pi.audio.first
 	return nil
+}
+
+// audioMerge is the merging of one part's audio frames (see mergeAudio).
+type audioMerge struct {
+	m      *merger
+	a      *audioIndex
+	pi     *partInfo
+	ti     *trackInfo
+	isTS   bool
+	runEnd int64 // MP4: where the current run of frames ends
+	// MPEG-TS parts of several timelines: the previous frame's timeline
+	// and unwrapped time
+	tl      int
+	prevRaw int64
+	started bool
+}
+
+// conv returns a frame's time in output audio ticks, before the part's
+// offset.
+func (am *audioMerge) conv(x *localSample) int64 {
+	out := am.a.timescale
+	if !am.isTS {
+		return timeline.Rescale(x.dts+am.ti.shift, am.ti.timescale, out)
+	}
+	if am.pi.vok {
+		return timeline.Rescale(am.m.unwrap.Peek(x.dts), timeline.MPEGClock, out)
+	}
+	return timeline.Rescale(am.m.unwrap.Unwrap(x.dts), timeline.MPEGClock, out)
+}
+
+// duration returns a frame's duration in output audio ticks: as the MP4
+// declares it, else the nominal one.
+func (am *audioMerge) duration(x *localSample) int64 {
+	if x.dur > 0 && !am.isTS {
+		ts, out := am.ti.timescale, am.a.timescale
+		return timeline.Rescale(x.dts+int64(x.dur), ts, out) - timeline.Rescale(x.dts, ts, out)
+	}
+	return am.a.frame
+}
+
+// offset returns the part's audio offset (output audio ticks): its video's
+// when it has video (video local times map to output video ticks as
+// Rescale(local) + voff), else the audio's own, continuing the previous
+// part's audio when the part's audio does not continue it.
+func (am *audioMerge) offset(ls []localSample, rebase bool) int64 {
+	a, pi, out := am.a, am.pi, am.a.timescale
+	if pi.vok {
+		if am.isTS {
+			return timeline.Rescale(pi.voff, timeline.MPEGClock, out) // MPEG-TS video times are not rescaled
+		}
+		return timeline.Rescale(pi.voff, am.m.ix.timescale, out)
+	}
+	if len(a.samples) > 0 {
+		t := am.conv(&ls[0]) + a.aoff
+		if gap := t - a.lastEnd; rebase || gap < -a.frame/2 || gap > timeline.Threshold(a.frame, out) {
+			a.aoff += a.lastEnd - t
+			am.m.ix.discont++
+		}
+	}
+	return a.aoff
+}
+
+// timelineOffset returns the offset of the timeline of an MPEG-TS frame
+// that came after k access units: a frame that follows the one before it
+// (within two frames) is on its timeline; after a step of the audio's own
+// times, its stream position (or its time) tells (timelineOf).
+func (am *audioMerge) timelineOffset(x *localSample, k int) int64 {
+	out := am.a.timescale
+	frame90 := timeline.Rescale(am.a.frame, out, timeline.MPEGClock)
+	raw := am.m.unwrap.Peek(x.dts)
+	if d := raw - am.prevRaw; !am.started || d < -frame90 || d > 3*frame90 {
+		am.tl = am.m.timelineOf(k, raw)
+	}
+	am.started, am.prevRaw = true, raw
+	return timeline.Rescale(am.m.timelines[am.tl].off, timeline.MPEGClock, out)
+}
+
+// addRun records where a kept MP4 frame is, extending the run it
+// continues.
+func (am *audioMerge) addRun(x *localSample) {
+	if am.isTS {
+		return
+	}
+	runs := &am.pi.audio.runs
+	if n := len(*runs); n > 0 && x.off == am.runEnd && (*runs)[n-1].n < 1<<31-1 {
+		(*runs)[n-1].n++
+	} else {
+		*runs = append(*runs, run{off: x.off, n: 1})
+	}
+	am.runEnd = x.off + int64(x.size)
 }
 
 // timelineOf returns the index in m.timelines of the timeline an audio

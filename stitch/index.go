@@ -311,7 +311,8 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		return ti.descIdx[x.desc], nil
 	}
 	pi := partInfo{part: p, size: s.size}
-	stop, err := m.merge(&pi, ls, ti.timescale, ti.shift, false, noTFDT, own && ti.hasEdit, descOf, nil)
+	stop, err := m.merge(&partMerge{pi: &pi, ls: ls, ts: ti.timescale, shift: ti.shift, rebase: noTFDT,
+		editOrigin: own && ti.hasEdit, descOf: descOf})
 	if err != nil || stop {
 		return stop, err
 	}
@@ -362,7 +363,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 	if s.audio != nil {
 		frames = &tsFrames{frames: s.frames, frame: timeline.Rescale(int64(s.audio.info.FrameSamples), uint32(s.audio.info.SampleRate), timeline.MPEGClock)}
 	}
-	stop, err := m.merge(&pi, s.samples, timeline.MPEGClock, 0, true, false, false, descOf, frames)
+	stop, err := m.merge(&partMerge{pi: &pi, ls: s.samples, ts: timeline.MPEGClock, isTS: true, descOf: descOf, gapAudio: frames})
 	if err != nil || stop {
 		return stop, err
 	}
@@ -383,114 +384,163 @@ func (m *merger) addPartInfo(pi *partInfo) {
 	}
 }
 
-// merge places the samples ls of one part on the joined timeline.
-// rebase: the part does not continue the previous one's timestamps.
-// editOrigin: the part's local time 0 is where presentation starts.
-// gapAudio: the part's MPEG-TS audio frames, which tell a pause of the
-// video from a jump of its timestamps; nil for MP4, whose last sample's
-// duration says it.
-func (m *merger) merge(pi *partInfo, ls []localSample, ts uint32, shift int64, isTS, rebase, editOrigin bool,
-	descOf func(j int, x *localSample) (int, error), gapAudio *tsFrames) (bool, error) {
-	ix := m.ix
-	out := ix.timescale
-	pi.first = len(ix.samples)
-	firstPart := len(ix.parts) == 0
+// partMerge is the merging of one part's samples (see merge).
+type partMerge struct {
+	pi *partInfo
+	ls []localSample
+	ts uint32 // timescale of ls
+	// shift (MP4): the edit list, added to the part's times
+	shift int64
+	isTS  bool
+	// rebase: the part does not continue the previous one's timestamps.
+	// editOrigin: the part's local time 0 is where presentation starts.
+	rebase, editOrigin bool
+	descOf             func(j int, x *localSample) (int, error)
+	// gapAudio: the part's MPEG-TS audio frames, which tell a pause of
+	// the video from a jump of its timestamps; nil for MP4, whose last
+	// sample's duration says it.
+	gapAudio *tsFrames
+
+	firstPart        bool
+	firstDTS, minPTS int64 // of the part's samples on the joined timeline
+	runEnd           int64 // MP4: where the current run of samples ends
+}
+
+// merge places the samples of one part on the joined timeline, in named
+// steps: the samples before the stream's first keyframe are dropped; each
+// other sample is placed (its step classified, the timeline re-joined
+// where the timestamps do not continue) and kept. stop reports that
+// Options.To was passed.
+func (m *merger) merge(p *partMerge) (bool, error) {
+	p.pi.first = len(m.ix.samples)
+	p.firstPart = len(m.ix.parts) == 0
 	m.timelines = m.timelines[:0]
-	partFirstDTS, partMinPTS := int64(0), int64(0)
-	var runEnd int64
-	for j := range ls {
-		x := &ls[j]
-		if len(ix.samples) == 0 && !x.sync {
+	for j := range p.ls {
+		x := &p.ls[j]
+		if len(m.ix.samples) == 0 && !x.sync {
 			// Nothing before the first keyframe can be decoded.
-			ix.dropped++
-			pi.skip = j + 1
-			if isTS {
+			m.ix.dropped++
+			p.pi.skip = j + 1
+			if p.isTS {
 				m.unwrap.Unwrap(x.dts) // keep the unwrapping state going
 			}
 			continue
 		}
-		d, err := descOf(j, x)
+		d, err := p.descOf(j, x)
 		if err != nil {
 			return false, err
 		}
 		if d > 0xffff {
 			return false, errorf(ErrUnsupported, "more than 65535 sample descriptions")
 		}
-		var dt, pt int64
-		if isTS {
-			dt = m.unwrap.Unwrap(x.dts)
-			pt = dt + timeline.WrapDiff(x.pts-x.dts, timeline.WrapBitsTS)
-		} else {
-			dt = timeline.Rescale(x.dts+shift, ts, out)
-			pt = timeline.Rescale(x.pts+shift, ts, out)
-		}
-		D, P := dt+m.offset, pt+m.offset
-		if len(ix.samples) == 0 {
-			m.dts0 = D
-			m.lastDTS = D
-		} else if m.continues(pi, ls, j, D, rebase, gapAudio) {
-			ix.samples[len(ix.samples)-1].dur = clampDur(D - m.lastDTS)
-		} else {
-			D, P = m.rejoin(D, P, x.sync)
-			if isTS && len(m.timelines) > 0 {
-				m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
-			}
-			m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", pi.part.Name, "sample", j)
-		}
-		if editOrigin && !m.haveOrigin && firstPart {
-			m.origin, m.haveOrigin = timeline.Rescale(0, ts, out)+m.offset, true
-		}
-		cto := P - D
-		if cto > 1<<31-1 || cto < -1<<31 {
-			return false, errorf(ErrInvalid, "composition offset %d out of range", cto)
-		}
-		if x.sync {
-			m.reorder = cto
-		}
-		if len(ix.samples) == pi.first {
-			partFirstDTS, partMinPTS = D, P
-			pi.voff, pi.vok = m.offset, true
-			if isTS {
-				m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
-			}
-		}
-		if n := len(m.timelines); isTS && n > 0 {
-			tl := &m.timelines[n-1]
-			tl.lo, tl.hi = min(tl.lo, dt), max(tl.hi, dt)
-		}
-		partMinPTS = min(partMinPTS, P)
-		ix.samples = append(ix.samples, sample{size: x.size, cto: int32(cto), desc: uint16(d), sync: x.sync})
-		m.lastDTS = D
-		m.lastDur = 0
-		if x.dur > 0 && !isTS {
-			m.lastDur = timeline.Rescale(x.dts+shift+int64(x.dur), ts, out) - dt
-		}
-		if !isTS {
-			if n := len(pi.runs); n > 0 && x.off == runEnd && pi.runs[n-1].n < 1<<31-1 {
-				pi.runs[n-1].n++
-			} else {
-				pi.runs = append(pi.runs, run{off: x.off, n: 1})
-			}
-			runEnd = x.off + int64(x.size)
+		dt, pt := m.local(p, x)
+		D, P := m.place(p, j, dt, pt)
+		if err := m.keep(p, j, x, d, dt, D, P); err != nil {
+			return false, err
 		}
 	}
+	return m.endPart(p), nil
+}
+
+// local returns a sample's decode and presentation times in the output
+// timescale, before the joined timeline's offset: MPEG-TS times unwrapped,
+// MP4 times with the edit list applied.
+func (m *merger) local(p *partMerge, x *localSample) (dt, pt int64) {
+	if p.isTS {
+		dt = m.unwrap.Unwrap(x.dts)
+		return dt, dt + timeline.WrapDiff(x.pts-x.dts, timeline.WrapBitsTS)
+	}
+	out := m.ix.timescale
+	return timeline.Rescale(x.dts+p.shift, p.ts, out), timeline.Rescale(x.pts+p.shift, p.ts, out)
+}
+
+// place returns sample j's decode and presentation times on the joined
+// timeline: its local times moved by the offset, which a step that does
+// not continue (continues) changes (rejoin).
+func (m *merger) place(p *partMerge, j int, dt, pt int64) (D, P int64) {
+	D, P = dt+m.offset, pt+m.offset
+	switch {
+	case len(m.ix.samples) == 0:
+		m.dts0, m.lastDTS = D, D
+	case m.continues(p.pi, p.ls, j, D, p.rebase, p.gapAudio):
+		m.ix.samples[len(m.ix.samples)-1].dur = clampDur(D - m.lastDTS)
+	default:
+		D, P = m.rejoin(D, P, p.ls[j].sync)
+		if p.isTS && len(m.timelines) > 0 {
+			m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
+		}
+		m.log.Debug("stitch: timestamps do not continue; joining the timeline", "part", p.pi.part.Name, "sample", j)
+	}
+	if p.editOrigin && !m.haveOrigin && p.firstPart {
+		m.origin, m.haveOrigin = timeline.Rescale(0, p.ts, m.ix.timescale)+m.offset, true
+	}
+	return D, P
+}
+
+// keep adds sample j, placed at D and P with description d, to the joined
+// table, and to the part's runs (MP4) or timelines (MPEG-TS).
+func (m *merger) keep(p *partMerge, j int, x *localSample, d int, dt, D, P int64) error {
+	cto := P - D
+	if cto > 1<<31-1 || cto < -1<<31 {
+		return errorf(ErrInvalid, "composition offset %d out of range", cto)
+	}
+	if x.sync {
+		m.reorder = cto
+	}
+	pi := p.pi
+	if len(m.ix.samples) == pi.first {
+		p.firstDTS, p.minPTS = D, P
+		pi.voff, pi.vok = m.offset, true
+		if p.isTS {
+			m.timelines = append(m.timelines, tsTimeline{j: j, lo: dt, hi: dt, off: m.offset})
+		}
+	}
+	if n := len(m.timelines); p.isTS && n > 0 {
+		tl := &m.timelines[n-1]
+		tl.lo, tl.hi = min(tl.lo, dt), max(tl.hi, dt)
+	}
+	p.minPTS = min(p.minPTS, P)
+	m.ix.samples = append(m.ix.samples, sample{size: x.size, cto: int32(cto), desc: uint16(d), sync: x.sync})
+	m.lastDTS = D
+	m.lastDur = 0
+	if p.isTS {
+		return nil
+	}
+	if x.dur > 0 {
+		m.lastDur = timeline.Rescale(x.dts+p.shift+int64(x.dur), p.ts, m.ix.timescale) - dt
+	}
+	if n := len(pi.runs); n > 0 && x.off == p.runEnd && pi.runs[n-1].n < 1<<31-1 {
+		pi.runs[n-1].n++
+	} else {
+		pi.runs = append(pi.runs, run{off: x.off, n: 1})
+	}
+	p.runEnd = x.off + int64(x.size)
+	return nil
+}
+
+// endPart closes the part's samples: it records where the part began and
+// what it declares, the presentation origin, and reports whether
+// Options.To was passed before the part (which is then not kept).
+func (m *merger) endPart(p *partMerge) (stop bool) {
+	ix, pi := m.ix, p.pi
 	pi.n = len(ix.samples) - pi.first
 	if pi.n == 0 {
-		return false, nil
+		return false
 	}
-	m.partStart, m.partDur = partFirstDTS, timeline.Ticks(pi.part.Duration, out)
+	out := ix.timescale
+	m.partStart, m.partDur = p.firstDTS, timeline.Ticks(pi.part.Duration, out)
 	if !m.haveOrigin {
-		m.origin, m.haveOrigin = partMinPTS, true
+		m.origin, m.haveOrigin = p.minPTS, true
 	}
-	if m.to > 0 && !firstPart {
+	if m.to > 0 && !p.firstPart {
 		to := m.origin + timeline.Ticks(m.to, out)
-		if partFirstDTS >= to && partMinPTS >= to {
+		if p.firstDTS >= to && p.minPTS >= to {
 			// Everything from here on is presented after To.
 			ix.samples = ix.samples[:pi.first]
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // continues reports whether sample j of the part, at decode time D on the
