@@ -194,7 +194,30 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	p.bw.TargetSeconds = cfg.SegmentDuration.Seconds()
 	p.qcond = sync.NewCond(&p.mu)
 
-	ccfg := chunker.Config{
+	ccfg := cfg.chunkerConfig()
+	old, err := resume(ctx, b, cfg, &ccfg)
+	if err != nil {
+		return nil, err
+	}
+	pcfg := cfg.publisherConfig()
+	if p.pub, err = hls.NewPublisher(b, pcfg); err != nil {
+		return nil, err
+	}
+	if old != nil {
+		p.pub.Restore(old)
+	}
+	p.pubRetry = pcfg.Retry
+	p.startSink(&ccfg)
+	if p.chunk, err = chunker.New(ccfg, (*pipelineOutput)(p)); err != nil {
+		return nil, err
+	}
+	go p.publishLoop()
+	return p, nil
+}
+
+// chunkerConfig is the chunker's part of cfg.
+func (cfg Config) chunkerConfig() chunker.Config {
+	return chunker.Config{
 		Format:         cfg.Format,
 		Timescale:      cfg.Timescale,
 		TargetDuration: cfg.SegmentDuration,
@@ -209,7 +232,11 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		Bitrate:        cfg.Bitrate,
 		Pool:           cfg.Pool,
 	}
-	pcfg := hls.PublisherConfig{
+}
+
+// publisherConfig is the playlist publisher's part of cfg.
+func (cfg Config) publisherConfig() hls.PublisherConfig {
+	return hls.PublisherConfig{
 		OpenGOP:        cfg.OpenGOP,
 		StartDuration:  cfg.StartDuration,
 		Type:           cfg.Playlist,
@@ -222,50 +249,47 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		// Playlist writes ride out the same transient faults as uploads.
 		Retry: cfg.Sink.Retry,
 	}
-	var old *hls.MediaPlaylist
-	if !cfg.NoResume {
-		var err error
-		old, err = hls.LoadMedia(ctx, b, cfg.Prefix+cfg.PlaylistName)
-		switch {
-		case err == nil:
-			if old.Ended {
-				return nil, fmt.Errorf("%w: %s", ErrFinished, cfg.Prefix+cfg.PlaylistName)
-			}
-		case gcerrors.Code(err) == gcerrors.NotFound:
-			old = nil
-		default:
-			return nil, fmt.Errorf("livechunk: reading existing playlist: %w", err)
-		}
-		nextSeg, nextInit, found, err := scanExisting(ctx, b, cfg.Prefix)
-		if err != nil {
-			return nil, err
-		}
-		if found || old != nil {
-			ccfg.FirstSequence = nextSeg
-			ccfg.FirstInitSequence = nextInit
-			ccfg.StartWithDiscontinuity = true
-			cfg.Logger.Info("resuming recording", "prefix", cfg.Prefix, "next_segment", nextSeg, "next_init", nextInit)
-		}
+}
+
+// resume finds an unfinished recording under cfg's prefix (unless
+// cfg.NoResume): it returns its playlist (nil when there is none) and sets
+// ccfg to continue its sequence numbers after every object found, with a
+// discontinuity. A finished recording is ErrFinished.
+func resume(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Config) (*hls.MediaPlaylist, error) {
+	if cfg.NoResume {
+		return nil, nil
 	}
-	pub, err := hls.NewPublisher(b, pcfg)
+	key := cfg.Prefix + cfg.PlaylistName
+	old, err := hls.LoadMedia(ctx, b, key)
+	switch {
+	case err == nil && old.Ended:
+		return nil, fmt.Errorf("%w: %s", ErrFinished, key)
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		old = nil
+	case err != nil:
+		return nil, fmt.Errorf("livechunk: reading existing playlist: %w", err)
+	}
+	nextSeg, nextInit, found, err := scanExisting(ctx, b, cfg.Prefix)
 	if err != nil {
 		return nil, err
 	}
-	if old != nil {
-		pub.Restore(old)
+	if found || old != nil {
+		ccfg.FirstSequence, ccfg.FirstInitSequence, ccfg.StartWithDiscontinuity = nextSeg, nextInit, true
+		cfg.Logger.Info("resuming recording", "prefix", cfg.Prefix, "next_segment", nextSeg, "next_init", nextInit)
 	}
-	p.pub = pub
-	p.pubRetry = pcfg.Retry
+	return old, nil
+}
 
-	scfg := cfg.Sink
-	scfg.Prefix = cfg.Prefix
+// startSink starts the pipeline's uploads. Objects a crashed run left in
+// the sink's spool upload first; new ones continue after them (ccfg).
+func (p *Pipeline) startSink(ccfg *chunker.Config) {
+	scfg := p.cfg.Sink
+	scfg.Prefix = p.cfg.Prefix
 	if scfg.Logger == nil {
-		scfg.Logger = cfg.Logger
+		scfg.Logger = p.cfg.Logger
 	}
 	scfg.OnDurable = p.onDurable
-	p.sink = sink.New(b, scfg)
-	// Objects a crashed run left in the sink's spool upload first; new ones
-	// continue after them.
+	p.sink = sink.New(p.bucket, scfg)
 	for _, ev := range p.sink.Recovered() {
 		if ev.Kind == sink.KindSegment {
 			ccfg.FirstSequence = max(ccfg.FirstSequence, ev.Seq+1)
@@ -274,14 +298,6 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		}
 		ccfg.StartWithDiscontinuity = true
 	}
-
-	c, err := chunker.New(ccfg, (*pipelineOutput)(p))
-	if err != nil {
-		return nil, err
-	}
-	p.chunk = c
-	go p.publishLoop()
-	return p, nil
 }
 
 // scanExisting lists the objects under prefix and returns the sequence
