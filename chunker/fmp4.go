@@ -226,16 +226,53 @@ func (w *fmp4Writer) setDuration(d int64) {
 }
 
 func (w *fmp4Writer) finish() (data, full []byte, err error) {
-	n := len(w.samples)
-	if n > w.maxFrames {
-		w.maxFrames = n
+	w.maxFrames = max(w.maxFrames, len(w.samples))
+	w.maxAudio = max(w.maxAudio, len(w.asamples))
+	moof, trun, atrun := w.moof()
+	// The audio run follows the video run in the mdat.
+	w.buf = append(grow(w.buf, len(w.abuf), 0), w.abuf...)
+	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
+	payload := len(w.buf) - w.headroom
+	mdatHdr := 8
+	if uint64(payload)+8 > 1<<32-1 {
+		mdatHdr = 16
 	}
-	if na := len(w.asamples); na > w.maxAudio {
-		w.maxAudio = na
+	if int64(moof.Size())+int64(mdatHdr)+int64(payload) > 1<<31-1 {
+		return nil, w.buf, fmt.Errorf("chunker: fMP4 segment of %d bytes is too large", payload)
 	}
-	moof := &mp4.MoofBox{}
+	base := int32(moof.Size()) + int32(mdatHdr)
+	if trun != nil {
+		trun.DataOffset = base
+	}
+	if atrun != nil {
+		atrun.DataOffset = base + int32(payload-len(w.abuf))
+	}
+	hdrSize := int(styp.Size()+moof.Size()) + mdatHdr
+	var hdr []byte
+	if hdrSize <= w.headroom {
+		hdr = w.buf[w.headroom-hdrSize : w.headroom]
+		data = w.buf[w.headroom-hdrSize:]
+		full = w.buf
+	} else {
+		// More samples than the headroom was sized for: one extra copy.
+		full = make([]byte, hdrSize+payload)
+		copy(full[hdrSize:], w.buf[w.headroom:])
+		hdr = full[:hdrSize]
+		data = full
+	}
+	if err := writeHeader(hdr, styp, moof, payload, mdatHdr); err != nil {
+		return nil, full, err
+	}
+	w.buf = nil
+	return data, full, nil
+}
+
+// moof builds the segment's moof box: a track fragment per track with
+// samples, video (trun version 1: signed composition offsets) then audio
+// (every frame a sync sample). The truns' data offsets are set by finish.
+func (w *fmp4Writer) moof() (moof *mp4.MoofBox, trun, atrun *mp4.TrunBox) {
+	moof = &mp4.MoofBox{}
 	_ = moof.AddChild(mp4.CreateMfhd(uint32(w.seq + 1)))
-	var trun, atrun *mp4.TrunBox
 	if w.video {
 		traf := &mp4.TrafBox{}
 		_ = moof.AddChild(traf)
@@ -268,44 +305,19 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 		}
 		_ = traf.AddChild(atrun)
 	}
-	// The audio run follows the video run in the mdat.
-	w.buf = append(grow(w.buf, len(w.abuf), 0), w.abuf...)
-	styp := mp4.NewStyp("msdh", 0, []string{"msdh", "iso6"})
-	payload := len(w.buf) - w.headroom
-	mdatHdr := 8
-	if uint64(payload)+8 > 1<<32-1 {
-		mdatHdr = 16
-	}
-	if int64(moof.Size())+int64(mdatHdr)+int64(payload) > 1<<31-1 {
-		return nil, w.buf, fmt.Errorf("chunker: fMP4 segment of %d bytes is too large", payload)
-	}
-	base := int32(moof.Size()) + int32(mdatHdr)
-	if trun != nil {
-		trun.DataOffset = base
-	}
-	if atrun != nil {
-		atrun.DataOffset = base + int32(payload-len(w.abuf))
-	}
-	hdrSize := int(styp.Size()+moof.Size()) + mdatHdr
+	return moof, trun, atrun
+}
 
-	var hdr []byte
-	if hdrSize <= w.headroom {
-		hdr = w.buf[w.headroom-hdrSize : w.headroom]
-		data = w.buf[w.headroom-hdrSize:]
-		full = w.buf
-	} else {
-		// More samples than the headroom was sized for: one extra copy.
-		full = make([]byte, hdrSize+payload)
-		copy(full[hdrSize:], w.buf[w.headroom:])
-		hdr = full[:hdrSize]
-		data = full
-	}
+// writeHeader writes styp, moof and the header of an mdat of payload
+// bytes (mdatHdr: 8, or 16 for a large size) into hdr, which must be their
+// exact size.
+func writeHeader(hdr []byte, styp *mp4.StypBox, moof *mp4.MoofBox, payload, mdatHdr int) error {
 	sw := bits.NewFixedSliceWriterFromSlice(hdr)
 	if err := styp.EncodeSW(sw); err != nil {
-		return nil, full, err
+		return err
 	}
 	if err := moof.EncodeSW(sw); err != nil {
-		return nil, full, err
+		return err
 	}
 	if mdatHdr == 8 {
 		sw.WriteUint32(uint32(payload + 8))
@@ -316,11 +328,10 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 		sw.WriteUint64(uint64(payload + 16))
 	}
 	if err := sw.AccError(); err != nil {
-		return nil, full, err
+		return err
 	}
-	if sw.Offset() != hdrSize {
-		return nil, full, fmt.Errorf("chunker: internal error: header %d bytes, expected %d", sw.Offset(), hdrSize)
+	if sw.Offset() != len(hdr) {
+		return fmt.Errorf("chunker: internal error: header %d bytes, expected %d", sw.Offset(), len(hdr))
 	}
-	w.buf = nil
-	return data, full, nil
+	return nil
 }
