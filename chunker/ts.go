@@ -45,14 +45,6 @@ type tsWriter struct {
 	packEnd int64 // output time right after its last frame
 }
 
-// Start code and access unit delimiter (primary_pic_type 7: any slice) in
-// Annex-B framing; players (video.js, iOS, QuickTime) need the delimiter
-// in MPEG-TS.
-var (
-	annexBStart = []byte{0, 0, 0, 1}
-	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
-)
-
 // maxAudioPES is the payload size up to which audio frames share a PES.
 const maxAudioPES = 2930
 
@@ -128,15 +120,8 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 			nalus = t.scratch
 		}
 	}
-	pl := &t.mux.Payload
-	pl.Reset()
-	if naluType(nalus[0]) != h264.NALUTypeAccessUnitDelimiter {
-		pl.Add(annexBAUD)
-	}
-	for _, n := range nalus {
-		pl.Add(annexBStart)
-		pl.Add(n)
-	}
+	t.mux.Payload.Reset()
+	t.mux.Payload.AddAccessUnit(nalus)
 	t.buf = t.mux.WritePES(t.buf, t.video, t.to90k(pts), t.to90k(dts), true, idr)
 	return nil
 }

@@ -410,28 +410,14 @@ func (m *tsRemux) picture(i int, au [][]byte) error {
 	return m.writeH264(p, d, nalus)
 }
 
-// writeH264 writes an access unit: an access unit delimiter first (players
-// need it in MPEG-TS), a random-access point when it holds an IDR picture.
+// writeH264 writes an access unit, a random-access point when it holds an
+// IDR picture.
 func (m *tsRemux) writeH264(pts, dts int64, au [][]byte) error {
-	pl := &m.mux.Payload
-	if h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
-		pl.Add(annexBAUD)
-	}
-	for _, n := range au {
-		pl.Add(annexBStart)
-		pl.Add(n)
-	}
+	m.mux.Payload.AddAccessUnit(au)
 	m.out = m.mux.WritePES(m.out[:0], m.video, pts, dts, true, h264.IsRandomAccess(au))
 	_, err := m.w.Write(m.out)
 	return err
 }
-
-// Start code and access unit delimiter (primary_pic_type 7: any slice) in
-// Annex-B framing.
-var (
-	annexBStart = []byte{0, 0, 0, 1}
-	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
-)
 
 // writeAACPES writes AAC frames as one PES packet of ADTS frames.
 func (m *tsRemux) writeAACPES(pts int64, frames [][]byte) error {

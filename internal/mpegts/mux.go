@@ -1,5 +1,7 @@
 package mpegts
 
+import "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 // MPEG-TS packetization, written straight into the caller's buffer: each
 // payload byte is copied once, from the caller's NAL units or AAC frames
 // into its 188-byte packet, and nothing is allocated per PES packet. The
@@ -146,6 +148,27 @@ func (s *Pieces) Add(b []byte) {
 	if len(b) > 0 {
 		s.p = append(s.p, b)
 		s.len += len(b)
+	}
+}
+
+// Start code and access unit delimiter (primary_pic_type 7: any slice) in
+// Annex-B framing.
+var (
+	annexBStart = []byte{0, 0, 0, 1}
+	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
+)
+
+// AddAccessUnit appends an H.264 access unit in the framing of MPEG-TS:
+// an access unit delimiter first unless it has one (players such as
+// video.js, iOS and QuickTime need it), then every NAL unit after a
+// 4-byte start code.
+func (s *Pieces) AddAccessUnit(au [][]byte) {
+	if len(au) == 0 || h264.NALUType(au[0][0]&0x1f) != h264.NALUTypeAccessUnitDelimiter {
+		s.Add(annexBAUD)
+	}
+	for _, n := range au {
+		s.Add(annexBStart)
+		s.Add(n)
 	}
 }
 

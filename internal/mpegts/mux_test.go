@@ -78,14 +78,9 @@ func readStreams(t testing.TB, name string) ([]pes, mpeg4audio.AudioSpecificConf
 	return out, conf
 }
 
-var (
-	annexBStart = []byte{0, 0, 0, 1}
-	annexBAUD   = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
-)
-
 // muxAll writes the PES packets with a Muxer, as the chunker and stitch
-// do: an access unit delimiter and start codes before the NAL units, an
-// ADTS header before each AAC frame.
+// do: access units in MPEG-TS framing, an ADTS header before each AAC
+// frame.
 func muxAll(t testing.TB, in []pes, conf mpeg4audio.AudioSpecificConfig, w io.Writer, buf []byte) []byte {
 	video := &mpegts.Stream{Type: mpegts.StreamH264, StreamID: mpegts.StreamIDVideo}
 	audio := &mpegts.Stream{Type: mpegts.StreamADTS, StreamID: mpegts.StreamIDAudio}
@@ -113,11 +108,7 @@ func muxAll(t testing.TB, in []pes, conf mpeg4audio.AudioSpecificConfig, w io.Wr
 			}
 			buf = m.WritePES(buf[:0], audio, p.pts, 0, false, true)
 		} else {
-			m.Payload.Add(annexBAUD)
-			for _, n := range p.units {
-				m.Payload.Add(annexBStart)
-				m.Payload.Add(n)
-			}
+			m.Payload.AddAccessUnit(p.units)
 			buf = m.WritePES(buf[:0], video, p.pts, p.dts, true, h264.IsRandomAccess(p.units))
 		}
 		if _, err := w.Write(buf); err != nil {
@@ -227,7 +218,7 @@ func TestMuxTables(t *testing.T) {
 	video := &mpegts.Stream{Type: mpegts.StreamH264, StreamID: mpegts.StreamIDVideo}
 	audio := &mpegts.Stream{Type: mpegts.StreamADTS, StreamID: mpegts.StreamIDAudio}
 	m := mpegts.NewMuxer(video, audio)
-	m.Payload.Add(annexBAUD)
+	m.Payload.AddAccessUnit([][]byte{{byte(h264.NALUTypeIDR), 0x88}})
 	b := m.WritePES(nil, video, 0, 0, true, true)
 	pat := mpegts.Section{PID: 0}
 	sec := pat.Packet(b[:mpegts.PacketSize])
