@@ -42,17 +42,23 @@ var chunkJoiners = []joiner{
 }
 
 func recordChunks(t *testing.T, paths []string, format chunker.Format) []string {
+	src, err := source.OpenChunks(paths, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	return recordSource(t, src, format)
+}
+
+// recordSource records src as a VOD into a directory and returns its
+// playlist.
+func recordSource(t *testing.T, src source.Source, format chunker.Format) []string {
 	dir := t.TempDir()
 	b, err := sink.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	src, err := source.OpenChunks(paths, source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	if _, err := livechunk.Record(context.Background(), b, src, livechunk.Config{Format: format, Playlist: hls.VOD}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +66,23 @@ func recordChunks(t *testing.T, paths []string, format chunker.Format) []string 
 }
 
 func serveChunks(t *testing.T, paths []string, nums []int) []string {
+	return serve(t, func(do func(method, path string, body []byte)) {
+		for i, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			do("PUT", fmt.Sprintf("/ingest/cam/%d", nums[i]), data)
+		}
+		do("POST", "/ingest/cam/end", nil)
+	})
+}
+
+// serve runs a server on a directory, has ingest make requests of it
+// (each must be answered 200), shuts it down (which waits for the VOD
+// stitch of an ended stream) and returns the stream cam's live playlist
+// and VOD file.
+func serve(t *testing.T, ingest func(do func(method, path string, body []byte))) []string {
 	dir := t.TempDir()
 	b, err := sink.Open(context.Background(), dir)
 	if err != nil {
@@ -72,7 +95,7 @@ func serveChunks(t *testing.T, paths []string, nums []int) []string {
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	do := func(method, path string, body []byte) {
+	ingest(func(method, path string, body []byte) {
 		req, _ := http.NewRequest(method, ts.URL+path, bytes.NewReader(body))
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -82,16 +105,7 @@ func serveChunks(t *testing.T, paths []string, nums []int) []string {
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("%s %s: %s", method, path, res.Status)
 		}
-	}
-	for i, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		do("PUT", fmt.Sprintf("/ingest/cam/%d", nums[i]), data)
-	}
-	do("POST", "/ingest/cam/end", nil)
-	// Shutdown waits for the VOD stitch that the end started.
+	})
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -205,52 +219,20 @@ var streamJoiners = []joiner{
 }
 
 func recordInput(t *testing.T, path string, format chunker.Format) []string {
-	dir := t.TempDir()
-	b, err := sink.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	src, err := source.Open(path, source.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if _, err := livechunk.Record(context.Background(), b, src, livechunk.Config{Format: format, Playlist: hls.VOD}); err != nil {
-		t.Fatal(err)
-	}
-	return []string{filepath.Join(dir, "index.m3u8")}
+	return recordSource(t, src, format)
 }
 
 func pushFile(t *testing.T, paths []string, _ []int) []string {
-	dir := t.TempDir()
-	b, err := sink.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	srv, err := server.New(server.Config{Bucket: b, Stitch: server.StitchMP4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
 	data, err := os.ReadFile(paths[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.Post(ts.URL+"/ingest/cam", "video/mp2t", bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("push: %s", res.Status)
-	}
-	if err := srv.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return []string{filepath.Join(dir, "cam", "index.m3u8"), filepath.Join(dir, "cam", "vod.mp4")}
+	return serve(t, func(do func(method, path string, body []byte)) { do("POST", "/ingest/cam", data) })
 }
 
 // expectRead is what an output of the given input files joined end to
