@@ -1,11 +1,10 @@
 package chunker
 
 import (
-	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/livechunk/livechunk/internal/accessunit"
 )
 
 // paramSets is the current SPS/PPS set and what was parsed from it.
@@ -18,18 +17,8 @@ type paramSets struct {
 	fps      float64 // from VUI timing, 0 if absent
 }
 
-func (p *paramSets) equalSPS(sps [][]byte) bool { return equalNALUs(p.sps, sps) }
-func (p *paramSets) equalPPS(pps [][]byte) bool { return equalNALUs(p.pps, pps) }
-
-func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
-
-func cloneNALUs(in [][]byte) [][]byte {
-	out := make([][]byte, len(in))
-	for i, n := range in {
-		out[i] = bytes.Clone(n)
-	}
-	return out
-}
+func (p *paramSets) equalSPS(sps [][]byte) bool { return accessunit.Equal(p.sps, sps) }
+func (p *paramSets) equalPPS(pps [][]byte) bool { return accessunit.Equal(p.pps, pps) }
 
 // CheckParameterSets reports whether sps and pps (NAL units without
 // framing, as an MP4 avcC box or Config.SPS and Config.PPS carry them) can
@@ -62,8 +51,8 @@ func parseParamSets(sps, pps [][]byte) (ps *paramSets, err error) {
 		return nil, fmt.Errorf("%w: SPS too short", ErrBadParameterSets)
 	}
 	ps = &paramSets{
-		sps:    cloneNALUs(sps),
-		pps:    cloneNALUs(pps),
+		sps:    accessunit.Clone(sps),
+		pps:    accessunit.Clone(pps),
 		parsed: parsed,
 		// RFC 6381: profile_idc, constraint flags byte, level_idc, straight
 		// from the SPS bytes.

@@ -3,8 +3,7 @@ package chunker
 import (
 	"fmt"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
@@ -91,35 +90,13 @@ func (t *tsWriter) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) err
 	}
 	t.elapsed = dts - t.start
 	nalus := au
-	if idr {
-		hasSPS, hasPPS := false, false
-		for _, n := range au {
-			switch naluType(n) {
-			case h264.NALUTypeSPS:
-				hasSPS = true
-			case h264.NALUTypePPS:
-				hasPPS = true
-			}
-		}
-		if !hasSPS || !hasPPS {
-			// Every IDR carries SPS and PPS in-band, so each segment decodes
-			// on its own. They go after a leading AUD, if any.
-			t.scratch = t.scratch[:0]
-			rest := au
-			if naluType(au[0]) == h264.NALUTypeAccessUnitDelimiter {
-				t.scratch = append(t.scratch, au[0])
-				rest = au[1:]
-			}
-			t.scratch = append(t.scratch, ps.sps...)
-			t.scratch = append(t.scratch, ps.pps...)
-			for _, n := range rest {
-				if tp := naluType(n); tp != h264.NALUTypeSPS && tp != h264.NALUTypePPS {
-					t.scratch = append(t.scratch, n)
-				}
-			}
-			nalus = t.scratch
-		}
+	if idr && !accessunit.HasParamSets(au) {
+		// Every IDR carries SPS and PPS in-band, so each segment decodes
+		// on its own.
+		t.scratch = accessunit.AppendWithParamSets(t.scratch[:0], au, ps.sps, ps.pps)
+		nalus = t.scratch
 	}
+
 	t.mux.Payload.Reset()
 	t.mux.Payload.AddAccessUnit(nalus)
 	t.buf = t.mux.WritePES(t.buf, t.video, t.to90k(pts), t.to90k(dts), true, idr)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
@@ -80,7 +81,7 @@ func readPackets(t testing.TB, src Source) (video []chunker.Sample, audio []chun
 		}
 		switch p.Kind {
 		case KindVideo:
-			p.Video.NALUs = cloneNALUs(p.Video.NALUs)
+			p.Video.NALUs = accessunit.Clone(p.Video.NALUs)
 			video = append(video, p.Video)
 		case KindAudio:
 			p.Audio.Data = bytes.Clone(p.Audio.Data)

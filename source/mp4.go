@@ -13,6 +13,7 @@ import (
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/demux"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
@@ -515,13 +516,13 @@ func (m *MP4) next(audio bool) (Packet, error) {
 			continue
 		}
 		s.NALUs = m.nalus
-		if !equalNALUs(m.sentSPS, e.sps) || !equalNALUs(m.sentPPS, e.pps) {
+		if !accessunit.Equal(m.sentSPS, e.sps) || !accessunit.Equal(m.sentPPS, e.pps) {
 			switch {
-			case hasParamSets(m.nalus):
+			case accessunit.HasParamSets(m.nalus):
 				m.sentSPS, m.sentPPS = e.sps, e.pps
 			case !m.started || chunker.IsIDR(m.nalus):
 				if len(e.sps) > 0 && len(e.pps) > 0 {
-					m.withPS = prependParamSets(m.withPS, m.nalus, e.sps, e.pps)
+					m.withPS = accessunit.AppendWithParamSets(m.withPS[:0], m.nalus, e.sps, e.pps)
 					s.NALUs = m.withPS
 				}
 				m.sentSPS, m.sentPPS = e.sps, e.pps

@@ -30,16 +30,12 @@ package source
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
-
-	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
@@ -374,42 +370,4 @@ func newFormat(r io.Reader, head []byte, opt Options) (Source, error) {
 		return nil, err
 	}
 	return src, nil
-}
-
-// hasParamSets reports whether nalus contain both an SPS and a PPS.
-func hasParamSets(nalus [][]byte) bool {
-	var sps, pps bool
-	for _, n := range nalus {
-		switch mch264.NALUType(n[0] & 0x1f) {
-		case mch264.NALUTypeSPS:
-			sps = true
-		case mch264.NALUTypePPS:
-			pps = true
-		}
-	}
-	return sps && pps
-}
-
-// prependParamSets returns nalus with sps and pps inserted after a leading
-// access unit delimiter (if any), using dst as storage.
-func prependParamSets(dst, nalus, sps, pps [][]byte) [][]byte {
-	dst = dst[:0]
-	i := 0
-	if len(nalus) > 0 && mch264.NALUType(nalus[0][0]&0x1f) == mch264.NALUTypeAccessUnitDelimiter {
-		dst = append(dst, nalus[0])
-		i = 1
-	}
-	dst = append(dst, sps...)
-	dst = append(dst, pps...)
-	return append(dst, nalus[i:]...)
-}
-
-func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
-
-func cloneNALUs(in [][]byte) [][]byte {
-	out := make([][]byte, len(in))
-	for i, n := range in {
-		out[i] = bytes.Clone(n)
-	}
-	return out
 }

@@ -17,6 +17,7 @@ import (
 	mch264 "github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/internal/timeline"
@@ -35,7 +36,7 @@ func readAll(t testing.TB, src Source) []chunker.Sample {
 		if err != nil {
 			t.Fatalf("sample %d: %v", len(out), err)
 		}
-		s.NALUs = cloneNALUs(s.NALUs)
+		s.NALUs = accessunit.Clone(s.NALUs)
 		out = append(out, s)
 	}
 }
@@ -234,7 +235,7 @@ func TestMatchesFFprobe(t *testing.T) {
 			if idr == 0 {
 				t.Fatal("no IDR sample")
 			}
-			if !hasParamSets(got[0].NALUs) {
+			if !accessunit.HasParamSets(got[0].NALUs) {
 				t.Fatal("first sample carries no SPS/PPS")
 			}
 			if info.Width == 0 || info.Height == 0 || len(info.SPS) == 0 || len(info.PPS) == 0 {
@@ -529,7 +530,7 @@ func TestStreams(t *testing.T) {
 				t.Fatalf("%d samples from the pipe, %d from the file", len(got), len(want))
 			}
 			for i := range got {
-				if got[i].DTS != want[i].DTS || got[i].PTS != want[i].PTS || !equalNALUs(got[i].NALUs, want[i].NALUs) {
+				if got[i].DTS != want[i].DTS || got[i].PTS != want[i].PTS || !accessunit.Equal(got[i].NALUs, want[i].NALUs) {
 					t.Fatalf("sample %d differs", i)
 				}
 			}

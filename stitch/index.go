@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
 
@@ -348,7 +349,7 @@ func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
 			k++
 		}
 		if x.sync || m.tsDesc < 0 {
-			if m.tsDesc < 0 || !equalNALUs(m.ix.descs[m.tsDesc].sps, m.sps) || !equalNALUs(m.ix.descs[m.tsDesc].pps, m.pps) {
+			if m.tsDesc < 0 || !accessunit.Equal(m.ix.descs[m.tsDesc].sps, m.sps) || !accessunit.Equal(m.ix.descs[m.tsDesc].pps, m.pps) {
 				d, err := m.descForPS(m.sps, m.pps)
 				if err != nil {
 					return 0, err

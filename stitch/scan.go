@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"slices"
 
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/demux"
 	"github.com/livechunk/livechunk/internal/mpegts"
 )
@@ -262,12 +262,12 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 				pps = append(pps, n)
 			}
 		}
-		if (len(sps) > 0 && !equalNALUs(sps, lastSPS)) || (len(pps) > 0 && !equalNALUs(pps, lastPPS)) {
+		if (len(sps) > 0 && !accessunit.Equal(sps, lastSPS)) || (len(pps) > 0 && !accessunit.Equal(pps, lastPPS)) {
 			if len(sps) > 0 {
-				lastSPS = cloneNALUs(sps)
+				lastSPS = accessunit.Clone(sps)
 			}
 			if len(pps) > 0 {
-				lastPPS = cloneNALUs(pps)
+				lastPPS = accessunit.Clone(pps)
 			}
 			s.ps = append(s.ps, psAt{idx: len(s.samples), sps: lastSPS, pps: lastPPS})
 		}
@@ -287,16 +287,6 @@ func scanTS(ctx context.Context, p *Part) (*tsScan, error) {
 		return nil, err
 	}
 	return s, ctx.Err()
-}
-
-func equalNALUs(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
-
-func cloneNALUs(a [][]byte) [][]byte {
-	out := make([][]byte, len(a))
-	for i, n := range a {
-		out[i] = bytes.Clone(n)
-	}
-	return out
 }
 
 // scanPart reads the index of one part (and of its init section through

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
@@ -402,9 +403,9 @@ func (m *tsRemux) picture(i int, au [][]byte) error {
 	}
 	m.pictures++
 	nalus := au
-	if s.sync && !hasParamSets(au) {
+	if s.sync && !accessunit.HasParamSets(au) {
 		ds := ix.descs[s.desc]
-		m.withPS = append(append(append(m.withPS[:0], ds.sps...), ds.pps...), au...)
+		m.withPS = accessunit.AppendWithParamSets(m.withPS[:0], au, ds.sps, ds.pps)
 		nalus = m.withPS
 	}
 	return m.writeH264(p, d, nalus)
@@ -535,18 +536,4 @@ func (m *tsRemux) writeAudio(limit int64, keepLast bool) error {
 		m.qbuf = append(m.qbuf[:0], m.qbuf[off:]...)
 	}
 	return nil
-}
-
-// hasParamSets reports whether the access unit carries an SPS and a PPS.
-func hasParamSets(au [][]byte) bool {
-	sps, pps := false, false
-	for _, n := range au {
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			sps = true
-		case h264.NALUTypePPS:
-			pps = true
-		}
-	}
-	return sps && pps
 }
