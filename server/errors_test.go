@@ -1,0 +1,46 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/source"
+)
+
+// TestStatusOf: every error of the domain code maps to its status in one
+// place, wrapped as the code wraps it; what is not a refusal of the
+// client's input is a 500.
+func TestStatusOf(t *testing.T) {
+	wrap := func(errs ...error) error {
+		err := errs[len(errs)-1]
+		for i := len(errs) - 2; i >= 0; i-- {
+			err = fmt.Errorf("%w: %w", errs[i], err)
+		}
+		return fmt.Errorf("chunk 3 of \"cam\": %w", err)
+	}
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{ErrShuttingDown, http.StatusServiceUnavailable},
+		{wrap(ErrTooManyStreams), http.StatusServiceUnavailable},
+		{wrap(ErrNoStream), http.StatusNotFound},
+		{wrap(ErrEnded), http.StatusConflict},
+		{wrap(ErrBusy), http.StatusConflict},
+		{wrap(ErrConflict), http.StatusConflict},
+		{wrap(ErrTooLarge), http.StatusRequestEntityTooLarge},
+		{wrap(ErrInvalidChunk, source.ErrUnsupported), http.StatusUnsupportedMediaType},
+		{wrap(ErrInvalidChunk, source.ErrTruncated), http.StatusBadRequest},
+		{wrap(ErrInvalidChunk, errors.New("empty body")), http.StatusBadRequest},
+		{wrap(chunker.ErrBadParameterSets), http.StatusBadRequest},
+		{wrap(source.ErrInvalid), http.StatusBadRequest},
+		{errors.New("bucket unreachable"), http.StatusInternalServerError},
+	} {
+		if got := statusOf(tc.err); got != tc.want {
+			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
