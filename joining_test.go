@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/browsertest"
 	"github.com/livechunk/livechunk/internal/testkit/chunkkit"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
@@ -333,4 +336,37 @@ func pauseAfter(pictures []float64, step float64) []float64 {
 		}
 	}
 	return out
+}
+
+// TestPlaybackJoinedChunks plays recordings of B-frame phone chunks (the
+// audio of each leading its pictures by 53 ms, as ffmpeg's segment muxer
+// cuts them) with Chromium's own HLS player, through every join to the
+// last chunk: before the joining rule was one, each join left a hole in
+// the MPEG-TS timestamps, at the first of which Chromium's player stalled
+// for good.
+func TestPlaybackJoinedChunks(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	mediatest.RequireTool(t, "chromium")
+	capture := chunkkit.NewCapture(t, 12, 48000, 2)
+	dir := t.TempDir()
+	var paths []string
+	for i, ch := range capture.Cut(3, []float64{0.053}) {
+		p := filepath.Join(dir, fmt.Sprintf("chunk%d.mp4", i))
+		chunkkit.WriteChunk(t, p, capture, ch)
+		paths = append(paths, p)
+	}
+	for _, format := range []chunker.Format{chunker.TS, chunker.FMP4} {
+		t.Run(format.String(), func(t *testing.T) {
+			out := recordChunks(t, paths, format)[0]
+			srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Dir(out))))
+			t.Cleanup(srv.Close)
+			res := browsertest.PlayMP4(t, srv.URL+"/index.m3u8", browsertest.MP4Options{MinTime: 10.5, Timeout: 60 * time.Second})
+			if !res.Reached || res.MediaError != "" || res.AudioDecodedBytes == 0 {
+				t.Fatalf("native HLS playback through the joins failed: %s", res)
+			}
+			if math.Abs(res.Duration-12) > 0.05 {
+				t.Errorf("duration %.3f s, the chunks last 12 s", res.Duration)
+			}
+		})
+	}
 }

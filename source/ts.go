@@ -12,9 +12,12 @@ import (
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/demux"
 	"github.com/livechunk/livechunk/internal/mpegts"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
-const tsWrap = int64(1) << 33
+// maxDurationHint bounds the step to the next access unit's DTS that is
+// given as a sample's Duration: a longer one is a jump, not a duration.
+const maxDurationHint = 10 * timeline.MPEGClock
 
 // TS is a Source over an MPEG-2 transport stream. It reads the first H.264
 // elementary stream and the first AAC (ADTS) one of the first program,
@@ -114,7 +117,7 @@ func (t *TS) open(r io.Reader) (err error) {
 		t.log.Warn("mpegts: ignoring an audio track", "pid", u.ID, "err", u.Err)
 	}
 	if a := prog.Audio; a != nil {
-		t.info.Audio = &AudioInfo{ASC: bytes.Clone(a.ASC), Timescale: 90000, AACInfo: a.AAC}
+		t.info.Audio = &AudioInfo{ASC: bytes.Clone(a.ASC), Timescale: timeline.MPEGClock, AACInfo: a.AAC}
 		t.frame = int64(a.AAC.FrameSamples)
 		t.rate = int64(a.AAC.SampleRate)
 	}
@@ -138,7 +141,7 @@ func (t *TS) open(r io.Reader) (err error) {
 	if prog.Audio != nil {
 		t.da.PID = prog.Audio.PID
 	}
-	t.info.Format, t.info.Timescale, t.info.WrapBits = FormatTS, 90000, 33
+	t.info.Format, t.info.Timescale, t.info.WrapBits = FormatTS, timeline.MPEGClock, timeline.WrapBitsTS
 	if prog.Video == mpegts.NoPID {
 		t.info.NoVideo = true
 		return nil
@@ -196,7 +199,7 @@ func (t *TS) push(q queued) {
 func (t *TS) onAudio(pts int64, frames [][]byte) error {
 	b := t.detach(&t.da)
 	for i, f := range frames {
-		p := (pts + (int64(i)*t.frame*90000+t.rate/2)/t.rate) & (tsWrap - 1)
+		p := mpegts.FrameTime(pts, i, int(t.frame), int(t.rate))
 		var o *pesBuf
 		if i == len(frames)-1 {
 			o = b
@@ -294,8 +297,8 @@ func (t *TS) NextPacket() (Packet, error) {
 		if p.Kind == KindVideo {
 			p.Video.Duration = t.lastDur
 			if i := t.nextVideo(0); i >= 0 {
-				d := (t.queue[i].Video.DTS - p.Video.DTS) & (tsWrap - 1)
-				if d > 0 && d < 10*90000 {
+				d := timeline.WrapDiff(t.queue[i].Video.DTS-p.Video.DTS, timeline.WrapBitsTS)
+				if d > 0 && d < maxDurationHint {
 					p.Video.Duration = d
 					t.lastDur = d
 				}
