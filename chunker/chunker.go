@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/livechunk/livechunk/internal/accessunit"
 	"github.com/livechunk/livechunk/internal/timeline"
 )
 
@@ -355,7 +356,7 @@ var (
 	// ErrInvalidSample: empty access unit, empty NAL unit, or PTS < DTS.
 	ErrInvalidSample = errors.New("chunker: invalid sample")
 	// ErrInvalidFraming: bytes are not valid Annex-B or AVCC framing.
-	ErrInvalidFraming = errors.New("chunker: invalid NAL unit framing")
+	ErrInvalidFraming = accessunit.ErrInvalidFraming
 	// ErrBadParameterSets: an SPS or PPS that cannot be parsed.
 	ErrBadParameterSets = errors.New("chunker: bad parameter sets")
 	// ErrNoParameterSets: the stream ended with samples but no SPS/PPS.

@@ -135,7 +135,7 @@ func (t *TS) open(r io.Reader) (err error) {
 		in = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(head), br), 64<<10)
 	}
 	t.pr = mpegts.NewReader(in, onErr, nil)
-	t.dv = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, SplitAU: chunker.SplitAnnexB, DropAUD: true}
+	t.dv = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Video: t.onVideo, DropAUD: true}
 	t.da = mpegts.Depacketizer{PID: mpegts.NoPID, OnErr: onErr, MaxSize: maxSampleSize, Audio: t.onAudio}
 	t.dv.PID = prog.Video
 	if prog.Audio != nil {

@@ -82,7 +82,7 @@ func tsDemux(r io.Reader, onErr func(error), fn func(pts, dts int64, au [][]byte
 	d, da := &st.d, &st.da
 	d.Reset()
 	da.Reset()
-	d.PID, d.OnErr, d.Video, d.SplitAU, d.DropAUD, d.MaxSize = prog.Video, onErr, fn, chunker.SplitAnnexB, true, maxSampleSize
+	d.PID, d.OnErr, d.Video, d.DropAUD, d.MaxSize = prog.Video, onErr, fn, true, maxSampleSize
 	da.PID, da.OnErr, da.Audio, da.MaxSize = mpegts.NoPID, onErr, afn, maxSampleSize
 	if audio != nil && afn != nil {
 		da.PID = audio.pid

@@ -15,7 +15,6 @@ import (
 	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
-	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
@@ -59,7 +58,7 @@ func readStreams(t testing.TB, name string) ([]pes, mpeg4audio.AudioSpecificConf
 		return k
 	}
 	fail := func(err error) { t.Fatal(err) }
-	dv := mpegts.Depacketizer{PID: video, OnErr: fail, DropAUD: true, SplitAU: chunker.SplitAnnexB, Video: func(pts, dts int64, au [][]byte) error {
+	dv := mpegts.Depacketizer{PID: video, OnErr: fail, DropAUD: true, Video: func(pts, dts int64, au [][]byte) error {
 		out = append(out, pes{pts: pts, dts: dts, units: keep(au)})
 		return nil
 	}}

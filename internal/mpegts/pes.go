@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/livechunk/livechunk/internal/accessunit"
 )
 
 // ErrScrambled reports scrambled (encrypted) packets of a stream that is
@@ -36,10 +37,6 @@ type Depacketizer struct {
 	// Video receives an H.264 access unit: its raw 33-bit PTS and DTS
 	// (DTS = PTS when the PES has none) and its NAL units.
 	Video func(pts, dts int64, au [][]byte) error
-	// SplitAU cuts a video PES packet's payload, an Annex-B byte stream,
-	// into NAL units appended to dst (chunker.SplitAnnexB); it must be set
-	// with Video.
-	SplitAU func(dst [][]byte, b []byte) ([][]byte, error)
 	// DropAUD leaves access unit delimiters out of Video's NAL units; an
 	// access unit of nothing else is then reported to OnErr and skipped.
 	DropAUD bool
@@ -229,7 +226,7 @@ func (d *Depacketizer) Flush() error {
 		return d.Audio(pts, d.nalus)
 	case d.Video != nil:
 		var err error
-		d.nalus, err = d.SplitAU(d.nalus[:0], data)
+		d.nalus, err = accessunit.SplitAnnexB(d.nalus[:0], data)
 		if err != nil {
 			d.OnErr(err)
 			return nil

@@ -14,7 +14,6 @@ import (
 	mcmpegts "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
-	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/internal/mpegts"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
@@ -75,7 +74,7 @@ func withMediacommon(t *testing.T, b []byte) (units []unit, video, audio uint16)
 // withTSDemux demuxes b with this package; errs collects OnErr's reports.
 func withTSDemux(t *testing.T, b []byte, video, audio uint16) (units []unit, errs []error) {
 	onErr := func(err error) { errs = append(errs, err) }
-	dv := mpegts.Depacketizer{PID: video, OnErr: onErr, DropAUD: true, SplitAU: chunker.SplitAnnexB, Video: func(pts, dts int64, au [][]byte) error {
+	dv := mpegts.Depacketizer{PID: video, OnErr: onErr, DropAUD: true, Video: func(pts, dts int64, au [][]byte) error {
 		units = append(units, unit{pts: pts, dts: dts, data: join(au)})
 		return nil
 	}}
@@ -323,7 +322,7 @@ func TestDetach(t *testing.T) {
 	var bufs [][]byte
 	var lists [][][]byte
 	var d mpegts.Depacketizer
-	d = mpegts.Depacketizer{PID: video, DropAUD: true, SplitAU: chunker.SplitAnnexB, OnErr: func(err error) { t.Error(err) },
+	d = mpegts.Depacketizer{PID: video, DropAUD: true, OnErr: func(err error) { t.Error(err) },
 		Video: func(pts, dts int64, au [][]byte) error {
 			buf, nalus := d.Detach()
 			bufs, lists = append(bufs, buf), append(lists, nalus)
