@@ -134,8 +134,6 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 	if in == nil || len(in.parts) == 0 {
 		return nil, fmt.Errorf("%w: no parts", ErrNoInput)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	m := &merger{
 		ix:     &index{},
 		log:    opt.logger(),
@@ -145,36 +143,10 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		unwrap: timeline.Unwrapper{Bits: timeline.WrapBitsTS},
 	}
 	parts := in.parts
-	workers := opt.concurrency()
-	inits := newInitCache()
-	results := make([]chan scanResult, len(parts))
-	defer func() {
-		// Stop the scans still running and wait for them, so that no
-		// part is opened after the call returns.
-		cancel()
-		for _, ch := range results {
-			if ch != nil {
-				<-ch
-			}
-		}
-	}()
-	started := 0
-	launch := func() {
-		if started < len(parts) {
-			i := started
-			started++
-			ch := make(chan scanResult, 1)
-			results[i] = ch
-			go func() { ch <- scanPart(ctx, &parts[i], inits) }()
-		}
-	}
-	for range workers {
-		launch()
-	}
+	scans := startScans(ctx, parts, opt.concurrency())
+	defer scans.stop()
 	for i := range parts {
-		res := <-results[i]
-		results[i] = nil
-		launch()
+		res := scans.next()
 		if res.err != nil {
 			return nil, partErr(parts[i].Name, res.err)
 		}
@@ -193,6 +165,12 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 			break
 		}
 	}
+	return m.finish(len(parts))
+}
+
+// finish completes the index once every part is merged: the last
+// picture's duration, the presentation origin, the audio track.
+func (m *merger) finish(parts int) (*index, error) {
 	ix := m.ix
 	if len(ix.samples) == 0 && ix.audio != nil && len(ix.audio.samples) > 0 {
 		ix.audio.finish()
@@ -202,7 +180,7 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		if ix.dropped > 0 {
 			return nil, fmt.Errorf("%w: %d pictures but no keyframe", ErrNoInput, ix.dropped)
 		}
-		return nil, fmt.Errorf("%w: no H.264 pictures in %d parts", ErrNoInput, len(parts))
+		return nil, fmt.Errorf("%w: no H.264 pictures in %d parts", ErrNoInput, parts)
 	}
 	if !ix.stopped {
 		last := &ix.samples[len(ix.samples)-1]
@@ -217,6 +195,60 @@ func buildIndex(ctx context.Context, in *Input, opt Options) (*index, error) {
 		m.log.Warn("stitch: pictures before the first keyframe dropped", "count", ix.dropped)
 	}
 	return ix, nil
+}
+
+// scans reads the indexes of parts ahead of the merge, up to a number of
+// them at once, each with its init section through one cache.
+type scans struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	parts   []Part
+	inits   *initCache
+	results []chan scanResult
+	started int // parts whose scan has started
+	taken   int // results taken by next
+}
+
+// startScans starts the scans of the first workers parts.
+func startScans(ctx context.Context, parts []Part, workers int) *scans {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &scans{ctx: ctx, cancel: cancel, parts: parts, inits: newInitCache(), results: make([]chan scanResult, len(parts))}
+	for range workers {
+		s.launch()
+	}
+	return s
+}
+
+// launch starts the scan of the next part, if any.
+func (s *scans) launch() {
+	if s.started == len(s.parts) {
+		return
+	}
+	i := s.started
+	s.started++
+	ch := make(chan scanResult, 1)
+	s.results[i] = ch
+	go func() { ch <- scanPart(s.ctx, &s.parts[i], s.inits) }()
+}
+
+// next waits for the next part's scan, in order, and starts another.
+func (s *scans) next() scanResult {
+	res := <-s.results[s.taken]
+	s.results[s.taken] = nil
+	s.taken++
+	s.launch()
+	return res
+}
+
+// stop stops the scans still running and waits for them, so that no part
+// is opened after the first pass returns.
+func (s *scans) stop() {
+	s.cancel()
+	for _, ch := range s.results {
+		if ch != nil {
+			<-ch
+		}
+	}
 }
 
 // fallbackDur is the duration of the last sample when no following sample
@@ -255,30 +287,12 @@ func (m *merger) addPart(p *Part, res scanResult) (stop bool, err error) {
 
 func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	s := res.mp4
-	var ti *trackInfo
-	own := false
-	switch {
-	case s.moov != nil:
-		t, err := m.track(s.movie)
-		if err != nil {
-			return false, err
-		}
-		ti, m.cur = t, t
-		own = t.hasSamples() || len(s.moofs) > 0
-		if !own {
-			return false, nil // an init section: used by the parts that follow
-		}
-	case res.init != nil:
-		if _, seen := m.tracks[res.init.moov]; !seen {
-			m.ix.reads += res.init.reads
-		}
-		t, err := m.track(res.init.movie)
-		if err != nil {
-			return false, err
-		}
-		ti, m.cur = t, t
-	default:
-		ti = m.cur
+	ti, own, err := m.partTrack(res)
+	if err != nil {
+		return false, err
+	}
+	if s.moov != nil && !own {
+		return false, nil // an init section: used by the parts that follow
 	}
 	if len(s.moofs) == 0 && (ti == nil || !ti.hasSamples() || s.moov == nil) {
 		return false, errorf(ErrInvalid, "no moov or moof box")
@@ -286,16 +300,7 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	if ti == nil {
 		return false, errorf(ErrInvalid, "movie fragments without an init section (moov) before them")
 	}
-	var ls []localSample
-	var err error
-	if s.moov != nil && ti.samples {
-		ls, err = progressiveSamples(ti, s.size)
-		if err != nil {
-			return false, err
-		}
-	}
-	noTFDT := false
-	ls, noTFDT, err = fragmentSamples(ls, ti, s)
+	ls, noTFDT, err := trackSamples(ti, s)
 	if err != nil {
 		return false, err
 	}
@@ -318,14 +323,8 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 		return stop, err
 	}
 	if a := ti.audio; a != nil {
-		var als []localSample
-		if s.moov != nil && a.samples {
-			if als, err = progressiveSamples(a, s.size); err != nil {
-				return false, err
-			}
-		}
-		aNoTFDT := false
-		if als, aNoTFDT, err = fragmentSamples(als, a, s); err != nil {
+		als, aNoTFDT, err := trackSamples(a, s)
+		if err != nil {
 			return false, err
 		}
 		if err := m.mergeAudio(&pi, als, nil, a, false, aNoTFDT, own && a.hasEdit); err != nil {
@@ -334,6 +333,50 @@ func (m *merger) addMP4(p *Part, res scanResult) (bool, error) {
 	}
 	m.addPartInfo(&pi)
 	return false, nil
+}
+
+// partTrack returns the track an MP4 part's samples belong to: its own
+// moov's, its init section's, or (for a bare fragment) the last init
+// section's. own reports that the part's moov lists samples or the part has
+// fragments; a moov that does neither is an init section, for which ti is
+// nil and own false (the track is kept for the parts that follow).
+func (m *merger) partTrack(res scanResult) (ti *trackInfo, own bool, err error) {
+	s := res.mp4
+	switch {
+	case s.moov != nil:
+		t, err := m.track(s.movie)
+		if err != nil {
+			return nil, false, err
+		}
+		m.cur = t
+		if own = t.hasSamples() || len(s.moofs) > 0; !own {
+			return nil, false, nil
+		}
+		return t, true, nil
+	case res.init != nil:
+		if _, seen := m.tracks[res.init.moov]; !seen {
+			m.ix.reads += res.init.reads
+		}
+		t, err := m.track(res.init.movie)
+		if err != nil {
+			return nil, false, err
+		}
+		m.cur = t
+		return t, false, nil
+	}
+	return m.cur, false, nil
+}
+
+// trackSamples lists a track's samples in an MP4 part: its sample tables'
+// (a progressive file), then its fragments'. noTFDT reports a first
+// fragment without tfdt: its times are relative.
+func trackSamples(ti *trackInfo, s *mp4Scan) (ls []localSample, noTFDT bool, err error) {
+	if s.moov != nil && ti.samples {
+		if ls, err = progressiveSamples(ti, s.size); err != nil {
+			return nil, false, err
+		}
+	}
+	return fragmentSamples(ls, ti, s)
 }
 
 func (m *merger) addTS(p *Part, s *tsScan) (bool, error) {
