@@ -260,9 +260,12 @@ func TestChunksAudio(t *testing.T) {
 	}
 }
 
-// TestLoopAudio replays a clip with audio twice: the second pass follows
-// the first on both tracks, nothing overlaps, and every frame is kept with
-// the same bytes (the second pass reads into the first pass's buffers).
+// TestLoopAudio replays a clip with audio twice: the second pass's
+// pictures follow the first pass's at the frame step, its audio moves with
+// them (both tracks shifted by the same time), and its audio frames are the
+// first pass's byte for byte (it reads into the first pass's buffers) but
+// those that overlap the first pass's tail (its priming frame, which the
+// clip's edit list hides, lands on the first pass's last frame).
 func TestLoopAudio(t *testing.T) {
 	open := func() (Source, error) { return Open(mediatest.Testdata("av.mp4"), Options{}) }
 	one, err := open()
@@ -275,18 +278,23 @@ func TestLoopAudio(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2, a2 := readPackets(t, src)
-	if len(v2) != 2*len(v1) || len(a2) != 2*len(a1) {
-		t.Fatalf("%d video and %d audio, want %d and %d", len(v2), len(a2), 2*len(v1), 2*len(a1))
+	dropped := 2*len(a1) - len(a2)
+	if len(v2) != 2*len(v1) || dropped < 1 || dropped > 2 {
+		t.Fatalf("%d video and %d audio, want %d and %d less the overlap (a frame or two)", len(v2), len(a2), 2*len(v1), 2*len(a1))
 	}
 	for i, v := range v1 {
 		if !slices.EqualFunc(v2[len(v1)+i].NALUs, v.NALUs, bytes.Equal) {
 			t.Fatalf("second pass: video sample %d differs", i)
 		}
 	}
-	for i, a := range a1 {
+	for i, a := range a1[dropped:] {
 		if !bytes.Equal(a2[len(a1)+i].Data, a.Data) {
-			t.Fatalf("second pass: audio frame %d differs", i)
+			t.Fatalf("second pass: audio frame %d differs", i+dropped)
 		}
+	}
+	step := v1[1].DTS - v1[0].DTS
+	if join := v2[len(v1)].DTS - v2[len(v1)-1].DTS; join != step {
+		t.Errorf("the second pass's first picture follows the first pass's last by %d ticks, the frame step is %d", join, step)
 	}
 	for i := 1; i < len(a2); i++ {
 		if a2[i].PTS <= a2[i-1].PTS {
@@ -296,7 +304,7 @@ func TestLoopAudio(t *testing.T) {
 	// Both tracks of the second pass are shifted by the same time.
 	info := src.Info()
 	dv := float64(v2[len(v1)].DTS-v1[0].DTS) / float64(info.Timescale)
-	da := float64(a2[len(a1)].PTS-a1[0].PTS) / float64(info.Audio.Timescale)
+	da := float64(a2[len(a1)].PTS-a1[dropped].PTS) / float64(info.Audio.Timescale)
 	if d := dv - da; d > 1e-4 || d < -1e-4 {
 		t.Errorf("second pass: video shifted %.5f s, audio %.5f s", dv, da)
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -10,88 +11,44 @@ import (
 )
 
 // Loop replays the Source that open returns count times (forever when count
-// is 0), shifting each pass's timestamps so the stream continues without a
-// gap: the next pass starts right after the previous pass's last sample of
-// either track (one sample duration after its start). Audio is shifted with
-// the video, so their offset is kept. Every pass must have the same
-// timescales.
+// is 0), each pass joined to the one before by the joining rule of Chunks:
+// its pictures continue the previous pass's at their frame step, its audio
+// moves with them (audio that runs past the pictures' end overlaps the next
+// pass's start, and the overlap is dropped). Timestamps are converted to
+// the first pass's timescales.
 func Loop(open func() (Source, error), count int) (Source, error) {
-	first, err := open()
-	if err != nil {
+	l := &loop{}
+	l.j = joined{
+		next: func(i int) (Source, error) {
+			if count > 0 && i >= count {
+				return nil, io.EOF
+			}
+			return open()
+		},
+		handOver: reuseBuffers,
+		what:     "pass",
+		log:      slog.New(slog.DiscardHandler),
+	}
+	if err := l.j.start(); err != nil {
 		return nil, err
 	}
-	return &loop{open: open, cur: first, info: first.Info(), count: count, pass: 1}, nil
+	return l, nil
 }
 
-type loop struct {
-	open    func() (Source, error)
-	cur     Source
-	info    Info
-	count   int
-	pass    int
-	offset  int64 // added to the current pass's timestamps (Info.Timescale)
-	haveFst bool  // the current pass's offset is set
-	end     int64 // end of the last sample of either track, shifted
-}
+// loop is the Source of Loop.
+type loop struct{ j joined }
 
-func (l *loop) Info() Info { return l.info }
+func (l *loop) Info() Info { return l.j.info }
 
 func (l *loop) Next() (chunker.Sample, error) { return nextVideo(l.NextPacket) }
 
-func (l *loop) NextPacket() (Packet, error) {
-	ts := int64(l.info.Timescale)
-	for {
-		p, err := l.cur.NextPacket()
-		if err == io.EOF {
-			if l.count > 0 && l.pass >= l.count {
-				return p, io.EOF
-			}
-			if c, ok := l.cur.(io.Closer); ok {
-				c.Close()
-			}
-			next, err := l.open()
-			if err != nil {
-				return Packet{}, err
-			}
-			if o, n := asMP4(l.cur), asMP4(next); o != nil && n != nil {
-				n.reuseBuffers(o)
-			}
-			l.cur = next
-			l.pass++
-			l.haveFst = false
-			continue
-		}
-		if err != nil {
-			return p, err
-		}
-		if p.Kind == KindAudio && l.info.Audio == nil {
-			continue
-		}
-		// start and end of the packet in Info.Timescale ticks
-		var start, end int64
-		if p.Kind == KindVideo {
-			d := max(p.Video.Duration, 1)
-			start, end = p.Video.DTS, p.Video.DTS+d
-		} else {
-			a := l.info.Audio
-			ats := int64(a.Timescale)
-			start = timeline.Rescale(p.Audio.PTS, uint32(ats), uint32(ts))
-			end = timeline.Rescale(p.Audio.PTS+timeline.Rescale(int64(a.FrameSamples), uint32(a.SampleRate), uint32(ats)), uint32(ats), uint32(ts))
-		}
-		if !l.haveFst {
-			l.haveFst = true
-			if l.pass > 1 {
-				l.offset = l.end - start
-			}
-		}
-		if p.Kind == KindVideo {
-			p.Video.DTS += l.offset
-			p.Video.PTS += l.offset
-		} else {
-			p.Audio.PTS += timeline.Rescale(l.offset, uint32(ts), l.info.Audio.Timescale)
-		}
-		l.end = max(l.end, end+l.offset)
-		return p, nil
+func (l *loop) NextPacket() (Packet, error) { return l.j.nextPacket() }
+
+// reuseBuffers lets the next pass of a loop take over the read buffers of
+// the pass that ended.
+func reuseBuffers(prev, next Source) {
+	if o, n := asMP4(prev), asMP4(next); o != nil && n != nil {
+		n.reuseBuffers(o)
 	}
 }
 
