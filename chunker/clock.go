@@ -40,19 +40,19 @@ func (c *videoClock) unwrapSample(s *Sample, a *audioTrack, ts uint32) {
 }
 
 // out returns s's output decode and presentation times.
-func (c *videoClock) out(s Sample) (dts, pts int64) {
+func (c *videoClock) out(s *Sample) (dts, pts int64) {
 	return s.DTS + c.offset + c.dtsShift, s.PTS + c.offset
 }
 
 // placed records s, placed at output decode time outDTS, as the previous
 // sample.
-func (c *videoClock) placed(s Sample, outDTS int64) {
+func (c *videoClock) placed(s *Sample, outDTS int64) {
 	c.have, c.lastIn, c.lastOut, c.lastHint = true, s.DTS, outDTS, s.Duration
 }
 
 // seen records the input times of s, a sample that is dropped without
 // being placed.
-func (c *videoClock) seen(s Sample) {
+func (c *videoClock) seen(s *Sample) {
 	c.lastIn, c.lastHint = s.DTS, s.Duration
 }
 
@@ -60,7 +60,7 @@ func (c *videoClock) seen(s Sample) {
 // right after the last sample placed (which lasted closedDur), by
 // timeline.Follow. A sample that is not a random access point (it will be
 // dropped until one comes) continues the decode times instead.
-func (c *videoClock) follow(s Sample, rap bool) {
+func (c *videoClock) follow(s *Sample, rap bool) {
 	dts, pts := s.DTS+c.dtsShift, s.PTS
 	reorder := c.reorder
 	if !rap {

@@ -185,7 +185,7 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	if s.PTS < s.DTS && k.cfg.Format == TS {
 		return fail(fmt.Errorf("%w: PTS %d before DTS %d", ErrInvalidSample, s.PTS, s.DTS))
 	}
-	step := k.step(s)
+	step := k.step(&s)
 	if step == timeline.Back {
 		return fail(fmt.Errorf("%w: %d after %d", ErrNonMonotonicDTS, s.DTS, k.clk.lastIn))
 	}
@@ -200,38 +200,37 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		}
 	}
 	if step == timeline.Jump {
-		if err := k.jump(ctx, s, rap, newPS != nil); err != nil {
+		if err := k.jump(ctx, &s, rap, newPS != nil); err != nil {
 			return err
 		}
 	}
 	if newPS != nil {
-		if err := k.changeParams(ctx, s, newPS); err != nil {
+		if err := k.changeParams(ctx, &s, newPS); err != nil {
 			return err
 		}
 	}
-	k.startTimeline(s, rap)
-	outDTS, outPTS := k.clk.out(s)
-	if k.skipLeading(s) {
+	k.startTimeline(&s, rap)
+	outDTS, outPTS := k.clk.out(&s)
+	if k.skipLeading(&s) {
 		return nil
 	}
 	pause := step == timeline.Pause
 	if k.cut.pending {
-		return k.stash(ctx, idx, s, outDTS, outPTS, rap, idr, pause)
+		return k.stash(ctx, idx, &s, outDTS, outPTS, rap, idr, pause)
 	}
-	cutHere, waits, err := k.advance(ctx, idx, s, outDTS, outPTS, rap, step == timeline.Jump, pause)
+	cutHere, waits, err := k.advance(ctx, idx, &s, outDTS, outPTS, rap, step == timeline.Jump, pause)
 	if err != nil || waits {
 		return err
 	}
-	k.clk.placed(s, outDTS)
-	return k.add(ctx, idx, s, outDTS, outPTS, rap, idr, cutHere)
+	k.clk.placed(&s, outDTS)
+	return k.add(ctx, idx, &s, outDTS, outPTS, rap, idr, cutHere)
 }
 
 // checkAccessUnit refuses what cannot be an access unit: no NAL units, an
-// empty one, a set forbidden_zero_bit, or no coded slice.
+// empty one, a set forbidden_zero_bit, or no coded slice. (One pass over
+// the NAL units, the errors made only on the way out: it runs for every
+// sample.)
 func checkAccessUnit(nalus [][]byte) error {
-	if len(nalus) == 0 {
-		return fmt.Errorf("%w: empty access unit", ErrInvalidSample)
-	}
 	vcl := false
 	for _, n := range nalus {
 		if len(n) == 0 {
@@ -240,11 +239,12 @@ func checkAccessUnit(nalus [][]byte) error {
 		if n[0]&0x80 != 0 {
 			return fmt.Errorf("%w: forbidden_zero_bit set", ErrInvalidSample)
 		}
-		if t := naluType(n); t >= h264.NALUTypeNonIDR && t <= h264.NALUTypeIDR {
-			vcl = true
-		}
+		vcl = vcl || n[0]&0x1f-1 < byte(h264.NALUTypeIDR) // types 1 to 5: coded slices
 	}
-	if !vcl {
+	switch {
+	case len(nalus) == 0:
+		return fmt.Errorf("%w: empty access unit", ErrInvalidSample)
+	case !vcl:
 		return fmt.Errorf("%w: access unit without a coded slice", ErrInvalidSample)
 	}
 	return nil
@@ -289,15 +289,22 @@ func CheckAccessUnit(nalus, sps, pps [][]byte) error {
 // step classifies the step from the previous picture to s (see
 // timeline.Classify): a pause when the picture before declared the step as
 // its duration (a fragmented MP4's trun) or the audio went on through it.
-func (k *chunker) step(s Sample) timeline.Step {
+// A frame step, every sample's case, is told without the evidence.
+func (k *chunker) step(s *Sample) timeline.Step {
 	if !k.clk.have {
 		return timeline.Continue
 	}
 	step := s.DTS - k.clk.lastIn
-	e := timeline.Evidence{Step: step, Threshold: k.jumpThreshold(), Keyframe: IsIDR(s.NALUs)}
-	if step > e.Threshold {
+	th := k.jumpThreshold()
+	if step > 0 && step <= th {
+		return timeline.Continue
+	}
+	e := timeline.Evidence{Step: step, Threshold: th}
+	if step > th {
 		e.Declared = absi(step-k.clk.lastHint) <= 1
 		e.AudioRanOn = k.audioRanOn(k.clk.lastIn, s.DTS)
+	} else {
+		e.Keyframe = IsIDR(s.NALUs)
 	}
 	st := timeline.Classify(e)
 	if st == timeline.Pause {
@@ -367,7 +374,7 @@ func (k *chunker) randomAccess(nalus [][]byte) (idr, rap bool) {
 // into the closing segment (or waits with it, see deferredCut), the sample
 // before the jump gets its hinted or typical duration, and the new
 // timeline continues right after it (timeline.Follow).
-func (k *chunker) jump(ctx context.Context, s Sample, rap, newParams bool) error {
+func (k *chunker) jump(ctx context.Context, s *Sample, rap, newParams bool) error {
 	k.stats.TimestampJumps++
 	if a := k.aud; a != nil {
 		a.haveFloor = false // input times before and after differ
@@ -395,7 +402,7 @@ func (k *chunker) jump(ctx context.Context, s Sample, rap, newParams bool) error
 
 // changeParams closes the open segment at s, whose parameter sets differ:
 // the next segment needs a new init and is a discontinuity.
-func (k *chunker) changeParams(ctx context.Context, s Sample, ps *paramSets) error {
+func (k *chunker) changeParams(ctx context.Context, s *Sample, ps *paramSets) error {
 	if k.par.ps != nil {
 		if k.seg.open {
 			if err := k.releaseAudio(ctx, s.PTS, false); err != nil {
@@ -415,7 +422,7 @@ func (k *chunker) changeParams(ctx context.Context, s Sample, ps *paramSets) err
 
 // startTimeline chooses the output timeline at the stream's first sample,
 // and the fMP4 decode-time shift at its first random access point.
-func (k *chunker) startTimeline(s Sample, rap bool) {
+func (k *chunker) startTimeline(s *Sample, rap bool) {
 	if !k.clk.have {
 		// Decode times must not be negative (fMP4 tfdt is unsigned) and
 		// TS timestamps leave room for the PCR ahead of the first DTS;
@@ -454,7 +461,7 @@ func (k *chunker) minTime(ts uint32) int64 {
 }
 
 // skipLeading drops s when it is a leading picture of an open-GOP start.
-func (k *chunker) skipLeading(s Sample) bool {
+func (k *chunker) skipLeading(s *Sample) bool {
 	if !k.lead.on {
 		return false
 	}
@@ -468,7 +475,7 @@ func (k *chunker) skipLeading(s Sample) bool {
 }
 
 // stash adds s to the cut that waits for the audio.
-func (k *chunker) stash(ctx context.Context, idx int64, s Sample, outDTS, outPTS int64, rap, idr, pause bool) error {
+func (k *chunker) stash(ctx context.Context, idx int64, s *Sample, outDTS, outPTS int64, rap, idr, pause bool) error {
 	if len(k.cut.samples) == 0 && (!rap || k.par.ps == nil) {
 		// After a jump, the next segment starts at a keyframe too.
 		k.stats.DroppedNoKey++
@@ -485,7 +492,7 @@ func (k *chunker) stash(ctx context.Context, idx int64, s Sample, outDTS, outPTS
 	if len(k.cut.samples) == 0 && !idr {
 		k.lead = leadingSkip{on: true, pts: s.PTS}
 	}
-	k.cut.add(idx, s, outDTS, outPTS, rap)
+	k.cut.add(idx, *s, outDTS, outPTS, rap)
 	if outDTS-k.cut.samples[0].dts > k.maxCutWait() || len(k.cut.samples) >= maxCutSamples {
 		return k.resolveCut(ctx)
 	}
@@ -500,7 +507,7 @@ func (k *chunker) stash(ctx context.Context, idx int64, s Sample, outDTS, outPTS
 // so decode times would put some cuts a GOP late. waits reports that the
 // cut waits for audio (s is stashed with it); cutHere that the segment
 // closed at s.
-func (k *chunker) advance(ctx context.Context, idx int64, s Sample, outDTS, outPTS int64, rap, jump, pause bool) (cutHere, waits bool, err error) {
+func (k *chunker) advance(ctx context.Context, idx int64, s *Sample, outDTS, outPTS int64, rap, jump, pause bool) (cutHere, waits bool, err error) {
 	if !k.seg.open {
 		return false, false, nil
 	}
@@ -521,7 +528,7 @@ func (k *chunker) advance(ctx context.Context, idx int64, s Sample, outDTS, outP
 		// cut waits for it.
 		k.clk.placed(s, outDTS)
 		k.cut.start(s.PTS)
-		k.cut.add(idx, s, outDTS, outPTS, rap)
+		k.cut.add(idx, *s, outDTS, outPTS, rap)
 		return false, true, nil
 	}
 	// Audio before this picture's presentation time closes with the
@@ -537,7 +544,7 @@ func (k *chunker) advance(ctx context.Context, idx int64, s Sample, outDTS, outP
 
 // add writes s into the open segment, opening one at a random access
 // point (samples before one are dropped and counted).
-func (k *chunker) add(ctx context.Context, idx int64, s Sample, outDTS, outPTS int64, rap, idr, cutHere bool) error {
+func (k *chunker) add(ctx context.Context, idx int64, s *Sample, outDTS, outPTS int64, rap, idr, cutHere bool) error {
 	if !k.seg.open {
 		if !rap || k.par.ps == nil {
 			k.stats.DroppedNoKey++

@@ -46,15 +46,17 @@ func (s Step) String() string {
 	return "step?"
 }
 
-// MinJump is the least step that Threshold lets count as a jump or pause.
+// MinJump is the least step that Threshold lets count as a jump or pause
+// (whole seconds, so that its ticks are exact).
 const MinJump = time.Second
 
 // Threshold is the largest step of decode times still taken as continuous
 // in a stream whose frames last frame ticks of timescale ts: ten frames,
 // and at least MinJump. It serves video (frame: the typical picture
-// duration) and audio (frame: an audio frame's duration) alike.
+// duration) and audio (frame: an audio frame's duration) alike. It is
+// cheap enough for every sample.
 func Threshold(frame int64, ts uint32) int64 {
-	return max(Ticks(MinJump, ts), 10*frame)
+	return max(int64(ts)*int64(MinJump/time.Second), 10*frame)
 }
 
 // Evidence is what a caller knows about a step of decode times.

@@ -36,10 +36,16 @@ func Rescale(t int64, from, to uint32) int64 {
 	hi, lo := bits.Mul64(u, uint64(to))
 	lo, carry := bits.Add64(lo, uint64(from/2), 0)
 	hi += carry
-	if hi >= uint64(from) {
+	var q uint64
+	switch {
+	case hi == 0:
+		q = lo / uint64(from) // the common case: a 64-bit division
+	case hi >= uint64(from):
 		hi %= uint64(from) // the result does not fit in 64 bits anyway
+		fallthrough
+	default:
+		q, _ = bits.Div64(hi, lo, uint64(from))
 	}
-	q, _ := bits.Div64(hi, lo, uint64(from))
 	if neg {
 		return -int64(q)
 	}
