@@ -15,9 +15,10 @@ type AudioSample struct {
 	// PTS is in ticks of AudioConfig.Timescale.
 	PTS int64
 	// Duration, in the same ticks, is optional: the frame's duration when
-	// the container declares one that may differ from the nominal frame
-	// length (an MP4 track's last frame often ends early: the end of the
-	// recorded audio). 0 means the nominal length (see AACInfo).
+	// the container declares one. Only a duration shorter than the nominal
+	// frame length is taken (an MP4 track's last frame often ends early:
+	// the end of the recorded audio); 0, or a longer one, means the
+	// nominal length (see AACInfo).
 	Duration int64
 	// Data is one raw AAC frame (raw_data_block). The chunker copies it
 	// before WriteAudio returns.

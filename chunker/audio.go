@@ -137,6 +137,20 @@ func (k *chunker) unwrapAudio(pts int64) int64 {
 	return a.unwrap.Unwrap(pts)
 }
 
+// CheckAudioFrame reports what WriteAudio would refuse in an AAC frame:
+// an empty one, or one larger than ADTS can frame (8 KiB). The error wraps
+// ErrInvalidSample. Use it, with CheckAccessUnit, to refuse input that
+// arrives whole before any of it is recorded.
+func CheckAudioFrame(data []byte) error {
+	switch {
+	case len(data) == 0:
+		return fmt.Errorf("%w: empty audio frame", ErrInvalidSample)
+	case len(data) > maxAudioFrame:
+		return fmt.Errorf("%w: audio frame of %d bytes", ErrInvalidSample, len(data))
+	}
+	return nil
+}
+
 // audioJumpThreshold is the largest PTS step (input audio ticks) still
 // treated as continuous: Config.JumpThreshold, else timeline.Threshold of
 // an AAC frame.
@@ -159,11 +173,8 @@ func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
 	idx := a.index
 	a.index++
 	fail := func(err error) error { return &SampleError{Index: idx, DTS: s.PTS, Audio: true, Err: err} }
-	if len(s.Data) == 0 {
-		return fail(fmt.Errorf("%w: empty audio frame", ErrInvalidSample))
-	}
-	if len(s.Data) > maxAudioFrame {
-		return fail(fmt.Errorf("%w: audio frame of %d bytes", ErrInvalidSample, len(s.Data)))
+	if err := CheckAudioFrame(s.Data); err != nil {
+		return fail(err)
 	}
 	pts := k.unwrapAudio(s.PTS)
 	step := timeline.Continue
@@ -351,9 +362,10 @@ func (a *audioTrack) outTime(pts int64) int64 {
 
 // putAudio writes a frame into the open segment, or drops it (counted)
 // when no segment is open or it would not come after the previous frame.
-// Its duration is the nominal one unless the input declared another (dur,
-// input ticks; an MP4's short last frame): the next frame's time
-// overrides it when one follows in the same segment.
+// Its duration is the nominal one unless the input declared a shorter one
+// (dur, input ticks; an MP4's short last frame, see
+// timeline.FrameDuration): the next frame's time overrides it when one
+// follows in the same segment.
 func (k *chunker) putAudio(pts, dur int64, data []byte) error {
 	a := k.aud
 	if !k.seg.open {
@@ -381,7 +393,7 @@ func (k *chunker) putAudio(pts, dur int64, data []byte) error {
 	d := a.frame
 	if dur > 0 {
 		in, out := uint32(a.inTS), uint32(a.outTS)
-		d = max(1, timeline.Rescale(pts+dur, in, out)-timeline.Rescale(pts, in, out))
+		d = timeline.FrameDuration(timeline.Rescale(pts+dur, in, out)-timeline.Rescale(pts, in, out), a.frame)
 		if d != a.frame {
 			k.c.setAudioDuration(d)
 		}

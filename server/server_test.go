@@ -22,6 +22,7 @@ import (
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
 	"github.com/livechunk/livechunk/sink"
+	"github.com/livechunk/livechunk/source"
 	"gocloud.dev/blob"
 )
 
@@ -551,5 +552,65 @@ func TestChunksWithAudioLead(t *testing.T) {
 	}
 	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, live)); d != "" {
 		t.Errorf("video: %s", d)
+	}
+}
+
+// TestChunkWithUnreadableAudio: a chunk whose pictures read but whose last
+// audio frames lie past its end is refused whole (400) before the stream
+// depends on it, and the stream goes on with the chunks that follow; so
+// is a chunk with an audio frame larger than AAC allows.
+func TestChunkWithUnreadableAudio(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.mp4")
+	mediatest.FFmpeg(t, "-i", mediatest.Testdata("av.mp4"), "-c", "copy", "-movflags", "+faststart", good)
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut the file where every picture still reads and an audio frame
+	// does not.
+	bad := ""
+	for n := len(data) - 1; n > len(data)/2 && bad == ""; n-- {
+		src, err := source.NewMP4(bytes.NewReader(data[:n]), source.Options{})
+		if err != nil {
+			continue
+		}
+		videoOK := true
+		for {
+			if _, err := src.Next(); err != nil {
+				videoOK = err == io.EOF
+				break
+			}
+		}
+		src, _ = source.NewMP4(bytes.NewReader(data[:n]), source.Options{})
+		for {
+			_, err := src.NextPacket()
+			if err == io.EOF {
+				break
+			}
+			if err != nil && videoOK {
+				bad = filepath.Join(dir, "bad.mp4")
+				if err := os.WriteFile(bad, data[:n], 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	if bad == "" {
+		t.Fatal("no cut of the fixture loses audio but keeps its pictures")
+	}
+	ts := start(t, server.Config{})
+	for i, tc := range []struct {
+		n    int
+		file string
+		want int
+	}{{0, good, 200}, {1, bad, 400}, {1, good, 200}, {2, good, 200}} {
+		if code, body := put(t, ts, "cam", tc.n, tc.file); code != tc.want {
+			t.Fatalf("upload %d (chunk %d): %d %s, want %d", i, tc.n, code, body, tc.want)
+		}
 	}
 }

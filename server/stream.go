@@ -26,11 +26,12 @@ type chunk struct {
 	sum     [sha256.Size]byte // of the upload: a retry must be the same bytes
 }
 
-// checkChunk reads a whole uploaded chunk as the stream's source will read
-// it, and refuses what the stream would fail on in the middle of it, so
-// that a bad upload changes nothing: not an MP4, no pictures, access units
-// or parameter sets the chunker refuses, decode times that do not
-// increase. The error wraps ErrInvalidChunk and what the reader found.
+// checkChunk reads a whole uploaded chunk, audio included, as the stream's
+// source will read it, and refuses what the stream would fail on in the
+// middle of it, so that a bad upload changes nothing: not an MP4, no
+// pictures, samples that cannot be read, access units, parameter sets or
+// audio frames the chunker refuses, decode times that do not increase.
+// The error wraps ErrInvalidChunk and what the reader found.
 func checkChunk(body []byte) (*chunk, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: %w", ErrInvalidChunk, err) }
 	if len(body) == 0 {
@@ -53,20 +54,31 @@ func checkChunk(body []byte) (*chunk, error) {
 	}
 	pictures, lastDTS := 0, int64(0)
 	for {
-		p, err := src.Next()
+		p, err := src.NextPacket()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, bad(err)
 		}
-		if err := chunker.CheckAccessUnit(p.NALUs, info.SPS, info.PPS); err != nil {
+		if p.Kind == source.KindAudio {
+			// The stream reads only AAC it takes; what it would refuse
+			// is refused here, whichever track the stream has.
+			if info.Audio != nil {
+				if err := chunker.CheckAudioFrame(p.Audio.Data); err != nil {
+					return nil, bad(err)
+				}
+			}
+			continue
+		}
+		v := p.Video
+		if err := chunker.CheckAccessUnit(v.NALUs, info.SPS, info.PPS); err != nil {
 			return nil, bad(fmt.Errorf("sample %d: %w", pictures, err))
 		}
-		if pictures > 0 && p.DTS <= lastDTS {
-			return nil, bad(fmt.Errorf("%w: sample %d: DTS %d after %d", chunker.ErrNonMonotonicDTS, pictures, p.DTS, lastDTS))
+		if pictures > 0 && v.DTS <= lastDTS {
+			return nil, bad(fmt.Errorf("%w: sample %d: DTS %d after %d", chunker.ErrNonMonotonicDTS, pictures, v.DTS, lastDTS))
 		}
-		pictures, lastDTS = pictures+1, p.DTS
+		pictures, lastDTS = pictures+1, v.DTS
 	}
 	if pictures == 0 {
 		return nil, bad(errors.New("chunk holds no video samples"))
@@ -156,7 +168,7 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	case st.pushing != nil:
 		return res, fmt.Errorf("%w: it is being pushed as MPEG-TS", ErrBusy)
 	case st.err != nil:
-		return res, st.err
+		return res, fmt.Errorf("the stream failed earlier (%v); it takes no more chunks", st.err)
 	}
 	if sum, seen := st.sums[n]; seen {
 		if sum != c.sum {

@@ -49,9 +49,13 @@ type joined struct {
 	err   error
 }
 
-// maxLeadAudio bounds the audio frames held before a part's first picture
-// arrives; a part with more places itself by its audio.
-const maxLeadAudio = 1024
+// maxLeadAudio and maxLeadBytes bound the audio frames, and their bytes,
+// held before a part's first picture arrives; a part with more places
+// itself by its audio.
+const (
+	maxLeadAudio = 1024
+	maxLeadBytes = 4 << 20
+)
 
 // ErrPending is returned by NextPacket of a Chunks whose open function
 // returned it: the next chunk has not arrived. A later NextPacket asks for
@@ -186,11 +190,19 @@ func (j *joined) audio(a chunker.AudioSample) (Packet, bool) {
 		return Packet{}, false
 	}
 	if !j.join.Placed() {
-		// Audio before the part's first picture waits for it.
-		if len(j.held) >= maxLeadAudio {
-			j.join.PlaceAudio(j.held[0].Audio.PTS)
+		// Audio before the part's first picture waits for it, up to a
+		// bound: past it, the part is placed by its audio.
+		if len(j.held) >= maxLeadAudio || len(j.hbuf)+len(a.Data) > maxLeadBytes {
+			first := a.PTS
+			if len(j.held) > 0 {
+				first = j.held[0].Audio.PTS
+			}
+			j.join.PlaceAudio(first)
 			j.placeHeld()
-			return j.audio(a)
+			if p, ok := j.audio(a); ok {
+				j.ready = append(j.ready, p) // after the held frames
+			}
+			return Packet{}, false
 		}
 		off := len(j.hbuf)
 		j.hbuf = append(j.hbuf, a.Data...)
@@ -207,14 +219,12 @@ func (j *joined) audio(a chunker.AudioSample) (Packet, bool) {
 	return Packet{Kind: KindAudio, Audio: a}, true
 }
 
-// audioDuration is the duration of an audio frame of the current part: as
-// the part declares it, else the nominal frame length.
+// audioDuration is the duration of an audio frame of the current part
+// (timeline.FrameDuration: as the part declares it when shorter than the
+// nominal frame length).
 func (j *joined) audioDuration(a chunker.AudioSample) int64 {
-	if a.Duration > 0 {
-		return a.Duration
-	}
 	in := j.cur.Info().Audio
-	return timeline.Rescale(int64(in.FrameSamples), uint32(in.SampleRate), in.Timescale)
+	return timeline.FrameDuration(a.Duration, timeline.Rescale(int64(in.FrameSamples), uint32(in.SampleRate), in.Timescale))
 }
 
 // placeHeld places the held audio frames of the current part, which is

@@ -21,8 +21,11 @@ import (
 // Limits that keep hostile input from allocating without bound.
 const (
 	maxSampleSize = 64 << 20 // one access unit
-	maxMdatRead   = 1 << 30  // one fragment's mdat, read into memory
-	maxEmptyRun   = 1 << 16  // consecutive empty samples skipped
+	// maxAudioSampleSize bounds one audio frame: AAC frames are at most
+	// 8 KiB (what ADTS can frame), and a larger sample is damage.
+	maxAudioSampleSize = 64 << 10
+	maxMdatRead        = 1 << 30 // one fragment's mdat, read into memory
+	maxEmptyRun        = 1 << 16 // consecutive empty samples skipped
 )
 
 // MP4 is a Source over an MP4 or QuickTime MOV file. It reads the first
@@ -592,8 +595,8 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 		if !read || size == 0 {
 			return s, nil
 		}
-		if size > maxSampleSize {
-			return s, errorf(ErrUnsupported, "audio sample of %d bytes", size)
+		if size > maxAudioSampleSize {
+			return s, errorf(ErrInvalid, "audio sample of %d bytes", size)
 		}
 		if m.size >= 0 && (e.Off > uint64(m.size) || uint64(size) > uint64(m.size)-e.Off) {
 			return s, errorf(ErrTruncated, "audio sample at %d+%d beyond end of file (%d bytes)", e.Off, size, m.size)

@@ -167,11 +167,12 @@ func (am *audioMerge) conv(x *localSample) int64 {
 }
 
 // duration returns a frame's duration in output audio ticks: as the MP4
-// declares it, else the nominal one.
+// declares it when that is shorter than the nominal one
+// (timeline.FrameDuration), else the nominal one.
 func (am *audioMerge) duration(x *localSample) int64 {
 	if x.dur > 0 && !am.isTS {
 		ts, out := am.ti.timescale, am.a.timescale
-		return timeline.Rescale(x.dts+int64(x.dur), ts, out) - timeline.Rescale(x.dts, ts, out)
+		return timeline.FrameDuration(timeline.Rescale(x.dts+int64(x.dur), ts, out)-timeline.Rescale(x.dts, ts, out), am.a.frame)
 	}
 	return am.a.frame
 }

@@ -37,11 +37,24 @@ const JoinTolerance = time.Millisecond
 // DTS). shifted reports that this placed the first decode time at or
 // before lastDTS, so the part was moved later to decode right after it.
 func Follow(lastDTS, lastDur, reorder, dts, pts int64) (off int64, shifted bool) {
+	lastDur = max(lastDur, 1)
 	off = lastDTS + lastDur + reorder - pts
 	if dts+off <= lastDTS {
 		return lastDTS + lastDur - dts, true
 	}
 	return off, false
+}
+
+// FrameDuration is an audio frame's duration: the one its container
+// declares when that is shorter than the nominal frame (the end of the
+// recorded audio: an MP4's short last frame), else the nominal one. A
+// longer declaration is not taken: one frame declared to last hours (a
+// broken or hostile file) would push every later frame off as overlapping.
+func FrameDuration(declared, nominal int64) int64 {
+	if declared > 0 && declared < nominal {
+		return declared
+	}
+	return nominal
 }
 
 // Clock is the timescales of a part's timestamps.
@@ -72,9 +85,13 @@ type Joiner struct {
 
 	have             bool  // a picture was placed
 	lastDTS, lastDur int64 // the last picture placed (output)
-	aHave            bool  // an audio frame was placed
-	aStart, aEnd     int64 // where the last frame placed starts and ends (output audio ticks)
-	stats            JoinStats
+	step             int64 // the last step between two pictures of a part (output)
+	// audioOnly: a part without pictures was placed after the last
+	// picture; the next part's pictures start after its audio
+	audioOnly    bool
+	aHave        bool  // an audio frame was placed
+	aStart, aEnd int64 // where the last frame placed starts and ends (output audio ticks)
+	stats        JoinStats
 }
 
 // NewJoiner returns a Joiner whose output times are in ticks of the video
@@ -96,7 +113,9 @@ func (j *Joiner) Placed() bool { return j.placed }
 func (j *Joiner) Stats() JoinStats { return j.stats }
 
 // Place places the current part by its first picture (decode time dts,
-// presentation time pts, part ticks).
+// presentation time pts, part ticks): right after the pictures before it
+// (Follow), or, after a part of audio alone, where the later of those
+// pictures and that audio ends.
 func (j *Joiner) Place(dts, pts int64) {
 	d, p := Rescale(dts, j.part.Video, j.video), Rescale(pts, j.part.Video, j.video)
 	j.off = 0
@@ -107,31 +126,32 @@ func (j *Joiner) Place(dts, pts int64) {
 		if shifted {
 			j.stats.Shifted++
 		}
+		if a := Rescale(j.aEnd, j.audio, j.video); j.audioOnly && a > p+j.off {
+			j.off = a - p
+		}
 	case j.aHave:
 		// Audio parts came first: the pictures start where their audio does.
 		j.off = Rescale(j.aEnd, j.audio, j.video) - p
 	}
 	j.reorder = p - d
-	j.placed = true
+	j.placed, j.audioOnly = true, false
 	j.stats.Parts++
 }
 
 // PlaceAudio places a part that has no pictures by its first audio frame
-// (presentation time pts, part ticks): right after the audio before it, or
-// where the pictures before it end.
+// (presentation time pts, part ticks): where the part before it ends, the
+// later of its pictures and its audio.
 func (j *Joiner) PlaceAudio(pts int64) {
 	t := Rescale(pts, j.part.Audio, j.audio)
-	var at int64
-	switch {
-	case j.aHave:
+	at := t
+	if j.aHave {
 		at = j.aEnd
-	case j.have:
-		at = Rescale(j.lastDTS+j.lastDur+j.reorder, j.video, j.audio)
-	default:
-		at = t
+	}
+	if j.have {
+		at = max(at, Rescale(j.lastDTS+j.lastDur+j.reorder, j.video, j.audio))
 	}
 	j.off = Rescale(at-t, j.audio, j.video)
-	j.placed = true
+	j.placed, j.audioOnly = true, j.have
 	j.stats.Parts++
 }
 
@@ -151,6 +171,14 @@ func (j *Joiner) Video(dts, pts, dur int64) (odts, opts, odur int64) {
 	odts = Rescale(dts, from, to) + j.off
 	opts = Rescale(pts, from, to) + j.off
 	odur = Rescale(dts+dur, from, to) + j.off - odts
+	if odts > j.lastDTS && j.have && dur > 0 {
+		j.step = odts - j.lastDTS
+	}
+	if dur <= 0 {
+		// A picture without a duration (the last of a file whose stts
+		// says 0): the step before it, so that the next part follows.
+		odur = max(j.step, 1)
+	}
 	j.have, j.lastDTS, j.lastDur = true, odts, odur
 	return odts, opts, odur
 }

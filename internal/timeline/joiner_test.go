@@ -158,8 +158,10 @@ func TestJoiner(t *testing.T) {
 	}
 }
 
-// TestJoinerAudioPart: a part without pictures continues the audio, and
-// the pictures of the next part continue the pictures before it.
+// TestJoinerAudioPart: a part without pictures starts where the part
+// before it ends (the later of its pictures and its audio), and the
+// pictures of the next part start after that audio: they do not play over
+// it.
 func TestJoinerAudioPart(t *testing.T) {
 	j := NewJoiner(90000, 48000)
 	c := Clock{Video: 90000, Audio: 48000}
@@ -170,13 +172,51 @@ func TestJoinerAudioPart(t *testing.T) {
 	for a := int64(0); a < 48000; a += 1024 {
 		j.Audio(a, 1024)
 	}
+	// The pictures end at 1 s; the audio at 47 frames, 48128 samples.
 	j.Begin(c)
 	j.PlaceAudio(0)
-	if got, _, ok := j.Audio(0, 1024); !ok || got != 47*1024 {
-		t.Errorf("audio-only part starts at %d (ok %v), want %d", got, ok, 47*1024)
+	for k := range int64(10) {
+		if got, _, ok := j.Audio(k*1024, 1024); !ok || got != (47+k)*1024 {
+			t.Fatalf("audio-only part: frame %d at %d (ok %v), want %d", k, got, ok, (47+k)*1024)
+		}
 	}
 	j.Begin(c)
-	if d, _, _ := j.Video(0, 0, 3000); d != 90000 {
-		t.Errorf("pictures after an audio-only part start at %d, want 90000", d)
+	if d, _, _ := j.Video(0, 0, 3000); d != Rescale(57*1024, 48000, 90000) {
+		t.Errorf("pictures after an audio-only part start at %d, want %d (its audio's end)", d, Rescale(57*1024, 48000, 90000))
+	}
+	// Audio that ends before the pictures: an audio-only part starts
+	// after the pictures.
+	j = NewJoiner(90000, 48000)
+	j.Begin(c)
+	for i := range int64(30) {
+		j.Video(i*3000, i*3000, 3000)
+	}
+	j.Audio(0, 1024)
+	j.Begin(c)
+	j.PlaceAudio(0)
+	if got, _, ok := j.Audio(0, 1024); !ok || got != 48000 {
+		t.Errorf("audio-only part after pictures that run longer than their audio starts at %d, want 48000", got)
+	}
+}
+
+// TestJoinerNoLastDuration: a part whose last picture has no duration
+// (an stts delta of 0) is followed at the frame step of its pictures, not
+// at the same decode time.
+func TestJoinerNoLastDuration(t *testing.T) {
+	j := NewJoiner(90000, 0)
+	c := Clock{Video: 90000}
+	for range 2 {
+		j.Begin(c)
+		for i := range int64(10) {
+			dur := int64(3000)
+			if i == 9 {
+				dur = 0
+			}
+			j.Video(i*3000, i*3000, dur)
+		}
+	}
+	j.Begin(c)
+	if d, _, _ := j.Video(0, 0, 3000); d != 60000 {
+		t.Errorf("third part starts at %d, want 60000", d)
 	}
 }
