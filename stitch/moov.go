@@ -44,70 +44,19 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 	if to > 0 {
 		toT = ix.origin + timeline.Ticks(to, ix.timescale)
 	}
-	// a: the last keyframe presented at or before fromT.
-	// b: one after the last sample presented before toT.
-	// shown: the PTS of the picture presented at fromT.
-	var dts int64
-	sel.a, sel.b = 0, 0
-	dtsA := int64(0)
-	shown := int64(math.MinInt64)
-	for i := range ix.samples {
-		s := &ix.samples[i]
-		pts := dts + int64(s.cto)
-		if s.sync && pts <= fromT {
-			sel.a, dtsA = i, dts
-		}
-		if pts <= fromT {
-			shown = max(shown, pts)
-		}
-		if pts < toT {
-			sel.b = i + 1
-		}
-		dts += int64(s.dur)
-	}
+	var shown int64
+	sel.a, sel.b, sel.dtsA, shown = ix.samplesIn(fromT, toT)
 	if sel.b <= sel.a {
 		return sel, fmt.Errorf("%w: [%v, %v) holds no picture", ErrEmptyRange, from, to)
 	}
-	// The samples up to b may include a reference picture presented after
-	// toT (decoded before the B pictures presented before it); the
-	// pictures decoded after b that are presented before that one are kept
-	// too, so that what an output without an edit list (MPEG-TS) shows
-	// past toT is a run of the input's pictures, not one with a hole.
-	if sel.b < len(ix.samples) {
-		var maxPTS int64 = math.MinInt64
-		d := int64(0)
-		for i := 0; i < sel.b; i++ {
-			if i >= sel.a {
-				maxPTS = max(maxPTS, d+int64(ix.samples[i].cto))
-			}
-			d += int64(ix.samples[i].dur)
-		}
-		for sel.b < len(ix.samples) && !ix.samples[sel.b].sync && d+int64(ix.samples[sel.b].cto) < maxPTS {
-			d += int64(ix.samples[sel.b].dur)
-			sel.b++
-		}
-	}
+	sel.b = ix.keepPresentedBefore(sel.a, sel.b)
 	reqFrom := fromT
 	if from > 0 && shown > ix.origin {
 		// Start with the whole picture presented at From: players
 		// (ffmpeg) drop a picture that begins before the edit.
 		fromT = shown
 	}
-	sel.dtsA = dtsA
-	// Presentation end, composition offsets, keyframes of the selection.
-	minCTO := int64(math.MaxInt64)
-	presStart, presEnd := int64(math.MaxInt64), int64(math.MinInt64)
-	dts = dtsA
-	for i := sel.a; i < sel.b; i++ {
-		s := &ix.samples[i]
-		pts := dts + int64(s.cto)
-		presStart, presEnd = min(presStart, pts), max(presEnd, pts+int64(s.dur))
-		minCTO = min(minCTO, int64(s.cto))
-		if s.sync {
-			sel.keyframes++
-		}
-		dts += int64(s.dur)
-	}
+	presStart, presEnd, minCTO := ix.presentation(&sel)
 	sel.ctoShift = max(0, -minCTO)
 	// The video is presented from its first picture: where the input's
 	// edit list starts the movie earlier (an empty edit that delays the
@@ -119,11 +68,79 @@ func (ix *index) selectRange(from, to time.Duration) (selection, error) {
 		return sel, fmt.Errorf("%w: [%v, %v) starts after the end (%v)", ErrEmptyRange, from, to,
 			timeline.Duration(presEnd-ix.origin, ix.timescale))
 	}
-	sel.mediaTime = start - dtsA + sel.ctoShift
+	sel.mediaTime = start - sel.dtsA + sel.ctoShift
 	sel.editDur = end - start
 	sel.start, sel.end = start, end
 	sel.movieTS, sel.movieDur = ix.timescale, sel.editDur
 	return sel, nil
+}
+
+// samplesIn returns the samples [a, b) that present [fromT, toT): a, the
+// last keyframe presented at or before fromT (and its DTS, dtsA); b, one
+// after the last sample presented before toT; and shown, the PTS of the
+// picture presented at fromT.
+func (ix *index) samplesIn(fromT, toT int64) (a, b int, dtsA, shown int64) {
+	shown = math.MinInt64
+	var dts int64
+	for i := range ix.samples {
+		s := &ix.samples[i]
+		pts := dts + int64(s.cto)
+		if s.sync && pts <= fromT {
+			a, dtsA = i, dts
+		}
+		if pts <= fromT {
+			shown = max(shown, pts)
+		}
+		if pts < toT {
+			b = i + 1
+		}
+		dts += int64(s.dur)
+	}
+	return a, b, dtsA, shown
+}
+
+// keepPresentedBefore extends the samples [a, b): the samples up to b may
+// include a reference picture presented after the range (decoded before
+// the B pictures presented before it); the pictures decoded after b that
+// are presented before that one are kept too, so that what an output
+// without an edit list (MPEG-TS) shows past the range is a run of the
+// input's pictures, not one with a hole. It returns the new b.
+func (ix *index) keepPresentedBefore(a, b int) int {
+	if b >= len(ix.samples) {
+		return b
+	}
+	var maxPTS int64 = math.MinInt64
+	d := int64(0)
+	for i := 0; i < b; i++ {
+		if i >= a {
+			maxPTS = max(maxPTS, d+int64(ix.samples[i].cto))
+		}
+		d += int64(ix.samples[i].dur)
+	}
+	for b < len(ix.samples) && !ix.samples[b].sync && d+int64(ix.samples[b].cto) < maxPTS {
+		d += int64(ix.samples[b].dur)
+		b++
+	}
+	return b
+}
+
+// presentation returns where the selection's pictures are presented (the
+// first's PTS, the end of the last), its smallest composition offset, and
+// counts its keyframes into sel.
+func (ix *index) presentation(sel *selection) (start, end, minCTO int64) {
+	start, end, minCTO = math.MaxInt64, math.MinInt64, math.MaxInt64
+	dts := sel.dtsA
+	for i := sel.a; i < sel.b; i++ {
+		s := &ix.samples[i]
+		pts := dts + int64(s.cto)
+		start, end = min(start, pts), max(end, pts+int64(s.dur))
+		minCTO = min(minCTO, int64(s.cto))
+		if s.sync {
+			sel.keyframes++
+		}
+		dts += int64(s.dur)
+	}
+	return start, end, minCTO
 }
 
 // chunk is one run of samples of one track of the output that share a
