@@ -175,6 +175,13 @@ type Config struct {
 	// among the chunkers of many streams. Default: a pool of the Chunker's
 	// own.
 	Pool *Pool
+	// Continue, when set, makes the Chunker go on where another one
+	// stopped (see [Continuation]): its sequence numbers, init section and
+	// output timeline; FirstSequence, FirstInitSequence and
+	// StartWithDiscontinuity are then taken from it. The other fields must
+	// be those the stream was recorded with. Timestamps that wrap
+	// (WrapBits) cannot be continued.
+	Continue *Continuation
 }
 
 func (c Config) withDefaults() Config {
@@ -324,6 +331,10 @@ type Chunker interface {
 	Close(ctx context.Context) error
 	// Stats reports counters.
 	Stats() Stats
+	// Continuation returns where the chunker stands between segments
+	// (after Flush), for a Chunker that goes on from there
+	// (Config.Continue).
+	Continuation() (Continuation, error)
 }
 
 // Stats are counters of a Chunker.

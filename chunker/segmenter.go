@@ -152,6 +152,11 @@ func New(cfg Config, out Output) (Chunker, error) {
 	default:
 		return nil, fmt.Errorf("chunker: unknown format %v", cfg.Format)
 	}
+	if cfg.Continue != nil {
+		if err := k.resume(cfg.Continue); err != nil {
+			return nil, err
+		}
+	}
 	return k, nil
 }
 

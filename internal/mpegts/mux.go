@@ -73,6 +73,38 @@ func NewMuxer(streams ...*Stream) *Muxer {
 	return m
 }
 
+// MuxState is where a Muxer's counters stand: the continuity counters of
+// its tables and streams, and the packets since the tables and the PCR.
+// A muxer that takes it over (SetState) continues the output of the one it
+// came from, as if it had written it.
+type MuxState struct {
+	TablesCC byte   `json:"tables_cc"`
+	CC       []byte `json:"cc"` // per stream, in the order of NewMuxer's
+	SinceT   int    `json:"since_tables"`
+	PCRLeft  int    `json:"pcr_left"`
+}
+
+// State returns the muxer's counters.
+func (m *Muxer) State() MuxState {
+	st := MuxState{TablesCC: m.tablesCC, SinceT: m.sinceT, PCRLeft: m.pcrLeft}
+	for _, s := range m.streams {
+		st.CC = append(st.CC, s.cc)
+	}
+	return st
+}
+
+// SetState takes over the counters of another muxer of the same program
+// (see State); a state of another number of streams is ignored.
+func (m *Muxer) SetState(st MuxState) {
+	if len(st.CC) != len(m.streams) {
+		return
+	}
+	m.tablesCC, m.sinceT, m.pcrLeft = st.TablesCC&0x0f, st.SinceT, st.PCRLeft
+	for i, s := range m.streams {
+		s.cc = st.CC[i] & 0x0f
+	}
+}
+
 // buildTables builds the PAT and PMT packets (their continuity counters are
 // set when they are written).
 func (m *Muxer) buildTables() {
