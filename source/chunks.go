@@ -1,12 +1,14 @@
 package source
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/internal/timeline"
 )
 
 // Chunks is a Source over a sequence of self-contained MP4 files, each
@@ -36,6 +38,16 @@ type Chunks struct {
 	j    joined
 	open func(i int) (io.Reader, error)
 	opt  Options
+	// sent: the parameter sets last put in band, for the next file when
+	// the sequence was resumed (ResumeChunks) and no file was read yet
+	sent *sentParams
+}
+
+// sentParams is what an MP4 source last put in band.
+type sentParams struct {
+	SPS     [][]byte `json:"sps,omitempty"`
+	PPS     [][]byte `json:"pps,omitempty"`
+	Started bool     `json:"started,omitempty"`
 }
 
 // NewChunks returns a Source over the files that open returns for i = 0,
@@ -91,6 +103,10 @@ func (c *Chunks) openFile(i int) (Source, error) {
 		}
 		return nil, fmt.Errorf("source: chunk %d: %w", i, err)
 	}
+	if p := c.sent; p != nil {
+		m.sentSPS, m.sentPPS, m.started = p.SPS, p.PPS, p.Started
+		c.sent = nil
+	}
 	if closer == nil {
 		return m, nil
 	}
@@ -124,3 +140,57 @@ func (c *Chunks) AudioDropped() int64 { return c.j.join.Stats().AudioDropped }
 // io.EOF after the last file, or ErrPending when the next file has not
 // arrived (see NewChunks).
 func (c *Chunks) NextPacket() (Packet, error) { return c.j.nextPacket() }
+
+// ChunksState is where a Chunks stands between two files: the stream as
+// its first file described it, the index of the next file, the joining
+// rule's state and the parameter sets last put in band. A Chunks resumed
+// from it (ResumeChunks), in another process say, reads the next file
+// exactly as this one would have. It marshals to JSON; its contents are
+// not a stable format across versions of livechunk.
+type ChunksState struct{ s chunksState }
+
+type chunksState struct {
+	Info Info               `json:"info"`
+	Next int                `json:"next"`
+	Join timeline.JoinState `json:"join"`
+	Sent sentParams         `json:"sent"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s ChunksState) MarshalJSON() ([]byte, error) { return json.Marshal(s.s) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *ChunksState) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &s.s) }
+
+// Next returns the index of the file the state reads next.
+func (s ChunksState) Next() int { return s.s.Next }
+
+// ErrNotBetweenFiles is returned by State while a file is being read.
+var ErrNotBetweenFiles = errors.New("source: chunks: not between files")
+
+// State returns where the sequence stands. It is valid between files only:
+// once NextPacket has returned ErrPending (every packet of the files so far
+// returned, the next one not opened); otherwise the error is
+// ErrNotBetweenFiles.
+func (c *Chunks) State() (ChunksState, error) {
+	j := &c.j
+	if !j.ended || len(j.ready) > 0 || len(j.held) > 0 || j.err != nil {
+		return ChunksState{}, ErrNotBetweenFiles
+	}
+	st := chunksState{Info: j.info, Next: j.idx + 1, Join: j.join.State()}
+	if m := asMP4(j.cur); m != nil {
+		st.Sent = sentParams{SPS: m.sentSPS, PPS: m.sentPPS, Started: m.started}
+	}
+	return ChunksState{st}, nil
+}
+
+// ResumeChunks returns a Chunks that goes on from a state (see State): its
+// first NextPacket opens file state.Next() with open, which is called as
+// by NewChunks.
+func ResumeChunks(open func(i int) (io.Reader, error), state ChunksState, opt Options) *Chunks {
+	st := state.s
+	c := &Chunks{open: open, opt: opt, sent: &st.Sent}
+	c.j = joined{next: c.openFile, handOver: shareParamSets, what: "chunk", log: opt.logger(),
+		info: st.Info, idx: st.Next - 1, ended: true, join: timeline.ResumeJoiner(st.Join)}
+	return c
+}

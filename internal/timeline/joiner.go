@@ -219,3 +219,36 @@ func FitAudio(last, end, t, dur int64, ts uint32) (int64, bool) {
 	}
 	return t, true
 }
+
+// JoinState is where a Joiner stands between parts: what it needs to place
+// the next part. A Joiner made from it (ResumeJoiner), in another process
+// say, places the next part exactly where this one would have. Its fields
+// are exported for encoding only.
+type JoinState struct {
+	Video     uint32    `json:"video"`
+	Audio     uint32    `json:"audio"`
+	Have      bool      `json:"have,omitempty"`
+	LastDTS   int64     `json:"last_dts"`
+	LastDur   int64     `json:"last_dur"`
+	Step      int64     `json:"step"`
+	Reorder   int64     `json:"reorder"`
+	AHave     bool      `json:"audio_have,omitempty"`
+	AStart    int64     `json:"audio_start"`
+	AEnd      int64     `json:"audio_end"`
+	AudioOnly bool      `json:"audio_only,omitempty"`
+	Stats     JoinStats `json:"stats"`
+}
+
+// State returns where the joiner stands; call it between parts (after
+// the last picture and audio frame of one, before Begin of the next).
+func (j *Joiner) State() JoinState {
+	return JoinState{Video: j.video, Audio: j.audio, Have: j.have, LastDTS: j.lastDTS, LastDur: j.lastDur, Step: j.step,
+		Reorder: j.reorder, AHave: j.aHave, AStart: j.aStart, AEnd: j.aEnd, AudioOnly: j.audioOnly, Stats: j.stats}
+}
+
+// ResumeJoiner returns a Joiner that goes on from a state (see State):
+// Begin the next part, and it is placed right after the parts before.
+func ResumeJoiner(s JoinState) *Joiner {
+	return &Joiner{video: s.Video, audio: s.Audio, have: s.Have, lastDTS: s.LastDTS, lastDur: s.LastDur, step: s.Step,
+		reorder: s.Reorder, aHave: s.AHave, aStart: s.AStart, aEnd: s.AEnd, audioOnly: s.AudioOnly, stats: s.Stats}
+}
