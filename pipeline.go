@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +103,15 @@ type Config struct {
 	// playlist writes (with the playlist defaults of
 	// hls.PublisherConfig.Retry for zero fields).
 	Sink sink.Config
+	// Continue, when set, makes the pipeline go on with a recording where
+	// another one stopped between segments (see Pipeline.Continuation),
+	// in this process or another: the same init section and sequence
+	// numbers, output times that continue, no discontinuity. The
+	// destination's playlist is taken over without the segments from
+	// Continue's next sequence number on (a crash may have listed
+	// segments that the continuation makes again, with the same names).
+	// NoResume does not apply. The other fields must be the recording's.
+	Continue *chunker.Continuation
 	// Logger receives progress and warnings. Default: discard.
 	Logger *slog.Logger
 	// Progress, when set, is called by Record with the counters so far,
@@ -169,13 +176,20 @@ type Pipeline struct {
 	qcond    *sync.Cond
 	qclosed  bool
 	pubErr   error
-	pubDone  chan struct{}
-	bw       hls.BandwidthMeter // durable segments' bit rates, for the multivariant
-	nsegs    int                // durable segments
-	init     *chunker.Init
-	frames   int64
-	secs     float64
-	closed   bool
+	// queued and published count the durable events, for Wait; lastErr
+	// is the error of the last playlist write (nil once one succeeds)
+	queued, published int64
+	lastErr           error
+	// resumed: the wall-clock time where the playlist taken over
+	// (Config.Continue) ends, for the program date times that follow
+	resumed time.Time
+	pubDone chan struct{}
+	bw      hls.BandwidthMeter // durable segments' bit rates, for the multivariant
+	nsegs   int                // durable segments
+	init    *chunker.Init
+	frames  int64
+	secs    float64
+	closed  bool
 }
 
 // NewPipeline prepares a recording into b. When b already holds an
@@ -205,6 +219,10 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	}
 	if old != nil {
 		p.pub.Restore(old)
+		if n := len(old.Segments); n > 0 && cfg.Continue != nil {
+			last := old.Segments[n-1]
+			p.resumed = last.ProgramDateTime.Add(timeline.Duration(last.Duration, last.Timescale))
+		}
 	}
 	p.pubRetry = pcfg.Retry
 	p.startSink(&ccfg)
@@ -256,6 +274,9 @@ func (cfg Config) publisherConfig() hls.PublisherConfig {
 // ccfg to continue its sequence numbers after every object found, with a
 // discontinuity. A finished recording is ErrFinished.
 func resume(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Config) (*hls.MediaPlaylist, error) {
+	if cfg.Continue != nil {
+		return continueRecording(ctx, b, cfg, ccfg)
+	}
 	if cfg.NoResume {
 		return nil, nil
 	}
@@ -277,6 +298,37 @@ func resume(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Confi
 		ccfg.FirstSequence, ccfg.FirstInitSequence, ccfg.StartWithDiscontinuity = nextSeg, nextInit, true
 		cfg.Logger.Info("resuming recording", "prefix", cfg.Prefix, "next_segment", nextSeg, "next_init", nextInit)
 	}
+	return old, nil
+}
+
+// continueRecording takes over the playlist of a recording that
+// cfg.Continue continues, without the segments from its next sequence
+// number on (made again, under the same names); the chunker goes on from
+// cfg.Continue.
+func continueRecording(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Config) (*hls.MediaPlaylist, error) {
+	key := cfg.Prefix + cfg.PlaylistName
+	old, err := hls.LoadMedia(ctx, b, key)
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		old = nil
+	case err != nil:
+		return nil, fmt.Errorf("livechunk: reading the playlist to continue: %w", err)
+	case old.Ended:
+		return nil, fmt.Errorf("%w: %s", ErrFinished, key)
+	}
+	ccfg.Continue = cfg.Continue
+	if old == nil {
+		return nil, nil
+	}
+	next := cfg.Continue.NextSequence()
+	keep := old.Segments[:0]
+	for _, sg := range old.Segments {
+		if seq, init, ok := sink.KeySeq(sg.URI); ok && !init && seq >= next {
+			break
+		}
+		keep = append(keep, sg)
+	}
+	old.Segments = keep
 	return old, nil
 }
 
@@ -312,18 +364,12 @@ func scanExisting(ctx context.Context, b *blob.Bucket, prefix string) (nextSeg, 
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("livechunk: listing %q: %w", prefix, err)
 		}
-		name := path.Base(obj.Key)
+		seq, init, ok := sink.KeySeq(obj.Key)
 		switch {
-		case strings.HasPrefix(name, "seg-"):
-			num := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "seg-"), ".m4s"), ".ts")
-			if n, err := strconv.ParseUint(num, 10, 64); err == nil && n+1 > nextSeg {
-				nextSeg, found = n+1, true
-			}
-		case strings.HasPrefix(name, "init-") && strings.HasSuffix(name, ".mp4"):
-			num := strings.TrimSuffix(strings.TrimPrefix(name, "init-"), ".mp4")
-			if n, err := strconv.ParseUint(num, 10, 64); err == nil && n+1 > nextInit {
-				nextInit, found = n+1, true
-			}
+		case ok && !init:
+			nextSeg, found = max(nextSeg, seq+1), true
+		case ok && init:
+			nextInit, found = max(nextInit, seq+1), true
 		}
 	}
 	return nextSeg, nextInit, found, nil
@@ -348,6 +394,8 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 		start := now.Add(-dur)
 		if !p.haveBase && !p.cfg.StartTime.IsZero() {
 			start = p.cfg.StartTime
+		} else if !p.haveBase && !p.resumed.IsZero() && !s.Discontinuity {
+			start = p.resumed // the recording goes on: so do its dates
 		} else if !p.haveBase && !p.started.IsZero() {
 			start = p.started
 		}
@@ -367,8 +415,9 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 func (p *Pipeline) onDurable(ev sink.Event) {
 	p.mu.Lock()
 	p.queue = append(p.queue, ev)
+	p.queued++
 	p.mu.Unlock()
-	p.qcond.Signal()
+	p.qcond.Broadcast()
 }
 
 // publishLoop adds durable segments to the playlist, in order, off the
@@ -430,6 +479,7 @@ func (p *Pipeline) publishLoop() {
 			if err != nil && p.pubErr == nil {
 				p.pubErr = err
 			}
+			p.lastErr = err
 			first := p.nsegs == 1
 			p.mu.Unlock()
 			if err != nil {
@@ -441,8 +491,54 @@ func (p *Pipeline) publishLoop() {
 				}
 			}
 		}
+		p.mu.Lock()
+		p.published++
+		p.mu.Unlock()
+		p.qcond.Broadcast()
 	}
 }
+
+// Flush closes the open segment, so that every sample written so far goes
+// out (see chunker.Chunker.Flush): the next segment starts at the next
+// keyframe written. Like Write, it is called from the writing goroutine.
+func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) }
+
+// Wait blocks until every segment closed so far is durable in the bucket
+// and listed in the playlist (for a live or event playlist: the playlist
+// that lists it is written), or until ctx ends. It returns the upload
+// error that makes a segment fail, or the error of the last playlist write
+// when that failed (the next write retries it). With Flush before it, a
+// caller knows that what it wrote is stored: a server acknowledges an
+// upload this way. Like Write, it is called from the writing goroutine.
+func (p *Pipeline) Wait(ctx context.Context) error {
+	if err := p.sink.Wait(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	target := p.queued
+	p.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.qcond.Broadcast()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.published < target && !p.qclosed && ctx.Err() == nil {
+		p.qcond.Wait()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.lastErr
+}
+
+// Continuation returns where the recording stands between segments, after
+// Flush: a pipeline made with it (Config.Continue), in another process
+// say, goes on with the recording exactly where this one is. The error is
+// chunker.ErrNotBetweenSegments while a segment is open.
+func (p *Pipeline) Continuation() (chunker.Continuation, error) { return p.chunk.Continuation() }
 
 // writeMultivariant writes the multivariant playlist from the segments seen
 // so far.

@@ -40,7 +40,8 @@ var (
 // refusals of the client's input are 4xx, the rest 500.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams):
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams), errors.As(err, new(*ownedError)),
+		errors.Is(err, errStale), errors.Is(err, errGone):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoStream):
 		return http.StatusNotFound
@@ -76,5 +77,9 @@ func fail(w http.ResponseWriter, err error, format string, a ...any) {
 	if format != "" {
 		msg = fmt.Sprintf(format, a...) + ": " + msg
 	}
-	writeJSON(w, statusOf(err), apiError{Error: msg})
+	status := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter(err))
+	}
+	writeJSON(w, status, apiError{Error: msg})
 }

@@ -6,8 +6,19 @@
 //
 // Everything a stream produces lives in one bucket under
 // Config.Prefix + stream + "/": segments, init sections, index.m3u8 and,
-// after the end, vod.mp4. A Server holds no other state that matters: a
-// restarted server finds the streams in the bucket again.
+// after the end, vod.mp4; its ingest state (the chunks received, where the
+// recording stands, the chunks that wait for an earlier one, who records
+// it) lives under Config.Prefix + ".ingest/" + stream + "/". A chunk is
+// answered 2xx only once all of that is stored: a device may delete it. A
+// Server holds no other state that matters: a restarted server, or another
+// one on the same bucket, goes on with every live stream exactly where it
+// stood.
+//
+// Several Servers (nodes) on one bucket act as one service: one node
+// records a live stream at a time, under a lease in the bucket that the
+// store's conditional create fences (see Config.NodeID). A chunk that
+// reaches another node is forwarded to the owner (Config.AdvertiseURL), or
+// the stream is taken over when the owner is gone.
 package server
 
 import (
@@ -19,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,17 +106,43 @@ type Config struct {
 	Pool *chunker.Pool
 	// Logger receives request and stream logs. Default: discard.
 	Logger *slog.Logger
+
+	// IdleTimeout ends a live stream that receives nothing (no chunk, no
+	// pushed data) for this long: EXT-X-ENDLIST, VOD stitched, place
+	// freed. Until then a stream whose push broke, or whose node shut
+	// down, waits for its input to come back. Default 3 minutes.
+	IdleTimeout time.Duration
+	// NodeID names this Server among the Servers that share the bucket;
+	// no two running ones may have the same. A Server restarted under its
+	// old ID takes its streams back at once; another waits for their
+	// leases to end. Default: the host name and the process ID.
+	NodeID string
+	// AdvertiseURL is where the other nodes reach this one
+	// ("http://10.0.0.5:8080"): they forward the chunks of the streams it
+	// records to it. Empty: chunks of its streams that reach another node
+	// are answered 503 (Retry-After) until the lease ends.
+	AdvertiseURL string
+	// LeaseDuration is how long a node holds a stream without renewing
+	// it (every chunk renews it). A node that dies is replaced after this
+	// long (at once when it does not answer at AdvertiseURL). Default 20 s.
+	LeaseDuration time.Duration
+	// Client forwards chunks to other nodes. Default: a client with a
+	// one-minute timeout.
+	Client *http.Client
 }
 
 // Server serves ingest, playback and the player pages.
 type Server struct {
 	cfg    Config
+	store  stateStore
 	mux    *http.ServeMux
 	hls    *hls.Handler
 	mu     sync.Mutex
 	live   map[string]*stream
 	closed bool
-	wg     sync.WaitGroup // stitches and pushes in progress
+	wg     sync.WaitGroup // stitches, pushes and background deletes in progress
+	stop   context.CancelFunc
+	swept  chan struct{} // closed when the sweep goroutine returns
 }
 
 // ValidStreamName reports whether name is acceptable as a stream name:
@@ -126,7 +164,9 @@ func ValidStreamName(name string) bool {
 	return true
 }
 
-// New returns a Server for cfg.
+// New returns a Server for cfg. It starts a goroutine that ends idle
+// streams (see Config.IdleTimeout), of this node or of nodes that are
+// gone; Shutdown stops it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Bucket == nil {
 		return nil, errors.New("server: nil bucket")
@@ -160,7 +200,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Pool == nil {
 		cfg.Pool = chunker.NewPool()
 	}
-	s := &Server{cfg: cfg, live: map[string]*stream{}}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 3 * time.Minute
+	}
+	if cfg.LeaseDuration <= 0 {
+		cfg.LeaseDuration = 20 * time.Second
+	}
+	if cfg.NodeID == "" {
+		host, _ := os.Hostname()
+		cfg.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: time.Minute}
+	}
+	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", s.handleChunk)
@@ -174,6 +227,9 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /assets/hls.min.js", handleHLSJS)
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	s.mux = mux
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop, s.swept = stop, make(chan struct{})
+	go s.sweepLoop(ctx)
 	return s, nil
 }
 
@@ -291,7 +347,7 @@ func (s *Server) getStream(name string, create bool) (*stream, error) {
 	}
 	active := 0
 	for _, st := range s.live {
-		if st.active() {
+		if st.isLive() {
 			active++
 		}
 	}
@@ -342,9 +398,30 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 		fail(w, err, "chunk %d of %q", n, name)
 		return
 	}
-	res, err := s.addChunk(r.Context(), name, n, c)
+	if r.Header.Get(forwardedHeader) != "" {
+		res, err := s.addChunk(r.Context(), name, n, c, false)
+		answer(w, res, err, "chunk %d of %q", n, name)
+		return
+	}
+	takeover := false
+	for {
+		res, err := s.addChunk(r.Context(), name, n, c, takeover)
+		var o *ownedError
+		if !errors.As(err, &o) || o.url == "" || takeover {
+			answer(w, res, err, "chunk %d of %q", n, name)
+			return
+		}
+		if s.forward(w, r, o.url, body) {
+			return
+		}
+		takeover = true // the owner does not answer: it is gone
+	}
+}
+
+// answer writes a chunk's answer: res, or the error.
+func answer(w http.ResponseWriter, res ChunkResult, err error, format string, a ...any) {
 	if err != nil {
-		fail(w, err, "chunk %d of %q", n, name)
+		fail(w, err, format, a...)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -367,16 +444,22 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) ([]byte, erro
 }
 
 // addChunk adds a checked chunk to the stream called name, starting the
-// stream unless it has ended.
-func (s *Server) addChunk(ctx context.Context, name string, n uint64, c *chunk) (ChunkResult, error) {
-	if st, _ := s.getStream(name, false); st == nil && s.ended(ctx, name) {
-		return ChunkResult{}, ErrEnded
+// stream unless it has ended. A stream object dropped while the request
+// waited for it is made again from the bucket.
+func (s *Server) addChunk(ctx context.Context, name string, n uint64, c *chunk, takeover bool) (ChunkResult, error) {
+	for {
+		st, err := s.getStream(name, true)
+		if err != nil {
+			return ChunkResult{}, err
+		}
+		res, err := st.addChunk(ctx, n, c, takeover)
+		if !errors.Is(err, errGone) && !errors.Is(err, errStale) {
+			return res, err
+		}
+		if ctx.Err() != nil {
+			return res, err
+		}
 	}
-	st, err := s.getStream(name, true)
-	if err != nil {
-		return ChunkResult{}, err
-	}
-	return st.addChunk(ctx, n, c)
 }
 
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
@@ -384,23 +467,25 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.ended(r.Context(), name) {
-		fail(w, ErrEnded, "stream %q", name)
-		return
-	}
-	st, err := s.getStream(name, true)
-	if err != nil {
-		fail(w, err, "stream %q", name)
-		return
-	}
 	s.wg.Add(1)
 	defer s.wg.Done()
-	res, err := st.push(r.Context(), w, r)
-	if err != nil {
-		fail(w, err, "stream %q", name)
+	for {
+		st, err := s.getStream(name, true)
+		if err != nil {
+			fail(w, err, "stream %q", name)
+			return
+		}
+		res, err := st.push(r.Context(), w, r)
+		if errors.Is(err, errGone) || errors.Is(err, errStale) {
+			continue
+		}
+		if err != nil {
+			fail(w, err, "stream %q", name)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
@@ -408,20 +493,49 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, err := s.getStream(name, false)
-	if err != nil {
-		if s.ended(r.Context(), name) {
+	forwarded := r.Header.Get(forwardedHeader) != ""
+	takeover := false
+	for {
+		err := s.end(r.Context(), name, takeover)
+		var o *ownedError
+		switch {
+		case errors.Is(err, ErrEnded) || err == nil:
 			writeJSON(w, http.StatusOK, s.info(r.Context(), name))
-			return
+		case errors.As(err, &o) && o.url != "" && !forwarded && !takeover:
+			if s.forward(w, r, o.url, nil) {
+				return
+			}
+			takeover = true
+			continue
+		default:
+			fail(w, err, "ending %q", name)
 		}
-		fail(w, err, "")
 		return
 	}
-	if err := st.end(r.Context()); err != nil {
-		fail(w, err, "ending %q", name)
-		return
+}
+
+// end ends the stream called name, from the bucket when this node does
+// not hold it: ErrEnded when it had ended, ErrNoStream when there is none.
+func (s *Server) end(ctx context.Context, name string, takeover bool) error {
+	for {
+		st, err := s.getStream(name, true)
+		if err != nil {
+			return err
+		}
+		st.mu.Lock()
+		if !st.loaded && !st.gone {
+			if err := st.own(ctx, "", takeover); err != nil {
+				st.drop()
+				st.mu.Unlock()
+				return err
+			}
+		}
+		st.mu.Unlock()
+		err = st.end(ctx)
+		if !errors.Is(err, errGone) && !errors.Is(err, errStale) {
+			return err
+		}
 	}
-	writeJSON(w, http.StatusOK, s.info(r.Context(), name))
 }
 
 func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
@@ -499,6 +613,11 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	}
 	if st, _ := s.getStream(name, false); st != nil {
 		st.describe(&in)
+	} else if saved, v, err := s.store.latest(ctx, name); err == nil && v > 0 {
+		in.Chunks, in.Missing = saved.Received, expand(saved.Missing)
+		if saved.Ended && !saved.Done && in.State != "vod" {
+			in.State = "stitching"
+		}
 	}
 	return in
 }
@@ -548,9 +667,13 @@ func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// Shutdown ends every live stream (open segments close, uploads finish,
-// playlists get EXT-X-ENDLIST, VOD files are stitched) and waits for that
-// or for ctx.
+// Shutdown suspends every live stream and waits for that (and for the
+// stitching of ended streams) or for ctx. A suspended stream stays live in
+// the bucket: its state is stored already, and its lease is given up, so
+// that another node, or this one restarted, goes on with it at the next
+// chunk or push. A pushed body is stopped (its device may push again); a
+// source recorded with Ingest ends its stream instead. Streams that get no
+// input within Config.IdleTimeout end by themselves.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -559,12 +682,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		streams = append(streams, st)
 	}
 	s.mu.Unlock()
+	s.stop()
+	<-s.swept
 	var errs []error
 	for _, st := range streams {
 		if st.stopPush() {
-			continue // the push ends the stream when its body stops
+			continue // the push suspends (or ends) the stream when its body stops
 		}
-		if err := st.end(ctx); err != nil {
+		if err := st.pauseChunks(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", st.name, err))
 		}
 	}
@@ -585,22 +710,28 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 	if !ValidStreamName(name) {
 		return fmt.Errorf("server: invalid stream name %q", name)
 	}
-	st, err := s.getStream(name, true)
-	if err != nil {
-		return err
-	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	if stop == nil {
 		stop = func() {}
 	}
-	_, err = st.record(ctx, stop, func() (source.Source, error) { return src, nil })
-	return err
+	s.wg.Add(1)
+	defer s.wg.Done()
+	for {
+		st, err := s.getStream(name, true)
+		if err != nil {
+			return err
+		}
+		_, err = st.record(ctx, true, stop, func() (source.Source, error) { return src, nil })
+		if !errors.Is(err, errGone) && !errors.Is(err, errStale) {
+			return err
+		}
+	}
 }
 
-// newPipeline starts the recording of a stream.
-func (s *Server) newPipeline(ctx context.Context, name string, info source.Info) (*livechunk.Pipeline, error) {
+// newPipeline starts the recording of a stream, or goes on with it where
+// cont says (nil: a new recording, or one resumed after a discontinuity).
+func (s *Server) newPipeline(ctx context.Context, name string, info source.Info, cont *chunker.Continuation) (*livechunk.Pipeline, error) {
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
+		Continue:        cont,
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
 		OpenGOP:         s.cfg.OpenGOP,

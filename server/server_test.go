@@ -389,25 +389,6 @@ func waitSegments(t *testing.T, b *blob.Bucket, key string, n int) []byte {
 	return nil
 }
 
-func TestShutdownFinishesStreams(t *testing.T) {
-	mediatest.RequireTool(t, "ffmpeg")
-	chunks := makeChunks(t, 1)
-	ts := start(t, server.Config{})
-	if code, body := put(t, ts, "a", 0, chunks[0]); code != 200 {
-		t.Fatal(code, body)
-	}
-	if err := ts.srv.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	pl, err := hls.LoadMedia(context.Background(), ts.bucket, "a/index.m3u8")
-	if err != nil || !pl.Ended || len(pl.Segments) != 2 {
-		t.Fatalf("after shutdown: %v %+v", err, pl)
-	}
-	if code, _ := put(t, ts, "b", 0, chunks[0]); code != http.StatusServiceUnavailable {
-		t.Errorf("ingest after shutdown: %d", code)
-	}
-}
-
 // TestChunkIngestKeepsRotation uploads portrait chunks (a phone held
 // upright: the picture is coded 320x240 and the track's matrix turns it by
 // 90 degrees): the live playlist and the stitched /vod MP4 keep the

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,33 +94,78 @@ func checkChunk(body []byte) (*chunk, error) {
 // in order, to src, the source.Chunks that joins the chunks into one
 // timeline, whose packets go into the pipeline as a pushed stream's do.
 // The server writes no joining of its own.
+//
+// What the stream has acknowledged is in the bucket before the answer
+// (see addChunk): the stream's state (stateStore) and its segments. A
+// stream object is this node's copy of it, made from the bucket when the
+// node takes the stream (load) and dropped whenever it may differ from
+// what the bucket holds (a failure, another node's takeover): the next
+// request makes a new one from the bucket.
 type stream struct {
 	srv  *Server
 	name string
 
-	mu       sync.Mutex
-	p        *livechunk.Pipeline
-	src      *source.Chunks    // the chunks fed so far, joined
-	feed     []*chunk          // chunks handed to src, not opened by it yet
-	audio    *source.AudioInfo // the stream's audio track (from its first chunk), nil without
-	next     uint64
-	pending  map[uint64]*chunk
-	sums     map[uint64][sha256.Size]byte // of every chunk accepted, for retries
-	received uint64
-	missing  []uint64
-	state    string // "live", "stitching", "ended"
-	pushing  func() // stops the pushed body
-	err      error
+	mu sync.Mutex
+	// loaded: this node holds the stream's lease until lease, with state
+	// version version (the last it created); gone: the object is dropped
+	// (errGone to whoever still holds it).
+	loaded  bool
+	gone    bool
+	version uint64
+	lease   time.Time
+	mode    string    // modeChunks or modePush
+	active  time.Time // the last input
+
+	p         *livechunk.Pipeline
+	src       *source.Chunks    // the chunks fed so far, joined
+	feed      []*chunk          // chunks handed to src, not opened by it yet
+	audio     *source.AudioInfo // the stream's audio track (from its first chunk), nil without
+	next      uint64
+	pending   map[uint64]*chunk
+	journaled map[uint64]bool   // chunks written to the bucket while they waited
+	sums      map[uint64]digest // of the recent chunks accepted, for retries
+	received  uint64
+	missing   []span // chunk numbers given up
+	state     string // "live", "stitching", "ended"
+	pushing   func() // stops the pushed body
+	suspend   bool   // the push stops for a shutdown: suspend the stream, do not end it
 }
+
+// span is an inclusive range of chunk numbers.
+type span [2]uint64
 
 func newStream(s *Server, name string) *stream {
-	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, sums: map[uint64][sha256.Size]byte{}, state: "live"}
+	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, journaled: map[uint64]bool{},
+		sums: map[uint64]digest{}, state: "live"}
 }
 
-func (st *stream) active() bool {
+// errGone: the stream object was dropped while a request waited for it;
+// the request starts again with the stream as the bucket holds it.
+var errGone = errors.New("the stream was reloaded")
+
+// sumWindow is how many chunk numbers before the next one keep their
+// digest in the state: a retry of one of them is checked byte for byte.
+const sumWindow = 128
+
+// leaseMargin is how long after a lease's end another node waits before it
+// takes the stream over: an allowance for the clocks of two nodes and for
+// a write the old owner sent just before its lease ended.
+const leaseMargin = 2 * time.Second
+
+// ownedError: another node holds the stream's lease; requests go there.
+type ownedError struct {
+	owner, url string
+	until      time.Time
+}
+
+func (e *ownedError) Error() string {
+	return fmt.Sprintf("the stream is recorded by node %s until %s", e.owner, e.until.Format(time.RFC3339))
+}
+
+func (st *stream) isLive() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.state == "live"
+	return st.state == "live" && !st.gone
 }
 
 func (st *stream) stitching() bool {
@@ -134,8 +181,22 @@ func (st *stream) describe(in *StreamInfo) {
 		in.State = "stitching"
 	}
 	in.Chunks = st.received
-	in.Missing = append([]uint64(nil), st.missing...)
+	in.Missing = expand(st.missing)
 }
+
+// expand lists the numbers of spans, up to maxListed.
+func expand(spans []span) []uint64 {
+	var out []uint64
+	for _, sp := range spans {
+		for n := sp[0]; n <= sp[1] && len(out) < maxListed; n++ {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// maxListed bounds the missing chunk numbers listed in /api/streams.
+const maxListed = 1000
 
 // ChunkResult is the JSON answer to a chunk upload.
 type ChunkResult struct {
@@ -143,9 +204,10 @@ type ChunkResult struct {
 	Chunk  uint64 `json:"chunk"`
 	// Status is "recorded" (fed to the stream), "buffered" (waiting for an
 	// earlier chunk) or "duplicate" (already received with the same bytes;
-	// nothing changed). A chunk that comes after the stream went on
-	// without it (a discontinuity), or again with other bytes, is answered
-	// 409 Conflict: it is not recorded.
+	// nothing changed). Each one is stored durably before the answer: the
+	// device may delete the chunk. A chunk that comes after the stream
+	// went on without it (a discontinuity), or again with other bytes, is
+	// answered 409 Conflict: it is not recorded.
 	Status string `json:"status"`
 	// Next is the chunk number the stream waits for.
 	Next uint64 `json:"next"`
@@ -154,21 +216,195 @@ type ChunkResult struct {
 	Note string `json:"note,omitempty"`
 }
 
+// own makes sure that this node holds the stream's lease, as a stream of
+// mode ("" for any): the first time, it loads the stream from the bucket
+// and takes it (see load); later, it renews the lease when half of it has
+// passed, so that what follows has time to finish within it. Any error
+// leaves the object to be dropped.
+func (st *stream) own(ctx context.Context, mode string, takeover bool) error {
+	if !st.loaded {
+		return st.load(ctx, mode, takeover)
+	}
+	if mode != "" && st.mode != mode {
+		return st.modeError()
+	}
+	if time.Until(st.lease) < st.srv.cfg.LeaseDuration/2 {
+		return st.commit(ctx, false)
+	}
+	return nil
+}
+
+func (st *stream) modeError() error {
+	if st.mode == modePush {
+		return fmt.Errorf("%w: it is recorded from a pushed stream", ErrBusy)
+	}
+	return fmt.Errorf("%w: it is recorded from chunk uploads", ErrBusy)
+}
+
+// load reads the stream's state from the bucket and takes the stream:
+// this node creates the next state version as its owner. A stream whose
+// lease another node holds is an *ownedError (unless takeover: that node
+// is known to be gone); one that ended, ErrEnded; with mode "", a stream
+// that does not exist, ErrNoStream. Chunks that waited are read back,
+// and the recording goes on where the state says (no discontinuity).
+func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
+	s := st.srv
+	saved, v, err := s.store.latest(ctx, st.name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v == 0 && s.ended(ctx, st.name):
+		return ErrEnded // a recording made before ingest state
+	case v == 0 && mode == "":
+		return fmt.Errorf("%w %q", ErrNoStream, st.name)
+	case v == 0:
+		st.mode = mode
+	case saved.Ended:
+		return ErrEnded
+	case saved.Owner != s.cfg.NodeID && !takeover && saved.held(time.Now()):
+		return &ownedError{owner: saved.Owner, url: saved.OwnerURL, until: saved.LeaseUntil}
+	default:
+		st.mode, st.active = saved.Mode, saved.Active
+		if mode != "" && st.mode != mode {
+			return st.modeError()
+		}
+		st.next, st.received, st.missing = saved.Next, saved.Received, saved.Missing
+		maps.Copy(st.sums, saved.Sums)
+	}
+	st.version = v
+	if err := st.commit(ctx, false); err != nil {
+		return err
+	}
+	st.loaded = true
+	if v > 1 {
+		s.background(func(ctx context.Context) { s.store.prune(ctx, st.name, v) })
+	}
+	for _, n := range saved.Pending {
+		c, err := s.store.getChunk(ctx, st.name, n, saved.Sums[n])
+		if err != nil {
+			return err
+		}
+		st.pending[n], st.journaled[n] = c, true
+	}
+	if saved.Source != nil && saved.Chunker != nil {
+		src := source.ResumeChunks(st.nextChunk, *saved.Source, source.Options{Logger: s.cfg.Logger})
+		p, err := s.newPipeline(ctx, st.name, src.Info(), saved.Chunker)
+		if err != nil {
+			return err
+		}
+		st.src, st.p, st.audio = src, p, src.Info().Audio
+	}
+	if v > 0 {
+		s.cfg.Logger.Info("stream taken over from the bucket", "stream", st.name, "version", v, "from", saved.Owner,
+			"next_chunk", st.next, "waiting", len(st.pending))
+	}
+	return nil
+}
+
+// commit creates the next version of the stream's state from this object:
+// the lease renewed (or, with release, given up at once), where the
+// recording stands, the chunks that wait. It fails with errStale when
+// another node took the stream over. Called between chunks only: the
+// pipeline is flushed.
+func (st *stream) commit(ctx context.Context, release bool) error {
+	s := st.srv
+	now := time.Now()
+	saved := ingestState{
+		Owner: s.cfg.NodeID, OwnerURL: s.cfg.AdvertiseURL, LeaseUntil: now.Add(s.cfg.LeaseDuration),
+		Mode: st.mode, Active: st.active, Ended: st.state != "live", Done: st.state == "ended",
+		Next: st.next, Received: st.received, Missing: st.missing,
+	}
+	if release {
+		saved.LeaseUntil = time.Time{}
+	}
+	if st.state == "stitching" {
+		saved.LeaseUntil = now.Add(stitchLease) // nobody else stitches meanwhile
+	}
+	for k := range st.sums {
+		if k+sumWindow < st.next && st.pending[k] == nil {
+			delete(st.sums, k)
+		}
+	}
+	saved.Sums = st.sums
+	for n := range st.pending {
+		saved.Pending = append(saved.Pending, n)
+	}
+	slices.Sort(saved.Pending)
+	if st.src != nil && st.mode == modeChunks {
+		ss, err := st.src.State()
+		if err != nil {
+			return err
+		}
+		cont, err := st.p.Continuation()
+		if err != nil {
+			return err
+		}
+		saved.Source, saved.Chunker = &ss, &cont
+	}
+	v := st.version + 1
+	if err := s.store.create(ctx, st.name, v, &saved); err != nil {
+		return err
+	}
+	st.version, st.lease = v, saved.LeaseUntil
+	if v > 2 {
+		// Readers that listed version v-1 a moment ago can still read it.
+		s.background(func(ctx context.Context) { _ = s.store.b.Delete(ctx, s.store.stateKey(st.name, v-2)) })
+	}
+	return nil
+}
+
+// stitchLease is the lease an ending stream takes for its stitching.
+const stitchLease = 30 * time.Minute
+
+// work returns the context of a stream's writes for a request: not
+// cancelled by the client hanging up (what started finishes, and the
+// retry finds it done), but ended where this node's lease ends, so that
+// no write of a stale owner starts after another node may take over.
+func (st *stream) work(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.WithoutCancel(ctx), st.lease)
+}
+
+// drop forgets the stream object: its pipeline stops (what it uploaded
+// stays; nothing is finished) and the next request reloads the stream
+// from the bucket. Called with st.mu held.
+func (st *stream) drop() {
+	if st.gone {
+		return
+	}
+	st.gone = true
+	if st.p != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // uploads not done yet are abandoned: the bucket's state does not count them
+		_ = st.p.Abort(ctx)
+	}
+	st.srv.forget(st)
+}
+
 // addChunk takes chunk n into the ordering window and feeds what is in
 // order: early chunks wait; a chunk still missing when the window is full
-// is given up as a discontinuity.
-func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult, error) {
+// is given up as a discontinuity. Before it answers, everything it
+// accepted is in the bucket: the segments of the chunks fed (the open
+// segment is closed at the chunk's end; the next chunk opens a new one),
+// the playlist that lists them, the chunks that wait, and the state that
+// says so. Any failure drops the stream object: the bucket keeps the
+// state before the chunk, and a retry starts from there.
+func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk, takeover bool) (ChunkResult, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	res := ChunkResult{Stream: st.name, Chunk: n}
 	res.Note = source.AudioNote(c.audio != nil, c.ignored)
 	switch {
+	case st.gone:
+		return res, errGone
 	case st.state != "live":
 		return res, ErrEnded
 	case st.pushing != nil:
 		return res, fmt.Errorf("%w: it is being pushed as MPEG-TS", ErrBusy)
-	case st.err != nil:
-		return res, fmt.Errorf("the stream failed earlier (%v); it takes no more chunks", st.err)
+	}
+	if err := st.own(ctx, modeChunks, takeover); err != nil {
+		st.drop()
+		return res, err
 	}
 	if sum, seen := st.sums[n]; seen {
 		if sum != c.sum {
@@ -178,9 +414,15 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 		return res, nil
 	}
 	if n < st.next {
-		// Given up when the reorder window filled: the stream went on
-		// after a discontinuity. The device must not take it as stored.
-		return res, fmt.Errorf("%w: chunk %d came after the stream went on without it (a discontinuity at its place)", ErrConflict, n)
+		if st.given(n) {
+			// Given up when the reorder window filled: the stream went on
+			// after a discontinuity. The device must not take it as stored.
+			return res, fmt.Errorf("%w: chunk %d came after the stream went on without it (a discontinuity at its place)", ErrConflict, n)
+		}
+		// Recorded long ago: its digest is no longer kept.
+		res.Status, res.Next = "duplicate", st.next
+		res.Note = strings.TrimPrefix(res.Note+"; recorded before; too old to compare its bytes", "; ")
+		return res, nil
 	}
 	if note := st.audioNote(c); note != "" {
 		res.Note = strings.TrimPrefix(res.Note+"; "+note, "; ")
@@ -188,11 +430,14 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	st.pending[n] = c
 	st.sums[n] = c.sum
 	st.received++
-	res.Status = "buffered"
-	if err := st.drain(ctx, false); err != nil {
-		st.err = err
+	st.active = time.Now()
+	wctx, cancel := st.work(ctx)
+	defer cancel()
+	if err := st.persist(wctx); err != nil {
+		st.drop()
 		return res, err
 	}
+	res.Status = "buffered"
 	if _, waiting := st.pending[n]; !waiting {
 		res.Status = "recorded"
 	}
@@ -200,33 +445,95 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk) (ChunkResult
 	return res, nil
 }
 
-// drain feeds pending chunks in order; with flush (the stream's end) every
-// gap is given up.
-func (st *stream) drain(ctx context.Context, flush bool) error {
+// persist feeds the chunks that are in order, makes what they produced
+// durable, journals the chunks that wait, and creates the state version
+// that says so.
+func (st *stream) persist(ctx context.Context) error {
+	fed, err := st.drain(ctx, false)
+	if err != nil {
+		return err
+	}
+	if err := st.settle(ctx, fed); err != nil {
+		return err
+	}
+	for n, c := range st.pending {
+		if !st.journaled[n] {
+			if err := st.srv.store.putChunk(ctx, st.name, n, c.body); err != nil {
+				return err
+			}
+			st.journaled[n] = true
+		}
+	}
+	if err := st.commit(ctx, false); err != nil {
+		return err
+	}
+	st.unjournal()
+	return nil
+}
+
+// settle closes the open segment after chunks were fed and waits until
+// it, and every segment before, is durable and listed.
+func (st *stream) settle(ctx context.Context, fed int) error {
+	if fed == 0 || st.p == nil {
+		return nil
+	}
+	if err := st.p.Flush(ctx); err != nil {
+		return err
+	}
+	return st.p.Wait(ctx)
+}
+
+// unjournal deletes the journaled chunks that were fed (the state no
+// longer names them), in the background.
+func (st *stream) unjournal() {
+	for n := range st.journaled {
+		if _, waiting := st.pending[n]; !waiting {
+			delete(st.journaled, n)
+			st.srv.background(func(ctx context.Context) { st.srv.store.deleteChunk(ctx, st.name, n) })
+		}
+	}
+}
+
+// given reports whether chunk n was given up.
+func (st *stream) given(n uint64) bool {
+	for _, sp := range st.missing {
+		if sp[0] <= n && n <= sp[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// drain feeds pending chunks in order, and returns how many; with flush
+// (the stream's end) every gap is given up.
+func (st *stream) drain(ctx context.Context, flush bool) (fed int, err error) {
 	for len(st.pending) > 0 {
 		c, ok := st.pending[st.next]
 		if !ok {
 			if !flush && st.aheadCount() < st.srv.cfg.ReorderWindow {
-				return nil
+				return fed, nil
 			}
-			// Give the missing chunk up: the gap becomes a discontinuity.
-			st.missing = append(st.missing, st.next)
-			st.srv.cfg.Logger.Warn("chunk missing; continuing after a discontinuity", "stream", st.name, "chunk", st.next)
+			// Give the missing chunks up, to the first one that waits:
+			// the gap becomes a discontinuity.
+			first := slices.Min(slices.Collect(maps.Keys(st.pending)))
+			st.missing = append(st.missing, span{st.next, first - 1})
+			st.srv.cfg.Logger.Warn("chunks missing; continuing after a discontinuity", "stream", st.name, "from", st.next, "to", first-1)
 			if st.p != nil {
 				if err := st.p.Break(ctx); err != nil {
-					return err
+					return fed, err
 				}
 			}
-			st.next++
+			st.next = first
 			continue
 		}
 		delete(st.pending, st.next)
 		st.next++
+		fed++
 		if err := st.feedChunk(ctx, c); err != nil {
-			return err
+			return fed, err
 		}
 	}
-	return nil
+	return fed, nil
 }
 
 func (st *stream) aheadCount() int {
@@ -285,7 +592,7 @@ func (st *stream) feedChunk(ctx context.Context, c *chunk) error {
 		if err != nil {
 			return err
 		}
-		p, err := st.srv.newPipeline(ctx, st.name, src.Info())
+		p, err := st.srv.newPipeline(ctx, st.name, src.Info(), nil)
 		if err != nil {
 			return err
 		}
@@ -358,13 +665,16 @@ func (ir *idleReader) stop() {
 	ir.mu.Unlock()
 }
 
-// push records an MPEG-TS (or raw H.264) request body as it streams in; the
-// stream ends with the body.
+// push records an MPEG-TS (or raw H.264) request body as it streams in.
+// A body that ends cleanly ends the stream; one that breaks, stalls for
+// Config.PushIdleTimeout or is stopped by a shutdown suspends it: a new
+// push of the same name within Config.IdleTimeout continues it (after a
+// discontinuity).
 func (st *stream) push(ctx context.Context, w http.ResponseWriter, r *http.Request) (PushResult, error) {
 	// Writes are not tied to the request: a client that hangs up, or a
 	// server shutdown, ends the body, and what arrived is still recorded.
 	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: st.srv.cfg.PushIdleTimeout}
-	return st.record(context.WithoutCancel(ctx), body.stop, func() (source.Source, error) {
+	return st.record(context.WithoutCancel(ctx), false, body.stop, func() (source.Source, error) {
 		return source.NewReader(body, source.Options{FrameRate: 30, Logger: st.srv.cfg.Logger})
 	})
 }
@@ -381,32 +691,42 @@ func openGuarded(open func() (source.Source, error)) (src source.Source, err err
 }
 
 // record writes every sample of the source that open returns into the
-// stream, then ends the stream. stop, called from another goroutine, must
-// make the source end soon.
-func (st *stream) record(ctx context.Context, stop func(), open func() (source.Source, error)) (PushResult, error) {
+// stream. stop, called from another goroutine, must make the source end
+// soon. The end of the source ends the stream, and so does a shutdown for
+// an in-process source; otherwise a broken source or a shutdown suspends
+// it (see push).
+func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open func() (source.Source, error)) (PushResult, error) {
 	res := PushResult{Stream: st.name}
 	st.mu.Lock()
-	if st.state != "live" || st.pushing != nil || st.p != nil {
+	switch {
+	case st.gone:
+		st.mu.Unlock()
+		return res, errGone
+	case st.state != "live" || st.pushing != nil || st.p != nil:
 		st.mu.Unlock()
 		return res, fmt.Errorf("%w: it is already being recorded", ErrBusy)
 	}
-	st.pushing = stop
-	st.mu.Unlock()
-	release := func() {
-		st.mu.Lock()
-		st.pushing = nil
+	if err := st.own(ctx, modePush, false); err != nil {
+		st.drop()
 		st.mu.Unlock()
-	}
-	src, err := openGuarded(open)
-	if err != nil {
-		release()
-		st.abandon()
+		if o := (*ownedError)(nil); errors.As(err, &o) {
+			err = fmt.Errorf("%w: %w", ErrBusy, err) // pushed to another node
+		}
 		return res, err
 	}
-	p, err := st.srv.newPipeline(ctx, st.name, src.Info())
+	fresh := st.version == 1
+	st.pushing, st.active = stop, time.Now()
+	st.mu.Unlock()
+	src, err := openGuarded(open)
+	var p *livechunk.Pipeline
+	if err == nil {
+		p, err = st.srv.newPipeline(ctx, st.name, src.Info(), nil)
+	}
 	if err != nil {
-		release()
-		st.abandon()
+		st.mu.Lock()
+		st.pushing = nil
+		st.abandon(ctx, fresh)
+		st.mu.Unlock()
 		return res, err // chunker.ErrBadParameterSets: the stream's own parameter sets
 	}
 	st.mu.Lock()
@@ -429,88 +749,197 @@ func (st *stream) record(ctx context.Context, stop func(), open func() (source.S
 		if pk.Kind == source.KindVideo {
 			res.Samples++
 		}
+		if err := st.renew(ctx); err != nil {
+			readErr = err
+			break
+		}
 	}
-	release()
-	// The end of the input (or a broken one) ends the stream; what was
-	// recorded stays recorded.
+	st.mu.Lock()
+	st.pushing = nil
+	suspend := st.suspend && !inProcess || readErr != nil
+	st.mu.Unlock()
+	if suspend {
+		if err := st.pause(ctx); err != nil {
+			return res, err
+		}
+		if readErr != nil {
+			st.srv.cfg.Logger.Warn("stream input broke; the stream waits for it to come back", "stream", st.name, "err", readErr)
+			res.Status = "suspended after an input error: " + readErr.Error()
+		} else {
+			res.Status = "suspended"
+		}
+		return res, nil
+	}
+	// The end of the input ends the stream; what was recorded stays
+	// recorded.
 	if err := st.end(ctx); err != nil {
 		return res, err
-	}
-	if readErr != nil {
-		st.srv.cfg.Logger.Warn("stream input ended with an error", "stream", st.name, "err", readErr)
-		res.Status = "ended after an input error: " + readErr.Error()
-		return res, nil
 	}
 	res.Status = "ended"
 	return res, nil
 }
 
-// abandon drops a stream whose input was refused before anything was
-// recorded, so that a bad push leaves no stream behind (nor holds one of
-// the MaxStreams places).
-func (st *stream) abandon() {
+// renew renews a pushed stream's lease when half of it has passed (the
+// state says the stream is active).
+func (st *stream) renew(ctx context.Context) error {
 	st.mu.Lock()
-	idle := st.state == "live" && st.p == nil && st.pushing == nil && st.received == 0
-	if idle {
-		st.state = "ended"
+	defer st.mu.Unlock()
+	if time.Until(st.lease) >= st.srv.cfg.LeaseDuration/2 {
+		return nil
 	}
-	st.mu.Unlock()
-	if idle {
-		st.srv.forget(st)
-	}
+	st.active = time.Now()
+	return st.commit(ctx, false)
 }
 
-// stopPush ends a pushed body early; it reports whether one was running (it
-// then ends the stream itself).
+// pause suspends a pushed stream whose input stopped: what arrived is
+// stored and listed, the playlist stays open, and the lease is given up,
+// so that the push can come back to any node.
+func (st *stream) pause(ctx context.Context) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.gone {
+		return errGone
+	}
+	err := st.p.Flush(ctx)
+	if err == nil {
+		err = st.p.Wait(ctx)
+	}
+	err = errors.Join(err, st.p.Abort(ctx))
+	st.p = nil
+	st.active = time.Now()
+	if err == nil {
+		err = st.commit(ctx, true)
+	}
+	st.gone = true
+	st.srv.forget(st)
+	return err
+}
+
+// abandon drops a pushed stream whose input was refused before anything
+// was recorded: a new stream (fresh) leaves nothing behind, so that a bad
+// push neither makes a stream nor holds one of the MaxStreams places.
+// Called with st.mu held.
+func (st *stream) abandon(ctx context.Context, fresh bool) {
+	if fresh {
+		_ = st.srv.store.b.Delete(ctx, st.srv.store.stateKey(st.name, st.version))
+	} else {
+		_ = st.commit(ctx, true)
+	}
+	st.drop()
+}
+
+// stopPush ends a pushed body early, for a shutdown (a pushed stream is
+// then suspended, an in-process one ended); it reports whether one was
+// running.
 func (st *stream) stopPush() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.pushing != nil {
+		st.suspend = true
 		st.pushing()
 		return true
 	}
 	return false
 }
 
-// end finishes the stream: pending chunks are fed (gaps given up), the
-// pipeline closes (EXT-X-ENDLIST), and the VOD file is stitched in the
-// background.
-func (st *stream) end(ctx context.Context) error {
+// pauseChunks suspends a chunk stream for a shutdown: everything
+// acknowledged is stored already; the lease is given up so that the next
+// node (or this one restarted) takes the stream at once.
+func (st *stream) pauseChunks(ctx context.Context) error {
 	st.mu.Lock()
-	if st.state != "live" {
-		st.mu.Unlock()
+	defer st.mu.Unlock()
+	if st.gone || st.state != "live" || !st.loaded {
 		return nil
 	}
-	if st.pushing != nil {
+	err := st.commit(ctx, true)
+	st.drop()
+	return err
+}
+
+// end finishes the stream: pending chunks are fed (gaps given up), the
+// pipeline closes (EXT-X-ENDLIST), and the VOD file is stitched in the
+// background. The state says the stream ended before the playlist does:
+// a node that dies in between leaves the rest to Server's sweep.
+func (st *stream) end(ctx context.Context) error {
+	st.mu.Lock()
+	switch {
+	case st.gone:
+		st.mu.Unlock()
+		return errGone
+	case st.state != "live":
+		st.mu.Unlock()
+		return nil
+	case st.pushing != nil:
 		st.mu.Unlock()
 		return fmt.Errorf("%w: it is being pushed; it ends with its body", ErrBusy)
 	}
-	err := st.drain(ctx, true)
-	if st.p != nil {
-		err = errors.Join(err, st.p.Close(ctx))
+	if err := st.own(ctx, "", false); err != nil {
+		st.drop()
+		st.mu.Unlock()
+		return err
+	}
+	wctx, cancel := st.work(ctx)
+	defer cancel()
+	fed, err := st.drain(wctx, true)
+	if err == nil {
+		err = st.settle(wctx, fed)
+	}
+	if err == nil && st.p == nil && st.received == 0 && st.version == 1 {
+		// Nothing was ever recorded: no stream is left behind.
+		st.abandon(wctx, true)
+		st.mu.Unlock()
+		return nil
 	}
 	recorded := st.p != nil
-	st.state = "ended"
-	if recorded && st.srv.cfg.Stitch != nil {
-		st.state = "stitching"
+	if err == nil {
+		st.state = "ended"
+		if recorded && st.srv.cfg.Stitch != nil {
+			st.state = "stitching"
+		}
+		err = st.commit(wctx, false)
+	}
+	if err != nil {
+		st.state = "live"
+		st.drop()
+		st.mu.Unlock()
+		return err
+	}
+	st.unjournal()
+	if recorded {
+		err = st.p.Close(wctx)
 	}
 	st.mu.Unlock()
-	if !recorded || st.srv.cfg.Stitch == nil {
-		st.srv.forget(st)
-	} else {
-		st.srv.wg.Add(1)
-		go func() {
-			defer st.srv.wg.Done()
-			prefix := st.srv.streamPrefix(st.name)
-			serr := st.srv.cfg.Stitch(context.WithoutCancel(ctx), st.srv.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4")
-			if serr != nil {
-				st.srv.cfg.Logger.Error("stitching failed", "stream", st.name, "err", serr)
-			}
-			st.mu.Lock()
-			st.state = "ended"
-			st.mu.Unlock()
-			st.srv.forget(st)
-		}()
+	if err != nil || !recorded || st.srv.cfg.Stitch == nil {
+		st.finished(ctx)
+		return err
 	}
-	return err
+	st.srv.wg.Add(1)
+	go func() {
+		defer st.srv.wg.Done()
+		st.stitch(context.WithoutCancel(ctx))
+		st.finished(ctx)
+	}()
+	return nil
+}
+
+// stitch makes the VOD file of the ended stream.
+func (st *stream) stitch(ctx context.Context) {
+	prefix := st.srv.streamPrefix(st.name)
+	if err := st.srv.cfg.Stitch(ctx, st.srv.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4"); err != nil {
+		st.srv.cfg.Logger.Error("stitching failed", "stream", st.name, "err", err)
+	}
+}
+
+// finished records that the ended stream is done and forgets it.
+func (st *stream) finished(ctx context.Context) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.state = "ended"
+	if !st.gone {
+		if err := st.commit(context.WithoutCancel(ctx), true); err != nil {
+			st.srv.cfg.Logger.Warn("recording the end of a stream", "stream", st.name, "err", err)
+		}
+	}
+	st.gone = true
+	st.srv.forget(st)
 }

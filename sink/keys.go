@@ -61,3 +61,31 @@ func segmentContentType(f chunker.Format) string {
 	}
 	return contentTypeM4S
 }
+
+// KeySeq returns the sequence number of a segment or init section key (of
+// any prefix, in either format) and whether it names one: "seg-000042.m4s"
+// is segment 42, "init-3.mp4" init section 3.
+func KeySeq(key string) (seq uint64, init, ok bool) {
+	name := path.Base(key)
+	var num string
+	switch {
+	case strings.HasPrefix(name, "seg-"):
+		num = strings.TrimPrefix(name, "seg-")
+		if n, found := strings.CutSuffix(num, chunker.FMP4.SegmentExt()); found {
+			num = n
+		} else if n, found := strings.CutSuffix(num, chunker.TS.SegmentExt()); found {
+			num = n
+		} else {
+			return 0, false, false
+		}
+	case strings.HasPrefix(name, "init-") && strings.HasSuffix(name, ".mp4"):
+		num, init = strings.TrimSuffix(strings.TrimPrefix(name, "init-"), ".mp4"), true
+	default:
+		return 0, false, false
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, false, false
+	}
+	return n, init, true
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
@@ -31,7 +32,9 @@ func defaultStore() string {
 
 type serveFlags struct {
 	addr, store, token, format string
+	node, advertise            string
 	segment, startDuration     time.Duration
+	idle, lease                time.Duration
 	maxStreams                 int
 	verbose, openGOP           bool
 }
@@ -46,6 +49,10 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.BoolVar(&f.verbose, "v", false, "log every chunk, segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
 	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp)
+	fs.DurationVar(&f.idle, "idle-timeout", 3*time.Minute, "end a live stream that gets no chunk or pushed data for this long (until then a broken push, or a restart, continues it)")
+	fs.StringVar(&f.node, "node", "", "this node's `ID` among the nodes that share the store (default: host name and listen address); a node restarted under its ID takes its streams back at once")
+	fs.StringVar(&f.advertise, "advertise", "", "the `URL` where other nodes on the same store reach this one (http://10.0.0.5:8080): they forward the chunks of its streams here")
+	fs.DurationVar(&f.lease, "lease", 20*time.Second, "how long a node holds a stream between chunks; a node that dies is replaced after this long (at once when its -advertise URL refuses connections)")
 }
 
 // startServer opens the store, listens and serves until ctx is done, then
@@ -63,7 +70,20 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return err
 	}
 	defer b.Close()
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if f.node == "" {
+		host, _ := os.Hostname()
+		f.node = host + "@" + ln.Addr().String()
+	}
 	srv, err := server.New(server.Config{
+		NodeID:          f.node,
+		AdvertiseURL:    strings.TrimSuffix(f.advertise, "/"),
+		IdleTimeout:     f.idle,
+		LeaseDuration:   f.lease,
 		Bucket:          b,
 		Format:          format,
 		SegmentDuration: f.segment,
@@ -77,10 +97,6 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return err
-	}
 	hs := srv.HTTPServer(f.addr)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -91,11 +107,14 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(stderr, "livechunk: shutting down: finishing streams...")
+	fmt.Fprintln(stderr, "livechunk: shutting down: suspending streams...")
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Chunk uploads in progress finish (and are acknowledged) first.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Shutdown(sctx) }()
 	errShut := srv.Shutdown(sctx)
-	errHTTP := hs.Shutdown(sctx)
+	errHTTP := <-httpDone
 	if errors.Is(errHTTP, http.ErrServerClosed) {
 		errHTTP = nil
 	}
@@ -131,9 +150,16 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
-SIGINT or SIGTERM shuts it down gracefully: ingest stops, open segments
-close, uploads finish, playlists get EXT-X-ENDLIST and streams are stitched;
-a second signal exits at once.
+Every chunk answered 2xx is stored in the store, with the stream's state:
+a device may delete it. SIGINT or SIGTERM shuts the server down gracefully:
+uploads in progress finish, pushed bodies stop, and every live stream is
+suspended, not ended: the next chunk or push, to this server restarted or
+to another one on the same store, continues it. A stream that gets nothing
+for -idle-timeout ends by itself (EXT-X-ENDLIST, then /vod/{stream}.mp4).
+A second signal exits at once.
+
+Several nodes on one store (S3, GCS, Azure) act as one service behind any
+load balancer: give each a -node ID and an -advertise URL.
 
 Example:
   livechunk serve -addr 127.0.0.1:8080 -store ./streams

@@ -1,0 +1,272 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/server"
+	"github.com/livechunk/livechunk/sink"
+	"gocloud.dev/blob"
+)
+
+// node is one server on a shared store, reachable at its own URL.
+type node struct {
+	*testServer
+	handler *switchHandler
+}
+
+// switchHandler lets a test know a server's URL before the server exists
+// (its AdvertiseURL), and take the server down and up again at that URL.
+type switchHandler struct {
+	mu sync.Mutex
+	h  http.Handler
+}
+
+func (sh *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sh.mu.Lock()
+	h := sh.h
+	sh.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
+
+// startNode starts a server called id on the store in dir (created by the
+// first node), advertising its URL to the other nodes.
+func startNode(t *testing.T, dir, id string, cfg server.Config) *node {
+	t.Helper()
+	b, err := sink.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	sh := &switchHandler{h: http.NotFoundHandler()}
+	hs := httptest.NewServer(sh)
+	t.Cleanup(hs.Close)
+	cfg.Bucket, cfg.NodeID, cfg.AdvertiseURL = b, id, hs.URL
+	if cfg.SegmentDuration == 0 {
+		cfg.SegmentDuration = time.Second
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	sh.h = srv
+	return &node{testServer: &testServer{Server: hs, srv: srv, bucket: b, dir: dir}, handler: sh}
+}
+
+// expect uploads chunk n of file to the node and checks the answer's
+// status code and, for a 200, its status.
+func expect(t *testing.T, ts *testServer, stream string, n int, file string, code int, status string) string {
+	t.Helper()
+	got, body := put(t, ts, stream, n, file)
+	if got != code || code == 200 && !strings.Contains(body, `"status": "`+status+`"`) {
+		t.Fatalf("chunk %d of %s: %d %s, want %d %s", n, stream, got, body, code, status)
+	}
+	return body
+}
+
+// endAndCheck ends the stream at ts and checks that its playlist is
+// finished without a discontinuity and decodes, like its VOD file, to the
+// frames of the chunks in order, each once.
+func endAndCheck(t *testing.T, ts *testServer, stream string, chunks []string) {
+	t.Helper()
+	if code, body := ts.do(t, "POST", "/ingest/"+stream+"/end", nil); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	pl, err := hls.LoadMedia(context.Background(), ts.bucket, stream+"/index.m3u8")
+	if err != nil || !pl.Ended {
+		t.Fatalf("playlist after the end: %v %+v", err, pl)
+	}
+	for _, sg := range pl.Segments {
+		if sg.Discontinuity {
+			t.Errorf("discontinuity at %s", sg.URI)
+		}
+	}
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/"+stream+"/index.m3u8")); d != "" {
+		t.Errorf("the playlist decodes differently from the chunks: %s", d)
+	}
+}
+
+// TestRestartResumesStream acknowledges chunk 0 (recorded) and chunk 2
+// (buffered), then drops the server without a shutdown, as a crash does
+// (its memory is never read again), and starts another process's server
+// on the store under the same node ID: retries answer duplicate (or 409
+// with other bytes), chunk 1 feeds the waiting chunk 2, and the recording
+// goes on with no discontinuity: every frame once, in order.
+func TestRestartResumesStream(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 4)
+	dir := filepath.Join(t.TempDir(), "store")
+	first := startNode(t, dir, "n1", server.Config{})
+	expect(t, first.testServer, "phone", 0, chunks[0], 200, "recorded")
+	expect(t, first.testServer, "phone", 2, chunks[2], 200, "buffered")
+	first.handler.mu.Lock()
+	first.handler.h = http.NotFoundHandler() // the crashed process answers nothing more
+	first.handler.mu.Unlock()
+
+	again := startNode(t, dir, "n1", server.Config{})
+	expect(t, again.testServer, "phone", 0, chunks[0], 200, "duplicate")
+	expect(t, again.testServer, "phone", 2, chunks[2], 200, "duplicate")
+	expect(t, again.testServer, "phone", 2, chunks[3], http.StatusConflict, "")
+	body := expect(t, again.testServer, "phone", 1, chunks[1], 200, "recorded")
+	if !strings.Contains(body, `"next": 3`) {
+		t.Errorf("chunk 1 should feed the waiting chunk 2: %s", body)
+	}
+	expect(t, again.testServer, "phone", 3, chunks[3], 200, "recorded")
+	endAndCheck(t, again.testServer, "phone", chunks)
+	// The waiting chunk was journaled and, once fed, deleted.
+	if err := again.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if left := listKeys(t, again.bucket, ".ingest/phone/chunk-"); len(left) != 0 {
+		t.Errorf("journaled chunks left behind: %v", left)
+	}
+}
+
+// listKeys lists the keys under prefix.
+func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
+	t.Helper()
+	var keys []string
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(context.Background())
+		if err == io.EOF {
+			return keys
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, obj.Key)
+	}
+}
+
+// TestShutdownSuspendsStreams: a shutdown leaves the stream live (no
+// ENDLIST) and gives its lease up, so that a server of another node ID
+// goes on with it at once, without a discontinuity; a new chunk after the
+// shutdown is refused by the old server.
+func TestShutdownSuspendsStreams(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	expect(t, a.testServer, "phone", 0, chunks[0], 200, "recorded")
+	if err := a.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := hls.LoadMedia(context.Background(), a.bucket, "phone/index.m3u8")
+	if err != nil || pl.Ended || len(pl.Segments) != 2 {
+		t.Fatalf("after shutdown: %v %+v, want 2 segments and no ENDLIST", err, pl)
+	}
+	expect(t, a.testServer, "phone", 1, chunks[1], http.StatusServiceUnavailable, "")
+	b := startNode(t, dir, "b", server.Config{})
+	expect(t, b.testServer, "phone", 1, chunks[1], 200, "recorded")
+	endAndCheck(t, b.testServer, "phone", chunks)
+}
+
+// TestIdleStreamEnds: a stream that gets nothing for IdleTimeout ends by
+// itself (ENDLIST, VOD stitched) and frees its place, including one whose
+// node is gone (another node ends it once the lease has ended).
+func TestIdleStreamEnds(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	dir := filepath.Join(t.TempDir(), "store")
+	cfg := server.Config{IdleTimeout: 400 * time.Millisecond, LeaseDuration: time.Second, MaxStreams: 1, Stitch: server.StitchMP4}
+	a := startNode(t, dir, "a", cfg)
+	expect(t, a.testServer, "one", 0, chunks[0], 200, "recorded")
+	waitVOD(t, a.testServer, "one")
+	// The place is free again.
+	expect(t, a.testServer, "two", 0, chunks[0], 200, "recorded")
+	a.handler.mu.Lock()
+	a.handler.h = http.NotFoundHandler()
+	a.handler.mu.Unlock()
+	a.srv.Shutdown(context.Background()) //nolint:errcheck // the node is gone: its sweep stops
+	// "two" was suspended by a's shutdown; b ends it when idle.
+	b := startNode(t, dir, "b", cfg)
+	waitVOD(t, b.testServer, "two")
+	if code, _ := put(t, b.testServer, "two", 1, chunks[0]); code != http.StatusConflict {
+		t.Errorf("a chunk after the idle end: %d, want 409", code)
+	}
+}
+
+// waitVOD polls until the stream's VOD file is served and checks that the
+// playlist is finished.
+func waitVOD(t *testing.T, ts *testServer, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Head(ts.URL + "/vod/" + stream + ".mp4")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				pl, err := hls.LoadMedia(context.Background(), ts.bucket, stream+"/index.m3u8")
+				if err != nil || !pl.Ended {
+					t.Fatalf("VOD made but the playlist is not finished: %v", err)
+				}
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable condition
+	}
+	t.Fatalf("stream %s never ended by itself", stream)
+}
+
+// TestNodesShareStreams: chunks alternate between two nodes: the one that
+// does not record the stream forwards them, and every chunk is recorded
+// once. Then the owner goes away (its URL refuses connections): the other
+// node takes the stream over from the bucket at the next chunk and goes on
+// without a discontinuity.
+func TestNodesShareStreams(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 5)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	b := startNode(t, dir, "b", server.Config{})
+	nodes := []*node{a, b}
+	for i := 0; i < 4; i++ {
+		expect(t, nodes[i%2].testServer, "cam", i, chunks[i], 200, "recorded")
+		expect(t, nodes[(i+1)%2].testServer, "cam", i, chunks[i], 200, "duplicate")
+	}
+	a.Close() // the owner is gone
+	expect(t, b.testServer, "cam", 4, chunks[4], 200, "recorded")
+	endAndCheck(t, b.testServer, "cam", chunks)
+}
+
+// TestStaleOwnerIsFenced: node a records a stream; node b takes it over
+// while a still believes it holds it (a's URL was unreachable). A chunk
+// that then reaches a is not recorded by a: its state write is refused,
+// a drops its copy and forwards the chunk to b. Every chunk is recorded
+// once.
+func TestStaleOwnerIsFenced(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 3)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	expect(t, a.testServer, "cam", 0, chunks[0], 200, "recorded")
+	// b cannot reach a: a's advertised URL refuses connections.
+	b := startNode(t, dir, "b", server.Config{})
+	a.handler.mu.Lock()
+	a.Listener.Close()
+	a.handler.mu.Unlock()
+	expect(t, b.testServer, "cam", 1, chunks[1], 200, "recorded")
+	// a is reachable again, in-process: it still holds its old copy.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("PUT", "/ingest/cam/2", strings.NewReader(string(mustRead(t, chunks[2]))))
+	a.srv.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"recorded"`) {
+		t.Fatalf("chunk 2 at the stale node: %d %s", rec.Code, rec.Body.String())
+	}
+	endAndCheck(t, b.testServer, "cam", chunks)
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/livechunk/livechunk/hls"
+)
+
+// forwardedHeader marks a request one node forwards to the owner of its
+// stream (its value is the forwarding node's ID); the owner never forwards
+// it again.
+const forwardedHeader = "Livechunk-Forwarded-By"
+
+// forward sends an ingest request (its body already read) to the node at
+// base that records its stream, and copies the answer back. It reports
+// false, having written nothing, when that node refuses the connection:
+// it is gone, and the caller takes the stream over. Any other failure is
+// answered 503 with Retry-After.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, body []byte) bool {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, bytes.NewReader(body))
+	if err != nil {
+		failStatus(w, http.StatusBadGateway, "forwarding to the stream's node %s: %v", base, err)
+		return true
+	}
+	for _, h := range []string{"Authorization", "Content-Type"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(forwardedHeader, s.cfg.NodeID)
+	resp, err := s.cfg.Client.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		s.cfg.Logger.Warn("the node that records a stream is gone; taking the stream over", "node", base, "path", r.URL.Path)
+		return false
+	}
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		failStatus(w, http.StatusServiceUnavailable, "forwarding to the stream's node %s: %v", base, err)
+		return true
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Retry-After", "WWW-Authenticate", "Cache-Control"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
+	return true
+}
+
+// retryAfter is the Retry-After of an answer that err makes a 503: the
+// seconds until another node's lease ends (then this node may take the
+// stream), or "1".
+func retryAfter(err error) string {
+	var o *ownedError
+	if errors.As(err, &o) {
+		return strconv.Itoa(max(1, int(time.Until(o.until.Add(leaseMargin)).Seconds()+1)))
+	}
+	return "1"
+}
+
+// background runs f in a goroutine that Shutdown waits for: deletes of
+// objects nothing refers to any more.
+func (s *Server) background(f func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// sweepLoop sweeps every quarter of Config.IdleTimeout (at most every
+// 30 s) until ctx ends.
+func (s *Server) sweepLoop(ctx context.Context) {
+	defer close(s.swept)
+	every := min(s.cfg.IdleTimeout/4, 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep(ctx)
+		}
+	}
+}
+
+// sweep ends the live streams that have had no input for
+// Config.IdleTimeout, this node's and those whose node is gone (its lease
+// ended), and completes the streams whose node died while ending them.
+func (s *Server) sweep(ctx context.Context) {
+	names, err := s.store.streams(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("sweep: listing the streams", "err", err)
+		return
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		if st, _ := s.getStream(name, false); st != nil {
+			if st.idle() {
+				s.cfg.Logger.Info("stream idle; ending it", "stream", name)
+				if err := st.end(ctx); err != nil && !errors.Is(err, errGone) {
+					s.cfg.Logger.Warn("ending an idle stream", "stream", name, "err", err)
+				}
+			}
+			continue
+		}
+		saved, v, err := s.store.latest(ctx, name)
+		now := time.Now()
+		switch {
+		case err != nil || v == 0 || saved.Done || saved.held(now):
+		case saved.Ended:
+			s.complete(ctx, name, saved, v)
+		case now.After(saved.Active.Add(s.cfg.IdleTimeout)):
+			s.cfg.Logger.Info("stream idle and its node gone; ending it", "stream", name, "node", saved.Owner)
+			if err := s.end(ctx, name, false); err != nil && !errors.Is(err, ErrEnded) {
+				s.cfg.Logger.Warn("ending an idle stream", "stream", name, "err", err)
+			}
+		}
+	}
+}
+
+// idle reports whether the stream has had no input for Config.IdleTimeout.
+func (st *stream) idle() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.loaded && !st.gone && st.state == "live" && st.pushing == nil &&
+		time.Since(st.active) > st.srv.cfg.IdleTimeout
+}
+
+// complete finishes a stream whose node died after its state said it
+// ended: the playlist gets EXT-X-ENDLIST and the VOD file is stitched.
+func (s *Server) complete(ctx context.Context, name string, saved ingestState, v uint64) {
+	saved.Owner, saved.OwnerURL, saved.LeaseUntil = s.cfg.NodeID, s.cfg.AdvertiseURL, time.Now().Add(stitchLease)
+	if err := s.store.create(ctx, name, v+1, &saved); err != nil {
+		return // another node does it
+	}
+	prefix := s.streamPrefix(name)
+	pl, err := hls.LoadMedia(ctx, s.cfg.Bucket, prefix+"index.m3u8")
+	if err == nil && !pl.Ended {
+		var pub *hls.Publisher
+		if pub, err = hls.NewPublisher(s.cfg.Bucket, hls.PublisherConfig{Type: hls.Event, Prefix: prefix, Name: "index.m3u8",
+			TargetDuration: s.cfg.SegmentDuration}); err == nil {
+			pub.Restore(pl)
+			err = pub.Finish(ctx)
+		}
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("completing an ended stream", "stream", name, "err", err)
+		return
+	}
+	if ok, _ := s.cfg.Bucket.Exists(ctx, prefix+"vod.mp4"); !ok && s.cfg.Stitch != nil && pl != nil {
+		if err := s.cfg.Stitch(ctx, s.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4"); err != nil {
+			s.cfg.Logger.Error("stitching failed", "stream", name, "err", err)
+		}
+	}
+	saved.Done, saved.LeaseUntil = true, time.Time{}
+	_ = s.store.create(ctx, name, v+2, &saved)
+}
