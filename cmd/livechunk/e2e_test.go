@@ -622,16 +622,11 @@ func TestServePushLive(t *testing.T) {
 	}
 }
 
-// TestServeSignalShutdown runs `livechunk serve` as a process and sends it
-// SIGTERM while a chunk stream has an open segment and an MPEG-TS push is
-// streaming: it exits 0 after closing the open segments, finishing the
-// uploads and the playlists (ENDLIST) and stitching both streams.
-func TestServeSignalShutdown(t *testing.T) {
-	mediatest.RequireTool(t, "ffmpeg")
-	chunks := phoneChunks(t, 2)
-	in := liveInput(t, 30)
-	store := filepath.Join(t.TempDir(), "store")
-	args := []string{"serve", "-addr", "127.0.0.1:0", "-store", store, "-segment", "1s"}
+// startServeProcess runs `livechunk serve` as a process on store with args
+// and returns it and its URL once it listens.
+func startServeProcess(t *testing.T, store string, args ...string) (*process, *exec.Cmd, string) {
+	t.Helper()
+	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-store", store, "-segment", "1s"}, args...)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 	cmd.Env = append(os.Environ(), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
 	var stdout syncBuffer
@@ -648,11 +643,32 @@ func TestServeSignalShutdown(t *testing.T) {
 		}
 		return m != nil
 	})
+	return serve, cmd, base
+}
 
-	for i, c := range chunks {
+// TestServeSignalSuspends runs `livechunk serve` as a process and sends it
+// SIGTERM while a chunk stream is live and an MPEG-TS push is streaming:
+// it exits 0, and both streams stay live (no ENDLIST), with every
+// acknowledged chunk listed. A new serve process on the store goes on
+// with them: the next chunk continues the chunk stream with no
+// discontinuity, and a new push continues the pushed stream after one.
+// Each is then ended and stitched: the chunk stream holds every picture
+// of its chunks, once, in order; the pushed one a prefix of the first
+// push's pictures, then all of the second's.
+func TestServeSignalSuspends(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := phoneChunks(t, 3)
+	in, in2 := liveInput(t, 30), liveInput(t, 2)
+	store := filepath.Join(t.TempDir(), "store")
+	serve, cmd, base := startServeProcess(t, store)
+	for i, c := range chunks[:2] {
 		if code, body, _ := request(t, "PUT", fmt.Sprintf("%s/ingest/phone/%d", base, i), mustReadFile(t, c)); code != http.StatusOK {
 			t.Fatalf("chunk %d: %d %s", i, code, body)
 		}
+	}
+	// Every acknowledged chunk is listed: nothing waits in an open segment.
+	if pl, _ := hls.ParseMedia(mustGet(t, base+"/live/phone/index.m3u8")); pl.Ended || len(pl.Segments) != 4 {
+		t.Fatalf("after two 2 s chunks, phone lists %d segments (ended %v), want 4", len(pl.Segments), pl.Ended)
 	}
 	push := pushFFmpeg(t, in, base+"/ingest/cam")
 	waitFor(t, "the pushed stream's first segments", func() bool {
@@ -660,51 +676,84 @@ func TestServeSignalShutdown(t *testing.T) {
 		pl, err := hls.ParseMedia(body)
 		return code == http.StatusOK && err == nil && len(pl.Segments) >= 2
 	})
-	if pl, _ := hls.ParseMedia(mustGet(t, base+"/live/phone/index.m3u8")); pl.Ended || len(pl.Segments) != 3 {
-		t.Fatalf("before the signal, phone lists %d segments (ended %v), want 3 and the 4th open", len(pl.Segments), pl.Ended)
-	}
-
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := serve.wait(t, 90*time.Second); err != nil {
-		t.Fatalf("serve after SIGTERM: %v\n%s%s", err, stdout.String(), serve.out.String())
-	}
-	err := push.wait(t, 30*time.Second)
-	t.Logf("the ffmpeg push ended with the server: %v %s", err, push.out.String())
-
-	// Both streams were finished and stitched; the chunk stream holds all of
-	// its pictures, the pushed one a prefix of the input's.
-	for _, c := range []struct {
-		name string
-		want []string
-		all  bool
-	}{
-		{"phone", slices.Concat(mediatest.FrameHashes(t, chunks[0]), mediatest.FrameHashes(t, chunks[1])), true},
-		{"cam", mediatest.FrameHashes(t, in), false},
-	} {
-		pl, err := hls.ParseMedia(mustReadFile(t, filepath.Join(store, c.name, "index.m3u8")))
-		if err != nil || !pl.Ended {
-			t.Errorf("%s: playlist not finished after SIGTERM: %v %+v", c.name, err, pl)
-			continue
-		}
-		got := mediatest.FrameHashes(t, filepath.Join(store, c.name, "vod.mp4"))
-		if len(got) < 30 {
-			t.Errorf("%s: only %d pictures recorded", c.name, len(got))
-		}
-		if c.all {
-			if d := mediatest.EqualHashes(c.want, got); d != "" {
-				t.Errorf("%s: vod.mp4: %s", c.name, d)
-			}
-		} else if d := cutPrefix(c.want, got); d != "" {
-			t.Errorf("%s: vod.mp4: %s", c.name, d)
-		}
-		if n := len(mediatest.FrameHashes(t, filepath.Join(store, c.name, "index.m3u8"))); n != len(got) {
-			t.Errorf("%s: the playlist has %d pictures, vod.mp4 %d", c.name, n, len(got))
-		}
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, serve.out.String())
 	}
 	if !strings.Contains(serve.out.String(), "shutting down") {
 		t.Errorf("no shutdown message on stderr:\n%s", serve.out.String())
+	}
+	err := push.wait(t, 30*time.Second)
+	t.Logf("the ffmpeg push ended with the server: %v %s", err, push.out.String())
+	for _, name := range []string{"phone", "cam"} {
+		pl, err := hls.ParseMedia(mustReadFile(t, filepath.Join(store, name, "index.m3u8")))
+		if err != nil || pl.Ended {
+			t.Fatalf("%s: after SIGTERM the playlist is %+v (%v), want it live", name, pl, err)
+		}
+	}
+
+	serve2, cmd2, base2 := startServeProcess(t, store)
+	if code, body, _ := request(t, "PUT", base2+"/ingest/phone/2", mustReadFile(t, chunks[2])); code != http.StatusOK || !strings.Contains(string(body), "recorded") {
+		t.Fatalf("chunk 2 after the restart: %d %s", code, body)
+	}
+	if code, body, _ := request(t, "PUT", base2+"/ingest/phone/1", mustReadFile(t, chunks[1])); code != http.StatusOK || !strings.Contains(string(body), "duplicate") {
+		t.Fatalf("chunk 1 again after the restart: %d %s", code, body)
+	}
+	if err := pushFFmpeg(t, in2, base2+"/ingest/cam").wait(t, 60*time.Second); err != nil {
+		t.Fatalf("the second push: %v", err)
+	}
+	if code, body, _ := request(t, "POST", base2+"/ingest/phone/end", nil); code != http.StatusOK {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	for _, name := range []string{"phone", "cam"} {
+		waitFor(t, name+"'s VOD file", func() bool {
+			code, _, _ := request(t, "HEAD", base2+"/vod/"+name+".mp4", nil)
+			return code == http.StatusOK
+		})
+	}
+	var all []string
+	for _, c := range chunks {
+		all = append(all, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(all, mediatest.FrameHashes(t, filepath.Join(store, "phone", "vod.mp4"))); d != "" {
+		t.Errorf("phone: vod.mp4: %s", d)
+	}
+	discont := func(name string) int {
+		pl, err := hls.ParseMedia(mustReadFile(t, filepath.Join(store, name, "index.m3u8")))
+		if err != nil || !pl.Ended {
+			t.Fatalf("%s: final playlist %+v (%v)", name, pl, err)
+		}
+		n := 0
+		for _, sg := range pl.Segments {
+			if sg.Discontinuity {
+				n++
+			}
+		}
+		return n
+	}
+	if n := discont("phone"); n != 0 {
+		t.Errorf("phone: %d discontinuities, want none", n)
+	}
+	if n := discont("cam"); n != 1 {
+		t.Errorf("cam: %d discontinuities, want 1 (where the push came back)", n)
+	}
+	got, second := mediatest.FrameHashes(t, filepath.Join(store, "cam", "vod.mp4")), mediatest.FrameHashes(t, in2)
+	if len(got) < len(second)+30 {
+		t.Fatalf("cam: %d pictures", len(got))
+	}
+	if d := mediatest.EqualHashes(second, got[len(got)-len(second):]); d != "" {
+		t.Errorf("cam: the second push: %s", d)
+	}
+	if d := cutPrefix(mediatest.FrameHashes(t, in), got[:len(got)-len(second)]); d != "" {
+		t.Errorf("cam: the first push: %s", d)
+	}
+	if err := cmd2.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve2.wait(t, 90*time.Second); err != nil {
+		t.Fatalf("second serve after SIGTERM: %v\n%s", err, serve2.out.String())
 	}
 }
 
