@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"go/build"
 	"net"
 	"os"
 	"os/exec"
@@ -24,9 +23,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
@@ -37,6 +33,7 @@ import (
 	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/versitygw"
 	"github.com/livechunk/livechunk/sink"
 )
 
@@ -734,119 +731,6 @@ func segmentFrames(t *testing.T, dir string, e hlscheck.Entry) int {
 	return n
 }
 
-// versityGW is a versitygw S3 gateway with a posix backend, run by a test.
-type versityGW struct {
-	t        *testing.T
-	bin      string
-	root     string
-	addr     string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	log      bytes.Buffer
-	access   string
-	secret   string
-	endpoint string
-}
-
-// findVersityGW returns the versitygw binary: on PATH or in GOPATH/bin
-// (where go install puts it). Without it the test is skipped, unless
-// LIVECHUNK_REQUIRE_TOOLS is set.
-func findVersityGW(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	p := filepath.Join(build.Default.GOPATH, "bin", "versitygw")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return mediatest.RequireTool(t, "versitygw")
-}
-
-func startVersityGW(t *testing.T) *versityGW {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	g := &versityGW{t: t, bin: findVersityGW(t), root: t.TempDir(), addr: addr,
-		access: "livechunktest", secret: "livechunk-test-secret", endpoint: "http://" + addr}
-	g.start()
-	t.Cleanup(g.stop)
-	return g
-}
-
-// start runs the gateway and waits until it accepts connections.
-func (g *versityGW) start() {
-	g.t.Helper()
-	g.cmd = exec.Command(g.bin, "--port", g.addr, "--quiet", "posix", g.root)
-	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+g.access, "ROOT_SECRET_KEY="+g.secret)
-	g.cmd.Stdout, g.cmd.Stderr = &g.log, &g.log
-	if err := g.cmd.Start(); err != nil {
-		g.t.Fatal(err)
-	}
-	g.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(g.cmd, g.exited)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", g.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-g.exited:
-			g.t.Fatalf("versitygw exited: %s", g.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("versitygw did not listen on %s: %v\n%s", g.addr, err, g.log.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling the port: an observable condition
-	}
-}
-
-// stop kills the gateway (SIGKILL, as a crash or a network cut would) and
-// waits for it to exit.
-func (g *versityGW) stop() {
-	if g.cmd == nil {
-		return
-	}
-	g.cmd.Process.Signal(syscall.SIGKILL)
-	<-g.exited
-	g.cmd = nil
-}
-
-// createBucket creates a bucket through the S3 API.
-func (g *versityGW) createBucket(ctx context.Context, name string) {
-	g.t.Helper()
-	c := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(g.endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(g.access, g.secret, ""),
-	})
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		g.t.Fatalf("create bucket: %v\n%s", err, g.log.String())
-	}
-}
-
-// open opens bucket through sink.Open and an s3:// URL, as a user would.
-func (g *versityGW) open(ctx context.Context, bucket string) *blob.Bucket {
-	g.t.Helper()
-	g.t.Setenv("AWS_ACCESS_KEY_ID", g.access)
-	g.t.Setenv("AWS_SECRET_ACCESS_KEY", g.secret)
-	g.t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	g.t.Setenv("AWS_CONFIG_FILE", filepath.Join(g.root, "none"))
-	g.t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(g.root, "none"))
-	b, err := sink.Open(ctx, "s3://"+bucket+"?region=us-east-1&use_path_style=true&disable_https=true&endpoint="+g.endpoint)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	g.t.Cleanup(func() { b.Close() })
-	return b
-}
-
 // TestReliabilityVersityGW runs the pipeline against a real S3 gateway
 // (versitygw, posix backend) on 127.0.0.1, opened by URL with request
 // signing: recordings in both formats decode to the input, a large object
@@ -855,9 +739,14 @@ func (g *versityGW) open(ctx context.Context, bucket string) *blob.Bucket {
 func TestReliabilityVersityGW(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	ctx := relCtx(t, 90*time.Second)
-	g := startVersityGW(t)
-	g.createBucket(ctx, "media")
-	b := g.open(ctx, "media")
+	g := versitygw.Start(t)
+	g.CreateBucket(ctx, "media")
+	g.SetEnv(t)
+	b, err := sink.Open(ctx, g.URL("media"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	in := mediatest.Testdata("bframes.mp4")
 	want := wantHashes(t, in)
 
@@ -867,7 +756,7 @@ func TestReliabilityVersityGW(t *testing.T) {
 			st, err := livechunk.Record(ctx, b, openSource(t, in), livechunk.Config{
 				Format: format, SegmentDuration: time.Second, Prefix: prefix, Playlist: hls.VOD})
 			if err != nil {
-				t.Fatalf("%v: %v\n%s", format, err, g.log.String())
+				t.Fatalf("%v: %v\n%s", format, err, g.Log())
 			}
 			checkPlaylist(t, b, prefix+"index.m3u8")
 			dir := materialize(t, b, prefix)
@@ -894,7 +783,7 @@ func TestReliabilityVersityGW(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := s.Close(ctx); err != nil {
-			t.Fatalf("%v\n%s", err, g.log.String())
+			t.Fatalf("%v\n%s", err, g.Log())
 		}
 		got, err := b.ReadAll(ctx, "big/seg-000001.ts")
 		if err != nil || !bytes.Equal(got, data) || len(events) != 1 {
@@ -931,15 +820,15 @@ func TestReliabilityVersityGW(t *testing.T) {
 		writeSamples(ctx, t, p, stream[:2*len(samples)])
 		waitListed(t, p, 4)
 		listed := p.Stats().Playlist.Segments
-		g.stop() // the store disappears
+		g.Kill() // the store disappears
 		writeSamples(ctx, t, p, stream[2*len(samples):])
 		st := p.Stats().Sink
 		if st.Spooled == 0 || st.BlockedWrites != 0 {
 			t.Errorf("while the gateway was down: %+v", st)
 		}
-		g.start() // and comes back, with what it had stored
+		g.Restart() // and comes back, with what it had stored
 		if err := p.Close(ctx); err != nil {
-			t.Fatalf("%v\n%s", err, g.log.String())
+			t.Fatalf("%v\n%s", err, g.Log())
 		}
 		m := checkPlaylist(t, b, "outage/index.m3u8")
 		if len(m.Entries) != 4*passes || !m.Ended {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // The ingest state of every stream lives in the bucket, under
@@ -158,10 +158,8 @@ func (ss stateStore) create(ctx context.Context, stream string, v uint64, st *in
 	if err != nil {
 		return err
 	}
-	err = ss.b.WriteAll(ctx, ss.stateKey(stream, v), data, &blob.WriterOptions{
-		ContentType: "application/json", IfNotExist: true,
-	})
-	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+	err = sink.CreateExclusive(ctx, ss.b, ss.stateKey(stream, v), data, &blob.WriterOptions{ContentType: "application/json"})
+	if errors.Is(err, sink.ErrExists) {
 		return fmt.Errorf("%w (state version %d exists)", errStale, v)
 	}
 	if err != nil {

@@ -86,6 +86,9 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 		}
+		if u, err := url.Parse(urlOrPath); err == nil && scheme == fileblob.Scheme && u.Path != "" {
+			dirs.Store(b, filepath.FromSlash(u.Path)) // for CreateExclusive
+		}
 		return b, nil
 	}
 	dir, err := filepath.Abs(urlOrPath)
@@ -99,6 +102,7 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 	}
+	dirs.Store(b, dir) // for CreateExclusive
 	return b, nil
 }
 

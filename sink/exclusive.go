@@ -1,0 +1,91 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// dirs maps each bucket that Open opened on a directory to the directory.
+var dirs sync.Map // *blob.Bucket -> string
+
+// ErrExists is the error of CreateExclusive when the key exists.
+var ErrExists = errors.New("sink: object exists")
+
+// CreateExclusive writes data at key unless an object is there (then the
+// error matches ErrExists), in one atomic step, so that of several writers
+// of one key, in any processes, exactly one succeeds: it is the store's
+// conditional create (blob.WriterOptions.IfNotExist: S3, GCS, Azure, mem),
+// and for a directory that Open opened, a hard link to a file written
+// aside (fileblob's own IfNotExist checks and then renames, two steps that
+// two writers race). opts may be nil.
+func CreateExclusive(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) error {
+	if dir, ok := dirs.Load(b); ok && plainKey(key) {
+		return linkCreate(ctx, dir.(string), key, data)
+	}
+	o := blob.WriterOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.IfNotExist = true
+	err := b.WriteAll(ctx, key, data, &o)
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	}
+	return err
+}
+
+// plainKey reports whether fileblob stores key at dir/key unescaped.
+func plainKey(key string) bool {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || path.Clean(key) != key {
+		return false
+	}
+	for _, r := range key {
+		if r < 32 || r == '\\' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var tmpSeq struct {
+	sync.Mutex
+	n uint64
+}
+
+// linkCreate writes data to a temporary file next to dir/key, then links
+// it to dir/key: the link fails if dir/key exists.
+func linkCreate(ctx context.Context, dir, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmpSeq.Lock()
+	tmpSeq.n++
+	n := tmpSeq.n
+	tmpSeq.Unlock()
+	tmp := p + "." + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(n, 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 16) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	err := os.Link(tmp, p)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	}
+	return err
+}
