@@ -728,10 +728,12 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 }
 
 // newPipeline starts the recording of a stream, or goes on with it where
-// cont says (nil: a new recording, or one resumed after a discontinuity).
-func (s *Server) newPipeline(ctx context.Context, name string, info source.Info, cont *chunker.Continuation) (*livechunk.Pipeline, error) {
+// cont says. Without cont, a recording found under the stream's prefix is
+// resumed after a discontinuity, unless fresh: then it is overwritten.
+func (s *Server) newPipeline(ctx context.Context, name string, info source.Info, cont *chunker.Continuation, fresh bool) (*livechunk.Pipeline, error) {
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Continue:        cont,
+		NoResume:        fresh,
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
 		OpenGOP:         s.cfg.OpenGOP,

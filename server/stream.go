@@ -113,8 +113,11 @@ type stream struct {
 	gone    bool
 	version uint64
 	lease   time.Time
-	mode    string    // modeChunks or modePush
-	active  time.Time // the last input
+	mode    string // modeChunks or modePush
+	// restored: the stream had a state in the bucket when this node took
+	// it (it is not new)
+	restored bool
+	active   time.Time // the last input
 
 	p         *livechunk.Pipeline
 	src       *source.Chunks    // the chunks fed so far, joined
@@ -265,6 +268,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	case saved.Owner != s.cfg.NodeID && !takeover && saved.held(time.Now()):
 		return &ownedError{owner: saved.Owner, url: saved.OwnerURL, until: saved.LeaseUntil}
 	default:
+		st.restored = true
 		st.mode, st.active = saved.Mode, saved.Active
 		if mode != "" && st.mode != mode {
 			return st.modeError()
@@ -272,14 +276,8 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 		st.next, st.received, st.missing = saved.Next, saved.Received, saved.Missing
 		maps.Copy(st.sums, saved.Sums)
 	}
-	st.version = v
-	if err := st.commit(ctx, false); err != nil {
-		return err
-	}
-	st.loaded = true
-	if v > 1 {
-		s.background(func(ctx context.Context) { s.store.prune(ctx, st.name, v) })
-	}
+	// The stream as the state has it, then the claim: the next version,
+	// which carries it over.
 	for _, n := range saved.Pending {
 		c, err := s.store.getChunk(ctx, st.name, n, saved.Sums[n])
 		if err != nil {
@@ -289,11 +287,19 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	}
 	if saved.Source != nil && saved.Chunker != nil {
 		src := source.ResumeChunks(st.nextChunk, *saved.Source, source.Options{Logger: s.cfg.Logger})
-		p, err := s.newPipeline(ctx, st.name, src.Info(), saved.Chunker)
+		p, err := s.newPipeline(ctx, st.name, src.Info(), saved.Chunker, false)
 		if err != nil {
 			return err
 		}
 		st.src, st.p, st.audio = src, p, src.Info().Audio
+	}
+	st.version = v
+	if err := st.commit(ctx, false); err != nil {
+		return err
+	}
+	st.loaded = true
+	if v > 1 {
+		s.background(func(ctx context.Context) { s.store.prune(ctx, st.name, v) })
 	}
 	if v > 0 {
 		s.cfg.Logger.Info("stream taken over from the bucket", "stream", st.name, "version", v, "from", saved.Owner,
@@ -347,6 +353,7 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 		return err
 	}
 	st.version, st.lease = v, saved.LeaseUntil
+	s.cfg.Logger.Debug("ingest state stored", "stream", st.name, "version", v, "next_chunk", st.next, "waiting", saved.Pending)
 	if v > 2 {
 		// Readers that listed version v-1 a moment ago can still read it.
 		s.background(func(ctx context.Context) { _ = s.store.b.Delete(ctx, s.store.stateKey(st.name, v-2)) })
@@ -592,7 +599,10 @@ func (st *stream) feedChunk(ctx context.Context, c *chunk) error {
 		if err != nil {
 			return err
 		}
-		p, err := st.srv.newPipeline(ctx, st.name, src.Info(), nil)
+		// A stream whose state says nothing was fed: what a crash left
+		// under its prefix is overwritten, under the same names. (With no
+		// state, a recording there is older: it is resumed.)
+		p, err := st.srv.newPipeline(ctx, st.name, src.Info(), nil, st.restored)
 		if err != nil {
 			return err
 		}
@@ -720,7 +730,7 @@ func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open 
 	src, err := openGuarded(open)
 	var p *livechunk.Pipeline
 	if err == nil {
-		p, err = st.srv.newPipeline(ctx, st.name, src.Info(), nil)
+		p, err = st.srv.newPipeline(ctx, st.name, src.Info(), nil, false)
 	}
 	if err != nil {
 		st.mu.Lock()

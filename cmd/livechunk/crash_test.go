@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/internal/testkit/versitygw"
+)
+
+// serveNode is a `livechunk serve` process on a fixed address, which a
+// test kills (SIGKILL) and starts again.
+type serveNode struct {
+	t     *testing.T
+	store string
+	env   []string
+	addr  string
+	args  []string
+	proc  *process
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (n *serveNode) url() string { return "http://" + n.addr }
+
+// start runs the node and waits until it listens.
+func (n *serveNode) start() {
+	n.t.Helper()
+	args := append([]string{"serve", "-addr", n.addr, "-store", n.store, "-segment", "1s"}, n.args...)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
+	cmd.Env = append(append(os.Environ(), n.env...), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
+	var stdout syncBuffer
+	cmd.Stdout = &stdout
+	n.proc = startProcess(n.t, cmd)
+	waitFor(n.t, "serve listening on "+n.addr, func() bool {
+		if n.proc.exited() {
+			n.t.Fatalf("serve exited: %v\n%s", n.proc.err, n.proc.out.String())
+		}
+		return strings.Contains(stdout.String(), "serving ")
+	})
+}
+
+// kill kills the node (SIGKILL) and waits for it to exit.
+func (n *serveNode) kill() {
+	n.proc.cmd.Process.Kill()
+	<-n.proc.done
+}
+
+// device uploads chunks the way a phone does: in the given order, each one
+// again until it gets a 2xx answer (a dropped connection, a 5xx, a node
+// that is not there: the chunk is kept and retried). sent counts the
+// requests; any 4xx fails the test.
+type device struct {
+	t      *testing.T
+	client *http.Client
+	sent   atomic.Int64
+}
+
+func (d *device) upload(base, stream string, n int, body []byte) {
+	url := fmt.Sprintf("%s/ingest/%s/%d", base, stream, n)
+	d.do("PUT", url, body)
+}
+
+// do sends the request until it gets a 2xx answer.
+func (d *device) do(method, url string, body []byte) []byte {
+	for attempt := 0; ; attempt++ {
+		if attempt == 2000 {
+			d.t.Fatalf("%s %s: no 2xx answer after %d attempts", method, url, attempt)
+		}
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		d.sent.Add(1)
+		resp, err := d.client.Do(req)
+		if err == nil {
+			var b bytes.Buffer
+			_, err = b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			switch {
+			case err == nil && resp.StatusCode/100 == 2:
+				return b.Bytes()
+			case err == nil && resp.StatusCode/100 == 4:
+				d.t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, b.String())
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // the device's retry backoff
+	}
+}
+
+// shuffledOrder is 0..n-1 with some neighbours swapped: chunks that
+// arrive early wait in the ordering window.
+func shuffledOrder(rng *rand.Rand, n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	for i := 0; i+1 < n; i++ {
+		if rng.IntN(3) == 0 {
+			order[i], order[i+1] = order[i+1], order[i]
+			i++
+		}
+	}
+	return order
+}
+
+// checkRecording waits for the stream's VOD file and checks that it, like
+// the playlist, holds every frame of the chunks once, in order, without a
+// discontinuity.
+func checkRecording(t *testing.T, d *device, base, store, stream string, want []string, readStore func(key string) []byte) {
+	t.Helper()
+	waitFor(t, stream+"'s VOD file", func() bool {
+		resp, err := http.Head(base + "/vod/" + stream + ".mp4")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	pl, err := hls.ParseMedia(readStore(stream + "/index.m3u8"))
+	if err != nil || !pl.Ended {
+		t.Fatalf("%s: final playlist %v %+v", stream, err, pl)
+	}
+	for _, sg := range pl.Segments {
+		if sg.Discontinuity {
+			t.Errorf("%s: discontinuity at %s", stream, sg.URI)
+		}
+	}
+	vod := filepath.Join(t.TempDir(), stream+".mp4")
+	if err := os.WriteFile(vod, readStore(stream+"/vod.mp4"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if diff := mediatest.EqualHashes(want, mediatest.FrameHashes(t, vod)); diff != "" {
+		t.Errorf("%s: the VOD file against the chunks: %s", stream, diff)
+	}
+}
+
+// killTrials is how many SIGKILL trials each store gets
+// (LIVECHUNK_KILL_TRIALS, default 50).
+func killTrials(t *testing.T) int {
+	if s := os.Getenv("LIVECHUNK_KILL_TRIALS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("LIVECHUNK_KILL_TRIALS=%q", s)
+		}
+		return n
+	}
+	return 50
+}
+
+// TestServeSurvivesKill: in each trial a device uploads a stream's chunks
+// (some out of order) to `livechunk serve`, which is killed (SIGKILL) once
+// or twice at random moments during the uploads and started again on the
+// same store; the device retries every chunk whose answer it did not get.
+// Then it ends the stream: the VOD file's decoded frames (framemd5) are
+// the chunks' frames, each once, in order, and the playlist has no
+// discontinuity. On a directory store and on versitygw (S3).
+func TestServeSurvivesKill(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := phoneChunks(t, 4)
+	var want []string
+	var bodies [][]byte
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+		bodies = append(bodies, mustReadFile(t, c))
+	}
+	trials := killTrials(t)
+	for _, kind := range []string{"dir", "versitygw"} {
+		t.Run(kind, func(t *testing.T) {
+			node := &serveNode{t: t, addr: freeAddr(t), args: strings.Fields(os.Getenv("LIVECHUNK_SERVE_ARGS"))}
+			var readStore func(key string) []byte
+			switch kind {
+			case "dir":
+				node.store = filepath.Join(t.TempDir(), "store")
+				readStore = func(key string) []byte { return mustReadFile(t, filepath.Join(node.store, key)) }
+			case "versitygw":
+				g := versitygw.Start(t)
+				g.CreateBucket(context.Background(), "media")
+				node.store, node.env = g.URL("media"), g.Env()
+				readStore = func(key string) []byte {
+					_, body, _ := request(t, "GET", node.url()+"/live/"+key, nil)
+					if strings.HasSuffix(key, "vod.mp4") {
+						_, body, _ = request(t, "GET", node.url()+"/vod/"+strings.TrimSuffix(key, "/vod.mp4")+".mp4", nil)
+					}
+					return body
+				}
+			}
+			node.start()
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("serve's log:\n%s", node.proc.out.String())
+				}
+			})
+			kills := 0
+			for trial := range trials {
+				rng := rand.New(rand.NewPCG(uint64(trial), 18))
+				order := shuffledOrder(rng, len(chunks))
+				rng = rand.New(rand.NewPCG(uint64(trial), 19)) // the killer's own
+				stream := fmt.Sprintf("t%03d", trial)
+				d := &device{t: t, client: &http.Client{Timeout: 30 * time.Second}}
+				done := make(chan struct{})
+				killed := make(chan int, 1)
+				// The killer: after a random number of requests, a random
+				// moment later, once or twice.
+				go func() {
+					n := 0
+					defer func() { killed <- n }()
+					for k := range 1 + rng.IntN(2) {
+						at := int64(1 + rng.IntN(len(chunks)+1) + k*2)
+						for d.sent.Load() < at {
+							select {
+							case <-done:
+								return
+							case <-time.After(time.Millisecond): // polling the device's counter
+							}
+						}
+						time.Sleep(time.Duration(rng.IntN(20_000)) * time.Microsecond) // a random moment of the request
+						node.kill()
+						n++
+						node.start()
+					}
+				}()
+				for _, i := range order {
+					d.upload(node.url(), stream, i, bodies[i])
+				}
+				close(done)
+				kills += <-killed
+				d.do("POST", node.url()+"/ingest/"+stream+"/end", nil)
+				checkRecording(t, d, node.url(), node.store, stream, want, readStore)
+				if t.Failed() {
+					t.Fatalf("trial %d failed\n%s", trial, node.proc.out.String())
+				}
+			}
+			t.Logf("%d trials, %d kills (SIGKILL), every recording whole", trials, kills)
+		})
+	}
+}
