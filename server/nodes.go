@@ -170,3 +170,19 @@ func (s *Server) complete(ctx context.Context, name string, saved ingestState, v
 	saved.Done, saved.LeaseUntil = true, time.Time{}
 	_ = s.store.create(ctx, name, v+2, &saved)
 }
+
+// handleHealth answers GET /healthz for load balancers: 200 while the
+// server takes streams, 503 once Shutdown has begun (its streams are being
+// suspended: send their chunks to another node).
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	w.Header().Set("Cache-Control", "no-store")
+	if closed {
+		failStatus(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}

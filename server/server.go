@@ -2,7 +2,8 @@
 // chunks (PUT /ingest/{stream}/{n}) or push a live MPEG-TS body
 // (POST /ingest/{stream}); viewers watch the growing HLS playlist
 // (/live/{stream}/index.m3u8, a player page at /watch/{stream}); when a
-// stream ends it is stitched into one MP4 (/vod/{stream}.mp4).
+// stream ends it is stitched into one MP4 (/vod/{stream}.mp4). GET /healthz
+// is for load balancers.
 //
 // Everything a stream produces lives in one bucket under
 // Config.Prefix + stream + "/": segments, init sections, index.m3u8 and,
@@ -226,6 +227,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
 	mux.HandleFunc("GET /assets/hls.min.js", handleHLSJS)
 	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux = mux
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop, s.swept = stop, make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livechunk/livechunk"
@@ -129,7 +130,11 @@ type stream struct {
 	sums      map[uint64]digest // of the recent chunks accepted, for retries
 	received  uint64
 	missing   []span // chunk numbers given up
-	state     string // "live", "stitching", "ended"
+	state     string // "live", "stitching", "ended": set with setState
+	// counts: state is "live" and the object not gone (it takes one of
+	// MaxStreams places); read without mu, by getStream, which holds the
+	// server's lock (that lock is never held while waiting for mu)
+	counts  atomic.Bool
 	pushing   func() // stops the pushed body
 	suspend   bool   // the push stops for a shutdown: suspend the stream, do not end it
 }
@@ -138,8 +143,22 @@ type stream struct {
 type span [2]uint64
 
 func newStream(s *Server, name string) *stream {
-	return &stream{srv: s, name: name, pending: map[uint64]*chunk{}, journaled: map[uint64]bool{},
-		sums: map[uint64]digest{}, state: "live"}
+	st := &stream{srv: s, name: name, pending: map[uint64]*chunk{}, journaled: map[uint64]bool{},
+		sums: map[uint64]digest{}}
+	st.setState("live")
+	return st
+}
+
+// setState sets the stream's state; st.mu is held.
+func (st *stream) setState(state string) {
+	st.state = state
+	st.counts.Store(state == "live" && !st.gone)
+}
+
+// setGone marks the object dropped; st.mu is held.
+func (st *stream) setGone() {
+	st.gone = true
+	st.counts.Store(false)
 }
 
 // errGone: the stream object was dropped while a request waited for it;
@@ -165,11 +184,9 @@ func (e *ownedError) Error() string {
 	return fmt.Sprintf("the stream is recorded by node %s until %s", e.owner, e.until.Format(time.RFC3339))
 }
 
-func (st *stream) isLive() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.state == "live" && !st.gone
-}
+// isLive reports whether the stream takes one of MaxStreams places. It
+// does not take st.mu.
+func (st *stream) isLive() bool { return st.counts.Load() }
 
 func (st *stream) stitching() bool {
 	st.mu.Lock()
@@ -379,7 +396,7 @@ func (st *stream) drop() {
 	if st.gone {
 		return
 	}
-	st.gone = true
+	st.setGone()
 	if st.p != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // uploads not done yet are abandoned: the bucket's state does not count them
@@ -820,7 +837,7 @@ func (st *stream) pause(ctx context.Context) error {
 	if err == nil {
 		err = st.commit(ctx, true)
 	}
-	st.gone = true
+	st.setGone()
 	st.srv.forget(st)
 	return err
 }
@@ -902,14 +919,14 @@ func (st *stream) end(ctx context.Context) error {
 	}
 	recorded := st.p != nil
 	if err == nil {
-		st.state = "ended"
+		st.setState("ended")
 		if recorded && st.srv.cfg.Stitch != nil {
-			st.state = "stitching"
+			st.setState("stitching")
 		}
 		err = st.commit(wctx, false)
 	}
 	if err != nil {
-		st.state = "live"
+		st.setState("live")
 		st.drop()
 		st.mu.Unlock()
 		return err
@@ -944,12 +961,12 @@ func (st *stream) stitch(ctx context.Context) {
 func (st *stream) finished(ctx context.Context) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.state = "ended"
+	st.setState("ended")
 	if !st.gone {
 		if err := st.commit(context.WithoutCancel(ctx), true); err != nil {
 			st.srv.cfg.Logger.Warn("recording the end of a stream", "stream", st.name, "err", err)
 		}
 	}
-	st.gone = true
+	st.setGone()
 	st.srv.forget(st)
 }

@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/haproxy"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/internal/testkit/versitygw"
 )
@@ -30,6 +32,7 @@ type serveNode struct {
 	addr  string
 	args  []string
 	proc  *process
+	past  []string // the output of the processes killed before
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
@@ -66,6 +69,12 @@ func (n *serveNode) start() {
 func (n *serveNode) kill() {
 	n.proc.cmd.Process.Kill()
 	<-n.proc.done
+	n.past = append(n.past, n.proc.out.String())
+}
+
+// log is the output of all its processes so far.
+func (n *serveNode) log() string {
+	return strings.Join(append(n.past, n.proc.out.String()), "\n--- restarted ---\n")
 }
 
 // device uploads chunks the way a phone does: in the given order, each one
@@ -256,4 +265,132 @@ func TestServeSurvivesKill(t *testing.T) {
 			t.Logf("%d trials, %d kills (SIGKILL), every recording whole", trials, kills)
 		})
 	}
+}
+
+// TestServeNodesBehindHAProxy: two `livechunk serve` nodes on one S3
+// bucket (versitygw) behind HAProxy, which sends each request to the next
+// node in turn: a stream's chunks reach both nodes, and the one that does
+// not record the stream forwards them to the one that does. In each trial
+// three devices upload their streams at once, through HAProxy, while one
+// node is killed (SIGKILL) at a random moment and started again later: the
+// other node takes its streams over. Every recording is whole (framemd5 of
+// the VOD file against the chunks) and has no discontinuity, and the
+// takeovers happened.
+func TestServeNodesBehindHAProxy(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := phoneChunks(t, 6)
+	var want []string
+	var bodies [][]byte
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+		bodies = append(bodies, mustReadFile(t, c))
+	}
+	g := versitygw.Start(t)
+	g.CreateBucket(context.Background(), "media")
+	var nodes []*serveNode
+	var addrs []string
+	for i := range 2 {
+		n := &serveNode{t: t, addr: freeAddr(t), store: g.URL("media"), env: g.Env()}
+		n.args = append([]string{"-node", fmt.Sprintf("n%d", i+1), "-advertise", n.url()}, strings.Fields(os.Getenv("LIVECHUNK_SERVE_ARGS"))...)
+		n.start()
+		nodes = append(nodes, n)
+		addrs = append(addrs, n.addr)
+	}
+	lb := haproxy.Start(t, "/healthz", addrs...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				t.Logf("node n%d's log:\n%s", i+1, n.log())
+			}
+		}
+	})
+	readStore := func(key string) []byte {
+		url := lb.URL() + "/live/" + key
+		if k, ok := strings.CutSuffix(key, "/vod.mp4"); ok {
+			url = lb.URL() + "/vod/" + k + ".mp4"
+		}
+		status, body, _ := request(t, "GET", url, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", url, status, body)
+		}
+		return body
+	}
+	const devices = 3
+	trials := max(1, killTrials(t)/5)
+	for trial := range trials {
+		rng := rand.New(rand.NewPCG(uint64(trial), 1818))
+		began := time.Now()
+		ds := make([]*device, devices)
+		orders := make([][]int, devices)
+		for i := range ds {
+			ds[i] = &device{t: t, client: &http.Client{Timeout: 30 * time.Second}}
+			orders[i] = shuffledOrder(rng, len(chunks))
+		}
+		victim := nodes[rng.IntN(len(nodes))]
+		killAt := int64(2 + rng.IntN(devices*len(chunks)))
+		restartAt := killAt + int64(2+rng.IntN(devices*2))
+		pause := time.Duration(rng.IntN(20_000)) * time.Microsecond
+		done := make(chan struct{})
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			sent := func() int64 {
+				var n int64
+				for _, d := range ds {
+					n += d.sent.Load()
+				}
+				return n
+			}
+			for _, at := range []int64{killAt, restartAt} {
+				for sent() < at {
+					select {
+					case <-done:
+						if victim.proc.exited() {
+							victim.start()
+						}
+						return
+					case <-time.After(time.Millisecond): // polling the devices' counters
+					}
+				}
+				if at == killAt {
+					time.Sleep(pause) // a random moment of the request
+					victim.kill()
+				} else {
+					victim.start()
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for i, d := range ds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stream := fmt.Sprintf("h%02d-%d", trial, i)
+				for _, c := range orders[i] {
+					d.upload(lb.URL(), stream, c, bodies[c])
+				}
+			}()
+		}
+		wg.Wait()
+		close(done)
+		<-killed
+		for i, d := range ds {
+			stream := fmt.Sprintf("h%02d-%d", trial, i)
+			d.do("POST", lb.URL()+"/ingest/"+stream+"/end", nil)
+			checkRecording(t, d, lb.URL(), "", stream, want, readStore)
+		}
+		if t.Failed() {
+			t.Fatalf("trial %d failed", trial)
+		}
+		t.Logf("trial %d: node %s killed after %d requests, started again after %d: %v", trial, victim.addr, killAt, restartAt, time.Since(began))
+	}
+	taken := 0
+	for _, n := range nodes {
+		taken += strings.Count(n.log(), "taking the stream over")
+	}
+	if taken == 0 {
+		t.Errorf("no node took a stream over from the killed one")
+	}
+	t.Logf("%d trials of %d devices, one node killed in each; %d streams taken over", trials, devices, taken)
+
 }

@@ -148,6 +148,7 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
   GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
+  GET  /healthz                 200 while serving, 503 once shutting down
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
 Every chunk answered 2xx is stored in the store, with the stream's state:
@@ -159,7 +160,8 @@ for -idle-timeout ends by itself (EXT-X-ENDLIST, then /vod/{stream}.mp4).
 A second signal exits at once.
 
 Several nodes on one store (S3, GCS, Azure) act as one service behind any
-load balancer: give each a -node ID and an -advertise URL.
+load balancer: give each a -node ID and an -advertise URL (where the other
+nodes reach it), and let the balancer check /healthz.
 
 Example:
   livechunk serve -addr 127.0.0.1:8080 -store ./streams
