@@ -135,8 +135,8 @@ type stream struct {
 	// MaxStreams places); read without mu, by getStream, which holds the
 	// server's lock (that lock is never held while waiting for mu)
 	counts  atomic.Bool
-	pushing   func() // stops the pushed body
-	suspend   bool   // the push stops for a shutdown: suspend the stream, do not end it
+	pushing func() // stops the pushed body
+	suspend bool   // the push stops for a shutdown: suspend the stream, do not end it
 }
 
 // span is an inclusive range of chunk numbers.
