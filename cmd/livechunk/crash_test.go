@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,8 +67,11 @@ func (n *serveNode) start() {
 }
 
 // kill kills the node (SIGKILL) and waits for it to exit.
-func (n *serveNode) kill() {
-	n.proc.cmd.Process.Kill()
+func (n *serveNode) kill() { n.stop(os.Kill) }
+
+// stop sends sig to the node and waits for it to exit.
+func (n *serveNode) stop(sig os.Signal) {
+	n.proc.cmd.Process.Signal(sig)
 	<-n.proc.done
 	n.past = append(n.past, n.proc.out.String())
 }
@@ -268,12 +272,13 @@ func TestServeSurvivesKill(t *testing.T) {
 }
 
 // TestServeNodesBehindHAProxy: two `livechunk serve` nodes on one S3
-// bucket (versitygw) behind HAProxy, which sends each request to the next
+// bucket (versitygw) behind HAProxy (docs/haproxy.cfg), which sends each request to the next
 // node in turn: a stream's chunks reach both nodes, and the one that does
 // not record the stream forwards them to the one that does. In each trial
 // three devices upload their streams at once, through HAProxy, while one
-// node is killed (SIGKILL) at a random moment and started again later: the
-// other node takes its streams over. Every recording is whole (framemd5 of
+// node is stopped at a random moment, killed (SIGKILL) or, every other
+// trial, shut down (SIGTERM: its streams are suspended), and started again
+// later: the other node takes its streams over. Every recording is whole (framemd5 of
 // the VOD file against the chunks) and has no discontinuity, and the
 // takeovers happened.
 func TestServeNodesBehindHAProxy(t *testing.T) {
@@ -296,7 +301,15 @@ func TestServeNodesBehindHAProxy(t *testing.T) {
 		nodes = append(nodes, n)
 		addrs = append(addrs, n.addr)
 	}
-	lb := haproxy.Start(t, "/healthz", addrs...)
+	// The configuration the README documents, on this test's ports.
+	cfg, err := os.ReadFile(filepath.Join("..", "..", "docs", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := freeAddr(t)
+	lb := haproxy.Start(t, string(cfg), map[string]string{
+		"127.0.0.1:8080": front, "127.0.0.1:8081": addrs[0], "127.0.0.1:8082": addrs[1],
+	}, front)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, n := range nodes {
@@ -327,6 +340,10 @@ func TestServeNodesBehindHAProxy(t *testing.T) {
 			orders[i] = shuffledOrder(rng, len(chunks))
 		}
 		victim := nodes[rng.IntN(len(nodes))]
+		sig := os.Kill // a crash, or every other trial a deploy (SIGTERM: streams suspended)
+		if trial%2 == 1 {
+			sig = syscall.SIGTERM
+		}
 		killAt := int64(2 + rng.IntN(devices*len(chunks)))
 		restartAt := killAt + int64(2+rng.IntN(devices*2))
 		pause := time.Duration(rng.IntN(20_000)) * time.Microsecond
@@ -354,7 +371,7 @@ func TestServeNodesBehindHAProxy(t *testing.T) {
 				}
 				if at == killAt {
 					time.Sleep(pause) // a random moment of the request
-					victim.kill()
+					victim.stop(sig)
 				} else {
 					victim.start()
 				}
@@ -382,7 +399,7 @@ func TestServeNodesBehindHAProxy(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("trial %d failed", trial)
 		}
-		t.Logf("trial %d: node %s killed after %d requests, started again after %d: %v", trial, victim.addr, killAt, restartAt, time.Since(began))
+		t.Logf("trial %d: node %s stopped (%v) after %d requests, started again after %d: %v", trial, victim.addr, sig, killAt, restartAt, time.Since(began))
 	}
 	taken := 0
 	for _, n := range nodes {
@@ -391,6 +408,6 @@ func TestServeNodesBehindHAProxy(t *testing.T) {
 	if taken == 0 {
 		t.Errorf("no node took a stream over from the killed one")
 	}
-	t.Logf("%d trials of %d devices, one node killed in each; %d streams taken over", trials, devices, taken)
+	t.Logf("%d trials of %d devices, one node stopped in each; %d streams taken over from a killed node", trials, devices, taken)
 
 }

@@ -4,8 +4,6 @@ package haproxy
 
 import (
 	"bytes"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,43 +53,24 @@ func find(t testing.TB) string {
 	return mediatest.RequireTool(t, "haproxy")
 }
 
-// Start runs HAProxy with one HTTP frontend on a free port that balances
-// round robin over backends (host:port each): every request goes to the
-// next live one. A backend is checked with GET health every 100 ms and
-// taken out at the first failure; a request whose connection a backend
-// refuses is sent to another. HAProxy stops when the test ends.
-func Start(t testing.TB, health string, backends ...string) *Proxy {
+// Start runs HAProxy with the configuration cfg (HAProxy's own syntax),
+// in which each address in addrs (old to new) is replaced first: a
+// documented configuration, run on the test's ports. Its log (requests,
+// health checks) goes to Log. HAProxy stops when the test ends; Start
+// returns once it answers on frontend (an address of cfg after the
+// replacement).
+func Start(t testing.TB, cfg string, addrs map[string]string, frontend string) *Proxy {
 	t.Helper()
 	bin := find(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for old, new := range addrs {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("haproxy: %s is not in the configuration", old)
+		}
+		cfg = strings.ReplaceAll(cfg, old, new)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	var servers strings.Builder
-	for i, b := range backends {
-		fmt.Fprintf(&servers, "  server n%d %s check inter 100ms fall 1 rise 1\n", i+1, b)
-	}
-	cfg := fmt.Sprintf(`global
-  maxconn 1024
-  log stdout format raw local0
-defaults
-  mode http
-  log global
-  option httplog
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  retries 3
-  option redispatch
-frontend fe
-  bind %s
-  default_backend nodes
-backend nodes
-  balance roundrobin
-  option httpchk GET %s
-%s`, addr, health, servers.String())
+	cfg = strings.Replace(cfg, "\nglobal\n", "\nglobal\n  log stdout format raw local0\n", 1)
+	cfg = strings.Replace(cfg, "\ndefaults\n", "\ndefaults\n  log global\n  option httplog\n", 1)
+	addr := frontend
 	file := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,7 +93,7 @@ backend nodes
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Up once it answers (503 while no backend is up yet).
-		resp, err := http.Get("http://" + addr + health)
+		resp, err := http.Get("http://" + addr + "/")
 		if err == nil {
 			resp.Body.Close()
 			return p
