@@ -7,9 +7,9 @@ package livechunk_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
@@ -30,6 +29,7 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/azurite"
 	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/hlscheck"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
@@ -849,64 +849,26 @@ func TestReliabilityVersityGW(t *testing.T) {
 	})
 }
 
-// azuriteKey is the documented, public key of Azurite's development
-// account devstoreaccount1.
-const azuriteKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
 // TestReliabilityAzurite runs recordings in both formats against Azure Blob
 // Storage as emulated by Azurite (azurite-blob from npm) on 127.0.0.1,
 // through sink.Open and an azblob:// URL with shared-key signing: they
 // decode to the input, with the right content types.
 func TestReliabilityAzurite(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
-	bin := mediatest.RequireTool(t, "azurite-blob")
 	ctx := relCtx(t, 90*time.Second)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	az := azurite.Start(t)
+	b := az.Open(t, ctx, "media")
+	// A write that Azure refuses (here: no such container) is an error.
+	// gocloud's azureblob before v0.49.0 panicked in Writer.Close there
+	// (a nil pipe), which took a server down at its first failed upload.
+	missing, err := sink.Open(ctx, "azblob://absent?protocol=http&localemu=true&domain="+az.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().(*net.TCPAddr)
-	l.Close()
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(addr.Port),
-		"--location", t.TempDir(), "--silent", "--loose", "--skipApiVersionCheck")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("azurite exited: %s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("azurite did not listen: %v\n%s", err, log.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling the port: an observable condition
-	}
-	t.Setenv("AZURE_STORAGE_ACCOUNT", "devstoreaccount1")
-	t.Setenv("AZURE_STORAGE_KEY", azuriteKey)
-	b, err := sink.Open(ctx, "azblob://media?protocol=http&localemu=true&domain="+addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var c *container.Client
-	if !b.As(&c) {
-		t.Fatal("not an Azure bucket")
-	}
-	if _, err := c.Create(ctx, nil); err != nil {
-		t.Fatalf("create container: %v\n%s", err, log.String())
+	defer missing.Close()
+	sum := md5.Sum([]byte("data"))
+	if err := missing.WriteAll(ctx, "x", []byte("data"), &blob.WriterOptions{ContentMD5: sum[:]}); err == nil {
+		t.Error("a write into a missing container succeeded")
 	}
 	in := mediatest.Testdata("bframes.mp4")
 	want := wantHashes(t, in)
@@ -915,7 +877,7 @@ func TestReliabilityAzurite(t *testing.T) {
 		st, err := livechunk.Record(ctx, b, openSource(t, in), livechunk.Config{
 			Format: format, SegmentDuration: time.Second, Prefix: prefix, Playlist: hls.Event})
 		if err != nil {
-			t.Fatalf("%v: %v\n%s", format, err, log.String())
+			t.Fatalf("%v: %v\n%s", format, err, az.Log())
 		}
 		checkPlaylist(t, b, prefix+"index.m3u8")
 		dir := materialize(t, b, prefix)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/livechunk/livechunk/internal/testkit/azurite"
 	"github.com/livechunk/livechunk/internal/testkit/s3test"
 	"github.com/livechunk/livechunk/internal/testkit/versitygw"
 	"github.com/livechunk/livechunk/sink"
@@ -40,6 +41,7 @@ func TestStateVersionsFence(t *testing.T) {
 			}
 			return b
 		},
+		"azurite": func(t *testing.T) *blob.Bucket { return azurite.Start(t).Open(t, ctx, "media") },
 	}
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
