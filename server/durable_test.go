@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -269,4 +273,111 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 		t.Fatalf("chunk 2 at the stale node: %d %s", rec.Code, rec.Body.String())
 	}
 	endAndCheck(t, b.testServer, "cam", chunks)
+}
+
+// TestBrokenPushContinues cuts a pushed MPEG-TS body in the middle, as a
+// device that loses its network does (the chunked upload stops without
+// its last chunk and the connection closes): the stream is suspended, not
+// ended, and a new push under the same name continues it after a
+// discontinuity; the end of that body ends it. Decoded, the recording is
+// the frames that arrived whole before the cut, then the second push's.
+func TestBrokenPushContinues(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	in := filepath.Join(t.TempDir(), "live.ts")
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=6",
+		"-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=6",
+		"-c:v", "libx264", "-preset", "ultrafast", "-x264-params", "keyint=30:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-f", "mpegts", in)
+	data := mustRead(t, in)
+	all := mediatest.FrameHashes(t, in)
+	ts := start(t, server.Config{})
+
+	// The first push: 60% of the file, in HTTP chunks, then the
+	// connection closes without the terminating chunk.
+	cut := len(data) * 6 / 10 / 188 * 188
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /ingest/cam HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: video/mp2t\r\n\r\n")
+	for off := 0; off < cut; off += 188 * 50 {
+		end := min(off+188*50, cut)
+		fmt.Fprintf(conn, "%x\r\n", end-off)
+		conn.Write(data[off:end])
+		io.WriteString(conn, "\r\n")
+	}
+	conn.Close()
+
+	// The second push (the device's encoder started again). Until the
+	// server has seen the first body break it answers 409 busy; a stream
+	// that ended is a failure.
+	for {
+		code, body := ts.do(t, "POST", "/ingest/cam", bytes.NewReader(data))
+		if code == 200 {
+			if !strings.Contains(body, `"ended"`) {
+				t.Fatalf("second push: %s", body)
+			}
+			break
+		}
+		if code != 409 || strings.Contains(body, "ended") {
+			t.Fatalf("second push: %d %s", code, body)
+		}
+		time.Sleep(10 * time.Millisecond) // the first push is still being wound up
+	}
+	pl, err := hls.LoadMedia(context.Background(), ts.bucket, "cam/index.m3u8")
+	if err != nil || !pl.Ended {
+		t.Fatalf("playlist: %v %+v", err, pl)
+	}
+	// Each side of the discontinuity decoded on its own (its init section
+	// and its segments): the second push starts its own timestamps again,
+	// as the tag allows, which ffmpeg's HLS reader does not follow.
+	var parts [][]byte
+	for i, sg := range pl.Segments {
+		if i == 0 || sg.Discontinuity {
+			parts = append(parts, readKey(t, ts.bucket, "cam/"+sg.Map))
+		}
+		parts[len(parts)-1] = append(parts[len(parts)-1], readKey(t, ts.bucket, "cam/"+sg.URI)...)
+	}
+	if len(parts) != 2 {
+		t.Fatalf("%d parts between discontinuities, want 2", len(parts))
+	}
+	var got [2][]string
+	for i, part := range parts {
+		f := filepath.Join(t.TempDir(), "part.mp4")
+		if err := os.WriteFile(f, part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got[i] = mediatest.FrameHashes(t, f)
+	}
+	// The cut falls at 60% of the bytes: the pictures decoded before it
+	// are there, in order; at most the B-frames (2) whose bytes came after
+	// a later picture's are missing.
+	first := len(got[0])
+	if first < len(all)*5/10 || first > len(all)*6/10 {
+		t.Fatalf("%d frames before the cut, of %d", first, len(all))
+	}
+	if d := mediatest.EqualHashes(all[:first-3], got[0][:first-3]); d != "" {
+		t.Errorf("the first push's frames: %s", d)
+	}
+	for i, j := first-3, first-3; i < first; i++ {
+		for j < len(all) && all[j] != got[0][i] {
+			j++
+		}
+		if j == len(all) || j > first+2 {
+			t.Fatalf("frame %d before the cut is not the input's next one", i)
+		}
+	}
+	if d := mediatest.EqualHashes(all, got[1]); d != "" {
+		t.Errorf("the second push's frames: %s", d)
+	}
+}
+
+// readKey reads an object of b.
+func readKey(t *testing.T, b *blob.Bucket, key string) []byte {
+	t.Helper()
+	data, err := b.ReadAll(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -64,8 +64,14 @@ func (r *Reader) Step(v, a *Depacketizer) error {
 // (lost sync) are skipped up to the next sync byte.
 func (r *Reader) Next() ([]byte, error) {
 	for {
-		pkt, _ := r.br.Peek(PacketSize)
+		pkt, err := r.br.Peek(PacketSize)
 		if len(pkt) < PacketSize {
+			// A short Peek carries the underlying reader's error: a body
+			// that broke (io.ErrUnexpectedEOF from a cut chunked upload, a
+			// reset, a deadline) is an error, not the end of the input.
+			if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+				return nil, err
+			}
 			if r.err != nil {
 				if err := r.err(); err != nil {
 					return nil, err
