@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,14 +13,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/server"
 	"github.com/livechunk/livechunk/sink"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
 )
 
 // node is one server on a shared store, reachable at its own URL.
@@ -380,4 +385,135 @@ func readKey(t *testing.T, b *blob.Bucket, key string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestStaleOwnerAfterTakeover: node a records chunk 0; its address stops
+// answering, so node b takes the stream over at the next chunk (while a's
+// lease still runs) and records chunks 1-3. Then chunk 4 reaches a, which
+// still thinks it records the stream: it must not acknowledge the chunk
+// into a state that b's does not know (a version b has deleted would let
+// its conditional create succeed). Whatever a answers, a device that got
+// no 2xx sends the chunk again, to b; the recording is every chunk once.
+func TestStaleOwnerAfterTakeover(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 5)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	expect(t, a.testServer, "cam", 0, chunks[0], 200, "recorded")
+	b := startNode(t, dir, "b", server.Config{})
+	a.Listener.Close()
+	for i := 1; i <= 3; i++ {
+		expect(t, b.testServer, "cam", i, chunks[i], 200, "recorded")
+	}
+	rec := httptest.NewRecorder()
+	a.srv.ServeHTTP(rec, httptest.NewRequest("PUT", "/ingest/cam/4", bytes.NewReader(mustRead(t, chunks[4]))))
+	t.Logf("chunk 4 at the stale node: %d %s", rec.Code, rec.Body.String())
+	if rec.Code/100 != 2 {
+		expect(t, b.testServer, "cam", 4, chunks[4], 200, "recorded")
+	}
+	endAndCheck(t, b.testServer, "cam", chunks)
+}
+
+// TestEndFailureIsFinishedLater: the playlist write of a stream's end
+// fails (the store refuses it): the end is answered with an error, and
+// the stream is not marked done: the sweep finishes it (EXT-X-ENDLIST and
+// the VOD file) once the store takes writes again.
+func TestEndFailureIsFinishedLater(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	var broken atomic.Bool
+	fb := faultblob.New(memblob.OpenBucket(nil), faultblob.Config{Rules: []faultblob.Rule{{
+		Ops: faultblob.WriteOps, Prob: 1, Action: faultblob.Fail, Code: gcerrors.PermissionDenied,
+		Match: func(k string) bool { return k == "cam/index.m3u8" && broken.Load() },
+	}}})
+	b := fb.Bucket()
+	srv, err := server.New(server.Config{Bucket: b, SegmentDuration: time.Second, Stitch: server.StitchMP4,
+		IdleTimeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	ts := &testServer{Server: hs, srv: srv, bucket: b}
+	expect(t, ts, "cam", 0, chunks[0], 200, "recorded")
+	broken.Store(true)
+	if code, body := ts.do(t, "POST", "/ingest/cam/end", nil); code/100 == 2 {
+		t.Fatalf("end while the playlist cannot be written: %d %s", code, body)
+	}
+	broken.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pl, err := hls.LoadMedia(context.Background(), b, "cam/index.m3u8")
+		vod, _ := b.Exists(context.Background(), "cam/vod.mp4")
+		if err == nil && pl.Ended && vod {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream was never finished: playlist %v ended %v, VOD %v", err, pl != nil && pl.Ended, vod)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the sweep's work
+	}
+}
+
+// stalledBody gives data, then blocks until the test ends, as a pushing
+// device does whose network stalls.
+type stalledBody struct {
+	data []byte
+	stop <-chan struct{}
+}
+
+func (b *stalledBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		<-b.stop
+		return 0, errors.New("network broke")
+	}
+	n := copy(p, b.data[:min(len(b.data), 4096)])
+	b.data = b.data[n:]
+	return n, nil
+}
+
+// TestSuspendedPushEndsWhenIdle: a push is running when its node shuts
+// down (the stream is suspended, its pipeline gone); nobody pushes again,
+// so another node's sweep ends it after the idle timeout: the playlist
+// that the suspended recording left gets EXT-X-ENDLIST and the VOD file is
+// stitched.
+func TestSuspendedPushEndsWhenIdle(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	in := filepath.Join(t.TempDir(), "in.ts")
+	mediatest.FFmpeg(t, "-i", mediatest.Testdata("bframes.mp4"), "-c", "copy", "-f", "mpegts", in)
+	dir := filepath.Join(t.TempDir(), "store")
+	cfg := server.Config{IdleTimeout: 400 * time.Millisecond, LeaseDuration: time.Second, Stitch: server.StitchMP4}
+	a := startNode(t, dir, "a", cfg)
+	stop := make(chan struct{})
+	defer close(stop)
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		req, _ := http.NewRequest("POST", a.URL+"/ingest/cam", &stalledBody{data: mustRead(t, in), stop: stop})
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitSegments(t, a.bucket, "cam/index.m3u8", 1)
+	if err := a.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-pushed
+	if pl, err := hls.LoadMedia(context.Background(), a.bucket, "cam/index.m3u8"); err != nil || pl.Ended {
+		t.Fatalf("after the shutdown: %v %+v (want a suspended stream)", err, pl)
+	}
+	b := startNode(t, dir, "b", cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pl, err := hls.LoadMedia(context.Background(), b.bucket, "cam/index.m3u8")
+		vod, _ := b.bucket.Exists(context.Background(), "cam/vod.mp4")
+		if err == nil && pl.Ended && vod {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle stream never ended: playlist %v ended %v, VOD %v", err, pl != nil && pl.Ended, vod)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the sweep's work
+	}
 }

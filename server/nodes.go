@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livechunk/livechunk/hls"
+	"gocloud.dev/gcerrors"
 )
 
 // forwardedHeader marks a request one node forwards to the owner of its
@@ -121,8 +123,10 @@ func (s *Server) sweep(ctx context.Context) {
 		saved, v, err := s.store.latest(ctx, name)
 		now := time.Now()
 		switch {
-		case err != nil || v == 0 || saved.Done || saved.held(now):
-		case saved.Ended:
+		case err != nil || v == 0 || saved.Done:
+		case saved.Ended && (!saved.held(now) || saved.Owner == s.cfg.NodeID):
+			// (A stream of this node that is not in memory was left by an
+			// earlier process: nobody is finishing it.)
 			s.complete(ctx, name, saved, v)
 		case now.After(saved.Active.Add(s.cfg.IdleTimeout)):
 			s.cfg.Logger.Info("stream idle and its node gone; ending it", "stream", name, "node", saved.Owner)
@@ -141,34 +145,56 @@ func (st *stream) idle() bool {
 		time.Since(st.active) > st.srv.cfg.IdleTimeout
 }
 
-// complete finishes a stream whose node died after its state said it
-// ended: the playlist gets EXT-X-ENDLIST and the VOD file is stitched.
+// complete finishes a stream whose node died (or failed) after its state
+// said it ended: the playlist gets EXT-X-ENDLIST and the VOD file is
+// stitched; when that fails, the next sweep tries again.
 func (s *Server) complete(ctx context.Context, name string, saved ingestState, v uint64) {
 	saved.Owner, saved.OwnerURL, saved.LeaseUntil = s.cfg.NodeID, s.cfg.AdvertiseURL, time.Now().Add(stitchLease)
 	if err := s.store.create(ctx, name, v+1, &saved); err != nil {
 		return // another node does it
 	}
+	err := s.finishRecording(ctx, name, true)
+	if err != nil {
+		s.cfg.Logger.Warn("completing an ended stream; the next sweep tries again", "stream", name, "err", err)
+	}
+	saved.Done, saved.LeaseUntil = err == nil, time.Time{}
+	_ = s.store.create(ctx, name, v+2, &saved)
+}
+
+// finishRecording finishes what an ended stream left in the bucket: with
+// playlist, a playlist without EXT-X-ENDLIST gets it (the recording's
+// pipeline is not there to close it: a suspended push, a node that died);
+// then, with Config.Stitch, the VOD file is made unless it exists.
+func (s *Server) finishRecording(ctx context.Context, name string, playlist bool) error {
 	prefix := s.streamPrefix(name)
 	pl, err := hls.LoadMedia(ctx, s.cfg.Bucket, prefix+"index.m3u8")
-	if err == nil && !pl.Ended {
-		var pub *hls.Publisher
-		if pub, err = hls.NewPublisher(s.cfg.Bucket, hls.PublisherConfig{Type: hls.Event, Prefix: prefix, Name: "index.m3u8",
-			TargetDuration: s.cfg.SegmentDuration}); err == nil {
-			pub.Restore(pl)
-			err = pub.Finish(ctx)
-		}
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil // nothing was recorded
 	}
 	if err != nil {
-		s.cfg.Logger.Warn("completing an ended stream", "stream", name, "err", err)
-		return
+		return err
 	}
-	if ok, _ := s.cfg.Bucket.Exists(ctx, prefix+"vod.mp4"); !ok && s.cfg.Stitch != nil && pl != nil {
-		if err := s.cfg.Stitch(ctx, s.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4"); err != nil {
-			s.cfg.Logger.Error("stitching failed", "stream", name, "err", err)
+	if playlist && !pl.Ended {
+		pub, err := hls.NewPublisher(s.cfg.Bucket, hls.PublisherConfig{Type: hls.Event, Prefix: prefix, Name: "index.m3u8",
+			TargetDuration: s.cfg.SegmentDuration})
+		if err != nil {
+			return err
+		}
+		pub.Restore(pl)
+		if err := pub.Finish(ctx); err != nil {
+			return err
 		}
 	}
-	saved.Done, saved.LeaseUntil = true, time.Time{}
-	_ = s.store.create(ctx, name, v+2, &saved)
+	if s.cfg.Stitch == nil || len(pl.Segments) == 0 {
+		return nil
+	}
+	if ok, err := s.cfg.Bucket.Exists(ctx, prefix+"vod.mp4"); ok || err != nil {
+		return err
+	}
+	if err := s.cfg.Stitch(ctx, s.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4"); err != nil {
+		return fmt.Errorf("stitching: %w", err)
+	}
+	return nil
 }
 
 // handleHealth answers GET /healthz for load balancers: 200 while the

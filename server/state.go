@@ -30,6 +30,13 @@ import (
 // creates version v+1 is the one that went on from version v, and a node
 // whose create fails learns that another one has taken the stream over
 // (errStale). The version numbers are the lease's fencing tokens.
+//
+// A create only fences while the version is there, so versions are
+// deleted late: a node that holds version k creates k+1 only while its
+// lease runs (stream.commit checks), and that lease began when k was
+// created, no later than k+1; so once version k+1 is older than a lease
+// and leaseMargin, nobody can still try to create it, and it may go (see
+// versionsToDelete). Every node must use the same lease duration.
 const ingestDir = ".ingest/"
 
 // digest is a chunk's SHA-256, hex in JSON.
@@ -168,15 +175,37 @@ func (ss stateStore) create(ctx context.Context, stream string, v uint64, st *in
 	return nil
 }
 
-// prune deletes the stream's state versions before v (best effort: an
-// old version left behind costs a listing entry, nothing else).
-func (ss stateStore) prune(ctx context.Context, stream string, v uint64) {
-	vs, err := ss.versions(ctx, stream)
-	if err != nil {
+// prune deletes the stream's state versions before v that are old
+// enough (see ingestDir; the store's clock ages them: the modification
+// time of version v, which the caller just created, is the store's now).
+// Best effort: an old version left behind costs a listing entry, nothing
+// else.
+func (ss stateStore) prune(ctx context.Context, stream string, v uint64, lease time.Duration) {
+	var vs []uint64
+	var mod []time.Time
+	var now time.Time
+	it := ss.b.List(&blob.ListOptions{Prefix: ss.dir(stream) + "state-"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return
+		}
+		num, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, ss.dir(stream)+"state-"), ".json")
+		if n, err := strconv.ParseUint(num, 10, 64); ok && err == nil {
+			vs, mod = append(vs, n), append(mod, obj.ModTime)
+			if n == v {
+				now = obj.ModTime
+			}
+		}
+	}
+	if now.IsZero() {
 		return
 	}
-	for _, old := range vs {
-		if old < v {
+	for i, old := range vs {
+		if old < v && now.Sub(mod[i]) > lease+leaseMargin {
 			_ = ss.b.Delete(ctx, ss.stateKey(stream, old))
 		}
 	}

@@ -119,6 +119,7 @@ type stream struct {
 	// it (it is not new)
 	restored bool
 	active   time.Time // the last input
+	made     []made    // state versions created here and not deleted yet
 
 	p         *livechunk.Pipeline
 	src       *source.Chunks    // the chunks fed so far, joined
@@ -315,8 +316,9 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 		return err
 	}
 	st.loaded = true
-	if v > 1 {
-		s.background(func(ctx context.Context) { s.store.prune(ctx, st.name, v) })
+	if claim := st.version; v > 0 {
+		// What earlier owners left (their old versions).
+		s.background(func(ctx context.Context) { s.store.prune(ctx, st.name, claim, s.cfg.LeaseDuration) })
 	}
 	if v > 0 {
 		s.cfg.Logger.Info("stream taken over from the bucket", "stream", st.name, "version", v, "from", saved.Owner,
@@ -341,8 +343,8 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 	if release {
 		saved.LeaseUntil = time.Time{}
 	}
-	if st.state == "stitching" {
-		saved.LeaseUntil = now.Add(stitchLease) // nobody else stitches meanwhile
+	if st.state == "stitching" && !release {
+		saved.LeaseUntil = now.Add(stitchLease) // nobody else finishes it meanwhile
 	}
 	for k := range st.sums {
 		if k+sumWindow < st.next && st.pending[k] == nil {
@@ -365,17 +367,45 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 		}
 		saved.Source, saved.Chunker = &ss, &cont
 	}
+	if st.loaded && !now.Before(st.lease) {
+		// The lease ran out: another node may have the stream by now, and
+		// this node's next version may be one it created and deleted since
+		// (see ingestDir). The stream is loaded again.
+		return fmt.Errorf("%w (the lease ended at %s)", errStale, st.lease.Format(time.RFC3339Nano))
+	}
 	v := st.version + 1
 	if err := s.store.create(ctx, st.name, v, &saved); err != nil {
 		return err
 	}
 	st.version, st.lease = v, saved.LeaseUntil
 	s.cfg.Logger.Debug("ingest state stored", "stream", st.name, "version", v, "next_chunk", st.next, "waiting", saved.Pending)
-	if v > 2 {
-		// Readers that listed version v-1 a moment ago can still read it.
-		s.background(func(ctx context.Context) { _ = s.store.b.Delete(ctx, s.store.stateKey(st.name, v-2)) })
+	st.made = append(st.made, made{v, now})
+	if old := st.versionsToDelete(now); len(old) > 0 {
+		s.background(func(ctx context.Context) {
+			for _, v := range old {
+				_ = s.store.b.Delete(ctx, s.store.stateKey(st.name, v))
+			}
+		})
 	}
 	return nil
+}
+
+// made is a state version this node created, and when.
+type made struct {
+	v  uint64
+	at time.Time
+}
+
+// versionsToDelete takes from st.made the versions that may be deleted
+// now: older than a lease and leaseMargin (see ingestDir), and not among
+// the two newest (readers that listed one a moment ago can still read it).
+func (st *stream) versionsToDelete(now time.Time) []uint64 {
+	var old []uint64
+	for len(st.made) > 2 && now.Sub(st.made[0].at) > st.srv.cfg.LeaseDuration+leaseMargin {
+		old = append(old, st.made[0].v)
+		st.made = st.made[1:]
+	}
+	return old
 }
 
 // stitchLease is the lease an ending stream takes for its stitching.
@@ -919,10 +949,9 @@ func (st *stream) end(ctx context.Context) error {
 	}
 	recorded := st.p != nil
 	if err == nil {
-		st.setState("ended")
-		if recorded && st.srv.cfg.Stitch != nil {
-			st.setState("stitching")
-		}
+		// Ended, not done: if this node dies now, the sweep of any node
+		// finishes the recording (Server.complete).
+		st.setState("stitching")
 		err = st.commit(wctx, false)
 	}
 	if err != nil {
@@ -936,32 +965,35 @@ func (st *stream) end(ctx context.Context) error {
 		err = st.p.Close(wctx)
 	}
 	st.mu.Unlock()
-	if err != nil || !recorded || st.srv.cfg.Stitch == nil {
-		st.finished(ctx)
+	if err != nil {
+		st.finished(ctx, err)
 		return err
+	}
+	if recorded && st.srv.cfg.Stitch == nil {
+		st.finished(ctx, nil)
+		return nil
 	}
 	st.srv.wg.Add(1)
 	go func() {
 		defer st.srv.wg.Done()
-		st.stitch(context.WithoutCancel(ctx))
-		st.finished(ctx)
+		// Without its pipeline here (a suspended push), the playlist is
+		// finished from the bucket.
+		st.finished(ctx, st.srv.finishRecording(context.WithoutCancel(ctx), st.name, !recorded))
 	}()
 	return nil
 }
 
-// stitch makes the VOD file of the ended stream.
-func (st *stream) stitch(ctx context.Context) {
-	prefix := st.srv.streamPrefix(st.name)
-	if err := st.srv.cfg.Stitch(ctx, st.srv.cfg.Bucket, prefix+"index.m3u8", prefix+"vod.mp4"); err != nil {
-		st.srv.cfg.Logger.Error("stitching failed", "stream", st.name, "err", err)
-	}
-}
-
-// finished records that the ended stream is done and forgets it.
-func (st *stream) finished(ctx context.Context) {
+// finished records that the ended stream is done (or, after err, that it
+// still needs finishing: its lease is given up, and the sweep of any node
+// finishes it) and forgets it.
+func (st *stream) finished(ctx context.Context, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.setState("ended")
+	if err != nil {
+		st.srv.cfg.Logger.Error("finishing an ended stream failed; it is tried again later", "stream", st.name, "err", err)
+	} else {
+		st.setState("ended")
+	}
 	if !st.gone {
 		if err := st.commit(context.WithoutCancel(ctx), true); err != nil {
 			st.srv.cfg.Logger.Warn("recording the end of a stream", "stream", st.name, "err", err)
