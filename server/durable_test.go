@@ -517,3 +517,64 @@ func TestSuspendedPushEndsWhenIdle(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling for the sweep's work
 	}
 }
+
+// TestShutdownLetsUploadsFinish: a chunk upload whose body is still
+// arriving when Shutdown begins is answered as usual (recorded, and
+// durable: the next node goes on after it); /healthz says 503 meanwhile,
+// and a new upload is refused with 503.
+func TestShutdownLetsUploadsFinish(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	body := mustRead(t, chunks[0])
+	pr, pw := io.Pipe()
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", a.URL+"/ingest/cam/0", pr)
+		req.ContentLength = int64(len(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	pw.Write(body[:len(body)/2])
+	for a.srv.InFlight() == 0 {
+		time.Sleep(time.Millisecond) // polling until the server handles the upload
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- a.srv.Shutdown(context.Background()) }()
+	waitStatus := func(path string, want int) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, _ := a.do(t, "GET", path, nil)
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %d, want %d", path, code, want)
+			}
+			time.Sleep(5 * time.Millisecond) // polling for Shutdown to begin
+		}
+	}
+	waitStatus("/healthz", http.StatusServiceUnavailable)
+	if code, _ := a.do(t, "PUT", "/ingest/other/0", bytes.NewReader(body)); code != http.StatusServiceUnavailable {
+		t.Errorf("a new upload during the shutdown: %d, want 503", code)
+	}
+	pw.Write(body[len(body)/2:])
+	pw.Close()
+	if got := <-answered; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"recorded"`) {
+		t.Fatalf("the upload in progress: %s", got)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, dir, "b", server.Config{})
+	expect(t, b.testServer, "cam", 0, chunks[0], 200, "duplicate")
+	expect(t, b.testServer, "cam", 1, chunks[1], 200, "recorded")
+	endAndCheck(t, b.testServer, "cam", chunks)
+}

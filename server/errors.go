@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/gcerrors"
 )
 
 // Errors of the server's streams; test with errors.Is. The domain code
@@ -37,7 +40,10 @@ var (
 )
 
 // statusOf maps an error of the server's domain code to an HTTP status:
-// refusals of the client's input are 4xx, the rest 500.
+// refusals of the client's input are 4xx; the store failing or too slow (a
+// write that ran out of the lease's time, an upload that failed) is 503,
+// with Retry-After: nothing was acknowledged, and the same request may
+// succeed soon; anything else is 500.
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams), errors.As(err, new(*ownedError)),
@@ -53,6 +59,8 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrInvalidChunk), isInputError(err):
 		return http.StatusBadRequest
+	case isStoreError(err):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -68,6 +76,16 @@ func isInputError(err error) bool {
 		}
 	}
 	return false
+}
+
+// isStoreError reports whether err is the store's (a gocloud error with
+// a code, an upload that failed) or a deadline that ran out.
+func isStoreError(err error) bool {
+	if c := gcerrors.Code(err); c != gcerrors.OK && c != gcerrors.Unknown {
+		return true
+	}
+	return errors.As(err, new(*sink.UploadError)) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled)
 }
 
 // fail writes err as the JSON error answer, with the status statusOf

@@ -1,18 +1,22 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/blob/memblob"
 )
 
 // TestStatusOf: every error of the domain code maps to its status in one
 // place, wrapped as the code wraps it; what is not a refusal of the
-// client's input is a 500.
+// client's input is a 503 when the store failed or was too slow, else a
+// 500.
 func TestStatusOf(t *testing.T) {
 	wrap := func(errs ...error) error {
 		err := errs[len(errs)-1]
@@ -21,6 +25,7 @@ func TestStatusOf(t *testing.T) {
 		}
 		return fmt.Errorf("chunk 3 of \"cam\": %w", err)
 	}
+	_, storeErr := memblob.OpenBucket(nil).ReadAll(context.Background(), "chunk-0000003")
 	for _, tc := range []struct {
 		err  error
 		want int
@@ -37,7 +42,10 @@ func TestStatusOf(t *testing.T) {
 		{wrap(ErrInvalidChunk, errors.New("empty body")), http.StatusBadRequest},
 		{wrap(chunker.ErrBadParameterSets), http.StatusBadRequest},
 		{wrap(source.ErrInvalid), http.StatusBadRequest},
-		{errors.New("bucket unreachable"), http.StatusInternalServerError},
+		{fmt.Errorf("reading chunk 3: %w", storeErr), http.StatusServiceUnavailable},
+		{wrap(&sink.UploadError{Err: errors.New("reset")}), http.StatusServiceUnavailable},
+		{fmt.Errorf("journaling chunk 3: %w", context.DeadlineExceeded), http.StatusServiceUnavailable},
+		{errors.New("a bug"), http.StatusInternalServerError},
 	} {
 		if got := statusOf(tc.err); got != tc.want {
 			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.want)

@@ -202,7 +202,7 @@ func (s *Server) finishRecording(ctx context.Context, name string, playlist bool
 // suspended: send their chunks to another node).
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	closed := s.closed
+	closed := s.draining
 	s.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
 	if closed {

@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livechunk/livechunk"
@@ -142,6 +143,11 @@ type Server struct {
 	live   map[string]*stream
 	closed bool
 	wg     sync.WaitGroup // stitches, pushes and background deletes in progress
+	// draining: Shutdown has begun; chunk uploads and ends in progress
+	// (requests) finish, new ones are refused
+	draining bool
+	requests sync.WaitGroup
+	inflight atomic.Int64 // the requests counted in requests
 	stop   context.CancelFunc
 	swept  chan struct{} // closed when the sweep goroutine returns
 }
@@ -380,9 +386,10 @@ func (s *Server) ended(ctx context.Context, name string) bool {
 
 func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.ingestStream(w, r)
-	if !ok {
+	if !ok || !s.enter(w) {
 		return
 	}
+	defer s.leave()
 	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
 	if err != nil || n > 1_000_000 {
 		failStatus(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
@@ -418,6 +425,26 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 		}
 		takeover = true // the owner does not answer: it is gone
 	}
+}
+
+// enter counts a chunk upload or an end in, for Shutdown to wait for; once
+// Shutdown has begun it answers 503 and reports false.
+func (s *Server) enter(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		fail(w, ErrShuttingDown, "")
+		return false
+	}
+	s.requests.Add(1)
+	s.inflight.Add(1)
+	return true
+}
+
+// leave counts a request that enter counted out.
+func (s *Server) leave() {
+	s.inflight.Add(-1)
+	s.requests.Done()
 }
 
 // answer writes a chunk's answer: res, or the error.
@@ -492,9 +519,10 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.ingestStream(w, r)
-	if !ok {
+	if !ok || !s.enter(w) {
 		return
 	}
+	defer s.leave()
 	forwarded := r.Header.Get(forwardedHeader) != ""
 	takeover := false
 	for {
@@ -669,7 +697,8 @@ func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// Shutdown suspends every live stream and waits for that (and for the
+// Shutdown refuses new ingest requests (503), lets chunk uploads and ends
+// in progress finish, then suspends every live stream and waits for that (and for the
 // stitching of ended streams) or for ctx. A suspended stream stays live in
 // the bucket: its state is stored already, and its lease is given up, so
 // that another node, or this one restarted, goes on with it at the next
@@ -677,6 +706,16 @@ func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 // source recorded with Ingest ends its stream instead. Streams that get no
 // input within Config.IdleTimeout end by themselves.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	// Chunk uploads and ends in progress are answered as usual.
+	done := make(chan struct{})
+	go func() { s.requests.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	s.mu.Lock()
 	s.closed = true
 	streams := make([]*stream, 0, len(s.live))
@@ -695,7 +734,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stream %s: %w", st.name, err))
 		}
 	}
-	done := make(chan struct{})
+	done = make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:

@@ -148,14 +148,15 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
   GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
-  GET  /healthz                 200 while serving, 503 once shutting down
+  GET  /healthz                 200 while serving (for load balancers)
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
 Every chunk answered 2xx is stored in the store, with the stream's state:
-a device may delete it. SIGINT or SIGTERM shuts the server down gracefully:
-uploads in progress finish, pushed bodies stop, and every live stream is
-suspended, not ended: the next chunk or push, to this server restarted or
-to another one on the same store, continues it. A stream that gets nothing
+a device may delete it; a 5xx answer means nothing was: send it again.
+SIGINT or SIGTERM shuts the server down gracefully: it stops listening,
+chunk uploads in progress are answered as usual, pushed bodies stop, and
+every live stream is suspended, not ended: the next chunk or push, to this
+server restarted or to another one on the same store, continues it. A stream that gets nothing
 for -idle-timeout ends by itself (EXT-X-ENDLIST, then /vod/{stream}.mp4).
 A second signal exits at once.
 
