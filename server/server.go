@@ -148,8 +148,8 @@ type Server struct {
 	draining bool
 	requests sync.WaitGroup
 	inflight atomic.Int64 // the requests counted in requests
-	stop   context.CancelFunc
-	swept  chan struct{} // closed when the sweep goroutine returns
+	stop     context.CancelFunc
+	swept    chan struct{} // closed when the sweep goroutine returns
 }
 
 // ValidStreamName reports whether name is acceptable as a stream name:
