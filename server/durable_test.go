@@ -578,3 +578,21 @@ func TestShutdownLetsUploadsFinish(t *testing.T) {
 	expect(t, b.testServer, "cam", 1, chunks[1], 200, "recorded")
 	endAndCheck(t, b.testServer, "cam", chunks)
 }
+
+// TestStartDurationAcksListed: with Config.StartDuration, which holds back
+// a new playlist, a stream of chunks still acknowledges a chunk only once
+// a playlist lists it: a crash right after the answer loses nothing.
+func TestStartDurationAcksListed(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	cfg := server.Config{StartDuration: 10 * time.Second}
+	first := startNode(t, dir, "n1", cfg)
+	expect(t, first.testServer, "phone", 0, chunks[0], 200, "recorded")
+	first.handler.mu.Lock()
+	first.handler.h = http.NotFoundHandler() // a crash: the server's memory is never read again
+	first.handler.mu.Unlock()
+	again := startNode(t, dir, "n1", cfg)
+	expect(t, again.testServer, "phone", 1, chunks[1], 200, "recorded")
+	endAndCheck(t, again.testServer, "phone", chunks)
+}

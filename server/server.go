@@ -90,8 +90,10 @@ type Config struct {
 	// livechunk.Config.OpenGOP), for encoders that make no IDR picture
 	// after the first.
 	OpenGOP bool
-	// StartDuration holds back a new stream's first playlist until its
-	// segments last this long (see livechunk.Config.StartDuration).
+	// StartDuration holds back a new pushed stream's first playlist until
+	// its segments last this long (see livechunk.Config.StartDuration).
+	// Streams of chunks do not hold it back: a chunk is acknowledged once
+	// a playlist lists it.
 	StartDuration time.Duration
 	// ReorderWindow is how many chunks may arrive ahead of a missing one
 	// before it is given up (the gap becomes a discontinuity). Default 4.
@@ -770,15 +772,22 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 
 // newPipeline starts the recording of a stream, or goes on with it where
 // cont says. Without cont, a recording found under the stream's prefix is
-// resumed after a discontinuity, unless fresh: then it is overwritten.
-func (s *Server) newPipeline(ctx context.Context, name string, info source.Info, cont *chunker.Continuation, fresh bool) (*livechunk.Pipeline, error) {
+// resumed after a discontinuity, unless fresh: then it is overwritten. A
+// stream of chunks (not a push) writes its playlist from the first
+// segment on, whatever Config.StartDuration says: a chunk is acknowledged
+// only once a playlist lists it.
+func (s *Server) newPipeline(ctx context.Context, name string, info source.Info, cont *chunker.Continuation, fresh, chunks bool) (*livechunk.Pipeline, error) {
+	start := s.cfg.StartDuration
+	if chunks {
+		start = 0
+	}
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Continue:        cont,
 		NoResume:        fresh,
 		Format:          s.cfg.Format,
 		SegmentDuration: s.cfg.SegmentDuration,
 		OpenGOP:         s.cfg.OpenGOP,
-		StartDuration:   s.cfg.StartDuration,
+		StartDuration:   start,
 		Prefix:          s.streamPrefix(name),
 		Playlist:        hls.Event,
 		Pool:            s.cfg.Pool,

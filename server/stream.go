@@ -305,7 +305,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	}
 	if saved.Source != nil && saved.Chunker != nil {
 		src := source.ResumeChunks(st.nextChunk, *saved.Source, source.Options{Logger: s.cfg.Logger})
-		p, err := s.newPipeline(ctx, st.name, src.Info(), saved.Chunker, false)
+		p, err := s.newPipeline(ctx, st.name, src.Info(), saved.Chunker, false, true)
 		if err != nil {
 			return err
 		}
@@ -649,7 +649,7 @@ func (st *stream) feedChunk(ctx context.Context, c *chunk) error {
 		// A stream whose state says nothing was fed: what a crash left
 		// under its prefix is overwritten, under the same names. (With no
 		// state, a recording there is older: it is resumed.)
-		p, err := st.srv.newPipeline(ctx, st.name, src.Info(), nil, st.restored)
+		p, err := st.srv.newPipeline(ctx, st.name, src.Info(), nil, st.restored, true)
 		if err != nil {
 			return err
 		}
@@ -777,7 +777,7 @@ func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open 
 	src, err := openGuarded(open)
 	var p *livechunk.Pipeline
 	if err == nil {
-		p, err = st.srv.newPipeline(ctx, st.name, src.Info(), nil, false)
+		p, err = st.srv.newPipeline(ctx, st.name, src.Info(), nil, false, false)
 	}
 	if err != nil {
 		st.mu.Lock()

@@ -48,7 +48,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
 	fs.BoolVar(&f.verbose, "v", false, "log every chunk, segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
-	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp)
+	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp+"\n(pushes only: a chunk is acknowledged once a playlist lists it)")
 	fs.DurationVar(&f.idle, "idle-timeout", 3*time.Minute, "end a live stream that gets no chunk or pushed data for this long (until then a broken push, or a restart, continues it)")
 	fs.StringVar(&f.node, "node", "", "this node's `ID` among the nodes that share the store (default: host name and listen address); a node restarted under its ID takes its streams back at once")
 	fs.StringVar(&f.advertise, "advertise", "", "the `URL` where other nodes on the same store reach this one (http://10.0.0.5:8080): they forward the chunks of its streams here")
