@@ -23,7 +23,9 @@ import (
 // no playback path serves):
 //
 //	state-00000000000000000042.json  version 42 of the stream's state
-//	chunk-0000017                    chunk 17, received ahead of its turn
+//	chunk-0000017-9f86d081884c7d65   chunk 17, received ahead of its turn
+//	                                 (named by its bytes too: a node that
+//	                                 lost the stream cannot replace it)
 //
 // A state version is created with the store's conditional create
 // (blob.WriterOptions.IfNotExist), never overwritten: the node that
@@ -116,8 +118,8 @@ func (ss stateStore) stateKey(stream string, v uint64) string {
 	return fmt.Sprintf("%sstate-%020d.json", ss.dir(stream), v)
 }
 
-func (ss stateStore) chunkKey(stream string, n uint64) string {
-	return fmt.Sprintf("%schunk-%07d", ss.dir(stream), n)
+func (ss stateStore) chunkKey(stream string, n uint64, sum digest) string {
+	return fmt.Sprintf("%schunk-%07d-%x", ss.dir(stream), n, sum[:8])
 }
 
 // versions lists the stream's state versions, in increasing order.
@@ -212,8 +214,8 @@ func (ss stateStore) prune(ctx context.Context, stream string, v uint64, lease t
 }
 
 // putChunk journals chunk n of the stream, received ahead of its turn.
-func (ss stateStore) putChunk(ctx context.Context, stream string, n uint64, body []byte) error {
-	if err := ss.b.WriteAll(ctx, ss.chunkKey(stream, n), body, &blob.WriterOptions{ContentType: "video/mp4"}); err != nil {
+func (ss stateStore) putChunk(ctx context.Context, stream string, n uint64, sum digest, body []byte) error {
+	if err := ss.b.WriteAll(ctx, ss.chunkKey(stream, n, sum), body, &blob.WriterOptions{ContentType: "video/mp4"}); err != nil {
 		return fmt.Errorf("journaling chunk %d of %q: %w", n, stream, err)
 	}
 	return nil
@@ -222,7 +224,7 @@ func (ss stateStore) putChunk(ctx context.Context, stream string, n uint64, body
 // getChunk reads back a journaled chunk and checks it again; its digest
 // must be the one recorded.
 func (ss stateStore) getChunk(ctx context.Context, stream string, n uint64, sum digest) (*chunk, error) {
-	body, err := ss.b.ReadAll(ctx, ss.chunkKey(stream, n))
+	body, err := ss.b.ReadAll(ctx, ss.chunkKey(stream, n, sum))
 	if err != nil {
 		return nil, fmt.Errorf("reading journaled chunk %d of %q: %w", n, stream, err)
 	}
@@ -236,8 +238,8 @@ func (ss stateStore) getChunk(ctx context.Context, stream string, n uint64, sum 
 	return c, nil
 }
 
-func (ss stateStore) deleteChunk(ctx context.Context, stream string, n uint64) {
-	_ = ss.b.Delete(ctx, ss.chunkKey(stream, n))
+func (ss stateStore) deleteChunk(ctx context.Context, stream string, n uint64, sum digest) {
+	_ = ss.b.Delete(ctx, ss.chunkKey(stream, n, sum))
 }
 
 // streams lists the names of the streams that have an ingest state.

@@ -127,7 +127,7 @@ type stream struct {
 	audio     *source.AudioInfo // the stream's audio track (from its first chunk), nil without
 	next      uint64
 	pending   map[uint64]*chunk
-	journaled map[uint64]bool   // chunks written to the bucket while they waited
+	journaled map[uint64]digest // chunks written to the bucket while they waited
 	sums      map[uint64]digest // of the recent chunks accepted, for retries
 	received  uint64
 	missing   []span // chunk numbers given up
@@ -144,7 +144,7 @@ type stream struct {
 type span [2]uint64
 
 func newStream(s *Server, name string) *stream {
-	st := &stream{srv: s, name: name, pending: map[uint64]*chunk{}, journaled: map[uint64]bool{},
+	st := &stream{srv: s, name: name, pending: map[uint64]*chunk{}, journaled: map[uint64]digest{},
 		sums: map[uint64]digest{}}
 	st.setState("live")
 	return st
@@ -301,7 +301,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 		if err != nil {
 			return err
 		}
-		st.pending[n], st.journaled[n] = c, true
+		st.pending[n], st.journaled[n] = c, c.sum
 	}
 	if saved.Source != nil && saved.Chunker != nil {
 		src := source.ResumeChunks(st.nextChunk, *saved.Source, source.Options{Logger: s.cfg.Logger})
@@ -511,11 +511,11 @@ func (st *stream) persist(ctx context.Context) error {
 		return err
 	}
 	for n, c := range st.pending {
-		if !st.journaled[n] {
-			if err := st.srv.store.putChunk(ctx, st.name, n, c.body); err != nil {
+		if _, ok := st.journaled[n]; !ok {
+			if err := st.srv.store.putChunk(ctx, st.name, n, c.sum, c.body); err != nil {
 				return err
 			}
-			st.journaled[n] = true
+			st.journaled[n] = c.sum
 		}
 	}
 	if err := st.commit(ctx, false); err != nil {
@@ -540,10 +540,10 @@ func (st *stream) settle(ctx context.Context, fed int) error {
 // unjournal deletes the journaled chunks that were fed (the state no
 // longer names them), in the background.
 func (st *stream) unjournal() {
-	for n := range st.journaled {
+	for n, sum := range st.journaled {
 		if _, waiting := st.pending[n]; !waiting {
 			delete(st.journaled, n)
-			st.srv.background(func(ctx context.Context) { st.srv.store.deleteChunk(ctx, st.name, n) })
+			st.srv.background(func(ctx context.Context) { st.srv.store.deleteChunk(ctx, st.name, n, sum) })
 		}
 	}
 }
