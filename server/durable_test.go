@@ -596,3 +596,24 @@ func TestStartDurationAcksListed(t *testing.T) {
 	expect(t, again.testServer, "phone", 1, chunks[1], 200, "recorded")
 	endAndCheck(t, again.testServer, "phone", chunks)
 }
+
+// TestRetryAfterEnd: a device whose answer to its last chunk was lost
+// sends the chunk again after the stream ended: it is answered duplicate
+// (the chunk is in the recording), by the node that ended the stream and
+// by a new one; other bytes, or a new chunk, are refused (409).
+func TestRetryAfterEnd(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	a := startNode(t, dir, "a", server.Config{})
+	expect(t, a.testServer, "cam", 0, chunks[0], 200, "recorded")
+	expect(t, a.testServer, "cam", 1, chunks[1], 200, "recorded")
+	if code, body := a.do(t, "POST", "/ingest/cam/end", nil); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	for _, n := range []*node{a, startNode(t, dir, "b", server.Config{})} {
+		expect(t, n.testServer, "cam", 1, chunks[1], 200, "duplicate")
+		expect(t, n.testServer, "cam", 1, chunks[0], 409, "")
+		expect(t, n.testServer, "cam", 2, chunks[0], 409, "")
+	}
+}

@@ -484,6 +484,10 @@ func (s *Server) addChunk(ctx context.Context, name string, n uint64, c *chunk, 
 			return ChunkResult{}, err
 		}
 		res, err := st.addChunk(ctx, n, c, takeover)
+		if ee := (*endedError)(nil); errors.As(err, &ee) && ee.sums[n] == c.sum {
+			return ChunkResult{Stream: name, Chunk: n, Status: "duplicate",
+				Note: "the stream has ended; this chunk is in its recording"}, nil
+		}
 		if !errors.Is(err, errGone) && !errors.Is(err, errStale) {
 			return res, err
 		}

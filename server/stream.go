@@ -175,6 +175,14 @@ const sumWindow = 128
 // a write the old owner sent just before its lease ended.
 const leaseMargin = 2 * time.Second
 
+// endedError is ErrEnded with the digests of the stream's last chunks: a
+// retry of one of them is answered duplicate, not refused (the device
+// learns that its chunk is in the recording).
+type endedError struct{ sums map[uint64]digest }
+
+func (e *endedError) Error() string        { return ErrEnded.Error() }
+func (e *endedError) Is(target error) bool { return target == ErrEnded }
+
 // ownedError: another node holds the stream's lease; requests go there.
 type ownedError struct {
 	owner, url string
@@ -282,7 +290,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	case v == 0:
 		st.mode = mode
 	case saved.Ended:
-		return ErrEnded
+		return &endedError{sums: saved.Sums}
 	case saved.Owner != s.cfg.NodeID && !takeover && saved.held(time.Now()):
 		return &ownedError{owner: saved.Owner, url: saved.OwnerURL, until: saved.LeaseUntil}
 	default:
@@ -452,7 +460,7 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk, takeover boo
 	case st.gone:
 		return res, errGone
 	case st.state != "live":
-		return res, ErrEnded
+		return res, &endedError{sums: maps.Clone(st.sums)}
 	case st.pushing != nil:
 		return res, fmt.Errorf("%w: it is being pushed as MPEG-TS", ErrBusy)
 	}
