@@ -55,7 +55,7 @@ func (n *serveNode) start() {
 	args := append([]string{"serve", "-addr", n.addr, "-store", n.store, "-segment", "1s"}, n.args...)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 	cmd.Env = append(append(os.Environ(), n.env...), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
-	var stdout syncBuffer
+	var stdout mediatest.SyncBuffer
 	cmd.Stdout = &stdout
 	n.proc = startProcess(n.t, cmd)
 	waitFor(n.t, "serve listening on "+n.addr, func() bool {

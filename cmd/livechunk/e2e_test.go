@@ -29,24 +29,6 @@ import (
 // curl-like requests, play it live in headless Chromium and judge the
 // stitched MP4 by its decoded pictures and its audio packets.
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveURL finds the base URL that serve prints when it listens.
 var serveURL = regexp.MustCompile(`serving .* on (http://127\.0\.0\.1:[0-9]+)`)
 
@@ -56,14 +38,14 @@ type cliServer struct {
 	store    string
 	cancel   context.CancelFunc
 	done     chan int
-	out, err *syncBuffer
+	out, err *mediatest.SyncBuffer
 }
 
 // startServe runs `livechunk serve -addr 127.0.0.1:0 -store DIR args...`
 // until the test ends (or stop), and waits for the URL it prints.
 func startServe(t *testing.T, args ...string) *cliServer {
 	t.Helper()
-	s := &cliServer{store: filepath.Join(t.TempDir(), "store"), done: make(chan int, 1), out: &syncBuffer{}, err: &syncBuffer{}}
+	s := &cliServer{store: filepath.Join(t.TempDir(), "store"), done: make(chan int, 1), out: &mediatest.SyncBuffer{}, err: &mediatest.SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-store", s.store}, args...)
@@ -415,7 +397,7 @@ func liveInput(t *testing.T, secs int) string {
 // its exit error in err.
 type process struct {
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  mediatest.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -629,7 +611,7 @@ func startServeProcess(t *testing.T, store string, args ...string) (*process, *e
 	args = append([]string{"serve", "-addr", "127.0.0.1:0", "-store", store, "-segment", "1s"}, args...)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 	cmd.Env = append(os.Environ(), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
-	var stdout syncBuffer
+	var stdout mediatest.SyncBuffer
 	cmd.Stdout = &stdout
 	serve := startProcess(t, cmd)
 	var base string
@@ -821,7 +803,7 @@ func TestRecordStdin(t *testing.T) {
 			args := slices.Concat([]string{"record", "-vod", "-segment", "1s"}, c.args, []string{"-", dest})
 			rec := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 			rec.Env = append(os.Environ(), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
-			var stdout syncBuffer
+			var stdout mediatest.SyncBuffer
 			rec.Stdout = &stdout
 			ffp, recp := startPiped(t, ff, rec)
 			if err := ffp.wait(t, 60*time.Second); err != nil {
@@ -918,7 +900,7 @@ func TestRecordSignal(t *testing.T) {
 	args := []string{"record", "-event", "-segment", "1s", "-", dest}
 	rec := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 	rec.Env = append(os.Environ(), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
-	var stdout syncBuffer
+	var stdout mediatest.SyncBuffer
 	rec.Stdout = &stdout
 	_, recp := startPiped(t, ff, rec)
 	playlist := filepath.Join(dest, "index.m3u8")

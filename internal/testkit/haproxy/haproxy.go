@@ -3,13 +3,11 @@
 package haproxy
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,7 @@ import (
 type Proxy struct {
 	Addr string // 127.0.0.1:port
 	cmd  *exec.Cmd
-	log  syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  mediatest.SyncBuffer
 }
 
 // find returns the haproxy binary (Debian puts it in /usr/sbin, which a

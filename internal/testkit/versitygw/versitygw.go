@@ -4,7 +4,6 @@
 package versitygw
 
 import (
-	"bytes"
 	"context"
 	"go/build"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,27 +29,10 @@ type Gateway struct {
 	addr     string
 	cmd      *exec.Cmd
 	exited   chan struct{}
-	log      syncBuffer
+	log      mediatest.SyncBuffer
 	Access   string // its root access key
 	Secret   string // and secret
 	Endpoint string // http://127.0.0.1:port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // find returns the versitygw binary: on PATH or in GOPATH/bin (where go
