@@ -740,13 +740,7 @@ func TestReliabilityVersityGW(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	ctx := relCtx(t, 90*time.Second)
 	g := versitygw.Start(t)
-	g.CreateBucket(ctx, "media")
-	g.SetEnv(t)
-	b, err := sink.Open(ctx, g.URL("media"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := g.Open(t, ctx, "media")
 	in := mediatest.Testdata("bframes.mp4")
 	want := wantHashes(t, in)
 

@@ -30,17 +30,9 @@ func TestStateVersionsFence(t *testing.T) {
 			}
 			return b
 		},
-		"gofakes3": func(t *testing.T) *blob.Bucket { return s3test.Start(t, "media").Open(t, "media") },
-		"versitygw": func(t *testing.T) *blob.Bucket {
-			g := versitygw.Start(t)
-			g.CreateBucket(ctx, "media")
-			g.SetEnv(t)
-			b, err := sink.Open(ctx, g.URL("media"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		},
+		"gofakes3":  func(t *testing.T) *blob.Bucket { return s3test.Start(t, "media").Open(t, "media") },
+		"versitygw": func(t *testing.T) *blob.Bucket { return versitygw.Start(t).Open(t, ctx, "media") },
+
 		"azurite": func(t *testing.T) *blob.Bucket { return azurite.Start(t).Open(t, ctx, "media") },
 	}
 	for name, open := range stores {

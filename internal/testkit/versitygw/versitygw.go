@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/sink"
+	"gocloud.dev/blob"
 )
 
 // Gateway is a running versitygw.
@@ -140,6 +142,21 @@ func (g *Gateway) SetEnv(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
+}
+
+// Open creates the bucket, sets the gateway's credentials in the test's
+// environment (the s3 driver reads them there) and opens the bucket
+// through sink.Open; it is closed when the test ends.
+func (g *Gateway) Open(t *testing.T, ctx context.Context, bucket string) *blob.Bucket {
+	t.Helper()
+	g.CreateBucket(ctx, bucket)
+	g.SetEnv(t)
+	b, err := sink.Open(ctx, g.URL(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
 // Log returns what the gateway printed.
