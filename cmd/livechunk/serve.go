@@ -107,7 +107,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(stderr, "livechunk: shutting down: suspending streams...")
+	fmt.Fprintln(stderr, "livechunk: shutting down...")
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Chunk uploads in progress finish (and are acknowledged) first.
