@@ -4,11 +4,17 @@
 //	benchtool latency [-upload 3s] [-for 60s] IN
 //	benchtool streams [-n 50] [-for 30s] IN DIR
 //	benchtool push [-n 50] [-for 30s] IN.ts DIR
+//	benchtool chunks -serve BIN [-store dir|versitygw] [-devices N] [-chunks K] [-pace D] [-raw F] [-log F] CHUNKDIR
+//	benchtool chunkpool RAW.tsv
+//	benchtool chunklog SERVE.log
 //	benchtool chart RESULTS.tsv OUT.svg
 //
 // record is "livechunk record -vod" (the same calls) with profiling and
 // looping of the input; latency and streams run live pipelines paced to
-// real time; chart draws the throughput table of bench/run.sh.
+// real time; chunks runs devices uploading MP4 chunks to a `livechunk
+// serve` process and reports the uploads' latency (bench/ack.sh), chunkpool
+// pools its runs and chunklog splits a chunk upload's time in the server
+// from serve's -v log; chart draws the throughput table of bench/run.sh.
 package main
 
 import (
@@ -31,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool record|latency|streams|push|chart ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool record|latency|streams|push|chunks|chunkpool|chunklog|chart ...")
 		os.Exit(2)
 	}
 	var err error
@@ -44,6 +50,12 @@ func main() {
 		err = streams(os.Args[2:])
 	case "push":
 		err = push(os.Args[2:])
+	case "chunks":
+		err = chunks(os.Args[2:])
+	case "chunkpool":
+		err = chunkpool(os.Args[2:])
+	case "chunklog":
+		err = chunklog(os.Args[2:])
 	case "chart":
 		err = chart(os.Args[2:])
 	default:
