@@ -623,7 +623,7 @@ func (g *gateway) createBucket(ctx context.Context, name string) error {
 
 // url is the store URL of bucket, as `livechunk serve -store` takes it.
 func (g *gateway) url(bucket string) string {
-	return "s3://" + bucket + "?region=us-east-1&use_path_style=true&disable_https=true&endpoint=" + g.endpoint
+	return "s3://" + bucket + "?region=us-east-1&use_path_style=true&disable_https=true&request_checksum_calculation=when_required&response_checksum_validation=when_required&endpoint=" + g.endpoint
 }
 
 // env is the environment a process needs to open url: the gateway's

@@ -126,7 +126,8 @@ func (g *Gateway) CreateBucket(ctx context.Context, name string) {
 // URL returns the store URL of bucket, as `livechunk -store` and sink.Open
 // take it.
 func (g *Gateway) URL(bucket string) string {
-	return "s3://" + bucket + "?region=us-east-1&use_path_style=true&disable_https=true&endpoint=" + g.Endpoint
+	return "s3://" + bucket + "?region=us-east-1&use_path_style=true&disable_https=true" +
+		"&request_checksum_calculation=when_required&response_checksum_validation=when_required&endpoint=" + g.Endpoint
 }
 
 // Env returns the environment of a process that opens URL: the gateway's
