@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 )
 
 // chunks measures chunk uploads to a `livechunk serve` process, as phones
@@ -541,29 +542,12 @@ func loadAvg() float64 {
 // as internal/testkit/versitygw starts it for the tests.
 type gateway struct {
 	cmd      *exec.Cmd
-	out      *syncBuf
+	out      *mediatest.SyncBuffer
 	exited   chan struct{}
 	endpoint string
 }
 
 const gwAccess, gwSecret = "livechunkbench", "livechunk-bench-secret"
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func startGateway(bin, root string) (*gateway, error) {
 	if bin == "" {
@@ -582,7 +566,7 @@ func startGateway(bin, root string) (*gateway, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	g := &gateway{out: &syncBuf{}, exited: make(chan struct{}), endpoint: "http://" + addr}
+	g := &gateway{out: &mediatest.SyncBuffer{}, exited: make(chan struct{}), endpoint: "http://" + addr}
 	g.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", root)
 	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+gwAccess, "ROOT_SECRET_KEY="+gwSecret)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
