@@ -351,9 +351,6 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 	if release {
 		saved.LeaseUntil = time.Time{}
 	}
-	if st.state == "stitching" && !release {
-		saved.LeaseUntil = now.Add(stitchLease) // nobody else finishes it meanwhile
-	}
 	for k := range st.sums {
 		if k+sumWindow < st.next && st.pending[k] == nil {
 			delete(st.sums, k)
@@ -416,8 +413,39 @@ func (st *stream) versionsToDelete(now time.Time) []uint64 {
 	return old
 }
 
-// stitchLease is the lease an ending stream takes for its stitching.
+// stitchLease is the lease the sweep takes to finish a stream whose node
+// died while ending it (Server.complete). The node that ends a stream
+// itself keeps its usual lease, renewed while it finishes (keepLease).
 const stitchLease = 30 * time.Minute
+
+// keepLease renews the lease of an ending stream every third of a lease
+// until the returned function is called: while the recording is being
+// finished (the VOD stitched, which can take minutes), no other node
+// takes it, and if this node dies, another one finishes it within a lease.
+func (st *stream) keepLease(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(st.srv.cfg.LeaseDuration / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			st.mu.Lock()
+			if !st.gone {
+				if err := st.commit(ctx, false); err != nil {
+					st.srv.cfg.Logger.Warn("renewing the lease of an ending stream", "stream", st.name, "err", err)
+				}
+			}
+			st.mu.Unlock()
+		}
+	}()
+	return func() { close(done); <-exited }
+}
 
 // work returns the context of a stream's writes for a request: not
 // cancelled by the client hanging up (what started finishes, and the
@@ -986,7 +1014,10 @@ func (st *stream) end(ctx context.Context) error {
 		defer st.srv.wg.Done()
 		// Without its pipeline here (a suspended push), the playlist is
 		// finished from the bucket.
-		st.finished(ctx, st.srv.finishRecording(context.WithoutCancel(ctx), st.name, !recorded))
+		stop := st.keepLease(context.WithoutCancel(ctx))
+		err := st.srv.finishRecording(context.WithoutCancel(ctx), st.name, !recorded)
+		stop()
+		st.finished(ctx, err)
 	}()
 	return nil
 }
