@@ -617,3 +617,53 @@ func TestRetryAfterEnd(t *testing.T) {
 		expect(t, n.testServer, "cam", 2, chunks[0], 409, "")
 	}
 }
+
+// TestShutdownHandsOverStitching: a stream ended, and its VOD file is
+// being stitched when the server shuts down with a deadline: the stitch
+// is stopped, Shutdown returns without an error, and another node
+// finishes the recording (the VOD file is made).
+func TestShutdownHandsOverStitching(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	dir := filepath.Join(t.TempDir(), "store")
+	stitching := make(chan struct{})
+	slow := func(ctx context.Context, b *blob.Bucket, playlist, out string) error {
+		close(stitching)
+		<-ctx.Done() // a long recording: not done before the deadline
+		return ctx.Err()
+	}
+	a := startNode(t, dir, "a", server.Config{Stitch: slow})
+	expect(t, a.testServer, "cam", 0, chunks[0], 200, "recorded")
+	expect(t, a.testServer, "cam", 1, chunks[1], 200, "recorded")
+	if code, body := a.do(t, "POST", "/ingest/cam/end", nil); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	<-stitching
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	b := startNode(t, dir, "b", server.Config{Stitch: server.StitchMP4, IdleTimeout: 400 * time.Millisecond})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ok, _ := b.bucket.Exists(context.Background(), "cam/vod.mp4"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node finished the recording")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the sweep's work
+	}
+	vod := filepath.Join(t.TempDir(), "vod.mp4")
+	if err := os.WriteFile(vod, readKey(t, b.bucket, "cam/vod.mp4"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, c := range chunks {
+		want = append(want, mediatest.FrameHashes(t, c)...)
+	}
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, vod)); d != "" {
+		t.Errorf("the VOD file: %s", d)
+	}
+}

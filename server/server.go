@@ -150,8 +150,13 @@ type Server struct {
 	draining bool
 	requests sync.WaitGroup
 	inflight atomic.Int64 // the requests counted in requests
-	stop     context.CancelFunc
-	swept    chan struct{} // closed when the sweep goroutine returns
+	// finishing is the context of the recordings being finished (VOD
+	// files stitched) after their end; Shutdown cancels it when its own
+	// context is done
+	finishing    context.Context
+	cancelFinish context.CancelFunc
+	stop         context.CancelFunc
+	swept        chan struct{} // closed when the sweep goroutine returns
 }
 
 // ValidStreamName reports whether name is acceptable as a stream name:
@@ -239,6 +244,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux = mux
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop, s.swept = stop, make(chan struct{})
+	s.finishing, s.cancelFinish = context.WithCancel(context.Background())
 	go s.sweepLoop(ctx)
 	return s, nil
 }
@@ -704,8 +710,10 @@ func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown refuses new ingest requests (503), lets chunk uploads and ends
-// in progress finish, then suspends every live stream and waits for that (and for the
-// stitching of ended streams) or for ctx. A suspended stream stays live in
+// in progress finish, then suspends every live stream and waits for that
+// (and for the VOD files of streams that ended to be stitched; those not
+// done when ctx is are stopped and handed over to another node or a
+// restart, which is not an error). A suspended stream stays live in
 // the bucket: its state is stored already, and its lease is given up, so
 // that another node, or this one restarted, goes on with it at the next
 // chunk or push. A pushed body is stopped (its device may push again); a
@@ -745,10 +753,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		errs = append(errs, ctx.Err())
+		// Recordings still being finished (VOD files stitched) are
+		// handed over: stopped, their lease given up, so that another
+		// node, or this one restarted, finishes them.
+		s.cancelFinish()
+		select {
+		case <-done:
+		case <-time.After(handOver):
+			errs = append(errs, ctx.Err())
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// handOver is how long Shutdown waits, once its context is done, for the
+// recordings being finished to stop and give their lease up.
+const handOver = 5 * time.Second
 
 // Ingest records src as the stream called name until src ends (or ctx is
 // done, or the server shuts down: stop must then make src end soon; nil if

@@ -1015,7 +1015,7 @@ func (st *stream) end(ctx context.Context) error {
 		// Without its pipeline here (a suspended push), the playlist is
 		// finished from the bucket.
 		stop := st.keepLease(context.WithoutCancel(ctx))
-		err := st.srv.finishRecording(context.WithoutCancel(ctx), st.name, !recorded)
+		err := st.srv.finishRecording(st.srv.finishing, st.name, !recorded)
 		stop()
 		st.finished(ctx, err)
 	}()
@@ -1028,9 +1028,12 @@ func (st *stream) end(ctx context.Context) error {
 func (st *stream) finished(ctx context.Context, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil && st.srv.finishing.Err() != nil:
+		st.srv.cfg.Logger.Info("shutting down: finishing the ended stream is handed over", "stream", st.name)
+	case err != nil:
 		st.srv.cfg.Logger.Error("finishing an ended stream failed; it is tried again later", "stream", st.name, "err", err)
-	} else {
+	default:
 		st.setState("ended")
 	}
 	if !st.gone {
