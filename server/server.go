@@ -23,6 +23,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -230,9 +231,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /ingest/{stream}/{n}", s.handleChunk)
-	mux.HandleFunc("POST /ingest/{stream}/end", s.handleEnd)
-	mux.HandleFunc("POST /ingest/{stream}", s.handlePush)
+	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
+	mux.HandleFunc("POST /ingest/{stream}/end", lingering(s.handleEnd))
+	mux.HandleFunc("POST /ingest/{stream}", lingering(s.handlePush))
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
@@ -304,12 +305,18 @@ type apiError struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error": "encoding the answer"}`)
+	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	// With its length, an answer is whole once flushed: a client reads a
+	// refusal while its body is still being drained (see lingering).
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(body)
 }
 
 // failStatus writes an error answer of a fixed status: for refusals made
@@ -464,12 +471,27 @@ func answer(w http.ResponseWriter, res ChunkResult, err error, format string, a 
 	writeJSON(w, http.StatusOK, res)
 }
 
-// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes.
+// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes. Its
+// first box header is checked before the rest is read: an upload that is
+// not an MP4 file is refused at once (and drained, see lingering), not
+// read whole.
 func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > s.cfg.MaxChunkBytes {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes))
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes)
+	var head [8]byte
+	if n, err := io.ReadFull(body, head[:]); n == 0 && err == io.EOF {
+		return nil, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
+	}
+	if !mp4Start(head[:]) {
+		return nil, fmt.Errorf("%w: not an MP4 file (it starts with % x)", ErrInvalidChunk, head)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 64<<10)))
+	buf.Write(head[:])
+	_, err := buf.ReadFrom(body)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -477,7 +499,18 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
 	}
-	return body, nil
+	return buf.Bytes(), nil
+}
+
+// mp4Start reports whether head, a file's first 8 bytes, is the header of
+// a box that an MP4 or QuickTime file starts with.
+func mp4Start(head []byte) bool {
+	switch string(head[4:8]) {
+	case "ftyp", "styp", "moov", "moof", "mdat", "free", "skip", "wide", "pnot", "uuid":
+		size := uint32(head[0])<<24 | uint32(head[1])<<16 | uint32(head[2])<<8 | uint32(head[3])
+		return size == 0 || size == 1 || size >= 8
+	}
+	return false
 }
 
 // addChunk adds a checked chunk to the stream called name, starting the

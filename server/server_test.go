@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -229,8 +231,12 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 	os.WriteFile(truncated, good[:len(good)/2], 0o644)
 	garbage := filepath.Join(dir, "garbage.mp4")
 	os.WriteFile(garbage, bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 1000), 0o644)
+	zeros := filepath.Join(dir, "zeros.mp4")
+	os.WriteFile(zeros, make([]byte, 64<<10), 0o644)
 	big := filepath.Join(dir, "big.mp4")
-	os.WriteFile(big, make([]byte, 3<<20), 0o644)
+	// An MP4 box header (an mdat running to the end), then zeros: the size
+	// limit refuses it, not the first bytes.
+	os.WriteFile(big, append([]byte{0, 0, 0, 0, 'm', 'd', 'a', 't'}, make([]byte, 3<<20)...), 0o644)
 	empty := filepath.Join(dir, "empty.mp4")
 	os.WriteFile(empty, nil, 0o644)
 	vp9 := filepath.Join(dir, "vp9.mp4")
@@ -252,6 +258,7 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 		{"no token", "/ingest/cam/1", chunks[1], nil, 401, "token", "", false},
 		{"wrong token", "/ingest/cam/1", chunks[1], []string{"Authorization", "Bearer nope"}, 401, "token", "", false},
 		{"garbage", "/ingest/cam/1", garbage, auth, 400, "not an mp4", "", false},
+		{"zeros", "/ingest/cam/1", zeros, auth, 400, "not an mp4 file (it starts with 00 00", "", false},
 		{"truncated", "/ingest/cam/1", truncated, auth, 400, "", "", false},
 		{"empty", "/ingest/cam/1", empty, auth, 400, "empty", "", false},
 		{"hevc", "/ingest/cam/1", hevc, auth, 415, "unsupported", "", false},
@@ -592,6 +599,54 @@ func TestChunkWithUnreadableAudio(t *testing.T) {
 	}{{0, good, 200}, {1, bad, 400}, {1, good, 200}, {2, good, 200}} {
 		if code, body := put(t, ts, "cam", tc.n, tc.file); code != tc.want {
 			t.Fatalf("upload %d (chunk %d): %d %s, want %d", i, tc.n, code, body, tc.want)
+		}
+	}
+}
+
+// TestRefusalsAreReadable: a client that sends its whole body before it
+// reads the answer (as Python's urllib does) gets the refusal, not a reset
+// connection: a wrong token, a declared size over the limit. And a body
+// that does not start as an MP4 file is refused after its first bytes:
+// the answer comes while the rest is still unsent.
+func TestRefusalsAreReadable(t *testing.T) {
+	ts := start(t, server.Config{IngestToken: "s3cret", MaxChunkBytes: 8 << 20})
+	body := append([]byte{0, 0, 0, 24, 'f', 't', 'y', 'p'}, make([]byte, 5<<20)...)
+	send := func(hdr string, data []byte) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(conn, hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(data); err != nil {
+			return "write: " + err.Error()
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return "read: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	put := func(length int, auth string) string {
+		return fmt.Sprintf("PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n", length, auth)
+	}
+	for _, c := range []struct {
+		name, hdr string
+		data      []byte
+		want      string
+	}{
+		{"wrong token", put(len(body), "Authorization: Bearer nope\r\n"), body, "401 "},
+		{"over the limit", put(300<<20, "Authorization: Bearer s3cret\r\n"), body, "413 "},
+		{"not an MP4 file, first bytes only", put(len(body), "Authorization: Bearer s3cret\r\n"), make([]byte, 1<<20), "400 "},
+	} {
+		if got := send(c.hdr, c.data); !strings.HasPrefix(got, c.want) || !strings.Contains(got, `"error"`) {
+			t.Errorf("%s: %.120s, want %s with a JSON error", c.name, got, c.want)
 		}
 	}
 }

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// Refusals that clients can read. A client that sends its whole body
+// before it reads the answer (Python's urllib and requests, many mobile
+// HTTP stacks) sees "connection reset" instead of the status when the
+// server answers early and closes the connection with the body unread.
+// As nginx's lingering close does, an ingest request refused before its
+// body was read has the rest of its body read and discarded, up to
+// maxDrain bytes and for drainTime, after the answer is sent.
+const (
+	maxDrain  = 64 << 20
+	drainTime = 10 * time.Second
+)
+
+// lingering wraps an ingest handler: when it answers 4xx or 5xx without
+// having read the request body to its end, the answer is flushed and the
+// body drained (see maxDrain).
+func lingering(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		// Reading the body after the answer is written needs it (HTTP/1).
+		_ = rc.EnableFullDuplex()
+		body := &eofReader{r: r.Body}
+		r.Body = body
+		lw := &loggingWriter{ResponseWriter: w, status: http.StatusOK}
+		h(lw, r)
+		if lw.status < 400 || body.eof || r.ContentLength == 0 {
+			return
+		}
+		_ = rc.Flush()
+		_ = rc.SetReadDeadline(time.Now().Add(drainTime))
+		_, _ = io.CopyN(io.Discard, body, maxDrain)
+	}
+}
+
+// eofReader records whether its reader reached the end.
+type eofReader struct {
+	r   io.ReadCloser
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
+}
+
+func (e *eofReader) Close() error { return e.r.Close() }
