@@ -48,6 +48,7 @@ import (
 	"github.com/livechunk/livechunk/stitch"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/semaphore"
 )
 
 // StitchFunc joins the recording whose media playlist is at playlistKey in b
@@ -85,6 +86,11 @@ type Config struct {
 	IngestToken string
 	// MaxChunkBytes bounds one uploaded chunk. Default 256 MiB.
 	MaxChunkBytes int64
+	// MaxUploadBytes bounds the bytes of the chunk uploads being read and
+	// checked at once, over all requests: an upload waits for room (its
+	// declared length, or MaxChunkBytes without one) before its body is
+	// read past the first bytes. Default 1 GiB; never below MaxChunkBytes.
+	MaxUploadBytes int64
 	// MaxStreams bounds the streams ingesting at the same time. Default 64.
 	MaxStreams int
 	// OpenGOP also cuts segments at open-GOP random access points (see
@@ -151,6 +157,9 @@ type Server struct {
 	draining bool
 	requests sync.WaitGroup
 	inflight atomic.Int64 // the requests counted in requests
+	// uploads holds Config.MaxUploadBytes; held counts what is taken
+	uploads *semaphore.Weighted
+	held    atomic.Int64
 	// finishing is the context of the recordings being finished (VOD
 	// files stitched) after their end; Shutdown cancels it when its own
 	// context is done
@@ -200,6 +209,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = 256 << 20
 	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 1 << 30
+	}
+	cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, cfg.MaxChunkBytes)
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = 64
 	}
@@ -228,7 +241,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: time.Minute}
 	}
-	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix}}
+	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
+		uploads: semaphore.NewWeighted(cfg.MaxUploadBytes)}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
@@ -410,7 +424,8 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 		failStatus(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
 		return
 	}
-	body, err := s.readChunk(w, r)
+	body, release, err := s.readChunk(w, r)
+	defer release()
 	if err != nil {
 		fail(w, err, "chunk %d of %q", n, name)
 		return
@@ -471,35 +486,60 @@ func answer(w http.ResponseWriter, res ChunkResult, err error, format string, a 
 	writeJSON(w, http.StatusOK, res)
 }
 
-// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes. Its
-// first box header is checked before the rest is read: an upload that is
-// not an MP4 file is refused at once (and drained, see lingering), not
-// read whole.
-func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes, once it
+// has room under Config.MaxUploadBytes; release gives that room back
+// (after the chunk is processed; also on error). Its first box header is
+// checked before the rest is read: an upload that is not an MP4 file is
+// refused at once (and drained, see lingering), not read whole.
+func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte, release func(), err error) {
 	if r.ContentLength > s.cfg.MaxChunkBytes {
-		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
+		return nil, func() {}, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
+	}
+	var taken int64
+	release = func() {
+		s.uploads.Release(taken)
+		s.held.Add(-taken)
+		taken = 0
+	}
+	take := func(n int64) error {
+		if err := s.uploads.Acquire(r.Context(), n); err != nil {
+			return fmt.Errorf("waiting for room to read the chunk: %w", err)
+		}
+		taken += n
+		s.held.Add(n)
+		return nil
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes)
 	var head [8]byte
 	if n, err := io.ReadFull(body, head[:]); n == 0 && err == io.EOF {
-		return nil, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
+		return nil, release, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
 	} else if err != nil {
-		return nil, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
+		return nil, release, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
 	}
 	if !mp4Start(head[:]) {
-		return nil, fmt.Errorf("%w: not an MP4 file (it starts with % x)", ErrInvalidChunk, head)
+		return nil, release, fmt.Errorf("%w: not an MP4 file (it starts with % x)", ErrInvalidChunk, head)
+	}
+	// Room for the declared length, or for the largest chunk when the
+	// length is not declared (a chunked upload), taken at once: uploads
+	// that each hold part and wait for more could wait for each other.
+	room := r.ContentLength
+	if room < 0 {
+		room = s.cfg.MaxChunkBytes
+	}
+	if err := take(max(room, int64(len(head)))); err != nil {
+		return nil, release, err
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 64<<10)))
 	buf.Write(head[:])
-	_, err := buf.ReadFrom(body)
+	_, err = buf.ReadFrom(body)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
+		return nil, release, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
 	case err != nil:
-		return nil, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
+		return nil, release, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), release, nil
 }
 
 // mp4Start reports whether head, a file's first 8 bytes, is the header of

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -648,5 +649,64 @@ func TestRefusalsAreReadable(t *testing.T) {
 		if got := send(c.hdr, c.data); !strings.HasPrefix(got, c.want) || !strings.Contains(got, `"error"`) {
 			t.Errorf("%s: %.120s, want %s with a JSON error", c.name, got, c.want)
 		}
+	}
+}
+
+// padded returns the chunk in file followed by a free box, size bytes in
+// all: an MP4 file that reads as the chunk.
+func padded(t *testing.T, file string, size int) []byte {
+	t.Helper()
+	data := mustRead(t, file)
+	n := size - len(data)
+	if n < 8 {
+		t.Fatalf("%s is %d bytes already", file, len(data))
+	}
+	free := make([]byte, n)
+	binary.BigEndian.PutUint32(free, uint32(n))
+	copy(free[4:], "free")
+	return append(data, free...)
+}
+
+// TestUploadRoomIsBounded: with room for 3 MiB of uploads, an upload of
+// 2 MiB whose body is half sent holds its room, and a second one of 2 MiB,
+// sent whole, waits for it: it is answered only after the first one.
+func TestUploadRoomIsBounded(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	ts := start(t, server.Config{MaxChunkBytes: 2 << 20, MaxUploadBytes: 3 << 20})
+	a, b := padded(t, chunks[0], 2<<20), padded(t, chunks[1], 2<<20)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(a))
+	conn.Write(a[:1<<20])
+	for ts.srv.UploadBytesHeld() != 2<<20 {
+		time.Sleep(time.Millisecond) // polling until the first upload holds its room
+	}
+	second := make(chan string, 1)
+	go func() {
+		code, body := ts.do(t, "PUT", "/ingest/cam/1", bytes.NewReader(b))
+		second <- fmt.Sprintf("%d %s", code, body)
+	}()
+	for ts.srv.InFlight() != 2 {
+		time.Sleep(time.Millisecond) // polling until the second upload is being handled
+	}
+	select {
+	case got := <-second:
+		t.Fatalf("the second upload was answered while the first held the room: %s", got)
+	case <-time.After(2 * time.Second): // it waits (read at once, it would be answered within milliseconds)
+	}
+	conn.Write(a[1<<20:])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the first upload: %v %v", resp, err)
+	}
+	if got := <-second; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"recorded"`) {
+		t.Fatalf("the second upload: %s", got)
+	}
+	if held := ts.srv.UploadBytesHeld(); held != 0 {
+		t.Errorf("%d bytes of room still held", held)
 	}
 }
