@@ -37,6 +37,9 @@ var (
 	ErrInvalidChunk = errors.New("invalid chunk")
 	// ErrTooLarge: an upload over Config.MaxChunkBytes (413).
 	ErrTooLarge = errors.New("chunk too large")
+	// ErrSlowUpload: an upload whose body came slower than
+	// Config.MinUploadRate (408; nothing of it is recorded: send it again).
+	ErrSlowUpload = errors.New("upload too slow")
 )
 
 // statusOf maps an error of the server's domain code to an HTTP status:
@@ -55,6 +58,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrSlowUpload):
+		return http.StatusRequestTimeout
 	case errors.Is(err, source.ErrUnsupported):
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ErrInvalidChunk), isInputError(err):

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -54,3 +56,34 @@ func (e *eofReader) Read(p []byte) (int, error) {
 }
 
 func (e *eofReader) Close() error { return e.r.Close() }
+
+// uploadGrace is the time an upload has, on top of its bytes at
+// Config.MinUploadRate, before it is cut off as too slow.
+const uploadGrace = 5 * time.Second
+
+// rateReader cuts off a body that arrives slower than rate bytes a second
+// on average (after uploadGrace): before each read it sets the
+// connection's read deadline to when the bytes read so far, and the next
+// ones, are due. A read past it fails with ErrSlowUpload.
+type rateReader struct {
+	r     io.ReadCloser
+	rc    *http.ResponseController
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (rr *rateReader) Read(p []byte) (int, error) {
+	p = p[:min(len(p), 64<<10)] // the deadline allows for what is asked
+	due := rr.start.Add(uploadGrace + time.Duration(float64(rr.n+int64(len(p)))/float64(rr.rate)*float64(time.Second)))
+	_ = rr.rc.SetReadDeadline(due)
+	n, err := rr.r.Read(p)
+	rr.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && time.Now().After(due) {
+		err = fmt.Errorf("%w: %d bytes in %v (the minimum is %d bytes a second)", ErrSlowUpload, rr.n,
+			time.Since(rr.start).Round(time.Millisecond), rr.rate)
+	}
+	return n, err
+}
+
+func (rr *rateReader) Close() error { return rr.r.Close() }

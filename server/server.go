@@ -86,6 +86,11 @@ type Config struct {
 	IngestToken string
 	// MaxChunkBytes bounds one uploaded chunk. Default 256 MiB.
 	MaxChunkBytes int64
+	// MinUploadRate is the slowest a chunk's body may arrive, in bytes a
+	// second on average (after a few seconds of grace): slower uploads are
+	// cut off with 408, so that a client that trickles bytes does not hold
+	// a connection and its room for ever. Default 16 KiB/s.
+	MinUploadRate int64
 	// MaxUploadBytes bounds the bytes of the chunk uploads being read and
 	// checked at once, over all requests: an upload waits for room (its
 	// declared length, or MaxChunkBytes without one) before its body is
@@ -208,6 +213,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = 256 << 20
+	}
+	if cfg.MinUploadRate <= 0 {
+		cfg.MinUploadRate = 16 << 10
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 1 << 30
@@ -509,10 +517,13 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte,
 		s.held.Add(n)
 		return nil
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxChunkBytes)
+	body := http.MaxBytesReader(w, &rateReader{r: r.Body, rc: http.NewResponseController(w), rate: s.cfg.MinUploadRate,
+		start: time.Now()}, s.cfg.MaxChunkBytes)
 	var head [8]byte
 	if n, err := io.ReadFull(body, head[:]); n == 0 && err == io.EOF {
 		return nil, release, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
+	} else if errors.Is(err, ErrSlowUpload) {
+		return nil, release, err
 	} else if err != nil {
 		return nil, release, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
 	}
@@ -536,6 +547,8 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte,
 	switch {
 	case errors.As(err, &mbe):
 		return nil, release, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
+	case errors.Is(err, ErrSlowUpload):
+		return nil, release, err
 	case err != nil:
 		return nil, release, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
 	}

@@ -710,3 +710,33 @@ func TestUploadRoomIsBounded(t *testing.T) {
 		t.Errorf("%d bytes of room still held", held)
 	}
 }
+
+// TestSlowUploadIsCutOff: a body that trickles in (here: 100 KiB, then
+// nothing) is cut off once it falls behind the minimum rate, with a 408
+// that the client can read; nothing of it is recorded, and the stream
+// takes the chunk when it comes again.
+func TestSlowUploadIsCutOff(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	ts := start(t, server.Config{MinUploadRate: 64 << 10})
+	body := padded(t, chunks[0], 1<<20)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+	conn.Write(body[:100<<10])
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(answer), "too slow") {
+		t.Fatalf("a stalled upload: %d %s", resp.StatusCode, answer)
+	}
+	if code, answer := ts.do(t, "PUT", "/ingest/cam/0", bytes.NewReader(body)); code != 200 || !strings.Contains(answer, `"recorded"`) {
+		t.Fatalf("the chunk sent again: %d %s", code, answer)
+	}
+}
