@@ -258,6 +258,7 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 	}{
 		{"no token", "/ingest/cam/1", chunks[1], nil, 401, "token", "", false},
 		{"wrong token", "/ingest/cam/1", chunks[1], []string{"Authorization", "Bearer nope"}, 401, "token", "", false},
+		{"another scheme", "/ingest/cam/1", chunks[1], []string{"Authorization", "Basic czNjcmU="}, 401, "token", "", false},
 		{"garbage", "/ingest/cam/1", garbage, auth, 400, "not an mp4", "", false},
 		{"zeros", "/ingest/cam/1", zeros, auth, 400, "not an mp4 file (it starts with 00 00", "", false},
 		{"truncated", "/ingest/cam/1", truncated, auth, 400, "", "", false},
@@ -304,8 +305,9 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "cam" || list[0].State != "live" {
 		t.Errorf("streams after the bad requests: %v %+v", err, list)
 	}
-	// The stream still takes good chunks and ends normally.
-	if code, body := put(t, ts, "cam", 1, chunks[1], auth...); code != 200 {
+	// The stream still takes good chunks and ends normally (the scheme of
+	// the token is case-insensitive).
+	if code, body := put(t, ts, "cam", 1, chunks[1], "Authorization", "bearer s3cret"); code != 200 {
 		t.Fatalf("good chunk after bad ones: %d %s", code, body)
 	}
 	if code, body := ts.do(t, "POST", "/ingest/cam/end", nil, auth...); code != 200 {

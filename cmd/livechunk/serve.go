@@ -32,6 +32,7 @@ func defaultStore() string {
 
 type serveFlags struct {
 	addr, store, token, format string
+	tokenFile                  string
 	node, advertise            string
 	segment, startDuration     time.Duration
 	idle, lease                time.Duration
@@ -42,7 +43,9 @@ type serveFlags struct {
 func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&f.store, "store", store, "where streams are stored: a directory or a bucket URL")
-	fs.StringVar(&f.token, "ingest-token", "", "require `TOKEN` on ingest (Authorization: Bearer TOKEN); playback stays open")
+	fs.StringVar(&f.token, "ingest-token", "", "require `TOKEN` on ingest (Authorization: Bearer TOKEN); playback stays open.\n"+
+		"Better kept out of the command line (ps shows it): $LIVECHUNK_INGEST_TOKEN, or -ingest-token-file")
+	fs.StringVar(&f.tokenFile, "ingest-token-file", "", "read the ingest token from `FILE` (its first line)")
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
@@ -65,6 +68,10 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return errUsage
 	}
 	logger := newLogger(stderr, f.verbose)
+	token, err := f.ingestToken()
+	if err != nil {
+		return err
+	}
 	b, err := sink.Open(ctx, f.store)
 	if err != nil {
 		return err
@@ -87,7 +94,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		Bucket:          b,
 		Format:          format,
 		SegmentDuration: f.segment,
-		IngestToken:     f.token,
+		IngestToken:     token,
 		MaxStreams:      f.maxStreams,
 		OpenGOP:         f.openGOP,
 		StartDuration:   f.startDuration,
@@ -244,4 +251,26 @@ Flags:
 	})
 	paced.Stop()
 	return err
+}
+
+// ingestToken is the token ingest requires: -ingest-token, else the first
+// line of -ingest-token-file, else $LIVECHUNK_INGEST_TOKEN ("" for none).
+func (f *serveFlags) ingestToken() (string, error) {
+	switch {
+	case f.token != "" && f.tokenFile != "":
+		return "", fmt.Errorf("-ingest-token and -ingest-token-file: give one")
+	case f.token != "":
+		return f.token, nil
+	case f.tokenFile != "":
+		data, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("-ingest-token-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(data), "\n")
+		if line = strings.TrimSpace(line); line == "" {
+			return "", fmt.Errorf("-ingest-token-file %s: no token on its first line", f.tokenFile)
+		}
+		return line, nil
+	}
+	return os.Getenv("LIVECHUNK_INGEST_TOKEN"), nil
 }
