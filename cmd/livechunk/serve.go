@@ -82,6 +82,9 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return err
 	}
 	defer ln.Close()
+	if w := openIngestWarning(ln.Addr(), token); w != "" {
+		fmt.Fprintln(stderr, "livechunk: warning:", w)
+	}
 	if f.node == "" {
 		host, _ := os.Hostname()
 		f.node = host + "@" + ln.Addr().String()
@@ -273,4 +276,14 @@ func (f *serveFlags) ingestToken() (string, error) {
 		return line, nil
 	}
 	return os.Getenv("LIVECHUNK_INGEST_TOKEN"), nil
+}
+
+// openIngestWarning says why serving on addr without a token is risky, or
+// "" when addr is a loopback address or a token protects ingest.
+func openIngestWarning(addr net.Addr, token string) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if token != "" || ok && ta.IP.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("listening on %s with no ingest token: anyone who reaches it can write and end streams (-ingest-token-file)", addr)
 }

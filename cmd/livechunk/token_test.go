@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,6 +38,28 @@ func TestIngestToken(t *testing.T) {
 		got, err := f.ingestToken()
 		if (err != nil) != c.wantFailure || got != c.want {
 			t.Errorf("%s: %q, %v; want %q (failure %v)", c.name, got, err, c.want, c.wantFailure)
+		}
+	}
+}
+
+// TestOpenIngestWarning: serving beyond the loopback interface without a
+// token is warned about; with a token, or on 127.0.0.1 or ::1, it is not.
+func TestOpenIngestWarning(t *testing.T) {
+	for _, c := range []struct {
+		ip    string
+		token string
+		warn  bool
+	}{
+		{"0.0.0.0", "", true},
+		{"10.0.0.5", "", true},
+		{"::", "", true},
+		{"0.0.0.0", "s3cret", false},
+		{"127.0.0.1", "", false},
+		{"::1", "", false},
+	} {
+		got := openIngestWarning(&net.TCPAddr{IP: net.ParseIP(c.ip), Port: 8080}, c.token)
+		if (got != "") != c.warn {
+			t.Errorf("%s, token %q: %q", c.ip, c.token, got)
 		}
 	}
 }
