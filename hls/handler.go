@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,6 +113,18 @@ func (h *Handler) servePlaylist(w http.ResponseWriter, r *http.Request, rd *blob
 	hdr := w.Header()
 	hdr.Set("Cache-Control", playlistCacheControl(body))
 	hdr.Add("Vary", "Accept-Encoding")
+	// A weak validator of the playlist's text (the same whether gzipped
+	// or not): a player or cache that has this version gets 304.
+	sum := sha256.Sum256(body)
+	etag := fmt.Sprintf(`W/"%x"`, sum[:12])
+	hdr.Set("ETag", etag)
+	if mod := rd.ModTime(); !mod.IsZero() {
+		hdr.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	if acceptsGzip(r) {
 		var b bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
@@ -162,6 +175,19 @@ func acceptsGzip(r *http.Request) bool {
 				q = strings.TrimSpace(q)
 				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
 			}
+		}
+	}
+	return false
+}
+
+// etagMatch reports whether the If-None-Match list inm names etag, by weak
+// comparison (RFC 9110, section 13.1.2).
+func etagMatch(inm, etag string) bool {
+	opaque := strings.TrimPrefix(etag, "W/")
+	for _, t := range strings.Split(inm, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == opaque {
+			return true
 		}
 	}
 	return false

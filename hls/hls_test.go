@@ -413,6 +413,25 @@ func TestHandler(t *testing.T) {
 	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != "10000" {
 		t.Errorf("head: %d %d %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
 	}
+	// Playlists carry a validator: the same version is 304, a changed one
+	// is sent again.
+	resp, _ = get("GET", "/hls/live/index.m3u8", nil)
+	etag := resp.Header.Get("ETag")
+	if etag == "" || resp.Header.Get("Last-Modified") == "" {
+		t.Fatalf("playlist without ETag or Last-Modified: %v", resp.Header)
+	}
+	if resp, _ = get("GET", "/hls/live/index.m3u8", map[string]string{"If-None-Match": etag}); resp.StatusCode != 304 {
+		t.Errorf("same playlist: %d, want 304", resp.StatusCode)
+	}
+	if resp, _ = get("GET", "/hls/live/index.m3u8", map[string]string{"If-None-Match": `"other", ` + etag, "Accept-Encoding": "gzip"}); resp.StatusCode != 304 {
+		t.Errorf("same playlist, gzip, in a list: %d, want 304", resp.StatusCode)
+	}
+	if err := b.WriteAll(ctx, "s/live/index.m3u8", []byte("#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6.000,\nseg-000000.m4s\n#EXTINF:6.000,\nseg-000001.m4s\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ = get("GET", "/hls/live/index.m3u8", map[string]string{"If-None-Match": etag}); resp.StatusCode != 200 {
+		t.Errorf("changed playlist: %d, want 200", resp.StatusCode)
+	}
 	// Gzip for playlists.
 	resp, body = get("GET", "/hls/live/index.m3u8", map[string]string{"Accept-Encoding": "gzip"})
 	if resp.Header.Get("Content-Encoding") != "gzip" {
