@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,9 +123,17 @@ func (ss stateStore) chunkKey(stream string, n uint64, sum digest) string {
 	return fmt.Sprintf("%schunk-%07d-%x", ss.dir(stream), n, sum[:8])
 }
 
-// versions lists the stream's state versions, in increasing order.
-func (ss stateStore) versions(ctx context.Context, stream string) ([]uint64, error) {
-	var vs []uint64
+// stateVersion is a stored version of a stream's state, with the time
+// the store gives its object.
+type stateVersion struct {
+	v   uint64
+	mod time.Time
+}
+
+// versions lists the stream's stored state versions, oldest first (the
+// keys' fixed-width numbers sort as numbers).
+func (ss stateStore) versions(ctx context.Context, stream string) ([]stateVersion, error) {
+	var vs []stateVersion
 	it := ss.b.List(&blob.ListOptions{Prefix: ss.dir(stream) + "state-"})
 	for {
 		obj, err := it.Next(ctx)
@@ -136,7 +145,7 @@ func (ss stateStore) versions(ctx context.Context, stream string) ([]uint64, err
 		}
 		num, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, ss.dir(stream)+"state-"), ".json")
 		if v, err := strconv.ParseUint(num, 10, 64); ok && err == nil {
-			vs = append(vs, v)
+			vs = append(vs, stateVersion{v, obj.ModTime})
 		}
 	}
 }
@@ -148,7 +157,7 @@ func (ss stateStore) latest(ctx context.Context, stream string) (ingestState, ui
 	if err != nil || len(vs) == 0 {
 		return ingestState{}, 0, err
 	}
-	v := vs[len(vs)-1]
+	v := vs[len(vs)-1].v
 	data, err := ss.b.ReadAll(ctx, ss.stateKey(stream, v))
 	if err != nil {
 		return ingestState{}, 0, fmt.Errorf("reading the ingest state of %q: %w", stream, err)
@@ -183,32 +192,18 @@ func (ss stateStore) create(ctx context.Context, stream string, v uint64, st *in
 // Best effort: an old version left behind costs a listing entry, nothing
 // else.
 func (ss stateStore) prune(ctx context.Context, stream string, v uint64, lease time.Duration) {
-	var vs []uint64
-	var mod []time.Time
-	var now time.Time
-	it := ss.b.List(&blob.ListOptions{Prefix: ss.dir(stream) + "state-"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return
-		}
-		num, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, ss.dir(stream)+"state-"), ".json")
-		if n, err := strconv.ParseUint(num, 10, 64); ok && err == nil {
-			vs, mod = append(vs, n), append(mod, obj.ModTime)
-			if n == v {
-				now = obj.ModTime
-			}
-		}
-	}
-	if now.IsZero() {
+	vs, err := ss.versions(ctx, stream)
+	if err != nil {
 		return
 	}
-	for i, old := range vs {
-		if old < v && now.Sub(mod[i]) > lease+leaseMargin {
-			_ = ss.b.Delete(ctx, ss.stateKey(stream, old))
+	i := slices.IndexFunc(vs, func(sv stateVersion) bool { return sv.v == v })
+	if i < 0 {
+		return
+	}
+	now := vs[i].mod
+	for _, old := range vs[:i] {
+		if now.Sub(old.mod) > lease+leaseMargin {
+			_ = ss.b.Delete(ctx, ss.stateKey(stream, old.v))
 		}
 	}
 }
