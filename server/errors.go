@@ -37,6 +37,10 @@ var (
 	ErrInvalidChunk = errors.New("invalid chunk")
 	// ErrTooLarge: an upload over Config.MaxChunkBytes (413).
 	ErrTooLarge = errors.New("chunk too large")
+	// ErrOverloaded: the server had no room (Config.MaxUploadBytes) to
+	// read an upload within Config.UploadWait (503 with Retry-After:
+	// nothing of it is recorded; send it again).
+	ErrOverloaded = errors.New("server at its upload limit")
 	// ErrSlowUpload: an upload whose body came slower than
 	// Config.MinUploadRate (408; nothing of it is recorded: send it again).
 	ErrSlowUpload = errors.New("upload too slow")
@@ -49,7 +53,7 @@ var (
 // succeed soon; anything else is 500.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams), errors.As(err, new(*ownedError)),
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrTooManyStreams), errors.Is(err, ErrOverloaded), errors.As(err, new(*ownedError)),
 		errors.Is(err, errStale), errors.Is(err, errGone):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoStream):

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,12 +24,13 @@ const forwardedHeader = "Livechunk-Forwarded-By"
 // false, having written nothing, when that node refuses the connection:
 // it is gone, and the caller takes the stream over. Any other failure is
 // answered 503 with Retry-After.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, body []byte) bool {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, bytes.NewReader(body))
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, body *io.SectionReader) bool {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, body)
 	if err != nil {
 		failStatus(w, http.StatusBadGateway, "forwarding to the stream's node %s: %v", base, err)
 		return true
 	}
+	req.ContentLength = body.Size()
 	for _, h := range []string{"Authorization", "Content-Type"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)

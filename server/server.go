@@ -23,7 +23,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -94,8 +93,30 @@ type Config struct {
 	// MaxUploadBytes bounds the bytes of the chunk uploads being read and
 	// checked at once, over all requests: an upload waits for room (its
 	// declared length, or MaxChunkBytes without one) before its body is
-	// read past the first bytes. Default 1 GiB; never below MaxChunkBytes.
+	// read past the first bytes, for at most UploadWait (then 503 with
+	// Retry-After). Default 1 GiB; never below MaxChunkBytes.
 	MaxUploadBytes int64
+	// UploadWait bounds the wait for room under MaxUploadBytes. Default
+	// 10 s.
+	UploadWait time.Duration
+	// MaxUploadMemory bounds the bytes of chunk bodies held in memory, over
+	// all requests and the chunks that wait for an earlier one: a body the
+	// room cannot take at once (or of undeclared length) goes to a
+	// temporary file in SpoolDir instead. Default 128 MiB.
+	MaxUploadMemory int64
+	// SpoolDir holds the temporary files of chunk bodies (unlinked as they
+	// are made; see MaxUploadMemory). Default os.TempDir().
+	SpoolDir string
+	// MaxChunkSamples bounds the video samples plus audio frames of one
+	// chunk (parsing and segmenting cost memory per sample). Default
+	// 200000 (over 30 minutes of 60 fps video with 48 kHz AAC).
+	MaxChunkSamples int
+	// MaxKeyframeInterval bounds how long a chunk may go from a picture
+	// where a segment may start (an IDR picture; with OpenGOP also a
+	// recovery point) to the next, or to its end: no segment can be
+	// shorter, and every viewer's playlist takes the longest segment as
+	// its target duration. Default 4 × SegmentDuration, at least 20 s.
+	MaxKeyframeInterval time.Duration
 	// MaxStreams bounds the streams ingesting at the same time. Default 64.
 	MaxStreams int
 	// OpenGOP also cuts segments at open-GOP random access points (see
@@ -164,6 +185,7 @@ type Server struct {
 	inflight atomic.Int64 // the requests counted in requests
 	// uploads holds Config.MaxUploadBytes; held counts what is taken
 	uploads *semaphore.Weighted
+	spool   spooler
 	held    atomic.Int64
 	// finishing is the context of the recordings being finished (VOD
 	// files stitched) after their end; Shutdown cancels it when its own
@@ -221,6 +243,21 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxUploadBytes = 1 << 30
 	}
 	cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, cfg.MaxChunkBytes)
+	if cfg.UploadWait <= 0 {
+		cfg.UploadWait = 10 * time.Second
+	}
+	if cfg.MaxUploadMemory <= 0 {
+		cfg.MaxUploadMemory = 128 << 20
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
+	}
+	if cfg.MaxChunkSamples <= 0 {
+		cfg.MaxChunkSamples = 200000
+	}
+	if cfg.MaxKeyframeInterval <= 0 {
+		cfg.MaxKeyframeInterval = max(4*cfg.SegmentDuration, 20*time.Second)
+	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = 64
 	}
@@ -250,7 +287,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Client = &http.Client{Timeout: time.Minute}
 	}
 	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
-		uploads: semaphore.NewWeighted(cfg.MaxUploadBytes)}
+		uploads: semaphore.NewWeighted(cfg.MaxUploadBytes), spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory)}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
@@ -442,25 +479,34 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 	}
 	// Check the whole chunk before touching the stream: a bad upload
 	// changes nothing.
-	c, err := checkChunk(body)
+	c, err := checkChunk(body, s.limits())
 	if err != nil {
+		body.close()
 		fail(w, err, "chunk %d of %q", n, name)
 		return
 	}
+	// The stream keeps the chunk's bytes while it waits or is fed (and
+	// closes them); otherwise they go now.
+	var res ChunkResult
+	defer func() {
+		if err != nil || (res.Status != "recorded" && res.Status != "buffered") {
+			body.close()
+		}
+	}()
 	if r.Header.Get(forwardedHeader) != "" {
-		res, err := s.addChunk(r.Context(), name, n, c, false)
+		res, err = s.addChunk(r.Context(), name, n, c, false)
 		answer(w, res, err, "chunk %d of %q", n, name)
 		return
 	}
 	takeover := false
 	for {
-		res, err := s.addChunk(r.Context(), name, n, c, takeover)
+		res, err = s.addChunk(r.Context(), name, n, c, takeover)
 		var o *ownedError
 		if !errors.As(err, &o) || o.url == "" || takeover {
 			answer(w, res, err, "chunk %d of %q", n, name)
 			return
 		}
-		if s.forward(w, r, o.url, body) {
+		if s.forward(w, r, o.url, body.reader()) {
 			return
 		}
 		takeover = true // the owner does not answer: it is gone
@@ -497,11 +543,13 @@ func answer(w http.ResponseWriter, res ChunkResult, err error, format string, a 
 }
 
 // readChunk reads an uploaded chunk, up to Config.MaxChunkBytes, once it
-// has room under Config.MaxUploadBytes; release gives that room back
-// (after the chunk is processed; also on error). Its first box header is
-// checked before the rest is read: an upload that is not an MP4 file is
-// refused at once (and drained, see lingering), not read whole.
-func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte, release func(), err error) {
+// has room under Config.MaxUploadBytes (waiting at most
+// Config.UploadWait), into memory or a temporary file (see spooler);
+// release gives that room back (after the chunk is processed; also on
+// error). Its first box header is checked before the rest is read: an
+// upload that is not an MP4 file is refused at once (and drained, see
+// lingering), not read whole.
+func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (u *upload, release func(), err error) {
 	if r.ContentLength > s.cfg.MaxChunkBytes {
 		return nil, func() {}, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
 	}
@@ -512,15 +560,19 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte,
 		taken = 0
 	}
 	take := func(n int64) error {
-		if err := s.uploads.Acquire(r.Context(), n); err != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UploadWait)
+		defer cancel()
+		if err := s.uploads.Acquire(ctx, n); err != nil {
+			if r.Context().Err() == nil {
+				return fmt.Errorf("%w: no room to read the chunk within %s", ErrOverloaded, s.cfg.UploadWait)
+			}
 			return fmt.Errorf("waiting for room to read the chunk: %w", err)
 		}
 		taken += n
 		s.held.Add(n)
 		return nil
 	}
-	body := http.MaxBytesReader(w, &rateReader{r: r.Body, rc: http.NewResponseController(w), rate: s.cfg.MinUploadRate,
-		start: time.Now()}, s.cfg.MaxChunkBytes)
+	body := &rateReader{r: r.Body, rc: http.NewResponseController(w), rate: s.cfg.MinUploadRate, start: time.Now()}
 	var head [8]byte
 	if n, err := io.ReadFull(body, head[:]); n == 0 && err == io.EOF {
 		return nil, release, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
@@ -542,19 +594,21 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (data []byte,
 	if err := take(max(room, int64(len(head)))); err != nil {
 		return nil, release, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 64<<10)))
-	buf.Write(head[:])
-	_, err = buf.ReadFrom(body)
-	var mbe *http.MaxBytesError
+	u, err = s.spool.spool(head[:], body, r.ContentLength, s.cfg.MaxChunkBytes)
 	switch {
-	case errors.As(err, &mbe):
+	case errors.Is(err, ErrTooLarge):
 		return nil, release, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
-	case errors.Is(err, ErrSlowUpload):
+	case errors.Is(err, ErrSlowUpload), errors.Is(err, ErrOverloaded):
 		return nil, release, err
 	case err != nil:
 		return nil, release, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
 	}
-	return buf.Bytes(), release, nil
+	return u, release, nil
+}
+
+// limits are the bounds of one chunk.
+func (s *Server) limits() chunkLimits {
+	return chunkLimits{samples: s.cfg.MaxChunkSamples, keyint: s.cfg.MaxKeyframeInterval, openGOP: s.cfg.OpenGOP}
 }
 
 // mp4Start reports whether head, a file's first 8 bytes, is the header of

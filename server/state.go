@@ -209,25 +209,32 @@ func (ss stateStore) prune(ctx context.Context, stream string, v uint64, lease t
 }
 
 // putChunk journals chunk n of the stream, received ahead of its turn.
-func (ss stateStore) putChunk(ctx context.Context, stream string, n uint64, sum digest, body []byte) error {
-	if err := ss.b.WriteAll(ctx, ss.chunkKey(stream, n, sum), body, &blob.WriterOptions{ContentType: "video/mp4"}); err != nil {
+func (ss stateStore) putChunk(ctx context.Context, stream string, n uint64, sum digest, body io.Reader) error {
+	if err := ss.b.Upload(ctx, ss.chunkKey(stream, n, sum), body, &blob.WriterOptions{ContentType: "video/mp4"}); err != nil {
 		return fmt.Errorf("journaling chunk %d of %q: %w", n, stream, err)
 	}
 	return nil
 }
 
-// getChunk reads back a journaled chunk and checks it again; its digest
-// must be the one recorded.
-func (ss stateStore) getChunk(ctx context.Context, stream string, n uint64, sum digest) (*chunk, error) {
-	body, err := ss.b.ReadAll(ctx, ss.chunkKey(stream, n, sum))
+// getChunk reads back a journaled chunk into an upload of sp and checks it
+// again; its digest must be the one recorded.
+func (ss stateStore) getChunk(ctx context.Context, sp *spooler, lim chunkLimits, stream string, n uint64, sum digest) (*chunk, error) {
+	r, err := ss.b.NewReader(ctx, ss.chunkKey(stream, n, sum), nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading journaled chunk %d of %q: %w", n, stream, err)
 	}
-	if digest(sha256.Sum256(body)) != sum {
+	defer r.Close()
+	u, err := sp.spool(nil, r, r.Size(), max(r.Size(), 0))
+	if err != nil {
+		return nil, fmt.Errorf("reading journaled chunk %d of %q: %w", n, stream, err)
+	}
+	if u.sum != sum {
+		u.close()
 		return nil, fmt.Errorf("journaled chunk %d of %q does not have the bytes received", n, stream)
 	}
-	c, err := checkChunk(body)
+	c, err := checkChunk(u, lim)
 	if err != nil {
+		u.close()
 		return nil, fmt.Errorf("journaled chunk %d of %q: %w", n, stream, err)
 	}
 	return c, nil

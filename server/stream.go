@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -23,27 +22,39 @@ import (
 // chunk is an upload that passed checkChunk: its bytes, which the stream's
 // source reads when the chunk's turn comes, and what the check learnt.
 type chunk struct {
-	body    []byte
+	body    *upload
 	audio   *source.AudioInfo // its AAC track, nil without
 	ignored []string          // audio codecs not recorded
-	sum     [sha256.Size]byte // of the upload: a retry must be the same bytes
+	sum     digest            // of the upload: a retry must be the same bytes
+}
+
+// chunkLimits bound what one chunk may hold (see Config).
+type chunkLimits struct {
+	samples int           // MaxChunkSamples
+	keyint  time.Duration // MaxKeyframeInterval
+	openGOP bool          // recovery points start segments too
 }
 
 // checkChunk reads a whole uploaded chunk, audio included, as the stream's
 // source will read it, and refuses what the stream would fail on in the
 // middle of it, so that a bad upload changes nothing: not an MP4, no
 // pictures, samples that cannot be read, access units, parameter sets or
-// audio frames the chunker refuses, decode times that do not increase.
-// The error wraps ErrInvalidChunk and what the reader found.
-func checkChunk(body []byte) (*chunk, error) {
+// audio frames the chunker refuses, decode times that do not increase;
+// and what is over the limits: more samples than lim.samples, a stretch
+// without a picture a segment may start at longer than lim.keyint. The
+// error wraps ErrInvalidChunk and what the reader found (ErrTooLarge for
+// the limits). The chunk keeps u; the caller closes it on an error.
+func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: %w", ErrInvalidChunk, err) }
-	if len(body) == 0 {
+	if u.size == 0 {
 		return nil, bad(errors.New("empty body"))
 	}
-	if source.Sniff(body) != source.FormatMP4 {
+	var head [16]byte
+	n, _ := u.reader().ReadAt(head[:], 0)
+	if source.Sniff(head[:n]) != source.FormatMP4 {
 		return nil, bad(errors.New("not an MP4 file (a chunk is a self-contained MP4 with its own moov)"))
 	}
-	src, err := source.NewMP4(bytes.NewReader(body), source.Options{})
+	src, err := source.NewMP4(u.reader(), source.Options{})
 	if err != nil {
 		return nil, bad(err)
 	}
@@ -55,7 +66,17 @@ func checkChunk(body []byte) (*chunk, error) {
 			return nil, bad(err)
 		}
 	}
-	pictures, lastDTS := 0, int64(0)
+	ts := max(int64(info.Timescale), 1)
+	maxKeyint := int64(lim.keyint.Seconds() * float64(ts))
+	var (
+		pictures, samples int
+		lastDTS, lastDur  int64
+		lastKeyDTS        int64
+	)
+	long := func(from, to int64) error {
+		return fmt.Errorf("%w: %.1f s without a picture a segment can start at (from %.1f s; the limit is %s)",
+			ErrTooLarge, float64(to-from)/float64(ts), float64(from)/float64(ts), lim.keyint)
+	}
 	for {
 		p, err := src.NextPacket()
 		if err == io.EOF {
@@ -63,6 +84,9 @@ func checkChunk(body []byte) (*chunk, error) {
 		}
 		if err != nil {
 			return nil, bad(err)
+		}
+		if samples++; samples > lim.samples {
+			return nil, fmt.Errorf("%w: more than %d samples in one chunk", ErrTooLarge, lim.samples)
 		}
 		if p.Kind == source.KindAudio {
 			// The stream reads only AAC it takes; what it would refuse
@@ -81,12 +105,24 @@ func checkChunk(body []byte) (*chunk, error) {
 		if pictures > 0 && v.DTS <= lastDTS {
 			return nil, bad(fmt.Errorf("%w: sample %d: DTS %d after %d", chunker.ErrNonMonotonicDTS, pictures, v.DTS, lastDTS))
 		}
-		pictures, lastDTS = pictures+1, v.DTS
+		if pictures == 0 {
+			lastKeyDTS = v.DTS
+		}
+		if chunker.IsIDR(v.NALUs) || lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
+			lastKeyDTS = v.DTS
+		}
+		if v.DTS-lastKeyDTS > maxKeyint {
+			return nil, long(lastKeyDTS, v.DTS)
+		}
+		pictures, lastDTS, lastDur = pictures+1, v.DTS, v.Duration
 	}
 	if pictures == 0 {
 		return nil, bad(errors.New("chunk holds no video samples"))
 	}
-	return &chunk{body: body, audio: info.Audio, ignored: info.IgnoredAudio, sum: sha256.Sum256(body)}, nil
+	if end := lastDTS + max(lastDur, 0); end-lastKeyDTS > maxKeyint {
+		return nil, long(lastKeyDTS, end)
+	}
+	return &chunk{body: u, audio: info.Audio, ignored: info.IgnoredAudio, sum: u.sum}, nil
 }
 
 // stream is one stream being recorded by this server.
@@ -305,7 +341,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	// The stream as the state has it, then the claim: the next version,
 	// which carries it over.
 	for _, n := range saved.Pending {
-		c, err := s.store.getChunk(ctx, st.name, n, saved.Sums[n])
+		c, err := s.store.getChunk(ctx, &s.spool, s.limits(), st.name, n, saved.Sums[n])
 		if err != nil {
 			return err
 		}
@@ -548,7 +584,7 @@ func (st *stream) persist(ctx context.Context) error {
 	}
 	for n, c := range st.pending {
 		if _, ok := st.journaled[n]; !ok {
-			if err := st.srv.store.putChunk(ctx, st.name, n, c.sum, c.body); err != nil {
+			if err := st.srv.store.putChunk(ctx, st.name, n, c.sum, c.body.reader()); err != nil {
 				return err
 			}
 			st.journaled[n] = c.sum
@@ -713,7 +749,7 @@ func (st *stream) nextChunk(int) (io.Reader, error) {
 	}
 	c := st.feed[0]
 	st.feed = st.feed[1:]
-	return bytes.NewReader(c.body), nil
+	return closingReader{c.body.reader(), c.body}, nil
 }
 
 // PushResult is the JSON answer when a pushed body ends.
