@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -130,5 +131,100 @@ func TestWaitForRoomIsBounded(t *testing.T) {
 	first, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil || first.StatusCode != 200 {
 		t.Fatalf("the upload that held the room: %v %v", first, err)
+	}
+}
+
+// TestPushAndChunksToOneName: a stream takes one kind of input. A push to
+// a stream of chunks (one of them waiting for an earlier one) and a chunk
+// or an end sent while a push streams are each refused with 409 and a
+// message saying why; the chunks acknowledged before are all recorded,
+// and the push goes on.
+func TestPushAndChunksToOneName(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 2)
+	ts := start(t, server.Config{})
+	tsFile := filepath.Join(t.TempDir(), "in.ts")
+	mediatest.FFmpeg(t, "-i", mediatest.Testdata("bframes.mp4"), "-c", "copy", "-f", "mpegts", tsFile)
+	tsData := mustRead(t, tsFile)
+
+	if code, body := put(t, ts, "cam", 1, chunks[1]); code != 200 || !strings.Contains(body, `"buffered"`) {
+		t.Fatalf("chunk 1: %d %s", code, body)
+	}
+	if code, body := ts.do(t, "POST", "/ingest/cam", bytes.NewReader(tsData)); code != 409 || !strings.Contains(body, "chunk uploads") {
+		t.Errorf("a push to a stream of chunks: %d %s, want 409 naming the chunk uploads", code, body)
+	}
+	if code, body := put(t, ts, "cam", 0, chunks[0]); code != 200 || !strings.Contains(body, `"recorded"`) {
+		t.Fatalf("chunk 0: %d %s", code, body)
+	}
+	if code, body := ts.do(t, "POST", "/ingest/cam/end", nil); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	want := append(mediatest.FrameHashes(t, chunks[0]), mediatest.FrameHashes(t, chunks[1])...)
+	if d := mediatest.EqualHashes(want, mediatest.FrameHashes(t, ts.URL+"/live/cam/index.m3u8")); d != "" {
+		t.Errorf("the stream of chunks after the refused push: %s", d)
+	}
+
+	// A push that is streaming: its first half is sent, the rest waits.
+	pr, pw := io.Pipe()
+	pushed := make(chan string, 1)
+	go func() {
+		code, body := ts.do(t, "POST", "/ingest/live", pr)
+		pushed <- fmt.Sprintf("%d %s", code, body)
+	}()
+	go pw.Write(tsData[:len(tsData)/2])
+	waitSegments(t, ts.bucket, "live/index.m3u8", 1)
+	if code, body := put(t, ts, "live", 0, chunks[0]); code != 409 || !strings.Contains(body, "pushed") {
+		t.Errorf("a chunk to a stream being pushed: %d %s, want 409", code, body)
+	}
+	if code, body := ts.do(t, "POST", "/ingest/live/end", nil); code != 409 || !strings.Contains(body, "pushed") {
+		t.Errorf("an end while a push streams: %d %s, want 409", code, body)
+	}
+	go func() { pw.Write(tsData[len(tsData)/2:]); pw.Close() }()
+	if got := <-pushed; !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("the push: %s", got)
+	}
+	if d := mediatest.EqualHashes(mediatest.FrameHashes(t, tsFile), mediatest.FrameHashes(t, ts.URL+"/live/live/index.m3u8")); d != "" {
+		t.Errorf("the pushed stream: %s", d)
+	}
+}
+
+// TestEveryAcceptedNameIsServed: a stream name that ingest takes is one
+// whose playlist, page and VOD are served; one it refuses is refused with
+// 400 before anything is stored.
+func TestEveryAcceptedNameIsServed(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	ts := start(t, server.Config{Stitch: server.StitchMP4})
+	for _, name := range []string{"a", "a.b", "a-b_c", "a..", "a..b", "a.", "a.b.", "A9", strings.Repeat("z", 64)} {
+		code, body := put(t, ts, name, 0, chunks[0])
+		if !server.ValidStreamName(name) {
+			if code != 400 || !strings.Contains(body, "invalid stream name") {
+				t.Errorf("%q: %d %s, want 400", name, code, body)
+			}
+			continue
+		}
+		if code != 200 {
+			t.Fatalf("%q: %d %s", name, code, body)
+		}
+		if code, body := ts.do(t, "POST", "/ingest/"+name+"/end", nil); code != 200 {
+			t.Fatalf("end %q: %d %s", name, code, body)
+		}
+		for _, path := range []string{"/live/" + name + "/index.m3u8", "/watch/" + name, "/vod/" + name + ".mp4"} {
+			code, body := ts.do(t, "GET", path, nil)
+			for deadline := time.Now().Add(30 * time.Second); code == 503 && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond) // polling until the VOD is stitched
+				code, body = ts.do(t, "GET", path, nil)
+			}
+			if code != 200 {
+				t.Errorf("%s: %d %.200s", path, code, body)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(ts.dir); len(entries) != 0 {
+		for _, e := range entries {
+			if !server.ValidStreamName(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
+				t.Errorf("the store holds %q", e.Name())
+			}
+		}
 	}
 }

@@ -25,12 +25,18 @@ const forwardedHeader = "Livechunk-Forwarded-By"
 // it is gone, and the caller takes the stream over. Any other failure is
 // answered 503 with Retry-After.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, body *io.SectionReader) bool {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, body)
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = body
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, rd)
 	if err != nil {
 		failStatus(w, http.StatusBadGateway, "forwarding to the stream's node %s: %v", base, err)
 		return true
 	}
-	req.ContentLength = body.Size()
+	if body != nil {
+		req.ContentLength = body.Size()
+	}
 	for _, h := range []string{"Authorization", "Content-Type"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)

@@ -198,9 +198,12 @@ type Server struct {
 
 // ValidStreamName reports whether name is acceptable as a stream name:
 // 1 to 64 characters of letters, digits, '_', '-' and '.', starting with a
-// letter or digit.
+// letter or digit, not ending with '.' and without "..". It is the one
+// rule for every route: a name that ingest takes is one that playback,
+// the VOD and the pages serve (the playlist handler refuses paths with
+// "..", and some stores, Azure's among them, names ending with '.').
 func ValidStreamName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
+	if len(name) == 0 || len(name) > 64 || name[len(name)-1] == '.' || strings.Contains(name, "..") {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -212,7 +215,7 @@ func ValidStreamName(name string) bool {
 			return false
 		}
 	}
-	return true
+	return hls.CheckKey(name+"/index.m3u8") == nil
 }
 
 // New returns a Server for cfg. It starts a goroutine that ends idle
@@ -409,7 +412,7 @@ func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request) (name stri
 	}
 	name = r.PathValue("stream")
 	if !ValidStreamName(name) {
-		failStatus(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit)", name)
+		failStatus(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit, not ending with '.', no '..')", name)
 		return "", false
 	}
 	return name, true

@@ -451,14 +451,15 @@ func TestChunkWithMP3Audio(t *testing.T) {
 // regular expression, on names at and around every boundary.
 func TestValidStreamName(t *testing.T) {
 	rule := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	refused := regexp.MustCompile(`\.\.|\.$`)
 	names := []string{"", "a", "A", "0", "_", ".", "-", "a_", "a.", "a-", "cam1", "Cam_1.hd-2", "..", "a/b",
 		"a b", "é", "aé", "a\x00", "a\n", strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 65),
-		"a" + strings.Repeat("-", 63), "a" + strings.Repeat("-", 64), "-a", ".hidden", "a%2f"}
+		"a" + strings.Repeat("-", 63), "a" + strings.Repeat("-", 64), "-a", ".hidden", "a%2f", "a..", "a..b", "a.b", "a.b.", "a.-."}
 	for c := 0; c < 256; c++ {
 		names = append(names, string([]byte{byte(c)}), "x"+string([]byte{byte(c)}))
 	}
 	for _, n := range names {
-		if got, want := server.ValidStreamName(n), rule.MatchString(n); got != want {
+		if got, want := server.ValidStreamName(n), rule.MatchString(n) && !refused.MatchString(n); got != want {
 			t.Errorf("ValidStreamName(%q) = %v, want %v", n, got, want)
 		}
 	}
