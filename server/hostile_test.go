@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -226,5 +227,72 @@ func TestEveryAcceptedNameIsServed(t *testing.T) {
 				t.Errorf("the store holds %q", e.Name())
 			}
 		}
+	}
+}
+
+// latestState returns the newest ingest state object of a stream in the
+// test's directory store.
+func latestState(t *testing.T, ts *testServer, stream string) []byte {
+	t.Helper()
+	dir := filepath.Join(ts.dir, ".ingest", stream)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ""
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "state-") && e.Name() > last {
+			last = e.Name()
+		}
+	}
+	if last == "" {
+		t.Fatalf("no state in %s", dir)
+	}
+	return mustRead(t, filepath.Join(dir, last))
+}
+
+// TestGapsAreBounded: a client that skips every other chunk number makes
+// a gap each time. The stream goes on; its stored state (written with
+// every chunk) stays bounded, the oldest gaps are forgotten, and a chunk
+// from a forgotten stretch is refused (409) rather than acknowledged. A
+// client that jumps a million numbers ahead makes one gap, logged once.
+func TestGapsAreBounded(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunk := makeChunks(t, 1)[0]
+	var logs mediatest.SyncBuffer
+	ts := start(t, server.Config{ReorderWindow: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const gaps = 300
+	var sizes []int
+	for i := 0; i <= gaps; i++ {
+		if code, body := put(t, ts, "cam", 2*i, chunk); code != 200 {
+			t.Fatalf("chunk %d: %d %s", 2*i, code, body)
+		}
+		sizes = append(sizes, len(latestState(t, ts, "cam")))
+	}
+	if a, b := sizes[gaps/2], sizes[gaps]; b > a+a/4 {
+		t.Errorf("the state grows with the gaps: %d bytes after %d gaps, %d after %d", a, gaps/2, b, gaps)
+	}
+	if code, body := put(t, ts, "cam", 1, chunk); code != 409 || !strings.Contains(body, "older than the stream remembers") {
+		t.Errorf("a chunk of a forgotten gap: %d %s, want 409", code, body)
+	}
+	if code, body := put(t, ts, "cam", 2*gaps-1, chunk); code != 409 || !strings.Contains(body, "went on without it") {
+		t.Errorf("a chunk of the last gap: %d %s, want 409", code, body)
+	}
+	if code, body := put(t, ts, "cam", 2*gaps, chunk); code != 200 || !strings.Contains(body, `"duplicate"`) {
+		t.Errorf("the last chunk again: %d %s, want a duplicate", code, body)
+	}
+
+	ts = start(t, server.Config{ReorderWindow: 4, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	before := strings.Count(logs.String(), "chunks missing")
+	for _, n := range []int{0, 1000000, 999999, 999998, 999997} {
+		if code, body := put(t, ts, "far", n, chunk); code != 200 {
+			t.Fatalf("chunk %d: %d %s", n, code, body)
+		}
+	}
+	if n := strings.Count(logs.String(), "chunks missing") - before; n != 1 {
+		t.Errorf("a jump of a million chunk numbers logged %d gaps, want 1", n)
+	}
+	if code, body := ts.do(t, "GET", "/api/streams", nil); code != 200 || len(body) > 64<<10 {
+		t.Errorf("/api/streams: %d, %d bytes", code, len(body))
 	}
 }

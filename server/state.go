@@ -80,12 +80,14 @@ type ingestState struct {
 	Done  bool `json:"done,omitempty"`
 
 	// The ordering window of chunk uploads: the next chunk to feed, how
-	// many were received, the ones given up, the digests of the recent
-	// ones (for retries), and the ones received ahead of their turn,
-	// journaled as chunk objects.
-	Next     uint64            `json:"next"`
-	Received uint64            `json:"received"`
-	Missing  []span            `json:"missing,omitempty"`
+	// many were received, the ones given up (the last maxGaps gaps; the
+	// numbers below Forgotten are no longer known either way), the
+	// digests of the recent ones (for retries), and the ones received
+	// ahead of their turn, journaled as chunk objects.
+	Next      uint64            `json:"next"`
+	Received  uint64            `json:"received"`
+	Missing   []span            `json:"missing,omitempty"`
+	Forgotten uint64            `json:"forgotten,omitempty"`
 	Sums     map[uint64]digest `json:"sums,omitempty"`
 	Pending  []uint64          `json:"pending,omitempty"`
 	// Where the joined chunks and the chunker stand after the last chunk

@@ -166,7 +166,8 @@ type stream struct {
 	journaled map[uint64]digest // chunks written to the bucket while they waited
 	sums      map[uint64]digest // of the recent chunks accepted, for retries
 	received  uint64
-	missing   []span // chunk numbers given up
+	missing   []span // chunk numbers given up (the last maxGaps gaps)
+	forgotten uint64 // below it, chunk numbers not known to be given up or recorded
 	state     string // "live", "stitching", "ended": set with setState
 	// counts: state is "live" and the object not gone (it takes one of
 	// MaxStreams places); read without mu, by getStream, which holds the
@@ -335,7 +336,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 		if mode != "" && st.mode != mode {
 			return st.modeError()
 		}
-		st.next, st.received, st.missing = saved.Next, saved.Received, saved.Missing
+		st.next, st.received, st.missing, st.forgotten = saved.Next, saved.Received, saved.Missing, saved.Forgotten
 		maps.Copy(st.sums, saved.Sums)
 	}
 	// The stream as the state has it, then the claim: the next version,
@@ -382,7 +383,7 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 	saved := ingestState{
 		Owner: s.cfg.NodeID, OwnerURL: s.cfg.AdvertiseURL, LeaseUntil: now.Add(s.cfg.LeaseDuration),
 		Mode: st.mode, Active: st.active, Ended: st.state != "live", Done: st.state == "ended",
-		Next: st.next, Received: st.received, Missing: st.missing,
+		Next: st.next, Received: st.received, Missing: st.missing, Forgotten: st.forgotten,
 	}
 	if release {
 		saved.LeaseUntil = time.Time{}
@@ -545,6 +546,9 @@ func (st *stream) addChunk(ctx context.Context, n uint64, c *chunk, takeover boo
 			// after a discontinuity. The device must not take it as stored.
 			return res, fmt.Errorf("%w: chunk %d came after the stream went on without it (a discontinuity at its place)", ErrConflict, n)
 		}
+		if n < st.forgotten {
+			return res, fmt.Errorf("%w: chunk %d is older than the stream remembers (it went on after more than %d gaps); it may not be in the recording", ErrConflict, n, maxGaps)
+		}
 		// Recorded long ago: its digest is no longer kept.
 		res.Status, res.Next = "duplicate", st.next
 		res.Note = strings.TrimPrefix(res.Note+"; recorded before; too old to compare its bytes", "; ")
@@ -620,6 +624,9 @@ func (st *stream) unjournal() {
 	}
 }
 
+// maxGaps bounds the gaps (spans of chunks given up) a stream remembers.
+const maxGaps = 256
+
 // given reports whether chunk n was given up.
 func (st *stream) given(n uint64) bool {
 	for _, sp := range st.missing {
@@ -643,6 +650,11 @@ func (st *stream) drain(ctx context.Context, flush bool) (fed int, err error) {
 			// the gap becomes a discontinuity.
 			first := slices.Min(slices.Collect(maps.Keys(st.pending)))
 			st.missing = append(st.missing, span{st.next, first - 1})
+			if len(st.missing) > maxGaps {
+				// The state, written with every chunk, stays bounded.
+				st.forgotten = st.missing[0][1] + 1
+				st.missing = slices.Clone(st.missing[1:])
+			}
 			st.srv.cfg.Logger.Warn("chunks missing; continuing after a discontinuity", "stream", st.name, "from", st.next, "to", first-1)
 			if st.p != nil {
 				if err := st.p.Break(ctx); err != nil {
