@@ -88,8 +88,8 @@ type ingestState struct {
 	Received  uint64            `json:"received"`
 	Missing   []span            `json:"missing,omitempty"`
 	Forgotten uint64            `json:"forgotten,omitempty"`
-	Sums     map[uint64]digest `json:"sums,omitempty"`
-	Pending  []uint64          `json:"pending,omitempty"`
+	Sums      map[uint64]digest `json:"sums,omitempty"`
+	Pending   []uint64          `json:"pending,omitempty"`
 	// Where the joined chunks and the chunker stand after the last chunk
 	// fed (nil before the first).
 	Source  *source.ChunksState   `json:"source,omitempty"`
