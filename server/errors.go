@@ -62,6 +62,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrRareKeyframes):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrSlowUpload):
 		return http.StatusRequestTimeout
 	case errors.Is(err, source.ErrUnsupported):

@@ -37,6 +37,8 @@ func TestStatusOf(t *testing.T) {
 		{wrap(ErrBusy), http.StatusConflict},
 		{wrap(ErrConflict), http.StatusConflict},
 		{wrap(ErrTooLarge), http.StatusRequestEntityTooLarge},
+		{wrap(ErrRareKeyframes), http.StatusUnprocessableEntity},
+		{wrap(ErrOverloaded), http.StatusServiceUnavailable},
 		{wrap(ErrInvalidChunk, source.ErrUnsupported), http.StatusUnsupportedMediaType},
 		{wrap(ErrInvalidChunk, source.ErrTruncated), http.StatusBadRequest},
 		{wrap(ErrInvalidChunk, errors.New("empty body")), http.StatusBadRequest},

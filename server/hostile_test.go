@@ -77,9 +77,10 @@ func TestChunkBodiesBeyondMemoryGoToDisk(t *testing.T) {
 	}
 }
 
-// TestChunkLimits: a chunk with more samples than MaxChunkSamples, or a
-// longer stretch without a keyframe than MaxKeyframeInterval, is refused
-// with 413 and a message that says which limit; at the limit it is taken.
+// TestChunkLimits: a chunk with more samples than MaxChunkSamples is
+// refused with 413, one with a longer stretch without a keyframe than
+// MaxKeyframeInterval with 422; each with a message that says which limit. At the limit it is
+// taken.
 func TestChunkLimits(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	chunks := makeChunks(t, 1) // 60 pictures at 30 fps, a keyframe every second
@@ -91,7 +92,7 @@ func TestChunkLimits(t *testing.T) {
 	}{
 		{"samples over", server.Config{MaxChunkSamples: 59}, 413, "more than 59 samples"},
 		{"samples at", server.Config{MaxChunkSamples: 60}, 200, `"recorded"`},
-		{"keyframes too rare", server.Config{MaxKeyframeInterval: 900 * time.Millisecond}, 413, "without a picture a segment can start at"},
+		{"keyframes too rare", server.Config{MaxKeyframeInterval: 900 * time.Millisecond}, 422, "without a picture a segment can start at"},
 		{"keyframes often enough", server.Config{MaxKeyframeInterval: 1100 * time.Millisecond}, 200, `"recorded"`},
 	} {
 		ts := start(t, c.cfg)
@@ -294,5 +295,32 @@ func TestGapsAreBounded(t *testing.T) {
 	}
 	if code, body := ts.do(t, "GET", "/api/streams", nil); code != 200 || len(body) > 64<<10 {
 		t.Errorf("/api/streams: %d, %d bytes", code, len(body))
+	}
+}
+
+// TestPushKeyframeLimits: a push that goes longer than MaxKeyframeInterval,
+// or more bytes than MaxChunkBytes, without a keyframe is stopped there
+// (its segment would be held in memory whole): the answer says why, and
+// the stream keeps what came before.
+func TestPushKeyframeLimits(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	in := filepath.Join(t.TempDir(), "rare.ts")
+	// A keyframe at 0 s and 4 s of an 8 s stream.
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=8", "-c:v", "libx264", "-preset", "ultrafast",
+		"-x264-params", "keyint=120:min-keyint=120:scenecut=0", "-pix_fmt", "yuv420p", "-f", "mpegts", in)
+	data := mustRead(t, in)
+	for _, c := range []struct {
+		name string
+		cfg  server.Config
+		says string
+	}{
+		{"time", server.Config{MaxKeyframeInterval: 3 * time.Second}, "s without a picture a segment can start at"},
+		{"bytes", server.Config{MaxChunkBytes: 64 << 10}, "over 65536 bytes without a picture"},
+		{"within the limits", server.Config{MaxKeyframeInterval: 5 * time.Second}, `"status": "ended"`},
+	} {
+		ts := start(t, c.cfg)
+		if code, body := ts.do(t, "POST", "/ingest/cam", bytes.NewReader(data)); code != 200 || !strings.Contains(body, c.says) {
+			t.Errorf("%s: %d %s, want %q", c.name, code, body, c.says)
+		}
 	}
 }

@@ -609,11 +609,6 @@ func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (u *upload, r
 	return u, release, nil
 }
 
-// limits are the bounds of one chunk.
-func (s *Server) limits() chunkLimits {
-	return chunkLimits{samples: s.cfg.MaxChunkSamples, keyint: s.cfg.MaxKeyframeInterval, openGOP: s.cfg.OpenGOP}
-}
-
 // mp4Start reports whether head, a file's first 8 bytes, is the header of
 // a box that an MP4 or QuickTime file starts with.
 func mp4Start(head []byte) bool {

@@ -28,22 +28,15 @@ type chunk struct {
 	sum     digest            // of the upload: a retry must be the same bytes
 }
 
-// chunkLimits bound what one chunk may hold (see Config).
-type chunkLimits struct {
-	samples int           // MaxChunkSamples
-	keyint  time.Duration // MaxKeyframeInterval
-	openGOP bool          // recovery points start segments too
-}
-
 // checkChunk reads a whole uploaded chunk, audio included, as the stream's
 // source will read it, and refuses what the stream would fail on in the
 // middle of it, so that a bad upload changes nothing: not an MP4, no
 // pictures, samples that cannot be read, access units, parameter sets or
 // audio frames the chunker refuses, decode times that do not increase;
-// and what is over the limits: more samples than lim.samples, a stretch
-// without a picture a segment may start at longer than lim.keyint. The
-// error wraps ErrInvalidChunk and what the reader found (ErrTooLarge for
-// the limits). The chunk keeps u; the caller closes it on an error.
+// and what is over the limits: more samples than lim.samples
+// (ErrTooLarge), a stretch without a picture a segment may start at
+// longer than the limits (ErrRareKeyframes, see keyframeWatch). Other
+// errors wrap ErrInvalidChunk and what the reader found. The chunk keeps u; the caller closes it on an error.
 func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: %w", ErrInvalidChunk, err) }
 	if u.size == 0 {
@@ -66,17 +59,8 @@ func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 			return nil, bad(err)
 		}
 	}
-	ts := max(int64(info.Timescale), 1)
-	maxKeyint := int64(lim.keyint.Seconds() * float64(ts))
-	var (
-		pictures, samples int
-		lastDTS, lastDur  int64
-		lastKeyDTS        int64
-	)
-	long := func(from, to int64) error {
-		return fmt.Errorf("%w: %.1f s without a picture a segment can start at (from %.1f s; the limit is %s)",
-			ErrTooLarge, float64(to-from)/float64(ts), float64(from)/float64(ts), lim.keyint)
-	}
+	keys := newKeyframeWatch(lim, info.Timescale, false)
+	pictures, samples, lastDTS := 0, 0, int64(0)
 	for {
 		p, err := src.NextPacket()
 		if err == io.EOF {
@@ -87,6 +71,9 @@ func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 		}
 		if samples++; samples > lim.samples {
 			return nil, fmt.Errorf("%w: more than %d samples in one chunk", ErrTooLarge, lim.samples)
+		}
+		if err := keys.see(p); err != nil {
+			return nil, err
 		}
 		if p.Kind == source.KindAudio {
 			// The stream reads only AAC it takes; what it would refuse
@@ -105,22 +92,13 @@ func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 		if pictures > 0 && v.DTS <= lastDTS {
 			return nil, bad(fmt.Errorf("%w: sample %d: DTS %d after %d", chunker.ErrNonMonotonicDTS, pictures, v.DTS, lastDTS))
 		}
-		if pictures == 0 {
-			lastKeyDTS = v.DTS
-		}
-		if chunker.IsIDR(v.NALUs) || lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
-			lastKeyDTS = v.DTS
-		}
-		if v.DTS-lastKeyDTS > maxKeyint {
-			return nil, long(lastKeyDTS, v.DTS)
-		}
-		pictures, lastDTS, lastDur = pictures+1, v.DTS, v.Duration
+		pictures, lastDTS = pictures+1, v.DTS
 	}
 	if pictures == 0 {
 		return nil, bad(errors.New("chunk holds no video samples"))
 	}
-	if end := lastDTS + max(lastDur, 0); end-lastKeyDTS > maxKeyint {
-		return nil, long(lastKeyDTS, end)
+	if err := keys.end(); err != nil {
+		return nil, err
 	}
 	return &chunk{body: u, audio: info.Audio, ignored: info.IgnoredAudio, sum: u.sum}, nil
 }
@@ -874,10 +852,14 @@ func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open 
 	st.p = p
 	st.mu.Unlock()
 	var readErr error
+	keys := newKeyframeWatch(st.srv.limits(), src.Info().Timescale, !src.Info().OneTimeline)
 	for {
 		pk, err := src.NextPacket()
 		if err == io.EOF {
 			break
+		}
+		if err == nil && !src.Info().NoVideo {
+			err = keys.see(pk)
 		}
 		if err != nil {
 			readErr = err

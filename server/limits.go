@@ -1,0 +1,96 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/source"
+)
+
+// ErrRareKeyframes: input that goes longer than Config.MaxKeyframeInterval,
+// or more bytes than Config.MaxChunkBytes, without a picture a segment
+// may start at (422): its segment could not be cut shorter, would be held
+// in memory whole, and would set every viewer's target duration.
+var ErrRareKeyframes = errors.New("too long without a keyframe")
+
+// chunkLimits bound what one chunk, and one segment of a push, may hold
+// (see Config).
+type chunkLimits struct {
+	samples int           // MaxChunkSamples (chunks only)
+	keyint  time.Duration // MaxKeyframeInterval
+	bytes   int64         // MaxChunkBytes, between keyframes
+	openGOP bool          // recovery points start segments too
+}
+
+// limits are the bounds of one chunk, and of a push's segments.
+func (s *Server) limits() chunkLimits {
+	return chunkLimits{samples: s.cfg.MaxChunkSamples, keyint: s.cfg.MaxKeyframeInterval,
+		bytes: s.cfg.MaxChunkBytes, openGOP: s.cfg.OpenGOP}
+}
+
+// keyframeWatch follows a stream's packets and refuses a stretch without
+// a picture a segment may start at (IDR; with openGOP, a recovery point)
+// that is longer, in time or bytes, than the limits: the same rule for
+// chunks (checkChunk) and pushes (record).
+type keyframeWatch struct {
+	lim       chunkLimits
+	timescale int64 // of the video's DTS
+	maxTicks  int64
+	// jumps: the input's timestamps may jump (MPEG-TS): a step of a
+	// picture past the limit is a jump, where the chunker cuts, not a
+	// long picture
+	jumps bool
+
+	started        bool
+	keyDTS, last   int64 // DTS of the last keyframe and of the last picture
+	lastDur, bytes int64 // the last picture's declared duration; bytes since keyDTS
+}
+
+func newKeyframeWatch(lim chunkLimits, timescale uint32, jumps bool) *keyframeWatch {
+	ts := max(int64(timescale), 1)
+	return &keyframeWatch{lim: lim, timescale: ts, maxTicks: int64(lim.keyint.Seconds() * float64(ts)), jumps: jumps}
+}
+
+// see takes the next packet.
+func (k *keyframeWatch) see(p source.Packet) error {
+	if p.Kind == source.KindAudio {
+		k.bytes += int64(len(p.Audio.Data))
+		return k.check(k.last)
+	}
+	v := p.Video
+	for _, n := range v.NALUs {
+		k.bytes += int64(len(n))
+	}
+	jump := k.jumps && k.started && (v.DTS < k.last || v.DTS-k.last > k.maxTicks)
+	if !k.started || jump || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
+		k.started, k.keyDTS, k.bytes = true, v.DTS, 0
+		for _, n := range v.NALUs {
+			k.bytes += int64(len(n))
+		}
+	}
+	k.last, k.lastDur = v.DTS, v.Duration
+	return k.check(v.DTS)
+}
+
+// end checks the stretch from the last keyframe to the end of the last
+// picture (the end of a chunk).
+func (k *keyframeWatch) end() error {
+	if !k.started {
+		return nil
+	}
+	return k.check(k.last + max(k.lastDur, 0))
+}
+
+func (k *keyframeWatch) check(dts int64) error {
+	switch {
+	case k.started && dts-k.keyDTS > k.maxTicks:
+		return fmt.Errorf("%w: %.1f s without a picture a segment can start at (from %.1f s; the limit is %s)",
+			ErrRareKeyframes, float64(dts-k.keyDTS)/float64(k.timescale), float64(k.keyDTS)/float64(k.timescale), k.lim.keyint)
+	case k.lim.bytes > 0 && k.bytes > k.lim.bytes:
+		return fmt.Errorf("%w: over %d bytes without a picture a segment can start at (from %.1f s)",
+			ErrRareKeyframes, k.lim.bytes, float64(k.keyDTS)/float64(k.timescale))
+	}
+	return nil
+}
