@@ -26,7 +26,8 @@ const forwardedHeader = "Livechunk-Forwarded-By"
 // it is gone, and the caller takes the stream over. Any other failure is
 // answered 503 with Retry-After.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, body []byte) bool {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, bytes.NewReader(body))
+	// The query goes along: it may carry the stream key (?key=).
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		failStatus(w, http.StatusBadGateway, "forwarding to the stream's node %s: %v", base, err)
 		return true
