@@ -58,6 +58,10 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNoStream):
 		return http.StatusNotFound
+	case errors.Is(err, ErrKeyInvalid), errors.Is(err, ErrKeyExpired):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrKeyStream):
+		return http.StatusForbidden
 	case errors.Is(err, ErrEnded), errors.Is(err, ErrBusy), errors.Is(err, ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):

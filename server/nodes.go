@@ -29,7 +29,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, bo
 	if body != nil {
 		rd = body
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, rd)
+	// The query goes along: it may carry the stream key (?key=).
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), rd)
 	if err != nil {
 		failStatus(w, http.StatusBadGateway, "forwarding to the stream's node %s: %v", base, err)
 		return true

@@ -20,11 +20,14 @@
 // store's conditional create fences (see Config.NodeID). A chunk that
 // reaches another node is forwarded to the owner (Config.AdvertiseURL), or
 // the stream is taken over when the owner is gone.
+//
+// Playback is open; who may write is set by Config.IngestToken (every
+// stream), Config.KeySecret (stream keys, see MintKey) and
+// Config.AllowOrigins (which web pages may write from a browser).
 package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,9 +83,30 @@ type Config struct {
 	// SegmentDuration is the target segment length. Default 5 s... for
 	// chunk ingest the device's chunk length is a natural choice.
 	SegmentDuration time.Duration
-	// IngestToken, when set, is required on every ingest request as
-	// "Authorization: Bearer <token>". Playback stays open.
+	// IngestToken, when set, opens every stream to ingest requests that
+	// present it as "Authorization: Bearer <token>"; others are refused
+	// (401) unless they present a stream key (see KeySecret). Playback
+	// stays open.
 	IngestToken string
+	// KeySecret, when set, signs stream keys (see MintKey): a key opens
+	// one stream until it expires, presented as "Authorization: Bearer
+	// <key>" or as "?key=<key>". Ingest then needs the IngestToken (if
+	// set) or a key for the request's stream: a key that is invalid or
+	// expired is refused with 401, a key for another stream with 403. At
+	// least MinKeySecret bytes; New fails otherwise. Nodes sharing a
+	// bucket need the same secret.
+	KeySecret []byte
+	// AllowOrigins lists the web origins ("https://studio.example.com":
+	// scheme, host and port, exactly as browsers send them in Origin)
+	// whose pages may write to ingest; "*" allows every origin. A
+	// browser's write request from any other origin is refused (403):
+	// its Sec-Fetch-Site is neither "same-origin" nor "none" ("same-site"
+	// is refused too), or, without Sec-Fetch-Site, its Origin's host is
+	// not the request's Host. Requests without either header (curl,
+	// ffmpeg, apps) are not browsers' and pass. CORS preflights
+	// (OPTIONS) from the listed origins are answered; others get 403.
+	// This is on top of IngestToken and KeySecret, not instead.
+	AllowOrigins []string
 	// MaxChunkBytes bounds one uploaded chunk. Default 256 MiB.
 	MaxChunkBytes int64
 	// MinUploadRate is the slowest a chunk's body may arrive, in bytes a
@@ -171,6 +195,7 @@ type Config struct {
 // Server serves ingest, playback and the player pages.
 type Server struct {
 	cfg    Config
+	guard  *guard // who may write (auth.go)
 	store  stateStore
 	mux    *http.ServeMux
 	hls    *hls.Handler
@@ -289,13 +314,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: time.Minute}
 	}
-	s := &Server{cfg: cfg, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
+	g, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, guard: g, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
 		uploads: semaphore.NewWeighted(cfg.MaxUploadBytes), spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory)}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
 	mux.HandleFunc("POST /ingest/{stream}/end", lingering(s.handleEnd))
 	mux.HandleFunc("POST /ingest/{stream}", lingering(s.handlePush))
+	mux.HandleFunc("OPTIONS /ingest/{stream}/{n}", s.handlePreflight)
+	mux.HandleFunc("OPTIONS /ingest/{stream}", s.handlePreflight)
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
@@ -387,30 +418,14 @@ func failStatus(w http.ResponseWriter, status int, format string, a ...any) {
 	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, a...)})
 }
 
-// authorized checks the ingest token in constant time.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.IngestToken == "" {
-		return true
-	}
-	// The scheme is case-insensitive (RFC 9110, section 11.1).
-	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	ok = ok && strings.EqualFold(scheme, "Bearer")
-	if ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.cfg.IngestToken)) == 1 {
-		return true
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="livechunk ingest"`)
-	failStatus(w, http.StatusUnauthorized, "ingest needs a valid token (Authorization: Bearer ...)")
-	return false
-}
-
-// ingestStream checks an ingest request's token and returns the stream
-// name from its path; ok is false when the request is refused (the answer
-// is written).
+// ingestStream checks that an ingest request may write (authorized) and
+// returns the stream name from its path; ok is false when the request is
+// refused (the answer is written).
 func (s *Server) ingestStream(w http.ResponseWriter, r *http.Request) (name string, ok bool) {
-	if !s.authorized(w, r) {
+	name = r.PathValue("stream")
+	if !s.authorized(w, r, name) {
 		return "", false
 	}
-	name = r.PathValue("stream")
 	if !ValidStreamName(name) {
 		failStatus(w, http.StatusBadRequest, "invalid stream name %q (1-64 of A-Z a-z 0-9 _ - ., starting with a letter or digit, not ending with '.', no '..')", name)
 		return "", false

@@ -6,6 +6,7 @@
 //	livechunk                      the demo: the embedded clip live in the player page
 //	livechunk demo [flags]
 //	livechunk serve [flags]
+//	livechunk key -stream NAME [-ttl 24h] [-key-secret-file FILE]
 //	livechunk record [flags] INPUT... DEST
 //	livechunk stitch [-from D] [-to D] -o OUT SOURCE...
 //	livechunk version
@@ -83,6 +84,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = cmdRecord(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "key":
+		err = cmdKey(ctx, args[1:], stdout, stderr)
 	case "stitch":
 		err = cmdStitch(ctx, args[1:], stdout, stderr)
 	case "demo":
@@ -117,6 +120,7 @@ without re-encoding.
 Commands:
   demo                           play the embedded clip live through the whole system (the default)
   serve [flags]                  run the ingest server with the player page
+  key -stream NAME [-ttl 24h]    print a key that opens one stream of serve until it expires
   record [flags] INPUT... DEST   chunk inputs into DEST (a directory or a bucket URL)
   stitch -o OUT SOURCE...        join a recording (playlist or MP4 chunks) into one MP4 or TS
   version                        print the version

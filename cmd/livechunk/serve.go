@@ -32,7 +32,8 @@ func defaultStore() string {
 
 type serveFlags struct {
 	addr, store, token, format string
-	tokenFile                  string
+	tokenFile, keySecretFile   string
+	allowOrigins               originList
 	node, advertise            string
 	segment, startDuration     time.Duration
 	idle, lease                time.Duration
@@ -46,6 +47,10 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.StringVar(&f.token, "ingest-token", "", "require `TOKEN` on ingest (Authorization: Bearer TOKEN); playback stays open.\n"+
 		"Better kept out of the command line (ps shows it): $LIVECHUNK_INGEST_TOKEN, or -ingest-token-file")
 	fs.StringVar(&f.tokenFile, "ingest-token-file", "", "read the ingest token from `FILE` (its first line)")
+	fs.StringVar(&f.keySecretFile, "key-secret-file", "", "read the secret that signs stream keys from `FILE` (its first line, at least 16 bytes; default $"+keySecretEnv+").\n"+
+		"A key (livechunk key -stream NAME) opens one stream until it expires; with a secret and no token, ingest needs a key")
+	fs.Var(&f.allowOrigins, "allow-origin", "let web pages of `ORIGIN` (https://studio.example.com; * for any) write to ingest from a browser;\n"+
+		"repeat it or separate origins with commas. Browsers' writes from other origins are refused")
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
@@ -72,6 +77,10 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 	if err != nil {
 		return err
 	}
+	secret, err := keySecret(f.keySecretFile)
+	if err != nil {
+		return err
+	}
 	b, err := sink.Open(ctx, f.store)
 	if err != nil {
 		return err
@@ -82,7 +91,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		return err
 	}
 	defer ln.Close()
-	if w := openIngestWarning(ln.Addr(), token); w != "" {
+	if w := openIngestWarning(ln.Addr(), token != "" || secret != nil); w != "" {
 		fmt.Fprintln(stderr, "livechunk: warning:", w)
 	}
 	if f.node == "" {
@@ -98,6 +107,8 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		Format:          format,
 		SegmentDuration: f.segment,
 		IngestToken:     token,
+		KeySecret:       secret,
+		AllowOrigins:    f.allowOrigins,
 		MaxStreams:      f.maxStreams,
 		OpenGOP:         f.openGOP,
 		StartDuration:   f.startDuration,
@@ -157,6 +168,7 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   PUT  /ingest/{stream}/{n}     a self-contained MP4 chunk, numbered from 0
   POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
+  OPTIONS /ingest/...           CORS preflight, for the origins of -allow-origin
   GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
   GET  /healthz                 200 while serving (for load balancers)
 
@@ -173,6 +185,12 @@ A second signal exits at once.
 Several nodes on one store (S3, GCS, Azure) act as one service behind any
 load balancer: give each a -node ID and an -advertise URL (where the other
 nodes reach it), and let the balancer check /healthz.
+
+Ingest is open to anyone who reaches the server unless -ingest-token (one
+token for every stream) or -key-secret-file (keys that "livechunk key"
+makes, each for one stream until it expires) is given, or both. A browser's
+write from a page of another origin is refused unless -allow-origin lists
+that origin. Playback stays open.
 
 Example:
   livechunk serve -addr 127.0.0.1:8080 -store ./streams
@@ -265,25 +283,22 @@ func (f *serveFlags) ingestToken() (string, error) {
 	case f.token != "":
 		return f.token, nil
 	case f.tokenFile != "":
-		data, err := os.ReadFile(f.tokenFile)
+		line, err := firstLine(f.tokenFile)
 		if err != nil {
 			return "", fmt.Errorf("-ingest-token-file: %w", err)
-		}
-		line, _, _ := strings.Cut(string(data), "\n")
-		if line = strings.TrimSpace(line); line == "" {
-			return "", fmt.Errorf("-ingest-token-file %s: no token on its first line", f.tokenFile)
 		}
 		return line, nil
 	}
 	return os.Getenv("LIVECHUNK_INGEST_TOKEN"), nil
 }
 
-// openIngestWarning says why serving on addr without a token is risky, or
-// "" when addr is a loopback address or a token protects ingest.
-func openIngestWarning(addr net.Addr, token string) string {
+// openIngestWarning says why serving on addr with unprotected ingest is
+// risky, or "" when addr is a loopback address or protected is true (an
+// ingest token or a key secret is set).
+func openIngestWarning(addr net.Addr, protected bool) string {
 	ta, ok := addr.(*net.TCPAddr)
-	if token != "" || ok && ta.IP.IsLoopback() {
+	if protected || ok && ta.IP.IsLoopback() {
 		return ""
 	}
-	return fmt.Sprintf("listening on %s with no ingest token: anyone who reaches it can write and end streams (-ingest-token-file)", addr)
+	return fmt.Sprintf("listening on %s with no ingest token or key secret: anyone who reaches it can write and end streams (-ingest-token-file, -key-secret-file)", addr)
 }

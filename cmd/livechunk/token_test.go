@@ -43,23 +43,24 @@ func TestIngestToken(t *testing.T) {
 }
 
 // TestOpenIngestWarning: serving beyond the loopback interface without a
-// token is warned about; with a token, or on 127.0.0.1 or ::1, it is not.
+// token or key secret is warned about; with either, or on 127.0.0.1 or
+// ::1, it is not.
 func TestOpenIngestWarning(t *testing.T) {
 	for _, c := range []struct {
-		ip    string
-		token string
-		warn  bool
+		ip        string
+		protected bool
+		warn      bool
 	}{
-		{"0.0.0.0", "", true},
-		{"10.0.0.5", "", true},
-		{"::", "", true},
-		{"0.0.0.0", "s3cret", false},
-		{"127.0.0.1", "", false},
-		{"::1", "", false},
+		{"0.0.0.0", false, true},
+		{"10.0.0.5", false, true},
+		{"::", false, true},
+		{"0.0.0.0", true, false},
+		{"127.0.0.1", false, false},
+		{"::1", false, false},
 	} {
-		got := openIngestWarning(&net.TCPAddr{IP: net.ParseIP(c.ip), Port: 8080}, c.token)
+		got := openIngestWarning(&net.TCPAddr{IP: net.ParseIP(c.ip), Port: 8080}, c.protected)
 		if (got != "") != c.warn {
-			t.Errorf("%s, token %q: %q", c.ip, c.token, got)
+			t.Errorf("%s, protected %v: %q", c.ip, c.protected, got)
 		}
 	}
 }
