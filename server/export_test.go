@@ -5,3 +5,12 @@ func (s *Server) InFlight() int64 { return s.inflight.Load() }
 
 // UploadBytesHeld is the room of Config.MaxUploadBytes that uploads hold.
 func (s *Server) UploadBytesHeld() int64 { return s.held.Load() }
+
+// SetMissing fills in the given-up chunks of in from inclusive ranges.
+func (in *StreamInfo) SetMissing(ranges [][2]uint64) {
+	spans := make([]span, len(ranges))
+	for i, r := range ranges {
+		spans[i] = span(r)
+	}
+	in.setMissing(spans)
+}

@@ -157,7 +157,7 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   PUT  /ingest/{stream}/{n}     a self-contained MP4 chunk, numbered from 0
   POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
-  GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
+  GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams[/{stream}]
   GET  /healthz                 200 while serving (for load balancers)
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
