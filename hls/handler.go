@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/livechunk/livechunk/internal/httpx"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -52,23 +53,19 @@ func ContentType(name string) string {
 	return ""
 }
 
-func setCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Accept-Ranges")
-}
-
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every answer may be read by a page
+// of any origin, with the headers players read (Content-Range, ETag, ...);
+// OPTIONS is answered as a CORS preflight (see httpx.Preflight, shared
+// with the server's VOD files).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	setCORS(w.Header())
+	httpx.SetMediaCORS(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		w.WriteHeader(http.StatusNoContent)
+		httpx.Preflight(w)
 		return
 	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		w.Header().Set("Allow", httpx.MediaMethods)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -125,7 +122,7 @@ func (h *Handler) servePlaylist(w http.ResponseWriter, r *http.Request, rd *blob
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if acceptsGzip(r) {
+	if httpx.AcceptsGzip(r) {
 		var b bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
 		_, _ = zw.Write(body)
@@ -165,19 +162,6 @@ func playlistCacheControl(body []byte) string {
 		half = 1
 	}
 	return fmt.Sprintf("public, max-age=%d", half)
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for _, part := range strings.Split(v, ",") {
-			enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
-				q = strings.TrimSpace(q)
-				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
-			}
-		}
-	}
-	return false
 }
 
 // etagMatch reports whether the If-None-Match list inm names etag, by weak

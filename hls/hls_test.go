@@ -447,8 +447,16 @@ func TestHandler(t *testing.T) {
 	}
 	// Preflight.
 	resp, _ = get("OPTIONS", "/hls/live/index.m3u8", nil)
-	if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Range") {
+	if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Range") ||
+		resp.Header.Get("Access-Control-Max-Age") == "" || resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Scripts of other origins read the headers players need.
+	resp, _ = get("GET", "/hls/live/seg-000000.m4s", map[string]string{"Range": "bytes=0-9"})
+	for _, h := range []string{"Content-Range", "ETag", "Accept-Ranges"} {
+		if !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), h) {
+			t.Errorf("%s not exposed: %v", h, resp.Header)
+		}
 	}
 	resp, _ = get("PUT", "/hls/live/index.m3u8", nil)
 	if resp.StatusCode != 405 {

@@ -9,3 +9,12 @@ func (s *Server) UploadBytesHeld() int64 { return s.held.Load() }
 // UploadMemoryHeld is the room of Config.MaxUploadMemory that chunk bodies
 // hold.
 func (s *Server) UploadMemoryHeld() int64 { return s.spool.mem.held() }
+
+// SetMissing fills in the given-up chunks of in from inclusive ranges.
+func (in *StreamInfo) SetMissing(ranges [][2]uint64) {
+	spans := make([]span, len(ranges))
+	for i, r := range ranges {
+		spans[i] = span(r)
+	}
+	in.setMissing(spans)
+}

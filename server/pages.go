@@ -88,9 +88,8 @@ function renderSegs() {
 }
 async function poll() {
   try {
-    const r = await fetch("/api/streams", { cache: "no-store" });
-    const list = await r.json();
-    const s = list.find((x) => x.name === stream);
+    const r = await fetch("/api/streams/" + encodeURIComponent(stream), { cache: "no-store" });
+    const s = r.ok ? await r.json() : null;
     if (s) {
       $("state").innerHTML = '<span class="badge ' + s.state + '">' + s.state + "</span>";
       $("vod").innerHTML = s.vod ? '<a href="' + s.vod + '">download the stitched MP4</a>' : "";
@@ -111,6 +110,7 @@ setInterval(poll, 1000); poll();
 <tbody>{{range .Streams}}<tr><td><a href="{{.Watch}}">{{.Name}}</a></td><td><span class="badge {{.State}}">{{.State}}</span></td>
 <td>{{.Segments}}</td><td>{{printf "%.1f" .Seconds}} s</td><td>{{if .VOD}}<a href="{{.VOD}}">MP4</a>{{end}}</td></tr>
 {{else}}<tr><td colspan="5">No streams yet.</td></tr>{{end}}</tbody></table>
+{{if .Next}}<p><a href="/?after={{.Next}}">more streams</a></p>{{end}}
 {{end}}
 </body></html>
 `
@@ -119,6 +119,7 @@ type pageData struct {
 	Title   string
 	Stream  string
 	Streams []StreamInfo
+	Next    string // the name after which the next page of Streams starts
 }
 
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
@@ -133,12 +134,13 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	list, err := s.Streams(r.Context())
+	// One page of streams (?after=NAME), with a link to the next.
+	list, next, err := s.Streams(r.Context(), StreamsPage{After: r.URL.Query().Get("after")})
 	if err != nil {
 		http.Error(w, "listing streams failed", http.StatusBadGateway)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = pageTmpl().Execute(w, pageData{Title: "streams", Streams: list})
+	_ = pageTmpl().Execute(w, pageData{Title: "streams", Streams: list, Next: next})
 }

@@ -35,7 +35,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,7 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/httpx"
 	"github.com/livechunk/livechunk/internal/player"
 	"github.com/livechunk/livechunk/source"
 	"github.com/livechunk/livechunk/stitch"
@@ -327,11 +327,16 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /ingest/{stream}", lingering(s.handlePush))
 	mux.HandleFunc("OPTIONS /ingest/{stream}/{n}", s.handlePreflight)
 	mux.HandleFunc("OPTIONS /ingest/{stream}", s.handlePreflight)
+	// Every other request under /ingest/ is answered in JSON too (405
+	// with Allow, or 404); the routes above are more specific.
+	mux.HandleFunc("/ingest/", lingering(s.handleIngestOther))
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
+	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, _ *http.Request) { httpx.Preflight(w) })
 	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
 	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
+	mux.HandleFunc("GET /api/streams/{stream}", s.handleAPIStream)
 	mux.HandleFunc("GET /assets/hls.min.js", handleHLSJS)
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -398,11 +403,20 @@ type apiError struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONFor(w, nil, status, v)
+}
+
+// writeJSONFor writes v as the answer to r, gzipped when r accepts it (see
+// gzipped; r nil: never). For answers that can be large.
+func writeJSONFor(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		status, body = http.StatusInternalServerError, []byte(`{"error": "encoding the answer"}`)
 	}
 	body = append(body, '\n')
+	if r != nil {
+		body = gzipped(w.Header(), r, status, body)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	// With its length, an answer is whole once flushed: a client reads a
@@ -735,7 +749,11 @@ func (s *Server) end(ctx context.Context, name string, takeover bool) error {
 	}
 }
 
+// handleVOD serves the VOD file of an ended stream, with a strong ETag
+// (see vodETag) and Last-Modified, to any origin (see httpx.SetMediaCORS):
+// http.ServeContent answers Range, If-Range and If-None-Match (304).
 func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
+	httpx.SetMediaCORS(w.Header())
 	file := r.PathValue("file")
 	name, ok := strings.CutSuffix(file, ".mp4")
 	if !ok || !ValidStreamName(name) {
@@ -759,9 +777,9 @@ func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rd.Close()
 	w.Header().Set("Content-Type", "video/mp4")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.mp4"`, name))
+	w.Header().Set("ETag", vodETag(r.Context(), s.cfg.Bucket, key, rd))
 	http.ServeContent(w, r, "", rd.ModTime(), rd)
 }
 
@@ -772,17 +790,25 @@ func handleHLSJS(w http.ResponseWriter, r *http.Request) {
 }
 
 // StreamInfo describes a stream in /api/streams.
+//
+// The chunks given up (a discontinuity in the recording) are listed as
+// inclusive ranges, [[from, to], ...], in order: the first 100 ranges in
+// Missing, the number of ranges in MissingRanges (more than len(Missing)
+// when the list is cut) and the number of chunks in them all in
+// MissingCount.
 type StreamInfo struct {
-	Name     string    `json:"name"`
-	State    string    `json:"state"` // "live", "ended", "stitching", "vod"
-	Segments int       `json:"segments"`
-	Seconds  float64   `json:"seconds"`
-	Started  time.Time `json:"started,omitzero"`
-	Playlist string    `json:"playlist"`
-	Watch    string    `json:"watch"`
-	VOD      string    `json:"vod,omitempty"`
-	Chunks   uint64    `json:"chunks_received,omitempty"`
-	Missing  []uint64  `json:"chunks_missing,omitempty"`
+	Name          string      `json:"name"`
+	State         string      `json:"state"` // "live", "ended", "stitching", "vod"
+	Segments      int         `json:"segments"`
+	Seconds       float64     `json:"seconds"`
+	Started       time.Time   `json:"started,omitzero"`
+	Playlist      string      `json:"playlist"`
+	Watch         string      `json:"watch"`
+	VOD           string      `json:"vod,omitempty"`
+	Chunks        uint64      `json:"chunks_received,omitempty"`
+	Missing       [][2]uint64 `json:"chunks_missing,omitempty"`
+	MissingRanges int         `json:"chunks_missing_ranges,omitempty"`
+	MissingCount  uint64      `json:"chunks_missing_count,omitempty"`
 }
 
 func (s *Server) info(ctx context.Context, name string) StreamInfo {
@@ -811,7 +837,8 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	if st, _ := s.getStream(name, false); st != nil {
 		st.describe(&in)
 	} else if saved, v, err := s.store.latest(ctx, name); err == nil && v > 0 {
-		in.Chunks, in.Missing = saved.Received, expand(saved.Missing)
+		in.Chunks = saved.Received
+		in.setMissing(saved.Missing)
 		if saved.Ended && !saved.Done && in.State != "vod" {
 			in.State = "stitching"
 		}
@@ -819,49 +846,49 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	return in
 }
 
-// Streams lists the streams in the bucket and the live ones, by name.
-func (s *Server) Streams(ctx context.Context) ([]StreamInfo, error) {
-	names := map[string]bool{}
-	it := s.cfg.Bucket.List(&blob.ListOptions{Prefix: s.cfg.Prefix, Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if obj.IsDir {
-			n := strings.TrimSuffix(strings.TrimPrefix(obj.Key, s.cfg.Prefix), "/")
-			if ValidStreamName(n) {
-				names[n] = true
-			}
-		}
+// Streams lists one page of the streams (those with objects in the
+// bucket and the live ones) in the byte order of their names, with each
+// one's StreamInfo; next is the After of the following page, "" when this
+// one is the last. Each stream in the page costs reads of its playlist and
+// ingest state; the bucket's listing of names is read whole, but only the
+// page is kept (see StreamsPage).
+func (s *Server) Streams(ctx context.Context, page StreamsPage) (list []StreamInfo, next string, err error) {
+	names, more, err := s.streamNames(ctx, page.After, page.limit())
+	if err != nil {
+		return nil, "", err
 	}
-	s.mu.Lock()
-	for n := range s.live {
-		names[n] = true
+	list = make([]StreamInfo, 0, len(names))
+	for _, n := range names {
+		list = append(list, s.info(ctx, n))
 	}
-	s.mu.Unlock()
-	var out []StreamInfo
-	for n := range names {
-		out = append(out, s.info(ctx, n))
+	if more {
+		next = names[len(names)-1]
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return list, next, nil
 }
 
+// handleAPIStreams answers GET /api/streams: a JSON array of StreamInfo,
+// one page of Server.Streams (?limit=N, default 100, at most 1000, and
+// ?after=NAME), gzipped for clients that accept it. When there are more,
+// a Link header names the next page: </api/streams?after=NAME&limit=N>;
+// rel="next".
 func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
-	list, err := s.Streams(r.Context())
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Access-Control-Expose-Headers", "Link") // for scripts of other origins that page
+	page, err := streamsPageOf(r)
+	if err != nil {
+		failStatus(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	list, next, err := s.Streams(r.Context(), page)
 	if err != nil {
 		failStatus(w, http.StatusBadGateway, "listing streams: %v", err)
 		return
 	}
-	if list == nil {
-		list = []StreamInfo{}
+	if next != "" {
+		w.Header().Set("Link", nextLink(next, page.limit()))
 	}
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	writeJSON(w, http.StatusOK, list)
+	writeJSONFor(w, r, http.StatusOK, list)
 }
 
 // Shutdown refuses new ingest requests (503), lets chunk uploads and ends

@@ -301,7 +301,7 @@ func TestBadRequestsLeaveStreamIntact(t *testing.T) {
 		t.Errorf("bad requests changed the playlist")
 	}
 	// Refused pushes left no stream behind.
-	list, err := ts.srv.Streams(context.Background())
+	list, _, err := ts.srv.Streams(context.Background(), server.StreamsPage{})
 	if err != nil || len(list) != 1 || list[0].Name != "cam" || list[0].State != "live" {
 		t.Errorf("streams after the bad requests: %v %+v", err, list)
 	}

@@ -225,22 +225,8 @@ func (st *stream) describe(in *StreamInfo) {
 		in.State = "stitching"
 	}
 	in.Chunks = st.received
-	in.Missing = expand(st.missing)
+	in.setMissing(st.missing)
 }
-
-// expand lists the numbers of spans, up to maxListed.
-func expand(spans []span) []uint64 {
-	var out []uint64
-	for _, sp := range spans {
-		for n := sp[0]; n <= sp[1] && len(out) < maxListed; n++ {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// maxListed bounds the missing chunk numbers listed in /api/streams.
-const maxListed = 1000
 
 // ChunkResult is the JSON answer to a chunk upload.
 type ChunkResult struct {

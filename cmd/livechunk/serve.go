@@ -169,7 +169,7 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   POST /ingest/{stream}         a streamed MPEG-TS (or raw H.264) body
   POST /ingest/{stream}/end     end the stream: ENDLIST, then /vod/{stream}.mp4
   OPTIONS /ingest/...           CORS preflight, for the origins of -allow-origin
-  GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams
+  GET  /live/{stream}/index.m3u8, /watch/{stream}, /vod/{stream}.mp4, /, /api/streams[/{stream}]
   GET  /healthz                 200 while serving (for load balancers)
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
