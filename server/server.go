@@ -129,7 +129,9 @@ type Config struct {
 	// temporary file in SpoolDir instead. Default 128 MiB.
 	MaxUploadMemory int64
 	// SpoolDir holds the temporary files of chunk bodies (unlinked as they
-	// are made; see MaxUploadMemory). Default os.TempDir().
+	// are made; see MaxUploadMemory). New makes it unless it exists, and
+	// fails when no file can be made in it. Default os.TempDir() (on a
+	// tmpfs, that is memory too).
 	SpoolDir string
 	// MaxChunkSamples bounds the video samples plus audio frames of one
 	// chunk (parsing and segmenting cost memory per sample). Default
@@ -279,6 +281,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
+	}
+	if err := checkSpoolDir(cfg.SpoolDir); err != nil {
+		return nil, err
 	}
 	if cfg.MaxChunkSamples <= 0 {
 		cfg.MaxChunkSamples = 200000

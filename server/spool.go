@@ -34,6 +34,20 @@ type spooler struct {
 	mem *room // Config.MaxUploadMemory
 }
 
+// checkSpoolDir makes dir unless it exists, and checks that a file can be
+// made in it (so that the first large upload does not find out).
+func checkSpoolDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("server: SpoolDir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "livechunk-probe-*")
+	if err != nil {
+		return fmt.Errorf("server: SpoolDir: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // spool reads r (up to its end) into an upload of at most limit bytes,
 // whose first bytes head already read; size is the declared length, or -1.
 // The upload is in memory when size is known and the memory room can

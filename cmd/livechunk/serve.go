@@ -38,6 +38,7 @@ type serveFlags struct {
 	segment, startDuration     time.Duration
 	idle, lease                time.Duration
 	maxStreams                 int
+	spoolDir                   string
 	verbose, openGOP           bool
 }
 
@@ -54,6 +55,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "where chunk uploads wait on disk once 128 MiB of them are in memory (default $TMPDIR or /tmp;\n"+
+		"on a tmpfs that is memory too)")
 	fs.BoolVar(&f.verbose, "v", false, "log every chunk, segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
 	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp+"\n(pushes only: a chunk is acknowledged once a playlist lists it)")
@@ -110,6 +113,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		KeySecret:       secret,
 		AllowOrigins:    f.allowOrigins,
 		MaxStreams:      f.maxStreams,
+		SpoolDir:        f.spoolDir,
 		OpenGOP:         f.openGOP,
 		StartDuration:   f.startDuration,
 		Stitch:          server.StitchMP4,
