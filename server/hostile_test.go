@@ -299,7 +299,8 @@ func TestGapsAreBounded(t *testing.T) {
 }
 
 // TestPushKeyframeLimits: a push that goes longer than MaxKeyframeInterval,
-// or more bytes than MaxChunkBytes, without a keyframe is stopped there
+// or more bytes than MaxChunkBytes, or more samples than MaxChunkSamples,
+// without a keyframe is stopped there
 // (its segment would be held in memory whole): the answer says why, and
 // the stream keeps what came before.
 func TestPushKeyframeLimits(t *testing.T) {
@@ -316,6 +317,7 @@ func TestPushKeyframeLimits(t *testing.T) {
 	}{
 		{"time", server.Config{MaxKeyframeInterval: 3 * time.Second}, "s without a picture a segment can start at"},
 		{"bytes", server.Config{MaxChunkBytes: 64 << 10}, "over 65536 bytes without a picture"},
+		{"samples", server.Config{MaxChunkSamples: 100}, "over 100 samples without a picture"},
 		{"within the limits", server.Config{MaxKeyframeInterval: 5 * time.Second}, `"status": "ended"`},
 	} {
 		ts := start(t, c.cfg)

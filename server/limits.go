@@ -10,15 +10,15 @@ import (
 )
 
 // ErrRareKeyframes: input that goes longer than Config.MaxKeyframeInterval,
-// or more bytes than Config.MaxChunkBytes, without a picture a segment
-// may start at (422): its segment could not be cut shorter, would be held
+// or more bytes than Config.MaxChunkBytes, or more samples than
+// Config.MaxChunkSamples, without a picture a segment may start at (422): its segment could not be cut shorter, would be held
 // in memory whole, and would set every viewer's target duration.
 var ErrRareKeyframes = errors.New("too long without a keyframe")
 
 // chunkLimits bound what one chunk, and one segment of a push, may hold
 // (see Config).
 type chunkLimits struct {
-	samples int           // MaxChunkSamples (chunks only)
+	samples int           // MaxChunkSamples, in a chunk and between keyframes
 	keyint  time.Duration // MaxKeyframeInterval
 	bytes   int64         // MaxChunkBytes, between keyframes
 	openGOP bool          // recovery points start segments too
@@ -46,6 +46,7 @@ type keyframeWatch struct {
 	started        bool
 	keyDTS, last   int64 // DTS of the last keyframe and of the last picture
 	lastDur, bytes int64 // the last picture's declared duration; bytes since keyDTS
+	samples        int   // since keyDTS
 }
 
 func newKeyframeWatch(lim chunkLimits, timescale uint32, jumps bool) *keyframeWatch {
@@ -55,6 +56,7 @@ func newKeyframeWatch(lim chunkLimits, timescale uint32, jumps bool) *keyframeWa
 
 // see takes the next packet.
 func (k *keyframeWatch) see(p source.Packet) error {
+	k.samples++
 	if p.Kind == source.KindAudio {
 		k.bytes += int64(len(p.Audio.Data))
 		return k.check(k.last)
@@ -65,7 +67,7 @@ func (k *keyframeWatch) see(p source.Packet) error {
 	}
 	jump := k.jumps && k.started && (v.DTS < k.last || v.DTS-k.last > k.maxTicks)
 	if !k.started || jump || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
-		k.started, k.keyDTS, k.bytes = true, v.DTS, 0
+		k.started, k.keyDTS, k.bytes, k.samples = true, v.DTS, 0, 1
 		for _, n := range v.NALUs {
 			k.bytes += int64(len(n))
 		}
@@ -91,6 +93,9 @@ func (k *keyframeWatch) check(dts int64) error {
 	case k.lim.bytes > 0 && k.bytes > k.lim.bytes:
 		return fmt.Errorf("%w: over %d bytes without a picture a segment can start at (from %.1f s)",
 			ErrRareKeyframes, k.lim.bytes, float64(k.keyDTS)/float64(k.timescale))
+	case k.lim.samples > 0 && k.samples > k.lim.samples:
+		return fmt.Errorf("%w: over %d samples without a picture a segment can start at (from %.1f s)",
+			ErrRareKeyframes, k.lim.samples, float64(k.keyDTS)/float64(k.timescale))
 	}
 	return nil
 }

@@ -134,8 +134,10 @@ type Config struct {
 	// tmpfs, that is memory too).
 	SpoolDir string
 	// MaxChunkSamples bounds the video samples plus audio frames of one
-	// chunk (parsing and segmenting cost memory per sample). Default
-	// 200000 (over 30 minutes of 60 fps video with 48 kHz AAC).
+	// chunk, and of a push between two keyframes (parsing and segmenting
+	// cost memory per sample): 413 for a chunk, 422 (ErrRareKeyframes)
+	// for a push. Default 200000 (over 30 minutes of 60 fps video with
+	// 48 kHz AAC).
 	MaxChunkSamples int
 	// MaxKeyframeInterval bounds how long a chunk may go from a picture
 	// where a segment may start (an IDR picture; with OpenGOP also a
