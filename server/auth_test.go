@@ -20,25 +20,6 @@ import (
 // without recording anything.
 const passed = http.StatusNotFound
 
-// call sends one request to ts and returns its status, body and headers.
-func call(t *testing.T, ts *testServer, method, path string, body io.Reader, hdr ...string) (int, string, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
-
 // TestCrossOriginIngestRefused: a browser's write from a page of another
 // origin (Sec-Fetch-Site cross-site or same-site, or, without it, a
 // foreign Origin) is refused with 403 on every write route, token or

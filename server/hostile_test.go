@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,16 +109,7 @@ func TestWaitForRoomIsBounded(t *testing.T) {
 	chunks := makeChunks(t, 2)
 	ts := start(t, server.Config{MaxChunkBytes: 2 << 20, MaxUploadBytes: 2 << 20, UploadWait: 300 * time.Millisecond})
 	a, b := padded(t, chunks[0], 2<<20), padded(t, chunks[1], 2<<20)
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(a))
-	conn.Write(a[:1<<20])
-	for ts.srv.UploadBytesHeld() != 2<<20 {
-		time.Sleep(time.Millisecond) // polling until the first upload holds its room
-	}
+	conn := holdRoom(t, ts, a)
 	req, _ := http.NewRequest("PUT", ts.URL+"/ingest/cam/1", bytes.NewReader(b))
 	resp, err := ts.Client().Do(req)
 	if err != nil {

@@ -74,6 +74,13 @@ func start(t *testing.T, cfg server.Config) *testServer {
 
 func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, hdr ...string) (int, string) {
 	t.Helper()
+	code, answer, _ := call(t, ts, method, path, body, hdr...)
+	return code, answer
+}
+
+// call sends one request to ts and returns its status, body and headers.
+func call(t *testing.T, ts *testServer, method, path string, body io.Reader, hdr ...string) (int, string, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +94,25 @@ func (ts *testServer) do(t *testing.T, method, path string, body io.Reader, hdr 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// holdRoom starts uploading body as chunk 0 of "cam" on a raw connection,
+// sends its first MiB and returns once the upload holds its room under
+// MaxUploadBytes; the caller sends the rest.
+func holdRoom(t *testing.T, ts *testServer, body []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+	conn.Write(body[:1<<20])
+	for ts.srv.UploadBytesHeld() != int64(len(body)) {
+		time.Sleep(time.Millisecond) // polling until the upload holds its room
+	}
+	return conn
 }
 
 func put(t *testing.T, ts *testServer, stream string, n int, file string, hdr ...string) (int, string) {
@@ -678,16 +703,7 @@ func TestUploadRoomIsBounded(t *testing.T) {
 	chunks := makeChunks(t, 2)
 	ts := start(t, server.Config{MaxChunkBytes: 2 << 20, MaxUploadBytes: 3 << 20})
 	a, b := padded(t, chunks[0], 2<<20), padded(t, chunks[1], 2<<20)
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(a))
-	conn.Write(a[:1<<20])
-	for ts.srv.UploadBytesHeld() != 2<<20 {
-		time.Sleep(time.Millisecond) // polling until the first upload holds its room
-	}
+	conn := holdRoom(t, ts, a)
 	second := make(chan string, 1)
 	go func() {
 		code, body := ts.do(t, "PUT", "/ingest/cam/1", bytes.NewReader(b))
