@@ -112,11 +112,14 @@ func (ix *index) ranges(p *partInfo, lo, hi int, audio bool) ([]byteRange, []int
 	return out, counts
 }
 
-// opened is a job's reader, opened ahead.
+// opened is a job's reader, opened ahead. slot: it holds one of the
+// fetcher's places (release gives it back); a job not opened because the
+// context ended holds none.
 type opened struct {
 	r    io.ReadCloser
 	size int64
 	err  error
+	slot bool
 }
 
 // fetcher opens the readers of jobs in order, up to depth ahead of the
@@ -152,21 +155,26 @@ func newFetcher(ctx context.Context, jobs []job, depth int) *fetcher {
 				return
 			}
 			r, size, err := j.p.part.Open(ctx, j.off, j.n)
-			f.results[i] <- opened{r: r, size: size, err: err}
+			f.results[i] <- opened{r: r, size: size, err: err, slot: true}
 		}
 	}()
 	return f
 }
 
 // take returns the reader of the next job; the caller closes it and calls
-// release.
+// release with it.
 func (f *fetcher) take() opened {
 	o := <-f.results[f.next]
 	f.next++
 	return o
 }
 
-func (f *fetcher) release() { <-f.sem }
+// release gives back the place o holds, if any.
+func (f *fetcher) release(o opened) {
+	if o.slot {
+		<-f.sem
+	}
+}
 
 // close stops opening and closes the readers opened ahead.
 func (f *fetcher) close() {
@@ -176,10 +184,7 @@ func (f *fetcher) close() {
 		if o.r != nil {
 			o.r.Close()
 		}
-		select {
-		case <-f.sem:
-		default:
-		}
+		f.release(o)
 	}
 	<-f.done
 }
@@ -201,7 +206,7 @@ func eachJob(ctx context.Context, jobs []job, depth int, fn func(j *job, r io.Re
 		if o.r != nil {
 			o.r.Close()
 		}
-		f.release()
+		f.release(o)
 		if err != nil {
 			return partErr(j.p.part.Name, err)
 		}
