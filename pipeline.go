@@ -619,7 +619,9 @@ func (p *Pipeline) WriteAudio(ctx context.Context, a chunker.AudioSample) error 
 	return p.chunk.WriteAudio(ctx, a)
 }
 
-// Stats reports the counters of the stages.
+// Stats reports the counters of the stages (the chunker's as of its last
+// call that returned). It may be called from any goroutine, also while
+// another one writes.
 func (p *Pipeline) Stats() Stats {
 	ts := p.cfg.Timescale
 	if p.cfg.NoVideo && p.cfg.Audio != nil {

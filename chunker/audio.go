@@ -163,6 +163,7 @@ func (k *chunker) audioJumpThreshold() int64 {
 }
 
 func (k *chunker) WriteAudio(ctx context.Context, s AudioSample) error {
+	defer k.publish()
 	if err := k.usable(); err != nil {
 		return err
 	}

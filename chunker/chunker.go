@@ -329,7 +329,8 @@ type Chunker interface {
 	Break(ctx context.Context) error
 	// Close flushes and ends the stream. Write after Close is an error.
 	Close(ctx context.Context) error
-	// Stats reports counters.
+	// Stats reports the counters as of the last call that returned; unlike
+	// the other methods it may be called from any goroutine.
 	Stats() Stats
 	// Continuation returns where the chunker stands between segments
 	// (after Flush), for a Chunker that goes on from there

@@ -3,6 +3,7 @@ package chunker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -35,6 +36,12 @@ type container interface {
 // (clk), the open segment (seg), the audio track (aud) and a cut that
 // waits for the audio (cut).
 type chunker struct {
+	// smu guards shown: the counters as of the last call that returned,
+	// for Stats from any goroutine (stats changes in the hot path, with no
+	// lock)
+	smu   sync.Mutex
+	shown Stats
+
 	cfg  Config
 	out  Output
 	c    container
@@ -157,10 +164,24 @@ func New(cfg Config, out Output) (Chunker, error) {
 			return nil, err
 		}
 	}
+	k.publish()
 	return k, nil
 }
 
-func (k *chunker) Stats() Stats { return k.stats }
+// Stats returns the counters as of the last Write, WriteAudio, Flush,
+// Break or Close that returned; it is safe to call from any goroutine.
+func (k *chunker) Stats() Stats {
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	return k.shown
+}
+
+// publish makes the counters what Stats returns.
+func (k *chunker) publish() {
+	k.smu.Lock()
+	k.shown = k.stats
+	k.smu.Unlock()
+}
 
 // usable returns why the chunker takes no more input, or nil.
 func (k *chunker) usable() error {
@@ -174,6 +195,7 @@ func (k *chunker) usable() error {
 // timeline, take its parameter sets, then either wait with a cut that waits
 // for the audio, cut the open segment, or add it to the open segment.
 func (k *chunker) Write(ctx context.Context, s Sample) error {
+	defer k.publish()
 	if err := k.usable(); err != nil {
 		return err
 	}
@@ -736,6 +758,7 @@ func (k *chunker) countSegment(seg *Segment) {
 }
 
 func (k *chunker) Flush(ctx context.Context) error {
+	defer k.publish()
 	if err := k.usable(); err != nil {
 		return err
 	}
@@ -758,6 +781,7 @@ func (k *chunker) Flush(ctx context.Context) error {
 }
 
 func (k *chunker) Break(ctx context.Context) error {
+	defer k.publish()
 	if err := k.Flush(ctx); err != nil {
 		return err
 	}
@@ -771,6 +795,7 @@ func (k *chunker) Close(ctx context.Context) error {
 	if k.closed {
 		return nil
 	}
+	defer k.publish()
 	err := k.Flush(ctx)
 	k.closed = true
 	if a := k.aud; a != nil {
