@@ -22,7 +22,8 @@ import (
 // headers players need, answers HEAD and Range requests, gzips playlists for
 // clients that accept it, and never serves anything outside Prefix.
 type Handler struct {
-	// Bucket holds the objects.
+	// Bucket holds the objects. Without one, every request that names an
+	// object is answered 500.
 	Bucket *blob.Bucket
 	// Prefix is prepended to the request path to form the object key.
 	Prefix string
@@ -74,6 +75,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := h.Prefix + name
 	if ctype == "" || CheckKey(key) != nil || strings.Contains(r.URL.Path, "..") {
 		http.NotFound(w, r)
+		return
+	}
+	if h.Bucket == nil {
+		http.Error(w, "hls: Handler has no Bucket", http.StatusInternalServerError)
 		return
 	}
 	ctx := r.Context()

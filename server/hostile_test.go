@@ -316,3 +316,11 @@ func TestPushKeyframeLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestNilSource: Ingest of a nil source is an error, not a panic.
+func TestIngestNilSource(t *testing.T) {
+	ts := start(t, server.Config{})
+	if err := ts.srv.Ingest(t.Context(), "cam", nil, nil); err == nil {
+		t.Error("Ingest of a nil source: no error")
+	}
+}

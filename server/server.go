@@ -966,6 +966,9 @@ func (s *Server) Ingest(ctx context.Context, name string, src source.Source, sto
 	if !ValidStreamName(name) {
 		return fmt.Errorf("server: invalid stream name %q", name)
 	}
+	if src == nil {
+		return errors.New("server: Ingest of a nil source")
+	}
 	if stop == nil {
 		stop = func() {}
 	}

@@ -17,7 +17,7 @@ var (
 	ErrOverflow = errors.New("sink: too many bytes in flight")
 	// ErrClosed is returned by WriteInit and WriteSegment after Close.
 	ErrClosed = errors.New("sink: closed")
-	// ErrInvalid is returned for a nil init or segment, a segment of unknown
+	// ErrInvalid is returned for a nil init, segment or bucket, a segment of unknown
 	// format, an empty bucket URL, or a URL whose driver is not linked into
 	// the program (a [*DriverError], see [Open]).
 	ErrInvalid = errors.New("sink: invalid argument")

@@ -399,7 +399,8 @@ type job struct {
 	recovered bool   // left by an earlier Sink: check the bucket first
 }
 
-// New returns a Sink that uploads to b. The caller keeps ownership of b and
+// New returns a Sink that uploads to b (a nil b gives a Sink whose writes
+// return ErrInvalid). The caller keeps ownership of b and
 // closes it after the Sink's Close has returned. Uploads run on demand, and
 // Close waits for them; New starts goroutines only when Config.SpoolDir
 // holds objects left by an earlier Sink, which it queues for upload before
@@ -423,7 +424,7 @@ func New(b *blob.Bucket, cfg Config) *Sink {
 		cancel:   cancel,
 		changed:  make(chan struct{}),
 	}
-	if cfg.SpoolDir != "" {
+	if cfg.SpoolDir != "" && b != nil {
 		s.openSpool()
 	} else if cfg.Overflow == Spool {
 		s.log.Error("sink: overflow policy spool without a SpoolDir; the SpoolFull policy applies instead",
@@ -539,6 +540,9 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 	if init == nil {
 		return fmt.Errorf("%w: nil init", ErrInvalid)
 	}
+	if s.bucket == nil {
+		return fmt.Errorf("%w: nil bucket", ErrInvalid)
+	}
 	j := &job{
 		ctx:   ctx,
 		data:  init.Data,
@@ -569,6 +573,9 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 	if seg == nil {
 		return fmt.Errorf("%w: nil segment", ErrInvalid)
+	}
+	if s.bucket == nil {
+		return fmt.Errorf("%w: nil bucket", ErrInvalid)
 	}
 	if seg.Format != chunker.FMP4 && seg.Format != chunker.TS {
 		return fmt.Errorf("%w: segment %d has unknown format %v", ErrInvalid, seg.Seq, seg.Format)
@@ -959,7 +966,7 @@ func writeAll(ctx context.Context, b *blob.Bucket, key string, data []byte, opts
 // As through.
 func localDir(b *blob.Bucket) bool {
 	var fi os.FileInfo
-	return b.As(&fi)
+	return b != nil && b.As(&fi)
 }
 
 // finish records the outcome of j, releases its memory and delivers every

@@ -140,6 +140,9 @@ type sliceInfo struct {
 // the end of the first access unit, to learn the parameter sets and the
 // timing.
 func NewAnnexB(r io.Reader, opt Options) (*AnnexB, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil reader", ErrInvalid)
+	}
 	a := &AnnexB{
 		r:       r,
 		opt:     opt,

@@ -62,6 +62,9 @@ type sentParams struct {
 // make one timeline, on which a step forward inside a file is a pause of
 // its video.
 func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error) {
+	if open == nil {
+		return nil, fmt.Errorf("%w: nil open function", ErrInvalid)
+	}
 	c := &Chunks{open: open, opt: opt}
 	c.j = joined{next: c.openFile, handOver: shareParamSets, what: "chunk", log: opt.logger()}
 	if err := c.j.start(); err != nil {

@@ -141,6 +141,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 // used for sample data when available); fragmented files are read
 // sequentially and may come from any io.Reader.
 func NewMP4(r io.Reader, opt Options) (*MP4, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil reader", ErrInvalid)
+	}
 	m := &MP4{opt: opt, log: opt.logger(), size: -1}
 	if rs, ok := r.(io.ReadSeeker); ok {
 		if end, err := rs.Seek(0, io.SeekEnd); err == nil {

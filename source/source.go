@@ -318,6 +318,9 @@ func Open(path string, opt Options) (*File, error) {
 // Source. When r is an io.ReadSeeker it must be positioned at the start of
 // the input; otherwise MP4 input must be fragmented.
 func NewReader(r io.Reader, opt Options) (Source, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil reader", ErrInvalid)
+	}
 	return newSniffed(r, opt)
 }
 

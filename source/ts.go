@@ -71,6 +71,9 @@ const maxTSHead = 32 << 20
 // bytes is rejected with ErrInvalid; input with neither an H.264 nor an AAC
 // track with ErrUnsupported.
 func NewTS(r io.Reader, opt Options) (*TS, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil reader", ErrInvalid)
+	}
 	t := &TS{log: opt.logger()}
 	if err := t.open(r); err != nil {
 		return nil, fmt.Errorf("source: ts: %w", fromDemux(err))

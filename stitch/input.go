@@ -152,6 +152,9 @@ func ReaderAtPart(name string, r io.ReaderAt, size int64) Part {
 	return Part{
 		Name: name,
 		Open: func(_ context.Context, off, n int64) (io.ReadCloser, int64, error) {
+			if r == nil {
+				return nil, 0, fmt.Errorf("%w: part %q has no reader", ErrInvalid, name)
+			}
 			off = min(max(off, 0), size)
 			if n < 0 || n > size-off {
 				n = size - off
