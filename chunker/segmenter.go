@@ -209,7 +209,7 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		return fail(err)
 	}
 	k.clk.unwrapSample(&s, k.aud, k.cfg.Timescale)
-	if s.PTS < s.DTS && k.cfg.Format == TS {
+	if s.PTS < s.DTS {
 		return fail(fmt.Errorf("%w: PTS %d before DTS %d", ErrInvalidSample, s.PTS, s.DTS))
 	}
 	step := k.step(&s)
