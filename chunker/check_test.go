@@ -51,3 +51,18 @@ func TestCheckAccessUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestPTSBeforeDTS: a sample presented before it is decoded is refused,
+// as documented, in both formats (fMP4 used to take it).
+func TestPTSBeforeDTS(t *testing.T) {
+	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		c, err := chunker.New(chunker.Config{Format: f}, &collector{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Write(t.Context(), chunker.Sample{DTS: 3000, PTS: 0, NALUs: [][]byte{{0x65, 0x88, 0x84, 0x00}}})
+		if !errors.Is(err, chunker.ErrInvalidSample) {
+			t.Errorf("%v: PTS before DTS: %v, want ErrInvalidSample", f, err)
+		}
+	}
+}
