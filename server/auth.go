@@ -266,7 +266,12 @@ func credential(r *http.Request) (cred string, fromHeader bool) {
 // with the methods allowed.
 func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Allow", "OPTIONS, PUT, POST")
+	// A chunk takes PUT; a push and an end, POST.
+	method := http.MethodPost
+	if n := r.PathValue("n"); n != "" && n != "end" {
+		method = http.MethodPut
+	}
+	h.Set("Allow", "OPTIONS, "+method)
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		w.WriteHeader(http.StatusNoContent)
@@ -278,7 +283,7 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Methods", "PUT, POST")
+	h.Set("Access-Control-Allow-Methods", method)
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)

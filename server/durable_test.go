@@ -311,6 +311,10 @@ func TestBrokenPushContinues(t *testing.T) {
 		conn.Write(data[off:end])
 		io.WriteString(conn, "\r\n")
 	}
+	// Closed once the server has recorded some of it (a connection closed
+	// at once can be reset before the server reads what it holds: then
+	// nothing was recorded, which no one was told otherwise).
+	waitSegments(t, ts.bucket, "cam/index.m3u8", 1)
 	conn.Close()
 
 	// The second push (the device's encoder started again). Until the

@@ -37,9 +37,9 @@ var (
 	ErrInvalidChunk = errors.New("invalid chunk")
 	// ErrTooLarge: an upload over Config.MaxChunkBytes (413).
 	ErrTooLarge = errors.New("chunk too large")
-	// ErrOverloaded: the server had no room (Config.MaxUploadBytes) to
-	// read an upload within Config.UploadWait (503 with Retry-After:
-	// nothing of it is recorded; send it again).
+	// ErrOverloaded: the server has no room (Config.MaxUploadBytes) or no
+	// disk to hold an upload (503 with Retry-After: nothing of it is
+	// recorded; send it again).
 	ErrOverloaded = errors.New("server at its upload limit")
 	// ErrSlowUpload: an upload whose body came slower than
 	// Config.MinUploadRate (408; nothing of it is recorded: send it again).

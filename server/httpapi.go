@@ -144,7 +144,7 @@ func streamsPageOf(r *http.Request) (StreamsPage, error) {
 	var p StreamsPage
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || n > MaxStreamsLimit {
 			return p, fmt.Errorf("invalid limit %q (1 to %d)", v, MaxStreamsLimit)
 		}
 		p.Limit = n

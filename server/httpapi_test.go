@@ -287,7 +287,7 @@ func TestMissingChunksAreRanges(t *testing.T) {
 	}
 	in.SetMissing([][2]uint64{{3, 3}, {7, 9}})
 	b, _ := json.Marshal(in)
-	if !strings.Contains(string(b), `"chunks_missing":[[3,3],[7,9]],"chunks_missing_ranges":2,"chunks_missing_count":4`) {
+	if !strings.Contains(string(b), `"chunks_missing_spans":[[3,3],[7,9]],"chunks_missing_spans_total":2,"chunks_missing_count":4`) {
 		t.Errorf("JSON: %s", b)
 	}
 	in.SetMissing(nil)
@@ -312,6 +312,8 @@ func TestIngestMethodsJSON(t *testing.T) {
 		{"DELETE", "/ingest/x/end", 405, "POST"},
 		{"GET", "/ingest/x/3/4", 404, ""},
 		{"GET", "/ingest/", 404, ""},
+		{"PUT", "/ingest/x/end", 405, "POST"},
+		{"PUT", "/ingest/x/01", 400, ""},         // one spelling per chunk number
 		{"PUT", "/ingest/x/notanumber", 400, ""}, // the chunk route, not shadowed
 		{"POST", "/ingest/nothing/end", 404, ""}, // the end route, not shadowed
 	} {

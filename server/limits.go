@@ -32,16 +32,13 @@ func (s *Server) limits() chunkLimits {
 
 // keyframeWatch follows a stream's packets and refuses a stretch without
 // a picture a segment may start at (IDR; with openGOP, a recovery point)
-// that is longer, in time or bytes, than the limits: the same rule for
-// chunks (checkChunk) and pushes (record).
+// that is longer, in time, bytes or samples, than the limits: the same
+// rule for chunks (checkChunk, one timeline) and pushes (record, which
+// calls cut where the chunker cut at a timestamp jump).
 type keyframeWatch struct {
 	lim       chunkLimits
 	timescale int64 // of the video's DTS
 	maxTicks  int64
-	// jumps: the input's timestamps may jump (MPEG-TS): a step of a
-	// picture past the limit is a jump, where the chunker cuts, not a
-	// long picture
-	jumps bool
 
 	started        bool
 	keyDTS, last   int64 // DTS of the last keyframe and of the last picture
@@ -49,10 +46,15 @@ type keyframeWatch struct {
 	samples        int   // since keyDTS
 }
 
-func newKeyframeWatch(lim chunkLimits, timescale uint32, jumps bool) *keyframeWatch {
+func newKeyframeWatch(lim chunkLimits, timescale uint32) *keyframeWatch {
 	ts := max(int64(timescale), 1)
-	return &keyframeWatch{lim: lim, timescale: ts, maxTicks: int64(lim.keyint.Seconds() * float64(ts)), jumps: jumps}
+	return &keyframeWatch{lim: lim, timescale: ts, maxTicks: int64(lim.keyint.Seconds() * float64(ts))}
 }
+
+// cut starts the stretch again at the next picture: the chunker cut a
+// segment there without a keyframe (at a timestamp jump: the chunker's
+// rule, timeline.Classify, says where; the watch does not guess it).
+func (k *keyframeWatch) cut() { k.started = false }
 
 // see takes the next packet.
 func (k *keyframeWatch) see(p source.Packet) error {
@@ -65,8 +67,7 @@ func (k *keyframeWatch) see(p source.Packet) error {
 	for _, n := range v.NALUs {
 		k.bytes += int64(len(n))
 	}
-	jump := k.jumps && k.started && (v.DTS < k.last || v.DTS-k.last > k.maxTicks)
-	if !k.started || jump || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
+	if !k.started || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
 		k.started, k.keyDTS, k.bytes, k.samples = true, v.DTS, 0, 1
 		for _, n := range v.NALUs {
 			k.bytes += int64(len(n))

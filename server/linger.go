@@ -61,10 +61,15 @@ func (e *eofReader) Close() error { return e.r.Close() }
 // Config.MinUploadRate, before it is cut off as too slow.
 const uploadGrace = 5 * time.Second
 
+// uploadIdle is the longest an upload may send nothing, whatever it sent
+// before (a client that sent fast must not earn minutes of silence).
+const uploadIdle = 30 * time.Second
+
 // rateReader cuts off a body that arrives slower than rate bytes a second
-// on average (after uploadGrace): before each read it sets the
-// connection's read deadline to when the bytes read so far, and the next
-// ones, are due. A read past it fails with ErrSlowUpload.
+// on average (after uploadGrace), or that sends nothing for uploadIdle:
+// before each read it sets the connection's read deadline to when the
+// bytes read so far, and the next ones, are due (uploadIdle from now at
+// the latest). A read past it fails with ErrSlowUpload.
 type rateReader struct {
 	r     io.ReadCloser
 	rc    *http.ResponseController
@@ -76,12 +81,21 @@ type rateReader struct {
 func (rr *rateReader) Read(p []byte) (int, error) {
 	p = p[:min(len(p), 64<<10)] // the deadline allows for what is asked
 	due := rr.start.Add(uploadGrace + time.Duration(float64(rr.n+int64(len(p)))/float64(rr.rate)*float64(time.Second)))
-	_ = rr.rc.SetReadDeadline(due)
+	idle := time.Now().Add(uploadIdle)
+	deadline := due
+	if idle.Before(due) {
+		deadline = idle
+	}
+	_ = rr.rc.SetReadDeadline(deadline)
 	n, err := rr.r.Read(p)
 	rr.n += int64(n)
-	if err != nil && !errors.Is(err, io.EOF) && time.Now().After(due) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+	case time.Now().After(due):
 		err = fmt.Errorf("%w: %d bytes in %v (the minimum is %d bytes a second)", ErrSlowUpload, rr.n,
 			time.Since(rr.start).Round(time.Millisecond), rr.rate)
+	case time.Now().After(idle):
+		err = fmt.Errorf("%w: nothing for %v after %d bytes", ErrSlowUpload, uploadIdle, rr.n)
 	}
 	return n, err
 }

@@ -36,7 +36,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, base string, bo
 		return true
 	}
 	if body != nil {
+		// A body the transport can send again (on a kept-alive
+		// connection the other node closed meanwhile).
 		req.ContentLength = body.Size()
+		req.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(body, 0, body.Size())), nil
+		}
 	}
 	for _, h := range []string{"Authorization", "Content-Type"} {
 		if v := r.Header.Get(h); v != "" {
@@ -121,7 +126,13 @@ func (s *Server) sweep(ctx context.Context) {
 		if st, _ := s.getStream(name, false); st != nil {
 			if st.idle() {
 				s.cfg.Logger.Info("stream idle; ending it", "stream", name)
-				if err := st.end(ctx); err != nil && !errors.Is(err, errGone) {
+				err := st.end(ctx)
+				if errors.Is(err, errStale) || errors.Is(err, errGone) {
+					// Its lease ran out while it was idle: ended from the
+					// store, as any node would.
+					err = s.end(ctx, name, false)
+				}
+				if err != nil && !errors.Is(err, ErrEnded) {
 					s.cfg.Logger.Warn("ending an idle stream", "stream", name, "err", err)
 				}
 			}
@@ -136,7 +147,11 @@ func (s *Server) sweep(ctx context.Context) {
 			// earlier process: nobody is finishing it.)
 			s.complete(ctx, name, saved, v)
 		case now.After(saved.Active.Add(s.cfg.IdleTimeout)):
-			s.cfg.Logger.Info("stream idle and its node gone; ending it", "stream", name, "node", saved.Owner)
+			if saved.Owner == s.cfg.NodeID {
+				s.cfg.Logger.Info("stream idle; ending it", "stream", name)
+			} else {
+				s.cfg.Logger.Info("stream idle and its node gone; ending it", "stream", name, "node", saved.Owner)
+			}
 			if err := s.end(ctx, name, false); err != nil && !errors.Is(err, ErrEnded) {
 				s.cfg.Logger.Warn("ending an idle stream", "stream", name, "err", err)
 			}

@@ -50,7 +50,6 @@ import (
 	"github.com/livechunk/livechunk/stitch"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
-	"golang.org/x/sync/semaphore"
 )
 
 // StitchFunc joins the recording whose media playlist is at playlistKey in b
@@ -114,19 +113,20 @@ type Config struct {
 	// cut off with 408, so that a client that trickles bytes does not hold
 	// a connection and its room for ever. Default 16 KiB/s.
 	MinUploadRate int64
-	// MaxUploadBytes bounds the bytes of the chunk uploads being read and
-	// checked at once, over all requests: an upload waits for room (its
-	// declared length, or MaxChunkBytes without one) before its body is
-	// read past the first bytes, for at most UploadWait (then 503 with
-	// Retry-After). Default 1 GiB; never below MaxChunkBytes.
+	// MaxUploadBytes bounds the bytes of chunk bodies held on disk (see
+	// MaxUploadMemory), over all uploads being read and the chunks that
+	// wait for an earlier one. It is taken as the bytes arrive, so that a
+	// client holds only what it has sent: an upload that finds it full
+	// is refused at once with 503 and Retry-After (ErrOverloaded).
+	// Default 1 GiB; never below MaxChunkBytes.
 	MaxUploadBytes int64
-	// UploadWait bounds the wait for room under MaxUploadBytes. Default
-	// 10 s.
-	UploadWait time.Duration
 	// MaxUploadMemory bounds the bytes of chunk bodies held in memory, over
-	// all requests and the chunks that wait for an earlier one: a body the
-	// room cannot take at once (or of undeclared length) goes to a
-	// temporary file in SpoolDir instead. Default 128 MiB.
+	// all requests and the chunks that wait for an earlier one: a body of
+	// declared length that it can take at once is read into memory (and
+	// holds its room until it is fed); any other goes to a temporary file
+	// in SpoolDir, under MaxUploadBytes. (Checking a fragmented MP4
+	// chunk reads each of its mdat boxes into memory, outside this room,
+	// up to MaxChunkBytes.) Default 128 MiB.
 	MaxUploadMemory int64
 	// SpoolDir holds the temporary files of chunk bodies (unlinked as they
 	// are made; see MaxUploadMemory). New makes it unless it exists, and
@@ -139,11 +139,13 @@ type Config struct {
 	// for a push. Default 200000 (over 30 minutes of 60 fps video with
 	// 48 kHz AAC).
 	MaxChunkSamples int
-	// MaxKeyframeInterval bounds how long a chunk may go from a picture
-	// where a segment may start (an IDR picture; with OpenGOP also a
-	// recovery point) to the next, or to its end: no segment can be
-	// shorter, and every viewer's playlist takes the longest segment as
-	// its target duration. Default 4 × SegmentDuration, at least 20 s.
+	// MaxKeyframeInterval bounds how long a chunk or a push may go from a
+	// picture where a segment may start (an IDR picture; with OpenGOP also
+	// a recovery point) to the next, or to a chunk's end: no segment can
+	// be shorter, it is held in memory whole, and every viewer's playlist
+	// takes the longest segment as its target duration. A chunk over it is
+	// refused (422, ErrRareKeyframes); a push stops there. Default 4 ×
+	// SegmentDuration, at least 20 s.
 	MaxKeyframeInterval time.Duration
 	// MaxStreams bounds the streams ingesting at the same time. Default 64.
 	MaxStreams int
@@ -212,10 +214,8 @@ type Server struct {
 	draining bool
 	requests sync.WaitGroup
 	inflight atomic.Int64 // the requests counted in requests
-	// uploads holds Config.MaxUploadBytes; held counts what is taken
-	uploads *semaphore.Weighted
-	spool   spooler
-	held    atomic.Int64
+	spool    spooler
+	held     atomic.Int64
 	// finishing is the context of the recordings being finished (VOD
 	// files stitched) after their end; Shutdown cancels it when its own
 	// context is done
@@ -275,9 +275,6 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxUploadBytes = 1 << 30
 	}
 	cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, cfg.MaxChunkBytes)
-	if cfg.UploadWait <= 0 {
-		cfg.UploadWait = 10 * time.Second
-	}
 	if cfg.MaxUploadMemory <= 0 {
 		cfg.MaxUploadMemory = 128 << 20
 	}
@@ -326,7 +323,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, guard: g, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
-		uploads: semaphore.NewWeighted(cfg.MaxUploadBytes), spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory)}}
+		spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory), disk: newRoom(cfg.MaxUploadBytes)}}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
@@ -505,13 +502,19 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.leave()
-	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
-	if err != nil || n > 1_000_000 {
-		failStatus(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000)", r.PathValue("n"))
+	if r.PathValue("n") == "end" {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		failStatus(w, http.StatusMethodNotAllowed, "%s is not allowed on %q (allowed: POST)", r.Method, r.URL.Path)
 		return
 	}
-	body, release, err := s.readChunk(w, r)
-	defer release()
+	// One spelling per number ("01" is not chunk 1): a chunk's number is
+	// its identity for retries.
+	n, err := strconv.ParseUint(r.PathValue("n"), 10, 32)
+	if err != nil || n > 1_000_000 || strconv.FormatUint(n, 10) != r.PathValue("n") {
+		failStatus(w, http.StatusBadRequest, "invalid chunk number %q (0 to 1000000, without leading zeros)", r.PathValue("n"))
+		return
+	}
+	body, err := s.readChunk(w, r)
 	if err != nil {
 		fail(w, err, "chunk %d of %q", n, name)
 		return
@@ -530,6 +533,8 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if err != nil || (res.Status != "recorded" && res.Status != "buffered") {
 			body.close()
+		} else {
+			c.kept.Store(true)
 		}
 	}()
 	if r.Header.Get(forwardedHeader) != "" {
@@ -581,68 +586,36 @@ func answer(w http.ResponseWriter, res ChunkResult, err error, format string, a 
 	writeJSON(w, http.StatusOK, res)
 }
 
-// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes, once it
-// has room under Config.MaxUploadBytes (waiting at most
-// Config.UploadWait), into memory or a temporary file (see spooler);
-// release gives that room back (after the chunk is processed; also on
-// error). Its first box header is checked before the rest is read: an
-// upload that is not an MP4 file is refused at once (and drained, see
-// lingering), not read whole.
-func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (u *upload, release func(), err error) {
+// readChunk reads an uploaded chunk, up to Config.MaxChunkBytes, into
+// memory or a temporary file (see spooler). Its first box header is
+// checked before the rest is read: an upload that is not an MP4 file is
+// refused at once (and drained, see lingering), not read whole.
+func (s *Server) readChunk(w http.ResponseWriter, r *http.Request) (*upload, error) {
 	if r.ContentLength > s.cfg.MaxChunkBytes {
-		return nil, func() {}, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
-	}
-	var taken int64
-	release = func() {
-		s.uploads.Release(taken)
-		s.held.Add(-taken)
-		taken = 0
-	}
-	take := func(n int64) error {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UploadWait)
-		defer cancel()
-		if err := s.uploads.Acquire(ctx, n); err != nil {
-			if r.Context().Err() == nil {
-				return fmt.Errorf("%w: no room to read the chunk within %s", ErrOverloaded, s.cfg.UploadWait)
-			}
-			return fmt.Errorf("waiting for room to read the chunk: %w", err)
-		}
-		taken += n
-		s.held.Add(n)
-		return nil
+		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, r.ContentLength, s.cfg.MaxChunkBytes)
 	}
 	body := &rateReader{r: r.Body, rc: http.NewResponseController(w), rate: s.cfg.MinUploadRate, start: time.Now()}
 	var head [8]byte
 	if n, err := io.ReadFull(body, head[:]); n == 0 && err == io.EOF {
-		return nil, release, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
+		return nil, fmt.Errorf("%w: an empty body", ErrInvalidChunk)
 	} else if errors.Is(err, ErrSlowUpload) {
-		return nil, release, err
+		return nil, err
 	} else if err != nil {
-		return nil, release, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
+		return nil, fmt.Errorf("%w: %d bytes, too short for an MP4 file", ErrInvalidChunk, n)
 	}
 	if !mp4Start(head[:]) {
-		return nil, release, fmt.Errorf("%w: not an MP4 file (it starts with % x)", ErrInvalidChunk, head)
+		return nil, fmt.Errorf("%w: not an MP4 file (it starts with % x)", ErrInvalidChunk, head)
 	}
-	// Room for the declared length, or for the largest chunk when the
-	// length is not declared (a chunked upload), taken at once: uploads
-	// that each hold part and wait for more could wait for each other.
-	room := r.ContentLength
-	if room < 0 {
-		room = s.cfg.MaxChunkBytes
-	}
-	if err := take(max(room, int64(len(head)))); err != nil {
-		return nil, release, err
-	}
-	u, err = s.spool.spool(head[:], body, r.ContentLength, s.cfg.MaxChunkBytes)
+	u, err := s.spool.spool(head[:], body, r.ContentLength, s.cfg.MaxChunkBytes)
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		return nil, release, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
+		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, s.cfg.MaxChunkBytes)
 	case errors.Is(err, ErrSlowUpload), errors.Is(err, ErrOverloaded):
-		return nil, release, err
+		return nil, err
 	case err != nil:
-		return nil, release, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
+		return nil, fmt.Errorf("%w: reading it: %w", ErrInvalidChunk, err)
 	}
-	return u, release, nil
+	return u, nil
 }
 
 // mp4Start reports whether head, a file's first 8 bytes, is the header of
@@ -813,8 +786,8 @@ type StreamInfo struct {
 	Watch         string      `json:"watch"`
 	VOD           string      `json:"vod,omitempty"`
 	Chunks        uint64      `json:"chunks_received,omitempty"`
-	Missing       [][2]uint64 `json:"chunks_missing,omitempty"`
-	MissingRanges int         `json:"chunks_missing_ranges,omitempty"`
+	Missing       [][2]uint64 `json:"chunks_missing_spans,omitempty"`
+	MissingRanges int         `json:"chunks_missing_spans_total,omitempty"`
 	MissingCount  uint64      `json:"chunks_missing_count,omitempty"`
 }
 
@@ -996,6 +969,10 @@ func (s *Server) newPipeline(ctx context.Context, name string, info source.Info,
 	start := s.cfg.StartDuration
 	if chunks {
 		start = 0
+		// A chunk's bit rate is its file size over its duration: a client
+		// that pads its chunks would size every segment buffer of the
+		// stream by it. The buffers grow with the real segments instead.
+		info.Bitrate = 0
 	}
 	return livechunk.NewPipeline(ctx, s.cfg.Bucket, livechunk.Config{
 		Continue:        cont,

@@ -98,9 +98,9 @@ func call(t *testing.T, ts *testServer, method, path string, body io.Reader, hdr
 }
 
 // holdRoom starts uploading body as chunk 0 of "cam" on a raw connection,
-// sends its first MiB and returns once the upload holds its room under
-// MaxUploadBytes; the caller sends the rest.
-func holdRoom(t *testing.T, ts *testServer, body []byte) net.Conn {
+// sends its first n bytes and returns once the upload holds them in the
+// spool's room; the caller sends the rest.
+func holdRoom(t *testing.T, ts *testServer, body []byte, n int) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
 	if err != nil {
@@ -108,9 +108,9 @@ func holdRoom(t *testing.T, ts *testServer, body []byte) net.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
-	conn.Write(body[:1<<20])
-	for ts.srv.UploadBytesHeld() != int64(len(body)) {
-		time.Sleep(time.Millisecond) // polling until the upload holds its room
+	conn.Write(body[:n])
+	for ts.srv.UploadBytesHeld() != int64(n) {
+		time.Sleep(time.Millisecond) // polling until the server holds what was sent
 	}
 	return conn
 }
@@ -695,35 +695,30 @@ func padded(t *testing.T, file string, size int) []byte {
 	return append(data, free...)
 }
 
-// TestUploadRoomIsBounded: with room for 3 MiB of uploads, an upload of
-// 2 MiB whose body is half sent holds its room, and a second one of 2 MiB,
-// sent whole, waits for it: it is answered only after the first one.
+// TestUploadRoomIsBounded: with room for 3 MiB of spooled uploads, an
+// upload of 2.5 MiB whose body is partly sent holds what it sent (2 MiB,
+// not what it declared); a second upload of 2 MiB is refused at once
+// with 503 and Retry-After once it finds the room full (nothing waits,
+// so that clients that trickle cannot hold others back); the first one
+// is then recorded, gives its room back, and the second sent again is
+// recorded.
 func TestUploadRoomIsBounded(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	chunks := makeChunks(t, 2)
-	ts := start(t, server.Config{MaxChunkBytes: 2 << 20, MaxUploadBytes: 3 << 20})
-	a, b := padded(t, chunks[0], 2<<20), padded(t, chunks[1], 2<<20)
-	conn := holdRoom(t, ts, a)
-	second := make(chan string, 1)
-	go func() {
-		code, body := ts.do(t, "PUT", "/ingest/cam/1", bytes.NewReader(b))
-		second <- fmt.Sprintf("%d %s", code, body)
-	}()
-	for ts.srv.InFlight() != 2 {
-		time.Sleep(time.Millisecond) // polling until the second upload is being handled
+	ts := start(t, server.Config{MaxChunkBytes: 3 << 20, MaxUploadBytes: 3 << 20, MaxUploadMemory: 1})
+	a, b := padded(t, chunks[0], 5<<19), padded(t, chunks[1], 2<<20)
+	conn := holdRoom(t, ts, a, 2<<20)
+	code, answer, h := call(t, ts, "PUT", "/ingest/cam/1", bytes.NewReader(b))
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(answer, "MaxUploadBytes") {
+		t.Fatalf("an upload that finds the room full: %d %s (Retry-After %q)", code, answer, h.Get("Retry-After"))
 	}
-	select {
-	case got := <-second:
-		t.Fatalf("the second upload was answered while the first held the room: %s", got)
-	case <-time.After(2 * time.Second): // it waits (read at once, it would be answered within milliseconds)
-	}
-	conn.Write(a[1<<20:])
+	conn.Write(a[2<<20:])
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the first upload: %v %v", resp, err)
 	}
-	if got := <-second; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"recorded"`) {
-		t.Fatalf("the second upload: %s", got)
+	if code, answer := ts.do(t, "PUT", "/ingest/cam/1", bytes.NewReader(b)); code != 200 || !strings.Contains(answer, `"recorded"`) {
+		t.Fatalf("the second upload sent again: %d %s", code, answer)
 	}
 	if held := ts.srv.UploadBytesHeld(); held != 0 {
 		t.Errorf("%d bytes of room still held", held)

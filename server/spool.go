@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +31,9 @@ type upload struct {
 
 // spooler makes uploads.
 type spooler struct {
-	dir string
-	mem *room // Config.MaxUploadMemory
+	dir  string
+	mem  *room // Config.MaxUploadMemory, taken whole
+	disk *room // Config.MaxUploadBytes, taken as the bytes are written
 }
 
 // checkSpoolDir makes dir unless it exists, and checks that a file can be
@@ -58,13 +60,14 @@ func (sp *spooler) spool(head []byte, r io.Reader, size, limit int64) (*upload, 
 	h := sha256.New()
 	h.Write(head)
 	u := &upload{}
-	if size >= 0 && size <= limit && sp.mem.tryTake(size) {
+	if size >= int64(len(head)) && size <= limit && sp.mem.tryTake(size) {
 		n := size
 		u.free = func() { sp.mem.give(n) }
-		buf := bytes.NewBuffer(make([]byte, 0, max(size, int64(len(head)))))
-		buf.Write(head)
-		// The declared length is the most that is read into memory.
-		if _, err := buf.ReadFrom(io.TeeReader(io.LimitReader(r, size-int64(len(head))), h)); err != nil {
+		// Exactly the declared length, read in place: the memory held is
+		// the room taken.
+		u.mem = make([]byte, size)
+		copy(u.mem, head)
+		if _, err := io.ReadFull(io.TeeReader(r, h), u.mem[len(head):]); err != nil {
 			u.close()
 			return nil, err
 		}
@@ -75,16 +78,22 @@ func (sp *spooler) spool(head []byte, r io.Reader, size, limit int64) (*upload, 
 			}
 			return nil, errTooLong
 		}
-		u.mem, u.size = buf.Bytes(), int64(buf.Len())
+		u.size = size
 	} else {
 		f, err := os.CreateTemp(sp.dir, "livechunk-upload-*")
 		if err != nil {
 			return nil, fmt.Errorf("%w: spooling the upload: %w", ErrOverloaded, err)
 		}
-		os.Remove(f.Name())
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%w: spooling the upload: %w", ErrOverloaded, err)
+		}
 		u.file = f
-		fw := &fileWriter{f: f}
-		n, err := io.Copy(io.MultiWriter(fw, h), io.MultiReader(bytes.NewReader(head), io.LimitReader(r, limit-int64(len(head))+1)))
+		fw := &fileWriter{f: f, room: sp.disk}
+		u.free = func() { sp.disk.give(fw.taken) }
+		fw.Write(head) // hashed above
+		n, err := io.Copy(io.MultiWriter(fw, h), io.LimitReader(r, limit-int64(len(head))+1))
+		n += int64(len(head))
 		if fw.err != nil {
 			err = fmt.Errorf("%w: spooling the upload: %w", ErrOverloaded, fw.err)
 		}
@@ -103,14 +112,27 @@ func (sp *spooler) spool(head []byte, r io.Reader, size, limit int64) (*upload, 
 	return u, nil
 }
 
-// fileWriter keeps the error of the file it writes, to tell it from the
-// body's.
+// fileWriter writes a spool file, taking room for the bytes as it goes,
+// and keeps its error, to tell it from the body's.
 type fileWriter struct {
-	f   *os.File
-	err error
+	f     *os.File
+	room  *room
+	taken int64 // given back by the upload's free
+	err   error
 }
 
+// errSpoolFull: the room of the spool files is taken.
+var errSpoolFull = errors.New("the uploads being held fill the room given to them (MaxUploadBytes)")
+
 func (w *fileWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.room.tryTake(int64(len(p))) {
+		w.err = errSpoolFull
+		return 0, w.err
+	}
+	w.taken += int64(len(p))
 	n, err := w.f.Write(p)
 	if err != nil {
 		w.err = err
@@ -120,12 +142,6 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 
 // errTooLong: a body over the limit given to spool.
 var errTooLong = fmt.Errorf("%w: the body is longer than allowed", ErrTooLarge)
-
-// memUpload is an upload of bytes already in memory (a chunk read back
-// from the store), which takes no room.
-func memUpload(b []byte) *upload {
-	return &upload{mem: b, size: int64(len(b)), sum: digest(sha256.Sum256(b))}
-}
 
 // arm makes the garbage collector close u if nobody does.
 func (u *upload) arm() {
@@ -167,14 +183,42 @@ func (u *upload) close() {
 	})
 }
 
-// closingReader is a reader over an upload that closes the upload when
-// it is closed (by the stream's source, after the chunk's last sample).
+// closingReader is a reader over an upload, for the stream's source, that
+// closes the upload when it is closed (after the chunk's last sample) and
+// lets go of its bytes then: the source may keep the reader until the
+// next chunk.
 type closingReader struct {
-	*io.SectionReader
-	u *upload
+	sr *io.SectionReader
+	u  *upload
 }
 
-func (r closingReader) Close() error {
+func newClosingReader(u *upload) *closingReader { return &closingReader{sr: u.reader(), u: u} }
+
+var errReaderClosed = errors.New("server: chunk reader closed")
+
+func (r *closingReader) Read(p []byte) (int, error) {
+	if r.sr == nil {
+		return 0, errReaderClosed
+	}
+	return r.sr.Read(p)
+}
+
+func (r *closingReader) ReadAt(p []byte, off int64) (int, error) {
+	if r.sr == nil {
+		return 0, errReaderClosed
+	}
+	return r.sr.ReadAt(p, off)
+}
+
+func (r *closingReader) Seek(off int64, whence int) (int64, error) {
+	if r.sr == nil {
+		return 0, errReaderClosed
+	}
+	return r.sr.Seek(off, whence)
+}
+
+func (r *closingReader) Close() error {
+	r.sr = nil
 	r.u.close()
 	return nil
 }

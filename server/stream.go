@@ -22,7 +22,11 @@ import (
 // chunk is an upload that passed checkChunk: its bytes, which the stream's
 // source reads when the chunk's turn comes, and what the check learnt.
 type chunk struct {
+	// body: the stream closes it once fed, or once the stream object is
+	// gone if kept (the request that brought it got its 2xx; until then
+	// the request closes it on an error)
 	body    *upload
+	kept    atomic.Bool
 	audio   *source.AudioInfo // its AAC track, nil without
 	ignored []string          // audio codecs not recorded
 	sum     digest            // of the upload: a retry must be the same bytes
@@ -59,7 +63,7 @@ func checkChunk(u *upload, lim chunkLimits) (*chunk, error) {
 			return nil, bad(err)
 		}
 	}
-	keys := newKeyframeWatch(lim, info.Timescale, false)
+	keys := newKeyframeWatch(lim, info.Timescale)
 	pictures, samples, lastDTS := 0, 0, int64(0)
 	for {
 		p, err := src.NextPacket()
@@ -175,6 +179,18 @@ func (st *stream) setState(state string) {
 func (st *stream) setGone() {
 	st.gone = true
 	st.counts.Store(false)
+	// The chunks that wait or were not opened yet: the next stream object
+	// reads them back from the journal.
+	for _, c := range st.pending {
+		if c.kept.Load() {
+			c.body.close()
+		}
+	}
+	for _, c := range st.feed {
+		if c.kept.Load() {
+			c.body.close()
+		}
+	}
 }
 
 // errGone: the stream object was dropped while a request waited for it;
@@ -614,10 +630,10 @@ func (st *stream) drain(ctx context.Context, flush bool) (fed int, err error) {
 			// the gap becomes a discontinuity.
 			first := slices.Min(slices.Collect(maps.Keys(st.pending)))
 			st.missing = append(st.missing, span{st.next, first - 1})
-			if len(st.missing) > maxGaps {
+			if k := len(st.missing) - maxGaps; k > 0 {
 				// The state, written with every chunk, stays bounded.
-				st.forgotten = st.missing[0][1] + 1
-				st.missing = slices.Clone(st.missing[1:])
+				st.forgotten = st.missing[k-1][1] + 1
+				st.missing = slices.Clone(st.missing[k:])
 			}
 			st.srv.cfg.Logger.Warn("chunks missing; continuing after a discontinuity", "stream", st.name, "from", st.next, "to", first-1)
 			if st.p != nil {
@@ -725,7 +741,7 @@ func (st *stream) nextChunk(int) (io.Reader, error) {
 	}
 	c := st.feed[0]
 	st.feed = st.feed[1:]
-	return closingReader{c.body.reader(), c.body}, nil
+	return newClosingReader(c.body), nil
 }
 
 // PushResult is the JSON answer when a pushed body ends.
@@ -838,14 +854,12 @@ func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open 
 	st.p = p
 	st.mu.Unlock()
 	var readErr error
-	keys := newKeyframeWatch(st.srv.limits(), src.Info().Timescale, !src.Info().OneTimeline)
+	keys := newKeyframeWatch(st.srv.limits(), src.Info().Timescale)
+	segments := int64(0)
 	for {
 		pk, err := src.NextPacket()
 		if err == io.EOF {
 			break
-		}
-		if err == nil && !src.Info().NoVideo {
-			err = keys.see(pk)
 		}
 		if err != nil {
 			readErr = err
@@ -854,6 +868,16 @@ func (st *stream) record(ctx context.Context, inProcess bool, stop func(), open 
 		if err := p.WritePacket(ctx, pk); err != nil {
 			readErr = err
 			break
+		}
+		if !src.Info().NoVideo {
+			if n := p.Stats().Chunker.Segments; n != segments {
+				segments = n
+				keys.cut()
+			}
+			if err := keys.see(pk); err != nil {
+				readErr = err
+				break
+			}
 		}
 		if pk.Kind == source.KindVideo {
 			res.Samples++
@@ -958,6 +982,12 @@ func (st *stream) pauseChunks(ctx context.Context) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.gone || st.state != "live" || !st.loaded {
+		return nil
+	}
+	if !time.Now().Before(st.lease) {
+		// The lease ran out (an idle stream): the stored state is this
+		// node's last, and any node may take the stream from it.
+		st.drop()
 		return nil
 	}
 	err := st.commit(ctx, true)

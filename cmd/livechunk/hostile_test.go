@@ -118,7 +118,8 @@ func mdatBody(length int64) func() []byte {
 // TestServeUnderAttack runs `livechunk serve` with its defaults while 50
 // devices upload their chunks and attackers, at the same time, send
 // large uploads that look like MP4 files (declared and chunked), trickle
-// bodies, send garbage, and jump a stream's chunk numbers by a million.
+// bodies below and above the minimum rate, send garbage, and jump a
+// stream's chunk numbers by a million.
 // The server's peak memory stays bounded (the bodies go to disk past
 // the memory room), every attacker gets a readable answer, and every
 // device's chunks are acknowledged and recorded.
@@ -138,6 +139,34 @@ func TestServeUnderAttack(t *testing.T) {
 			t.Fatal(err)
 		}
 		chunks = append(chunks, b)
+	}
+	// Trickling clients that declare 128 MiB each (all of MaxUploadBytes
+	// together) and send 20 KB a second, above the minimum rate, until
+	// the devices are done: they hold what they sent, not what they
+	// declared, and the devices are not held back.
+	devicesDone := make(chan struct{})
+	var trickles sync.WaitGroup
+	for i := range 8 {
+		trickles.Go(func() {
+			body, sentHead := mdatBody(128<<20), false
+			answer := rawPUT(n.addr, fmt.Sprintf("/ingest/trickle%d/0", i), 128<<20, false, func() []byte {
+				select {
+				case <-devicesDone:
+					return nil
+				case <-time.After(time.Second): // the client's pace: what is tested
+				}
+				if !sentHead {
+					sentHead = true
+					return body() // the first 32 bytes: ftyp and an mdat header
+				}
+				return make([]byte, 20000)
+			})
+			// Cut off 30 s after the devices are done (uploadIdle), or
+			// refused earlier when the spool's room is full.
+			if !strings.HasPrefix(answer, "408 ") && !strings.HasPrefix(answer, "503 ") {
+				t.Errorf("trickle %d: %.200s, want 408 or 503", i, answer)
+			}
+		})
 	}
 	const devices, perDevice = 50, 6
 	var wg sync.WaitGroup
@@ -164,6 +193,12 @@ func TestServeUnderAttack(t *testing.T) {
 	const big = 200 << 20
 	for i := range 6 {
 		attack("large", func() string { return rawPUT(n.addr, fmt.Sprintf("/ingest/big%d/0", i), big, false, mdatBody(big)) })
+	}
+	for i := range 4 {
+		// 60 MiB: two of them fit the memory room at once.
+		attack("in memory", func() string {
+			return rawPUT(n.addr, fmt.Sprintf("/ingest/mem%d/0", i), 60<<20, false, mdatBody(60<<20))
+		})
 	}
 	for i := range 2 {
 		attack("chunked", func() string { return rawPUT(n.addr, fmt.Sprintf("/ingest/chunked%d/0", i), -1, true, mdatBody(big)) })
@@ -197,18 +232,25 @@ func TestServeUnderAttack(t *testing.T) {
 		for _, k := range []int{0, 1000000, 999999, 999998, 999997} {
 			out = append(out, string(d.do("PUT", fmt.Sprintf("%s/ingest/jump/%d", n.url(), k), chunks[0])))
 		}
-		return strings.Join(out, "\n")
+		return strings.Join(out, "\n---\n")
 	})
 	wg.Wait()
+	close(devicesDone)
+	trickles.Wait()
 	peak := peakRSS(t, pid)
 	t.Logf("peak RSS %d MiB (at start %d MiB)", peak>>20, baseline>>20)
 
-	for kind, want := range map[string]string{"large": "400 ", "chunked": "400 ", "slow": "408 ", "garbage": "400 ", "jump": `"status"`} {
+	// Large uploads are refused as not MP4 files once read (400), or at
+	// once when the spool's room is full (503).
+	for kind, want := range map[string]string{"large": "400 503 ", "in memory": "400 503 ", "chunked": "400 503 ", "slow": "408 ", "garbage": "400 "} {
 		for _, a := range answers[kind] {
-			if !strings.HasPrefix(a, want) && !(kind == "jump" && strings.Contains(a, want)) || !strings.Contains(a, `"`) {
-				t.Errorf("%s: %.200s, want %q with a JSON answer", kind, a, want)
+			if len(a) < 4 || !strings.Contains(want, a[:4]) || !strings.Contains(a, `"error"`) {
+				t.Errorf("%s: %.200s, want one of %q with a JSON error", kind, a, want)
 			}
 		}
+	}
+	if jump := strings.Split(answers["jump"][0], "\n---\n"); len(jump) != 5 || strings.Count(answers["jump"][0], `"status"`) != 5 {
+		t.Errorf("the jumping device's answers: %q", jump)
 	}
 	// The memory room (128 MiB) and the rest of the server: the bodies of
 	// 1.6 GB of large uploads (up to 1 GiB of them at once) do not count.

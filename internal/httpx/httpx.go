@@ -55,12 +55,15 @@ func AcceptsGzip(r *http.Request) bool {
 			if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
 				continue
 			}
-			name, q, ok := strings.Cut(strings.TrimSpace(params), "=")
-			if !ok || !strings.EqualFold(strings.TrimSpace(name), "q") {
-				return true
+			// q=0 among the parameters, wherever, refuses it.
+			for param := range strings.SplitSeq(params, ";") {
+				name, q, ok := strings.Cut(strings.TrimSpace(param), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(name), "q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(q), 64)
+					return err != nil || f > 0
+				}
 			}
-			f, err := strconv.ParseFloat(strings.TrimSpace(q), 64)
-			return err != nil || f > 0
+			return true
 		}
 	}
 	return false
