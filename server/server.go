@@ -215,7 +215,6 @@ type Server struct {
 	requests sync.WaitGroup
 	inflight atomic.Int64 // the requests counted in requests
 	spool    spooler
-	held     atomic.Int64
 	// finishing is the context of the recordings being finished (VOD
 	// files stitched) after their end; Shutdown cancels it when its own
 	// context is done
