@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -289,7 +292,7 @@ func TestGapsAreBounded(t *testing.T) {
 }
 
 // TestPushKeyframeLimits: a push that goes longer than MaxKeyframeInterval,
-// or more bytes than MaxChunkBytes, or more samples than MaxChunkSamples,
+// or more bytes than MaxSegmentBytes, or more samples than MaxChunkSamples,
 // without a keyframe is stopped there
 // (its segment would be held in memory whole): the answer says why, and
 // the stream keeps what came before.
@@ -306,7 +309,7 @@ func TestPushKeyframeLimits(t *testing.T) {
 		says string
 	}{
 		{"time", server.Config{MaxKeyframeInterval: 3 * time.Second}, "s without a picture a segment can start at"},
-		{"bytes", server.Config{MaxChunkBytes: 64 << 10}, "over 65536 bytes without a picture"},
+		{"bytes", server.Config{MaxSegmentBytes: 64 << 10}, "over 65536 bytes without a picture"},
 		{"samples", server.Config{MaxChunkSamples: 100}, "over 100 samples without a picture"},
 		{"within the limits", server.Config{MaxKeyframeInterval: 5 * time.Second}, `"status": "ended"`},
 	} {
@@ -322,5 +325,52 @@ func TestIngestNilSource(t *testing.T) {
 	ts := start(t, server.Config{})
 	if err := ts.srv.Ingest(t.Context(), "cam", nil, nil); err == nil {
 		t.Error("Ingest of a nil source: no error")
+	}
+}
+
+// TestFastThenTrickleIsCutOff: a body sent fast, then a few bytes a
+// second (the way to hold the room and a connection for hours under an
+// average rate: 2 MiB at once earned 30 s of trickle at 64 KiB/s, 256 MiB
+// earned 4.5 hours at the default rate), is cut off within a window of
+// the rate: 408, after few trickled writes.
+func TestFastThenTrickleIsCutOff(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	chunks := makeChunks(t, 1)
+	ts := start(t, server.Config{MinUploadRate: 64 << 10, MaxChunkBytes: 8 << 20})
+	body := padded(t, chunks[0], 4<<20)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /ingest/cam/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+	conn.Write(body[:2<<20])
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		answer <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	off := 2 << 20
+	for writes := 0; ; writes++ {
+		select {
+		case a := <-answer:
+			if !strings.HasPrefix(a, "408 ") || !strings.Contains(a, "too slow") {
+				t.Fatalf("the trickle after a burst: %s, want 408", a)
+			}
+			// A window of the rate (10 s) and the grace; an average
+			// since the start would have waited 30 s and more.
+			if writes > 20 {
+				t.Errorf("cut off after %d trickled writes, one a second", writes)
+			}
+			return
+		case <-time.After(time.Second): // the client's pace: what is tested
+		}
+		conn.Write(body[off : off+10])
+		off += 10
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // ErrRareKeyframes: input that goes longer than Config.MaxKeyframeInterval,
-// or more bytes than Config.MaxChunkBytes, or more samples than
+// or more bytes than Config.MaxSegmentBytes, or more samples than
 // Config.MaxChunkSamples, without a picture a segment may start at (422): its segment could not be cut shorter, would be held
 // in memory whole, and would set every viewer's target duration.
 var ErrRareKeyframes = errors.New("too long without a keyframe")
@@ -20,14 +20,14 @@ var ErrRareKeyframes = errors.New("too long without a keyframe")
 type chunkLimits struct {
 	samples int           // MaxChunkSamples, in a chunk and between keyframes
 	keyint  time.Duration // MaxKeyframeInterval
-	bytes   int64         // MaxChunkBytes, between keyframes
+	bytes   int64         // MaxSegmentBytes, between keyframes
 	openGOP bool          // recovery points start segments too
 }
 
 // limits are the bounds of one chunk, and of a push's segments.
 func (s *Server) limits() chunkLimits {
 	return chunkLimits{samples: s.cfg.MaxChunkSamples, keyint: s.cfg.MaxKeyframeInterval,
-		bytes: s.cfg.MaxChunkBytes, openGOP: s.cfg.OpenGOP}
+		bytes: s.cfg.MaxSegmentBytes, openGOP: s.cfg.OpenGOP}
 }
 
 // keyframeWatch follows a stream's packets and refuses a stretch without

@@ -57,45 +57,49 @@ func (e *eofReader) Read(p []byte) (int, error) {
 
 func (e *eofReader) Close() error { return e.r.Close() }
 
-// uploadGrace is the time an upload has, on top of its bytes at
-// Config.MinUploadRate, before it is cut off as too slow.
+// uploadGrace is the time an upload has, on top of its first window (see
+// rateReader), before it must have sent anything.
 const uploadGrace = 5 * time.Second
 
-// uploadIdle is the longest an upload may send nothing, whatever it sent
-// before (a client that sent fast must not earn minutes of silence).
-const uploadIdle = 30 * time.Second
+// uploadWindow is the span over which rateReader measures a body's rate.
+const uploadWindow = 10 * time.Second
 
 // rateReader cuts off a body that arrives slower than rate bytes a second
-// on average (after uploadGrace), or that sends nothing for uploadIdle:
-// before each read it sets the connection's read deadline to when the
-// bytes read so far, and the next ones, are due (uploadIdle from now at
-// the latest). A read past it fails with ErrSlowUpload.
+// over any window of uploadWindow (the first one has uploadGrace more):
+// a client that sent fast earns no time to trickle later, so that it
+// cannot hold what it sent, and its connection, for hours. Before each
+// read it sets the connection's read deadline to the end of the current
+// window; once the window's bytes (rate × uploadWindow) have come, a new
+// window starts. A read past the deadline fails with ErrSlowUpload.
 type rateReader struct {
 	r     io.ReadCloser
 	rc    *http.ResponseController
 	rate  int64
 	start time.Time
 	n     int64
+	// mark, markN: where the current window started, and the bytes read
+	// then (zero time: the first window, from start)
+	mark  time.Time
+	markN int64
 }
 
 func (rr *rateReader) Read(p []byte) (int, error) {
-	p = p[:min(len(p), 64<<10)] // the deadline allows for what is asked
-	due := rr.start.Add(uploadGrace + time.Duration(float64(rr.n+int64(len(p)))/float64(rr.rate)*float64(time.Second)))
-	idle := time.Now().Add(uploadIdle)
-	deadline := due
-	if idle.Before(due) {
-		deadline = idle
+	if rr.mark.IsZero() {
+		rr.mark = rr.start.Add(uploadGrace)
 	}
-	_ = rr.rc.SetReadDeadline(deadline)
+	want := int64(float64(rr.rate) * uploadWindow.Seconds())
+	if rr.n-rr.markN >= want {
+		rr.mark, rr.markN = time.Now(), rr.n
+	}
+	due := rr.mark.Add(uploadWindow)
+	_ = rr.rc.SetReadDeadline(due)
+	// At most what the window still wants: the deadline holds for it.
+	p = p[:min(int64(len(p)), max(want-(rr.n-rr.markN), 1))]
 	n, err := rr.r.Read(p)
 	rr.n += int64(n)
-	switch {
-	case err == nil || errors.Is(err, io.EOF):
-	case time.Now().After(due):
-		err = fmt.Errorf("%w: %d bytes in %v (the minimum is %d bytes a second)", ErrSlowUpload, rr.n,
-			time.Since(rr.start).Round(time.Millisecond), rr.rate)
-	case time.Now().After(idle):
-		err = fmt.Errorf("%w: nothing for %v after %d bytes", ErrSlowUpload, uploadIdle, rr.n)
+	if err != nil && !errors.Is(err, io.EOF) && time.Now().After(due) {
+		err = fmt.Errorf("%w: %d bytes in %v, under %d bytes a second over the last %v", ErrSlowUpload, rr.n,
+			time.Since(rr.start).Round(time.Millisecond), rr.rate, uploadWindow)
 	}
 	return n, err
 }

@@ -147,6 +147,11 @@ type Config struct {
 	// refused (422, ErrRareKeyframes); a push stops there. Default 4 ×
 	// SegmentDuration, at least 20 s.
 	MaxKeyframeInterval time.Duration
+	// MaxSegmentBytes bounds the bytes a chunk or a push may send between
+	// two pictures a segment may start at: the segment is built in
+	// memory whole. Over it, a chunk is refused (422, ErrRareKeyframes);
+	// a push stops there. Default 64 MiB (20 s at 25 Mbit/s).
+	MaxSegmentBytes int64
 	// MaxStreams bounds the streams ingesting at the same time. Default 64.
 	MaxStreams int
 	// OpenGOP also cuts segments at open-GOP random access points (see
@@ -285,6 +290,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxChunkSamples <= 0 {
 		cfg.MaxChunkSamples = 200000
+	}
+	if cfg.MaxSegmentBytes <= 0 {
+		cfg.MaxSegmentBytes = 64 << 20
 	}
 	if cfg.MaxKeyframeInterval <= 0 {
 		cfg.MaxKeyframeInterval = max(4*cfg.SegmentDuration, 20*time.Second)
@@ -818,8 +826,11 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	} else if saved, v, err := s.store.latest(ctx, name); err == nil && v > 0 {
 		in.Chunks = saved.Received
 		in.setMissing(saved.Missing)
-		if saved.Ended && !saved.Done && in.State != "vod" {
+		switch {
+		case saved.Ended && !saved.Done && in.State != "vod":
 			in.State = "stitching"
+		case saved.Ended && in.State == "live":
+			in.State = "ended" // ended with nothing recorded: no playlist
 		}
 	}
 	return in

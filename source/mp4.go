@@ -568,7 +568,7 @@ func (m *MP4) which() (isAudio bool, err error) {
 		return false, io.EOF
 	}
 	f := m.frag
-	for f.data == nil || f.vi >= len(f.vs) && f.ai >= len(f.as) {
+	for !f.loaded || f.vi >= len(f.vs) && f.ai >= len(f.as) {
 		if err := m.readFragment(); err != nil {
 			return false, err
 		}
@@ -621,6 +621,20 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 	dts, off, size = fs.DTS, fs.Off, fs.Size
 	s.PTS, s.Duration = dts+a.shift, int64(fs.Dur)
 	if !read {
+		return s, nil
+	}
+	if f.lazy {
+		if off < f.dataPos || off > f.dataEnd || int64(size) > f.dataEnd-off {
+			return s, errorf(ErrInvalid, "fragment audio sample at %d+%d outside its mdat", off, size)
+		}
+		if size > maxAudioSampleSize {
+			return s, errorf(ErrInvalid, "audio sample of %d bytes", size)
+		}
+		b, err := m.readAt(&a.ahead, &m.ahead, -1, &a.buf, off, int(size))
+		if err != nil {
+			return s, err
+		}
+		s.Data = b
 		return s, nil
 	}
 	lo := off - f.dataPos
@@ -800,8 +814,14 @@ type fragState struct {
 	vi      int                // the next one to deliver
 	as      []demux.FragSample // audio samples of the current moof
 	ai      int
-	data    []byte // payload of the current mdat
-	dataPos int64  // absolute offset of data[0]
+	data    []byte // payload of the current mdat (nil when lazy)
+	dataPos int64  // absolute offset of data[0] (of the payload)
+	// lazy: the input is an io.ReaderAt, and the current mdat's payload,
+	// up to dataEnd, is read a sample at a time (see read) rather than
+	// held whole
+	lazy    bool
+	dataEnd int64
+	loaded  bool // the mdat of the current moof is found
 	moof    []byte // reusable moof buffer
 	mdat    []byte // reusable mdat buffer
 }
@@ -815,6 +835,13 @@ func (m *MP4) nextFrag() (s chunker.Sample, entry int, data []byte, err error) {
 	s.DTS = fs.DTS + m.shift - m.dtsShift
 	s.PTS = fs.DTS + m.shift + int64(fs.CTO)
 	s.Duration = int64(fs.Dur)
+	if f.lazy {
+		if fs.Off < f.dataPos || fs.Off > f.dataEnd || int64(fs.Size) > f.dataEnd-fs.Off {
+			return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.Off, fs.Size)
+		}
+		data, err = m.read(uint64(fs.Off), fs.Size)
+		return s, fs.Desc, data, err
+	}
 	lo := fs.Off - f.dataPos
 	if lo < 0 || lo > int64(len(f.data)) || int64(fs.Size) > int64(len(f.data))-lo {
 		return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.Off, fs.Size)
@@ -845,7 +872,7 @@ func (m *MP4) readFragment() error {
 			if err := m.parseMoof(moof, start); err != nil {
 				return err
 			}
-			f.data = nil
+			f.data, f.loaded = nil, false
 		case "mdat":
 			if f.vi >= len(f.vs) && f.ai >= len(f.as) {
 				if err := m.skip(h); err != nil {
@@ -853,13 +880,18 @@ func (m *MP4) readFragment() error {
 				}
 				continue
 			}
+			f.dataPos = start + int64(h.Hdrlen)
+			if m.ra != nil {
+				// Read in place, a sample at a time: an mdat of any
+				// size costs no memory of its own.
+				f.data, f.lazy, f.dataEnd, f.loaded = nil, true, start+int64(h.Size), true
+				return m.skip(h)
+			}
 			buf, err := m.readBody(h, start, maxMdatRead, f.mdat)
 			if err != nil {
 				return err
 			}
-			f.mdat = buf
-			f.data = buf
-			f.dataPos = start + int64(h.Hdrlen)
+			f.mdat, f.data, f.lazy, f.loaded = buf, buf, false, true
 			return nil
 		default:
 			if err := m.skip(h); err != nil {

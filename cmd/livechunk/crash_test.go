@@ -32,8 +32,11 @@ type serveNode struct {
 	env   []string
 	addr  string
 	args  []string
-	proc  *process
-	past  []string // the output of the processes killed before
+	// bin, when set, is a livechunk binary to run (else the test binary
+	// runs the command)
+	bin  string
+	proc *process
+	past []string // the output of the processes killed before
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
@@ -55,6 +58,10 @@ func (n *serveNode) start() {
 	args := append([]string{"serve", "-addr", n.addr, "-store", n.store, "-segment", "1s"}, n.args...)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordProcess$")
 	cmd.Env = append(append(os.Environ(), n.env...), "LIVECHUNK_HELPER_ARGS="+strings.Join(args, "\n"))
+	if n.bin != "" {
+		cmd = exec.Command(n.bin, args...)
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	var stdout mediatest.SyncBuffer
 	cmd.Stdout = &stdout
 	n.proc = startProcess(n.t, cmd)

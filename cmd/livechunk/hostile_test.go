@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,7 +126,13 @@ func mdatBody(length int64) func() []byte {
 // device's chunks are acknowledged and recorded.
 func TestServeUnderAttack(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
-	n := &serveNode{t: t, store: filepath.Join(t.TempDir(), "store"), addr: freeAddr(t),
+	// The binary users run: the test binary may be built with -race,
+	// which multiplies the memory measured.
+	bin := filepath.Join(t.TempDir(), "livechunk")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	n := &serveNode{t: t, store: filepath.Join(t.TempDir(), "store"), addr: freeAddr(t), bin: bin,
 		env: []string{"TMPDIR=" + t.TempDir()}}
 	n.start()
 	defer n.stop(os.Interrupt)
