@@ -821,7 +821,7 @@ type fragState struct {
 	// held whole
 	lazy    bool
 	dataEnd int64
-	loaded  bool // the mdat of the current moof is found
+	loaded  bool   // the mdat of the current moof is found
 	moof    []byte // reusable moof buffer
 	mdat    []byte // reusable mdat buffer
 }
