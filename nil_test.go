@@ -3,15 +3,20 @@ package livechunk_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
 	"github.com/livechunk/livechunk/stitch"
+	"gocloud.dev/blob/memblob"
 )
 
 // TestNilArgumentsAreErrors: a nil bucket, reader or handler field gives
@@ -43,5 +48,61 @@ func TestNilArgumentsAreErrors(t *testing.T) {
 	(&hls.Handler{}).ServeHTTP(rec, httptest.NewRequest("GET", "/x/index.m3u8", nil))
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("a Handler with no Bucket: %d, want 500", rec.Code)
+	}
+}
+
+// TestTimescaleMismatch: samples in the source's timescale (15360 ticks a
+// second, ffmpeg's MP4 default) written with Config.Timescale left at
+// 90 kHz are refused with chunker.ErrTimescale (they made a 3.4 s
+// playlist of 20 s of media, silently); given the right timescale they
+// are taken. Negative durations and unknown playlist types are refused.
+func TestTimescaleMismatch(t *testing.T) {
+	ctx := context.Background()
+	for _, right := range []bool{false, true} {
+		src, err := source.Open(mediatest.Testdata("bframes.mp4"), source.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := src.Info()
+		if info.Timescale == 90000 {
+			t.Fatal("the fixture is in 90 kHz: no mismatch to make")
+		}
+		cfg := livechunk.Config{SPS: info.SPS, PPS: info.PPS}
+		if right {
+			cfg.Timescale = info.Timescale
+		}
+		b := memblob.OpenBucket(nil)
+		p, err := livechunk.NewPipeline(ctx, b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		for werr == nil {
+			s, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			werr = p.Write(ctx, s)
+		}
+		if right && werr != nil || !right && !errors.Is(werr, chunker.ErrTimescale) {
+			t.Errorf("timescale given: %v; Write: %v", right, werr)
+		}
+		p.Abort(ctx)
+		src.Close()
+		b.Close()
+	}
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	for name, cfg := range map[string]livechunk.Config{
+		"negative segment duration": {SegmentDuration: -time.Second},
+		"unknown playlist type":     {Playlist: hls.Type(7)},
+		"unknown format":            {Format: chunker.Format(9)},
+	} {
+		if _, err := livechunk.NewPipeline(ctx, b, cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

@@ -197,10 +197,16 @@ type Pipeline struct {
 // new segments continue its sequence numbers after every existing object,
 // and the first one is marked as a discontinuity.
 func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, error) {
-	cfg = cfg.withDefaults()
 	if b == nil {
 		return nil, errors.New("livechunk: nil bucket")
 	}
+	for name, d := range map[string]time.Duration{"SegmentDuration": cfg.SegmentDuration, "JumpThreshold": cfg.JumpThreshold,
+		"Window": cfg.Window, "StartDuration": cfg.StartDuration} {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: negative %s %v", chunker.ErrInvalidConfig, name, d)
+		}
+	}
+	cfg = cfg.withDefaults()
 	if err := hls.CheckKey(cfg.Prefix + cfg.PlaylistName); err != nil {
 		return nil, err
 	}

@@ -184,6 +184,18 @@ type Config struct {
 	Continue *Continuation
 }
 
+// check refuses values no default stands for: an unknown Format,
+// negative durations.
+func (c Config) check() error {
+	if c.Format != FMP4 && c.Format != TS {
+		return fmt.Errorf("%w: format %d", ErrInvalidConfig, c.Format)
+	}
+	if c.TargetDuration < 0 || c.JumpThreshold < 0 {
+		return fmt.Errorf("%w: negative TargetDuration %v or JumpThreshold %v", ErrInvalidConfig, c.TargetDuration, c.JumpThreshold)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	if c.Timescale == 0 {
 		c.Timescale = timeline.MPEGClock
@@ -373,6 +385,14 @@ var (
 	ErrBadParameterSets = errors.New("chunker: bad parameter sets")
 	// ErrNoParameterSets: the stream ended with samples but no SPS/PPS.
 	ErrNoParameterSets = errors.New("chunker: no SPS/PPS in stream")
+	// ErrInvalidConfig: a Config value that no default stands for (an
+	// unknown Format, a negative duration, WrapBits over 62).
+	ErrInvalidConfig = errors.New("chunker: invalid configuration")
+	// ErrTimescale: the first pictures step more than twice as fast as
+	// the frame rate their SPS declares: the samples are timed in
+	// another timescale than Config.Timescale. The chunker takes no more
+	// input.
+	ErrTimescale = errors.New("chunker: samples not in Config.Timescale")
 	// ErrClosed: Write after Close.
 	ErrClosed = errors.New("chunker: closed")
 	// ErrNoTrack: Write on an audio-only chunker, or WriteAudio without

@@ -3,6 +3,7 @@ package chunker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,8 @@ type container interface {
 // (clk), the open segment (seg), the audio track (aud) and a cut that
 // waits for the audio (cut).
 type chunker struct {
+	rate rateCheck
+
 	// smu guards shown: the counters as of the last call that returned,
 	// for Stats from any goroutine (stats changes in the hot path, with no
 	// lock)
@@ -100,9 +103,12 @@ func New(cfg Config, out Output) (Chunker, error) {
 	if out == nil {
 		return nil, fmt.Errorf("chunker: nil Output")
 	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	if cfg.WrapBits > 62 {
-		return nil, fmt.Errorf("chunker: WrapBits %d out of range", cfg.WrapBits)
+		return nil, fmt.Errorf("%w: WrapBits %d out of range", ErrInvalidConfig, cfg.WrapBits)
 	}
 	k := &chunker{
 		cfg:    cfg,
@@ -183,6 +189,48 @@ func (k *chunker) publish() {
 	k.smu.Unlock()
 }
 
+// rateCheck compares the first pictures' decode steps with the frame rate
+// that the SPS declares (VUI timing): samples timed in another timescale
+// than Config.Timescale say (15360 ticks a second read as 90000, say)
+// play at the wrong speed with no other sign. Pictures may come slower
+// than declared (variable frame rate), not more than twice as fast.
+type rateCheck struct {
+	steps []int64
+	last  int64
+	done  bool
+}
+
+// rateSamples is how many decode steps rateCheck looks at.
+const rateSamples = 16
+
+func (r *rateCheck) check(dts int64, ps *paramSets, timescale uint32) error {
+	if r.done {
+		return nil
+	}
+	if r.steps == nil {
+		r.steps, r.last = make([]int64, 0, rateSamples), dts
+		return nil
+	}
+	if d := dts - r.last; d > 0 {
+		r.steps = append(r.steps, d)
+	}
+	r.last = dts
+	if len(r.steps) < rateSamples {
+		return nil
+	}
+	r.done = true
+	slices.Sort(r.steps)
+	median := r.steps[len(r.steps)/2]
+	if ps == nil || ps.fps <= 0 {
+		return nil
+	}
+	if declared := float64(timescale) / ps.fps; float64(median)*2 < declared {
+		return fmt.Errorf("%w: pictures step %d ticks (%.0f a second at the timescale of %d), the stream declares %.3g frames a second: are the samples in another timescale?",
+			ErrTimescale, median, float64(timescale)/float64(median), timescale, ps.fps)
+	}
+	return nil
+}
+
 // usable returns why the chunker takes no more input, or nil.
 func (k *chunker) usable() error {
 	if k.closed {
@@ -235,6 +283,10 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 		if err := k.changeParams(ctx, &s, newPS); err != nil {
 			return err
 		}
+	}
+	if err := k.rate.check(s.DTS, k.par.ps, k.cfg.Timescale); err != nil {
+		k.err = err
+		return fail(err)
 	}
 	k.startTimeline(&s, rap)
 	outDTS, outPTS := k.clk.out(&s)

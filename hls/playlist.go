@@ -35,6 +35,19 @@ const (
 	VOD
 )
 
+// valid reports whether t is Live, Event or VOD.
+func (t Type) valid() bool { return t == Live || t == Event || t == VOD }
+
+// Errors of configurations and segments given to a Publisher.
+var (
+	// ErrInvalidConfig: a PublisherConfig value that no default stands
+	// for (an unknown Type, a negative duration).
+	ErrInvalidConfig = errors.New("hls: invalid configuration")
+	// ErrInvalidSegment: a segment without a timescale or a positive
+	// duration.
+	ErrInvalidSegment = errors.New("hls: invalid segment")
+)
+
 // String returns "live", "event" or "vod".
 func (t Type) String() string {
 	switch t {

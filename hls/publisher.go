@@ -134,6 +134,9 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	if err := CheckKey(cfg.Prefix + cfg.Name); err != nil {
 		return nil, err
 	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if cfg.TargetDuration <= 0 {
 		cfg.TargetDuration = 5 * time.Second
 	}
@@ -194,8 +197,24 @@ func (p *Publisher) Restore(old *MediaPlaylist) {
 	}
 }
 
+// check refuses values no default stands for: a Type that is not Live,
+// Event or VOD, negative durations.
+func (cfg PublisherConfig) check() error {
+	if !cfg.Type.valid() {
+		return fmt.Errorf("%w: playlist type %d", ErrInvalidConfig, cfg.Type)
+	}
+	for name, d := range map[string]time.Duration{"TargetDuration": cfg.TargetDuration,
+		"WindowDuration": cfg.WindowDuration, "StartDuration": cfg.StartDuration} {
+		if d < 0 {
+			return fmt.Errorf("%w: negative %s %v", ErrInvalidConfig, name, d)
+		}
+	}
+	return nil
+}
+
 // Add appends a durable segment and, for live and event playlists, writes
-// the updated playlist. Segments get consecutive media sequence numbers,
+// the updated playlist. A segment without a timescale or a positive
+// duration is ErrInvalidSegment. Segments get consecutive media sequence numbers,
 // starting from FirstMediaSequence (or after the restored ones).
 func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	p.mu.Lock()
@@ -205,6 +224,9 @@ func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	}
 	if err := CheckKey(p.cfg.Prefix + s.URI); err != nil {
 		return err
+	}
+	if s.Timescale == 0 || s.Duration <= 0 {
+		return fmt.Errorf("%w: segment %s lasts %d ticks of a timescale of %d", ErrInvalidSegment, s.URI, s.Duration, s.Timescale)
 	}
 	p.pl.Segments = append(p.pl.Segments, s)
 	p.stats.Segments++
