@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // upload is the bytes of a chunk upload, held while the chunk is checked,
@@ -24,9 +25,10 @@ type upload struct {
 	size int64
 	sum  digest
 
-	once sync.Once
-	free func() // gives the memory room back (nil on disk)
-	stop runtime.Cleanup
+	once   sync.Once
+	closed atomic.Bool
+	free   func() // gives the memory room back (nil on disk)
+	stop   runtime.Cleanup
 }
 
 // spooler makes uploads.
@@ -172,6 +174,7 @@ func (u *upload) reader() *io.SectionReader {
 // than once. Readers made before must not be used after.
 func (u *upload) close() {
 	u.once.Do(func() {
+		u.closed.Store(true)
 		u.stop.Stop()
 		if u.file != nil {
 			u.file.Close()
@@ -182,6 +185,9 @@ func (u *upload) close() {
 		u.mem = nil
 	})
 }
+
+// isClosed reports whether close was called.
+func (u *upload) isClosed() bool { return u.closed.Load() }
 
 // closingReader is a reader over an upload, for the stream's source, that
 // closes the upload when it is closed (after the chunk's last sample) and

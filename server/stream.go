@@ -578,6 +578,13 @@ func (st *stream) persist(ctx context.Context) error {
 		return err
 	}
 	st.unjournal()
+	// The chunks that wait are in the journal: their bytes here are let
+	// go (their memory or spool room too), and read back when their turn
+	// comes (drain), so that chunks sent ahead hold no room here while
+	// they wait, for as long as the stream idles.
+	for _, c := range st.pending {
+		c.body.close()
+	}
 	return nil
 }
 
@@ -643,6 +650,15 @@ func (st *stream) drain(ctx context.Context, flush bool) (fed int, err error) {
 			}
 			st.next = first
 			continue
+		}
+		if c.body.isClosed() {
+			// It waited in the journal only (see persist): read back.
+			back, err := st.srv.store.getChunk(ctx, &st.srv.spool, st.srv.limits(), st.name, st.next, c.sum)
+			if err != nil {
+				return fed, err
+			}
+			back.kept.Store(true)
+			c = back
 		}
 		delete(st.pending, st.next)
 		st.next++
