@@ -603,6 +603,13 @@ func TestPlaybackDiscontinuity(t *testing.T) {
 					t.Logf("tolerated: %s", e)
 					continue
 				}
+				if format == chunker.TS && len(res.Buffered) > 0 && startGapSeek(e, res.Buffered[0][0]) {
+					// TS with B-frames starts at the reorder delay: hls.js
+					// may seek over it (see TestPlaybackVOD); 1 run in 3
+					// or so under load.
+					t.Logf("tolerated: %s", e)
+					continue
+				}
 				t.Errorf("hls.js error event: %s", e)
 			}
 			if len(res.Buffered) != 1 || res.Buffered[0][0] > 0.1 || res.Buffered[0][1] < 3.9 {
