@@ -623,25 +623,21 @@ func (m *MP4) nextAudio(read bool) (s chunker.AudioSample, err error) {
 	if !read {
 		return s, nil
 	}
-	if f.lazy {
-		if off < f.dataPos || off > f.dataEnd || int64(size) > f.dataEnd-off {
-			return s, errorf(ErrInvalid, "fragment audio sample at %d+%d outside its mdat", off, size)
-		}
-		if size > maxAudioSampleSize {
-			return s, errorf(ErrInvalid, "audio sample of %d bytes", size)
-		}
-		b, err := m.readAt(&a.ahead, &m.ahead, -1, &a.buf, off, int(size))
-		if err != nil {
-			return s, err
-		}
-		s.Data = b
-		return s, nil
-	}
-	lo := off - f.dataPos
-	if lo < 0 || lo > int64(len(f.data)) || int64(size) > int64(len(f.data))-lo {
+	if !f.holds(off, int64(size)) {
 		return s, errorf(ErrInvalid, "fragment audio sample at %d+%d outside its mdat", off, size)
 	}
-	s.Data = f.data[lo : lo+int64(size)]
+	if !f.lazy {
+		s.Data = f.data[off-f.dataPos : off-f.dataPos+int64(size)]
+		return s, nil
+	}
+	if size > maxAudioSampleSize {
+		return s, errorf(ErrInvalid, "audio sample of %d bytes", size)
+	}
+	b, err := m.readAt(&a.ahead, &m.ahead, -1, &a.buf, off, int(size))
+	if err != nil {
+		return s, err
+	}
+	s.Data = b
 	return s, nil
 }
 
@@ -810,20 +806,20 @@ func (m *MP4) nextProg() (s chunker.Sample, entry int, data []byte, err error) {
 
 // fragState is the state of reading a fragmented file.
 type fragState struct {
-	vs      []demux.FragSample // video samples of the current moof
-	vi      int                // the next one to deliver
-	as      []demux.FragSample // audio samples of the current moof
-	ai      int
-	data    []byte // payload of the current mdat (nil when lazy)
-	dataPos int64  // absolute offset of data[0] (of the payload)
-	// lazy: the input is an io.ReaderAt, and the current mdat's payload,
-	// up to dataEnd, is read a sample at a time (see read) rather than
-	// held whole
-	lazy    bool
-	dataEnd int64
-	loaded  bool   // the mdat of the current moof is found
-	moof    []byte // reusable moof buffer
-	mdat    []byte // reusable mdat buffer
+	vs   []demux.FragSample // video samples of the current moof
+	vi   int                // the next one to deliver
+	as   []demux.FragSample // audio samples of the current moof
+	ai   int
+	data []byte // payload of the current mdat (nil when lazy)
+	// dataPos and dataEnd: where the current mdat's payload starts and
+	// ends in the input
+	dataPos, dataEnd int64
+	// lazy: the input is an io.ReaderAt, and the payload is read a sample
+	// at a time (see read) rather than held whole
+	lazy   bool
+	loaded bool   // the mdat of the current moof is found
+	moof   []byte // reusable moof buffer
+	mdat   []byte // reusable mdat buffer
 }
 
 // nextFrag takes the next video sample of the current fragment (which said
@@ -835,18 +831,20 @@ func (m *MP4) nextFrag() (s chunker.Sample, entry int, data []byte, err error) {
 	s.DTS = fs.DTS + m.shift - m.dtsShift
 	s.PTS = fs.DTS + m.shift + int64(fs.CTO)
 	s.Duration = int64(fs.Dur)
-	if f.lazy {
-		if fs.Off < f.dataPos || fs.Off > f.dataEnd || int64(fs.Size) > f.dataEnd-fs.Off {
-			return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.Off, fs.Size)
-		}
-		data, err = m.read(uint64(fs.Off), fs.Size)
-		return s, fs.Desc, data, err
-	}
-	lo := fs.Off - f.dataPos
-	if lo < 0 || lo > int64(len(f.data)) || int64(fs.Size) > int64(len(f.data))-lo {
+	if !f.holds(fs.Off, int64(fs.Size)) {
 		return s, 0, nil, errorf(ErrInvalid, "fragment sample at %d+%d outside its mdat", fs.Off, fs.Size)
 	}
-	return s, fs.Desc, f.data[lo : lo+int64(fs.Size)], nil
+	if !f.lazy {
+		return s, fs.Desc, f.data[fs.Off-f.dataPos : fs.Off-f.dataPos+int64(fs.Size)], nil
+	}
+	data, err = m.read(uint64(fs.Off), fs.Size)
+	return s, fs.Desc, data, err
+}
+
+// holds reports whether the current mdat's payload holds the size bytes
+// at offset off.
+func (f *fragState) holds(off, size int64) bool {
+	return off >= f.dataPos && off <= f.dataEnd && size <= f.dataEnd-off
 }
 
 // readFragment reads top-level boxes up to and including the mdat that
@@ -892,6 +890,7 @@ func (m *MP4) readFragment() error {
 				return err
 			}
 			f.mdat, f.data, f.lazy, f.loaded = buf, buf, false, true
+			f.dataEnd = f.dataPos + int64(len(buf))
 			return nil
 		default:
 			if err := m.skip(h); err != nil {
