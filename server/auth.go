@@ -266,11 +266,7 @@ func credential(r *http.Request) (cred string, fromHeader bool) {
 // with the methods allowed.
 func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	// A chunk takes PUT; a push and an end, POST.
-	method := http.MethodPost
-	if n := r.PathValue("n"); n != "" && n != "end" {
-		method = http.MethodPut
-	}
+	method := ingestMethod(r.PathValue("n"))
 	h.Set("Allow", "OPTIONS, "+method)
 	origin := r.Header.Get("Origin")
 	if origin == "" {

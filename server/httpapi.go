@@ -225,6 +225,16 @@ func vodETag(ctx context.Context, b *blob.Bucket, key string, rd *blob.Reader) s
 	return `"` + t + `"`
 }
 
+// ingestMethod is the method of the ingest route whose path goes on with
+// n after the stream name ("" for /ingest/{stream}): POST for a pushed
+// body and for an end, PUT for a chunk.
+func ingestMethod(n string) string {
+	if n == "" || n == "end" {
+		return http.MethodPost
+	}
+	return http.MethodPut
+}
+
 // handleIngestOther answers the requests under /ingest/ that no ingest
 // route takes, in JSON like every ingest answer: 405 with Allow when the
 // path names an ingest resource and the method is not one of its (204
@@ -235,11 +245,9 @@ func (s *Server) handleIngestOther(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case slices.Contains(parts, ""):
 	case len(parts) == 1:
-		allow = http.MethodPost // a pushed MPEG-TS body
-	case len(parts) == 2 && parts[1] == "end":
-		allow = http.MethodPost // the end of a stream
+		allow = ingestMethod("")
 	case len(parts) == 2:
-		allow = http.MethodPut // a chunk
+		allow = ingestMethod(parts[1])
 	}
 	if allow == "" {
 		failStatus(w, http.StatusNotFound, "no ingest route %q (PUT /ingest/{stream}/{n}, POST /ingest/{stream}, POST /ingest/{stream}/end)", r.URL.Path)

@@ -509,9 +509,8 @@ func (s *Server) handleChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.leave()
-	if r.PathValue("n") == "end" {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		failStatus(w, http.StatusMethodNotAllowed, "%s is not allowed on %q (allowed: POST)", r.Method, r.URL.Path)
+	if ingestMethod(r.PathValue("n")) != r.Method {
+		s.handleIngestOther(w, r) // PUT .../end: 405
 		return
 	}
 	// One spelling per number ("01" is not chunk 1): a chunk's number is
