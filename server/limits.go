@@ -11,8 +11,9 @@ import (
 
 // ErrRareKeyframes: input that goes longer than Config.MaxKeyframeInterval,
 // or more bytes than Config.MaxSegmentBytes, or more samples than
-// Config.MaxChunkSamples, without a picture a segment may start at (422): its segment could not be cut shorter, would be held
-// in memory whole, and would set every viewer's target duration.
+// Config.MaxChunkSamples, without a picture a segment may start at (422):
+// its segment could not be cut shorter, would be held in memory whole,
+// and would set every viewer's target duration.
 var ErrRareKeyframes = errors.New("too long without a keyframe")
 
 // chunkLimits bound what one chunk, and one segment of a push, may hold
@@ -58,20 +59,18 @@ func (k *keyframeWatch) cut() { k.started = false }
 
 // see takes the next packet.
 func (k *keyframeWatch) see(p source.Packet) error {
-	k.samples++
 	if p.Kind == source.KindAudio {
+		k.samples++
 		k.bytes += int64(len(p.Audio.Data))
 		return k.check(k.last)
 	}
 	v := p.Video
+	if !k.started || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
+		k.started, k.keyDTS, k.bytes, k.samples = true, v.DTS, 0, 0
+	}
+	k.samples++
 	for _, n := range v.NALUs {
 		k.bytes += int64(len(n))
-	}
-	if !k.started || chunker.IsIDR(v.NALUs) || k.lim.openGOP && chunker.IsRecoveryPoint(v.NALUs) {
-		k.started, k.keyDTS, k.bytes, k.samples = true, v.DTS, 0, 1
-		for _, n := range v.NALUs {
-			k.bytes += int64(len(n))
-		}
 	}
 	k.last, k.lastDur = v.DTS, v.Duration
 	return k.check(v.DTS)

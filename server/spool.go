@@ -16,9 +16,9 @@ import (
 // waits for its turn and is fed: in memory when Config.MaxUploadMemory has
 // room for them, else in a temporary file of Config.SpoolDir, unlinked as
 // soon as it is made (the bytes go with the last open descriptor, also
-// when the process dies). Its room in memory is given back by close; a
-// chunk that is dropped unclosed (a stream object dropped on a failure)
-// gives it back when it is garbage.
+// when the process dies). Its room (in memory, or in the spool) is given
+// back by close; an upload dropped unclosed (a stream object dropped on a
+// failure) gives it back when it is garbage.
 type upload struct {
 	mem  []byte
 	file *os.File
@@ -27,7 +27,7 @@ type upload struct {
 
 	once   sync.Once
 	closed atomic.Bool
-	free   func() // gives the memory room back (nil on disk)
+	free   func() // gives the room back
 	stop   runtime.Cleanup
 }
 
@@ -147,17 +147,12 @@ var errTooLong = fmt.Errorf("%w: the body is longer than allowed", ErrTooLarge)
 
 // arm makes the garbage collector close u if nobody does.
 func (u *upload) arm() {
-	if u.file == nil && u.free == nil {
-		return
-	}
 	f, free := u.file, u.free
 	u.stop = runtime.AddCleanup(u, func(struct{}) {
 		if f != nil {
 			f.Close()
 		}
-		if free != nil {
-			free()
-		}
+		free()
 	}, struct{}{})
 }
 
@@ -180,7 +175,7 @@ func (u *upload) close() {
 			u.file.Close()
 		}
 		if u.free != nil {
-			u.free()
+			u.free() // nil for an upload that never held room
 		}
 		u.mem = nil
 	})

@@ -32,6 +32,15 @@ type chunk struct {
 	sum     digest            // of the upload: a retry must be the same bytes
 }
 
+// journaledChunk stands for a chunk that waits in the store's journal
+// only, with no bytes here: drain reads it back (and checks it again)
+// when its turn comes.
+func journaledChunk(sum digest) *chunk {
+	u := &upload{}
+	u.close()
+	return &chunk{body: u, sum: sum}
+}
+
 // checkChunk reads a whole uploaded chunk, audio included, as the stream's
 // source will read it, and refuses what the stream would fail on in the
 // middle of it, so that a bad upload changes nothing: not an MP4, no
@@ -179,13 +188,9 @@ func (st *stream) setState(state string) {
 func (st *stream) setGone() {
 	st.gone = true
 	st.counts.Store(false)
-	// The chunks that wait or were not opened yet: the next stream object
-	// reads them back from the journal.
-	for _, c := range st.pending {
-		if c.kept.Load() {
-			c.body.close()
-		}
-	}
+	// The chunks not opened yet (those that wait hold no bytes once
+	// acknowledged, see persist): the next stream object reads them back
+	// from the journal.
 	for _, c := range st.feed {
 		if c.kept.Load() {
 			c.body.close()
@@ -322,10 +327,7 @@ func (st *stream) load(ctx context.Context, mode string, takeover bool) error {
 	// The stream as the state has it, then the claim: the next version,
 	// which carries it over.
 	for _, n := range saved.Pending {
-		c, err := s.store.getChunk(ctx, &s.spool, s.limits(), st.name, n, saved.Sums[n])
-		if err != nil {
-			return err
-		}
+		c := journaledChunk(saved.Sums[n])
 		st.pending[n], st.journaled[n] = c, c.sum
 	}
 	if saved.Source != nil && saved.Chunker != nil {
@@ -652,7 +654,7 @@ func (st *stream) drain(ctx context.Context, flush bool) (fed int, err error) {
 			continue
 		}
 		if c.body.isClosed() {
-			// It waited in the journal only (see persist): read back.
+			// It waited in the journal only (see journaledChunk).
 			back, err := st.srv.store.getChunk(ctx, &st.srv.spool, st.srv.limits(), st.name, st.next, c.sum)
 			if err != nil {
 				return fed, err
