@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -98,11 +97,36 @@ type Config struct {
 	// streams in one process that share a chunker.Pool hold fewer idle
 	// buffers (see chunker.Pool).
 	Pool *chunker.Pool
-	// Sink tunes uploads (in-flight bound, concurrency, retries). Its Prefix
-	// and OnDurable are set by the pipeline. Its Retry also applies to
-	// playlist writes (with the playlist defaults of
-	// hls.PublisherConfig.Retry for zero fields).
+	// Sink tunes uploads (in-flight bound, concurrency, retries). Its
+	// Prefix is set by the pipeline. Its OnDurable, when set, is called
+	// as the sink documents it (from an upload goroutine, in order), after
+	// the pipeline has taken the event for its playlist. Its Retry also
+	// applies to playlist writes (with the playlist defaults of
+	// hls.PublisherConfig.Retry for zero fields). Unused with Output.
 	Sink sink.Config
+	// Output, when set, is where the segments and init sections go,
+	// instead of an upload to the bucket; the bucket then holds the
+	// playlists only. Output's WriteInit and WriteSegment are called from
+	// the writing goroutine (in Write, WriteAudio, Flush, Break and
+	// Close), and nil from them means that the object is stored for good
+	// under the name sink.InitKey or sink.SegmentKey gives (without
+	// Prefix), next to the playlist that then lists it. An error stops
+	// the pipeline, as a failed upload does. The pipeline neither closes
+	// Output nor deletes from it: segments that slide out of a live
+	// window stay (KeepSegments is implied).
+	Output chunker.Output
+	// OnSegment, when set, is called with each segment when it closes,
+	// before it goes to the sink (or Output), from the writing goroutine.
+	// It must not modify the segment or keep it after returning.
+	OnSegment func(*chunker.Segment)
+	// OnDurable, when set, is called with each init section and segment
+	// once it is durable and the pipeline has handled it (for a segment:
+	// after the playlist write that lists it was attempted; for a live or
+	// event playlist held back by StartDuration, after the segment was
+	// added), in order, from the pipeline's publishing goroutine. A
+	// segment's hls.Segment is hls.SegmentOf of the event. It must not
+	// block for long: the playlist waits for it.
+	OnDurable func(sink.Event)
 	// Continue, when set, makes the pipeline go on with a recording where
 	// another one stopped between segments (see Pipeline.Continuation),
 	// in this process or another: the same init section and sequence
@@ -149,15 +173,24 @@ func (c Config) withDefaults() Config {
 // appended to or overwritten.
 var ErrFinished = errors.New("livechunk: destination holds a finished recording")
 
-// Pipeline wires a chunker, a sink and a playlist publisher: samples written
-// to it become segments that upload while later samples arrive, and each
-// durable segment is added to the playlist. Write and Close are called
-// from one goroutine.
+// Pipeline wires a chunker, a sink (or Config.Output) and a playlist
+// publisher: samples written to it become segments that upload while later
+// samples arrive, and each durable segment is added to the playlist.
+//
+// One goroutine, the writer, calls Write, WriteAudio, WritePacket, Flush,
+// Break, Wait, Continuation, Close and Abort; Stats and PlaylistKey may
+// be called from any goroutine at any time. NewPipeline starts the
+// sink's upload goroutines and one publishing goroutine, which run until
+// Close or Abort returns; a Pipeline that is neither closed nor aborted
+// keeps them (and its open segment) alive.
+//
+// Pipeline has the methods of chunker.Chunker except Stats, which reports
+// every stage (Stats); AsChunker gives it as a chunker.Chunker.
 type Pipeline struct {
 	cfg      Config
 	bucket   *blob.Bucket
 	chunk    chunker.Chunker
-	sink     *sink.Sink
+	sink     *sink.Sink // nil with Config.Output
 	pub      *hls.Publisher
 	pubRetry sink.Retry
 	started  time.Time
@@ -196,9 +229,16 @@ type Pipeline struct {
 // unfinished recording under cfg.Prefix (and cfg.NoResume is not set) the
 // new segments continue its sequence numbers after every existing object,
 // and the first one is marked as a discontinuity.
+//
+// ctx bounds only the reads of the destination made here (the existing
+// playlist and objects); the goroutines NewPipeline starts (see Pipeline)
+// do not stop with it. The errors are ErrFinished, an error wrapping
+// chunker.ErrInvalidConfig or hls.ErrInvalidConfig for a configuration
+// no default stands for (a nil b among them), and the store's error when
+// reading the destination fails.
 func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, error) {
 	if b == nil {
-		return nil, errors.New("livechunk: nil bucket")
+		return nil, fmt.Errorf("%w: nil bucket", chunker.ErrInvalidConfig)
 	}
 	for name, d := range map[string]time.Duration{"SegmentDuration": cfg.SegmentDuration, "JumpThreshold": cfg.JumpThreshold,
 		"Window": cfg.Window, "StartDuration": cfg.StartDuration} {
@@ -220,6 +260,10 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		return nil, err
 	}
 	pcfg := cfg.publisherConfig()
+	if cfg.Output != nil {
+		// The pipeline deletes from the bucket only.
+		pcfg.KeepSegments = true
+	}
 	if p.pub, err = hls.NewPublisher(b, pcfg); err != nil {
 		return nil, err
 	}
@@ -231,8 +275,13 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		}
 	}
 	p.pubRetry = pcfg.Retry
-	p.startSink(&ccfg)
+	if cfg.Output == nil {
+		p.startSink(&ccfg)
+	}
 	if p.chunk, err = chunker.New(ccfg, (*pipelineOutput)(p)); err != nil {
+		if p.sink != nil {
+			_ = p.sink.Close(ctx)
+		}
 		return nil, err
 	}
 	go p.publishLoop()
@@ -300,6 +349,18 @@ func resume(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Confi
 	if err != nil {
 		return nil, err
 	}
+	if old != nil {
+		// Segments stored elsewhere (Config.Output) are known by the
+		// playlist that lists them.
+		for _, sg := range old.Segments {
+			if seq, _, ok := sink.KeySeq(sg.URI); ok {
+				nextSeg, found = max(nextSeg, seq+1), true
+			}
+			if seq, _, ok := sink.KeySeq(sg.Map); ok {
+				nextInit, found = max(nextInit, seq+1), true
+			}
+		}
+	}
 	if found || old != nil {
 		ccfg.FirstSequence, ccfg.FirstInitSequence, ccfg.StartWithDiscontinuity = nextSeg, nextInit, true
 		cfg.Logger.Info("resuming recording", "prefix", cfg.Prefix, "next_segment", nextSeg, "next_init", nextInit)
@@ -347,6 +408,12 @@ func (p *Pipeline) startSink(ccfg *chunker.Config) {
 		scfg.Logger = p.cfg.Logger
 	}
 	scfg.OnDurable = p.onDurable
+	if user := p.cfg.Sink.OnDurable; user != nil {
+		scfg.OnDurable = func(ev sink.Event) {
+			p.onDurable(ev)
+			user(ev)
+		}
+	}
 	p.sink = sink.New(p.bucket, scfg)
 	for _, ev := range p.sink.Recovered() {
 		if ev.Kind == sink.KindSegment {
@@ -382,11 +449,22 @@ func scanExisting(ctx context.Context, b *blob.Bucket, prefix string) (nextSeg, 
 }
 
 // pipelineOutput stamps each segment with its wall-clock time before handing
-// it to the sink.
+// it to the sink or to Config.Output.
 type pipelineOutput Pipeline
 
 func (o *pipelineOutput) WriteInit(ctx context.Context, in *chunker.Init) error {
-	return o.sink.WriteInit(ctx, in)
+	p := (*Pipeline)(o)
+	if p.cfg.Output == nil {
+		return p.sink.WriteInit(ctx, in)
+	}
+	accepted := time.Now()
+	if err := p.cfg.Output.WriteInit(ctx, in); err != nil {
+		return err
+	}
+	ev := sink.InitEvent(p.cfg.Prefix, in)
+	ev.Accepted = accepted
+	p.onDurable(ev)
+	return nil
 }
 
 func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) error {
@@ -414,10 +492,23 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 	p.wall[s.Seq] = at
 	p.lastEnd = at.Add(dur)
 	p.mu.Unlock()
-	return p.sink.WriteSegment(ctx, s)
+	if p.cfg.OnSegment != nil {
+		p.cfg.OnSegment(s)
+	}
+	if p.cfg.Output == nil {
+		return p.sink.WriteSegment(ctx, s)
+	}
+	ev := sink.SegmentEvent(p.cfg.Prefix, s)
+	ev.Accepted = now
+	if err := p.cfg.Output.WriteSegment(ctx, s); err != nil {
+		return err
+	}
+	p.onDurable(ev)
+	return nil
 }
 
-// onDurable runs on a sink goroutine; it only queues the event.
+// onDurable runs on a sink goroutine (or the writer, with Config.Output);
+// it only queues the event.
 func (p *Pipeline) onDurable(ev sink.Event) {
 	p.mu.Lock()
 	p.queue = append(p.queue, ev)
@@ -465,17 +556,7 @@ func (p *Pipeline) publishLoop() {
 			p.mu.Unlock()
 		case sink.KindSegment:
 			si := ev.Segment
-			seg := hls.Segment{
-				URI:             strings.TrimPrefix(ev.Key, p.cfg.Prefix),
-				Duration:        si.Duration,
-				Timescale:       si.Timescale,
-				Discontinuity:   si.Discontinuity,
-				ProgramDateTime: at,
-				Bytes:           int64(si.Size),
-			}
-			if si.Format == chunker.FMP4 && ev.Init != nil {
-				seg.Map = strings.TrimPrefix(sink.InitKey(p.cfg.Prefix, ev.Init.Seq), p.cfg.Prefix)
-			}
+			seg := hls.SegmentOf(ev, at)
 			err := p.pub.Add(ctx, seg)
 			p.mu.Lock()
 			p.bw.Add(seg)
@@ -497,6 +578,9 @@ func (p *Pipeline) publishLoop() {
 				}
 			}
 		}
+		if p.cfg.OnDurable != nil {
+			p.cfg.OnDurable(ev)
+		}
 		p.mu.Lock()
 		p.published++
 		p.mu.Unlock()
@@ -517,8 +601,10 @@ func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) 
 // caller knows that what it wrote is stored: a server acknowledges an
 // upload this way. Like Write, it is called from the writing goroutine.
 func (p *Pipeline) Wait(ctx context.Context) error {
-	if err := p.sink.Wait(ctx); err != nil {
-		return err
+	if p.sink != nil {
+		if err := p.sink.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	p.mu.Lock()
 	target := p.queued
@@ -587,8 +673,22 @@ func (p *Pipeline) frameRate() float64 {
 	return float64(p.frames) / p.secs
 }
 
-// Write adds the next access unit (decode order) to the recording.
+// Write adds the next access unit (decode order) to the recording. It
+// blocks while a segment that closes waits for room among the uploads in
+// flight (sink.Config.MaxInFlightBytes under the Block policy) or for
+// Config.Output; ctx bounds that wait, and no other work.
+//
+// A *chunker.SampleError refuses that sample only (test its cause with
+// errors.Is: chunker.ErrInvalidSample, chunker.ErrNonMonotonicDTS, ...);
+// the recording goes on with the next one, except after
+// chunker.ErrTimescale. Any other error is permanent: an upload that
+// failed for good (a *sink.UploadError), an error of Config.Output,
+// chunker.ErrClosed after Close or Abort; every later Write returns it,
+// and Close then reports what did land.
 func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
+	if p.closed {
+		return chunker.ErrClosed
+	}
 	if p.started.IsZero() {
 		p.started = time.Now()
 	}
@@ -617,8 +717,12 @@ const openGOPCheckEvery = 64
 const openGOPWarnAfter = 3
 
 // WriteAudio adds the next AAC frame of the audio track (Config.Audio),
-// interleaved with Write calls in time order.
+// interleaved with Write calls in time order. Blocking and errors are
+// Write's; without Config.Audio it returns chunker.ErrNoTrack.
 func (p *Pipeline) WriteAudio(ctx context.Context, a chunker.AudioSample) error {
+	if p.closed {
+		return chunker.ErrClosed
+	}
 	if p.started.IsZero() {
 		p.started = time.Now()
 	}
@@ -636,7 +740,11 @@ func (p *Pipeline) Stats() Stats {
 			ts = uint32(ai.SampleRate)
 		}
 	}
-	return Stats{Timescale: ts, Chunker: p.chunk.Stats(), Sink: p.sink.Stats(), Playlist: p.pub.Stats()}
+	st := Stats{Timescale: ts, Chunker: p.chunk.Stats(), Playlist: p.pub.Stats()}
+	if p.sink != nil {
+		st.Sink = p.sink.Stats()
+	}
+	return st
 }
 
 // Stats are the counters of a Pipeline's stages.
@@ -644,8 +752,9 @@ type Stats struct {
 	// Timescale of the media ticks in Chunker.MediaTicks.
 	Timescale uint32
 	Chunker   chunker.Stats
-	Sink      sink.Stats
-	Playlist  hls.PublisherStats
+	// Sink is zero with Config.Output.
+	Sink     sink.Stats
+	Playlist hls.PublisherStats
 }
 
 // PlaylistKey returns the media playlist's object key.
@@ -653,15 +762,18 @@ func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 
 // Close ends the recording: the open segment closes, every upload finishes,
 // and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). It
-// returns the first error of any stage; segments that did land stay
-// listed.
+// blocks until then, or until ctx ends (uploads still running are then
+// abandoned, see sink.Sink.Close). It returns the errors of every stage
+// joined (test with errors.Is and errors.As); segments that did land stay
+// listed. The publishing and upload goroutines have ended when it returns.
+// Close after Close or Abort returns nil.
 func (p *Pipeline) Close(ctx context.Context) error {
 	if p.closed {
 		return nil
 	}
 	p.closed = true
 	errChunk := p.chunk.Close(ctx)
-	errSink := p.sink.Close(ctx)
+	errSink := p.closeSink(ctx)
 	p.mu.Lock()
 	p.qclosed = true
 	p.mu.Unlock()
@@ -776,7 +888,7 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	errSink := p.sink.Close(ctx)
+	errSink := p.closeSink(ctx)
 	p.mu.Lock()
 	p.qclosed = true
 	p.mu.Unlock()
@@ -793,3 +905,22 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 func (p *Pipeline) Break(ctx context.Context) error {
 	return p.chunk.Break(ctx)
 }
+
+// closeSink closes the sink, if the pipeline uploads (no Config.Output).
+func (p *Pipeline) closeSink(ctx context.Context) error {
+	if p.sink == nil {
+		return nil
+	}
+	return p.sink.Close(ctx)
+}
+
+// AsChunker returns p as a chunker.Chunker, for code written against that
+// interface: its methods are p's, and its Stats reports the chunker's
+// counters (Stats().Chunker). Pipeline itself does not implement
+// chunker.Chunker because its own Stats reports every stage.
+func (p *Pipeline) AsChunker() chunker.Chunker { return pipelineChunker{p} }
+
+// pipelineChunker is a Pipeline as a chunker.Chunker.
+type pipelineChunker struct{ *Pipeline }
+
+func (c pipelineChunker) Stats() chunker.Stats { return c.chunk.Stats() }

@@ -89,3 +89,48 @@ func KeySeq(key string) (seq uint64, init, ok bool) {
 	}
 	return n, init, true
 }
+
+// InitEvent returns the Event that reports init section in as durable under
+// prefix, as a Sink reports it after uploading it; Accepted is left zero.
+// An init without data (MPEG-TS output) has no Key. A destination other
+// than a Sink (a chunker.Output of the caller's) describes what it stored
+// with it, for hls.SegmentOf and for hooks that take Events.
+func InitEvent(prefix string, in *chunker.Init) Event {
+	ev := Event{Kind: KindInit, Seq: in.Seq, Bytes: len(in.Data), Init: in}
+	if len(in.Data) > 0 {
+		ev.Key = InitKey(prefix, in.Seq)
+	}
+	return ev
+}
+
+// SegmentEvent returns the Event that reports seg as durable under prefix at
+// SegmentKey(prefix, seg.Format, seg.Seq), as a Sink reports it after
+// uploading it; Accepted is left zero. The Event does not hold seg: it
+// stays valid after seg is released.
+func SegmentEvent(prefix string, seg *chunker.Segment) Event {
+	info := SegmentInfo{
+		Seq:           seg.Seq,
+		Format:        seg.Format,
+		Timescale:     seg.Timescale,
+		FirstDTS:      seg.FirstDTS,
+		FirstPTS:      seg.FirstPTS,
+		Duration:      seg.Duration,
+		Frames:        seg.Frames,
+		Keyframes:     seg.Keyframes,
+		Discontinuity: seg.Discontinuity,
+		Long:          seg.Long,
+		FrameRate:     seg.FrameRate,
+		Size:          len(seg.Data),
+	}
+	if seg.Init != nil {
+		info.InitSeq = seg.Init.Seq
+	}
+	return Event{
+		Kind:    KindSegment,
+		Seq:     seg.Seq,
+		Key:     SegmentKey(prefix, seg.Format, seg.Seq),
+		Bytes:   len(seg.Data),
+		Init:    seg.Init,
+		Segment: info,
+	}
+}

@@ -543,22 +543,8 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 	if s.bucket == nil {
 		return fmt.Errorf("%w: nil bucket", ErrInvalid)
 	}
-	j := &job{
-		ctx:   ctx,
-		data:  init.Data,
-		size:  int64(len(init.Data)),
-		ctype: contentTypeInit,
-		ev: Event{
-			Kind:  KindInit,
-			Seq:   init.Seq,
-			Bytes: len(init.Data),
-			Init:  init,
-		},
-	}
-	if len(init.Data) > 0 {
-		j.key = InitKey(s.cfg.Prefix, init.Seq)
-		j.ev.Key = j.key
-	}
+	ev := InitEvent(s.cfg.Prefix, init)
+	j := &job{ctx: ctx, key: ev.Key, data: init.Data, size: int64(len(init.Data)), ctype: contentTypeInit, ev: ev}
 	return s.submit(ctx, j)
 }
 
@@ -580,39 +566,15 @@ func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 	if seg.Format != chunker.FMP4 && seg.Format != chunker.TS {
 		return fmt.Errorf("%w: segment %d has unknown format %v", ErrInvalid, seg.Seq, seg.Format)
 	}
-	key := SegmentKey(s.cfg.Prefix, seg.Format, seg.Seq)
-	info := SegmentInfo{
-		Seq:           seg.Seq,
-		Format:        seg.Format,
-		Timescale:     seg.Timescale,
-		FirstDTS:      seg.FirstDTS,
-		FirstPTS:      seg.FirstPTS,
-		Duration:      seg.Duration,
-		Frames:        seg.Frames,
-		Keyframes:     seg.Keyframes,
-		Discontinuity: seg.Discontinuity,
-		Long:          seg.Long,
-		FrameRate:     seg.FrameRate,
-		Size:          len(seg.Data),
-	}
-	if seg.Init != nil {
-		info.InitSeq = seg.Init.Seq
-	}
+	ev := SegmentEvent(s.cfg.Prefix, seg)
 	j := &job{
 		ctx:   ctx,
-		key:   key,
+		key:   ev.Key,
 		data:  seg.Data,
 		size:  int64(len(seg.Data)),
 		ctype: segmentContentType(seg.Format),
 		seg:   seg,
-		ev: Event{
-			Kind:    KindSegment,
-			Seq:     seg.Seq,
-			Key:     key,
-			Bytes:   len(seg.Data),
-			Init:    seg.Init,
-			Segment: info,
-		},
+		ev:    ev,
 	}
 	return s.submit(ctx, j)
 }

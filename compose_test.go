@@ -1,0 +1,307 @@
+package livechunk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livechunk/livechunk"
+	"github.com/livechunk/livechunk/chunker"
+	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/mediatest"
+	"github.com/livechunk/livechunk/sink"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+)
+
+// dirOutput is a destination of the caller's: it writes each object into a
+// directory under the names the pipeline's playlist uses, refuses to
+// overwrite one, and can be told to fail at a segment.
+type dirOutput struct {
+	dir    string
+	failAt uint64 // fail WriteSegment of this sequence number (0: never)
+	mu     sync.Mutex
+	names  []string
+}
+
+var errOutputFull = errors.New("dirOutput: full")
+
+func (o *dirOutput) put(name string, data []byte) error {
+	f, err := os.OpenFile(filepath.Join(o.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	o.mu.Lock()
+	o.names = append(o.names, name)
+	o.mu.Unlock()
+	return f.Close()
+}
+
+func (o *dirOutput) WriteInit(_ context.Context, in *chunker.Init) error {
+	if len(in.Data) == 0 {
+		return nil // MPEG-TS: nothing to store
+	}
+	return o.put(sink.InitKey("", in.Seq), in.Data)
+}
+
+func (o *dirOutput) WriteSegment(_ context.Context, s *chunker.Segment) error {
+	defer s.Release()
+	if o.failAt != 0 && s.Seq == o.failAt {
+		return errOutputFull
+	}
+	return o.put(sink.SegmentKey("", s.Format, s.Seq), s.Data)
+}
+
+// TestCustomOutput records into a destination of the caller's (segments in
+// a directory, playlists in a memory bucket) with hooks for closed and
+// durable segments: ffmpeg decodes the playlist next to the segments into
+// the input's frames, the hooks see every segment in order, and a second
+// recording resumes after the first without overwriting a name.
+func TestCustomOutput(t *testing.T) {
+	in := mediatest.AudioInputs(t)[0].File // H.264 and AAC, 6 s
+	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		t.Run(format.String(), func(t *testing.T) {
+			ctx := context.Background()
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			out := &dirOutput{dir: t.TempDir()}
+			var closed []uint64
+			var durable []sink.Event
+			cfg := livechunk.Config{
+				Format: format, SegmentDuration: time.Second, Prefix: "cam/", Playlist: hls.Event,
+				Output:    out,
+				OnSegment: func(s *chunker.Segment) { closed = append(closed, s.Seq) },
+				OnDurable: func(ev sink.Event) { durable = append(durable, ev) },
+			}
+			st, err := livechunk.Record(ctx, b, openSource(t, in), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Chunker.Segments < 3 || int64(len(closed)) != st.Chunker.Segments {
+				t.Fatalf("OnSegment saw %d segments, the chunker made %d", len(closed), st.Chunker.Segments)
+			}
+			var segs []uint64
+			for _, ev := range durable {
+				if ev.Kind == sink.KindSegment {
+					segs = append(segs, ev.Seq)
+					if ev.Key != "cam/"+sink.SegmentKey("", format, ev.Seq) {
+						t.Errorf("durable event key %q", ev.Key)
+					}
+				}
+			}
+			if fmt.Sprint(segs) != fmt.Sprint(closed) {
+				t.Errorf("OnDurable saw segments %v, OnSegment %v", segs, closed)
+			}
+			if st.Sink != (sink.Stats{}) {
+				t.Errorf("sink stats %+v with Output", st.Sink)
+			}
+			m := checkPlaylist(t, b, "cam/index.m3u8")
+			if int64(len(m.Entries)) != st.Chunker.Segments {
+				t.Fatalf("playlist lists %d segments, chunker made %d", len(m.Entries), st.Chunker.Segments)
+			}
+			// The playlist goes next to the segments; ffmpeg plays it.
+			text, err := b.ReadAll(ctx, "cam/index.m3u8")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(out.dir, "index.m3u8"), text, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if d := mediatest.EqualHashes(wantHashes(t, in), mediatest.FrameHashes(t, filepath.Join(out.dir, "index.m3u8"))); d != "" {
+				t.Fatalf("decoded playlist differs from the input: %s", d)
+			}
+			// The bucket holds the playlists only.
+			keys := listKeys(t, b, "")
+			if fmt.Sprint(keys) != "[cam/index.m3u8 cam/master.m3u8]" {
+				t.Errorf("bucket holds %v", keys)
+			}
+		})
+	}
+}
+
+// TestCustomOutputResumes: a recording into a destination of the caller's
+// that stops unfinished (Abort) is resumed by the next pipeline after the
+// segments its playlist lists, without overwriting any of them.
+func TestCustomOutputResumes(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	out := &dirOutput{dir: t.TempDir()}
+	cfg := livechunk.Config{SegmentDuration: time.Second, Output: out}
+	write := func(abort bool) {
+		src := openSource(t, mediatest.Testdata("av.mp4"))
+		p, err := livechunk.NewPipeline(ctx, b, cfg.WithSource(src.Info()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			pk, err := src.NextPacket()
+			if err != nil {
+				break
+			}
+			if err := p.WritePacket(ctx, pk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if abort {
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Abort(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(true)
+	first := len(out.names)
+	write(false) // dirOutput refuses to overwrite: Write would fail
+	if len(out.names) <= first {
+		t.Fatalf("resumed recording stored nothing new: %v", out.names)
+	}
+	m := checkPlaylist(t, b, "index.m3u8")
+	if !m.Ended {
+		t.Error("resumed playlist not ended")
+	}
+}
+
+// TestCustomOutputError: an error of Config.Output stops the recording: Write
+// returns it (and keeps returning it), Close reports it, and the playlist
+// lists what was stored before it.
+func TestCustomOutputError(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	out := &dirOutput{dir: t.TempDir(), failAt: 2}
+	var durable int
+	cfg := livechunk.Config{
+		SegmentDuration: time.Second, Output: out, Playlist: hls.Event,
+		OnDurable: func(ev sink.Event) {
+			if ev.Kind == sink.KindSegment {
+				durable++
+			}
+		},
+	}
+	src := openSource(t, mediatest.Testdata("bframes.mp4"))
+	p, err := livechunk.NewPipeline(ctx, b, cfg.WithSource(src.Info()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	for werr == nil {
+		pk, err := src.NextPacket()
+		if err != nil {
+			t.Fatalf("input ended (%v) before the output failed", err)
+		}
+		werr = p.WritePacket(ctx, pk)
+	}
+	if !errors.Is(werr, errOutputFull) {
+		t.Fatalf("Write returned %v, want the output's error", werr)
+	}
+	pk, _ := src.NextPacket()
+	if err := p.WritePacket(ctx, pk); !errors.Is(err, errOutputFull) {
+		t.Errorf("Write after the failure returned %v", err)
+	}
+	if err := p.Close(ctx); !errors.Is(err, errOutputFull) {
+		t.Errorf("Close returned %v", err)
+	}
+	if err := p.WritePacket(ctx, pk); !errors.Is(err, chunker.ErrClosed) {
+		t.Errorf("Write after Close returned %v", err)
+	}
+	m := checkPlaylist(t, b, "index.m3u8")
+	if len(m.Entries) != 2 || durable != 2 {
+		t.Errorf("playlist lists %d segments, OnDurable saw %d; want segments 0 and 1", len(m.Entries), durable)
+	}
+}
+
+// TestSinkOnDurableIsChained: a user's sink.Config.OnDurable is called for
+// every object, and the pipeline's playlist still lists every segment.
+func TestSinkOnDurableIsChained(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	var mu sync.Mutex
+	var keys []string
+	cfg := livechunk.Config{SegmentDuration: time.Second, Playlist: hls.VOD, Sink: sink.Config{
+		OnDurable: func(ev sink.Event) {
+			mu.Lock()
+			keys = append(keys, ev.Key)
+			mu.Unlock()
+		},
+	}}
+	st, err := livechunk.Record(ctx, b, openSource(t, mediatest.Testdata("bframes.mp4")), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if int64(len(keys)) != st.Chunker.Segments+st.Chunker.Inits {
+		t.Errorf("user OnDurable saw %d objects, the chunker made %d segments and %d inits", len(keys), st.Chunker.Segments, st.Chunker.Inits)
+	}
+	m := checkPlaylist(t, b, "index.m3u8")
+	if int64(len(m.Entries)) != st.Chunker.Segments {
+		t.Errorf("playlist lists %d of %d segments", len(m.Entries), st.Chunker.Segments)
+	}
+}
+
+// TestAsChunker drives a Pipeline through the chunker.Chunker interface.
+func TestAsChunker(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	src := openSource(t, mediatest.Testdata("bframes.mp4"))
+	p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{SegmentDuration: time.Second, Playlist: hls.VOD}.WithSource(src.Info()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c chunker.Chunker = p.AsChunker()
+	for {
+		pk, err := src.NextPacket()
+		if err != nil {
+			break
+		}
+		if err := c.Write(ctx, pk.Video); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Stats(), p.Stats().Chunker; got != want || got.Segments == 0 {
+		t.Errorf("AsChunker().Stats() = %+v, Pipeline.Stats().Chunker = %+v", got, want)
+	}
+	m := checkPlaylist(t, b, "index.m3u8")
+	if int64(len(m.Entries)) != c.Stats().Segments {
+		t.Errorf("playlist lists %d segments, chunker made %d", len(m.Entries), c.Stats().Segments)
+	}
+}
+
+// listKeys lists the keys under prefix, in order.
+func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
+	t.Helper()
+	var keys []string
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(context.Background())
+		if err == io.EOF {
+			return keys
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, obj.Key)
+	}
+}
