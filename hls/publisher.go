@@ -126,7 +126,7 @@ type pendingDelete struct {
 // NewPublisher returns a Publisher writing to b.
 func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	if b == nil {
-		return nil, errors.New("hls: nil bucket")
+		return nil, fmt.Errorf("%w: nil bucket", ErrInvalidConfig)
 	}
 	if cfg.Name == "" {
 		cfg.Name = "index.m3u8"
