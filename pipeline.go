@@ -590,7 +590,8 @@ func (p *Pipeline) publishLoop() {
 
 // Flush closes the open segment, so that every sample written so far goes
 // out (see chunker.Chunker.Flush): the next segment starts at the next
-// keyframe written. Like Write, it is called from the writing goroutine.
+// keyframe written. Like Write, it is called from the writing goroutine;
+// blocking and errors are Write's.
 func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) }
 
 // Wait blocks until every segment closed so far is durable in the bucket
@@ -599,7 +600,9 @@ func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) 
 // error that makes a segment fail, or the error of the last playlist write
 // when that failed (the next write retries it). With Flush before it, a
 // caller knows that what it wrote is stored: a server acknowledges an
-// upload this way. Like Write, it is called from the writing goroutine.
+// upload this way. With Config.Output, what Write handed to it is stored
+// when Write returns, and Wait waits for the playlist only. Like Write, it
+// is called from the writing goroutine.
 func (p *Pipeline) Wait(ctx context.Context) error {
 	if p.sink != nil {
 		if err := p.sink.Wait(ctx); err != nil {
@@ -757,7 +760,8 @@ type Stats struct {
 	Playlist hls.PublisherStats
 }
 
-// PlaylistKey returns the media playlist's object key.
+// PlaylistKey returns the media playlist's object key (Prefix and
+// PlaylistName). It may be called from any goroutine.
 func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 
 // Close ends the recording: the open segment closes, every upload finishes,
@@ -823,6 +827,13 @@ const noJumps = 1000 * time.Hour
 // order) into a new Pipeline on b and closes it. What the source knows of
 // its stream (timescale, parameter sets, audio track, display matrix, bit
 // rate) is taken into cfg with Config.WithSource.
+//
+// Record blocks until the source ends and the recording is closed, or
+// until the first error: NewPipeline's, the source's (wrapped), or the
+// first one Write returns (see Pipeline.Write; a sample error ends Record
+// too), joined with Close's. What landed before an error stays listed. It
+// does not close src. The Stats are those at the end, also on error (zero
+// when NewPipeline failed).
 func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
 	cfg = cfg.WithSource(src.Info())
 	if cfg.Matrix != [9]int32{} && cfg.Format == chunker.TS && cfg.Logger != nil {
@@ -882,7 +893,9 @@ func (p *Pipeline) WritePacket(ctx context.Context, pk source.Packet) error {
 // the open segment is dropped, uploads already accepted finish and are
 // listed, and the playlist is left unfinished (no EXT-X-ENDLIST), so a later
 // NewPipeline on the same destination resumes it. Use it when the
-// broadcaster is expected to reconnect.
+// broadcaster is expected to reconnect. Blocking, ctx and the goroutines
+// are as for Close; it returns the uploads' error and the first failed
+// playlist write, joined. Abort after Close or Abort returns nil.
 func (p *Pipeline) Abort(ctx context.Context) error {
 	if p.closed {
 		return nil
@@ -902,6 +915,8 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 
 // Break closes the open segment and marks the next one as a discontinuity,
 // for input known to be missing (a lost chunk) or a restarted source.
+// Like Write, it is called from the writing goroutine; blocking and errors
+// are Write's.
 func (p *Pipeline) Break(ctx context.Context) error {
 	return p.chunk.Break(ctx)
 }
