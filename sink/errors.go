@@ -39,8 +39,8 @@ var (
 type ObjectError struct {
 	// Kind, Seq and Key identify the object.
 	Kind Kind
-	Seq  uint64
-	Key  string
+	Seq  uint64 // init or segment sequence number
+	Key  string // object key, without any prefix the bucket adds
 	// Attempts is the number of uploads tried (0 when skipped).
 	Attempts int
 	// Err is the last upload error, ErrSkipped, or, for an upload that

@@ -279,23 +279,23 @@ type Event struct {
 }
 
 // SegmentInfo is a copy of a [chunker.Segment]'s metadata, which outlives the
-// segment's data (released to the chunker after upload). The fields without
-// a comment are those of chunker.Segment.
+// segment's data (released to the chunker after upload). The fields are
+// those of chunker.Segment.
 type SegmentInfo struct {
-	Seq    uint64
-	Format chunker.Format
+	Seq    uint64         // media sequence number
+	Format chunker.Format // container of the segment
 	// InitSeq is the sequence number of the segment's init section.
 	InitSeq uint64
 	// Timescale of the timestamps and Duration (ticks per second).
 	Timescale          uint32
-	FirstDTS, FirstPTS int64
+	FirstDTS, FirstPTS int64 // of the first sample
 	// Duration is in ticks of Timescale.
 	Duration      int64
-	Frames        int
-	Keyframes     int
-	Discontinuity bool // also set on a recovered segment (see Event.Recovered)
-	Long          bool
-	FrameRate     float64
+	Frames        int     // video access units
+	Keyframes     int     // random access points among them
+	Discontinuity bool    // also set on a recovered segment (see Event.Recovered)
+	Long          bool    // longer than the target duration
+	FrameRate     float64 // frames per second over the segment
 	// Size is the number of bytes of the segment.
 	Size int
 }
