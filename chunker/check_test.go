@@ -54,7 +54,7 @@ func TestCheckAccessUnit(t *testing.T) {
 }
 
 // TestPTSBeforeDTS: a sample presented before it is decoded is refused,
-// as documented, in both formats (fMP4 used to take it).
+// as documented, in both formats.
 func TestPTSBeforeDTS(t *testing.T) {
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		c, err := chunker.New(chunker.Config{Format: f}, &collector{})
