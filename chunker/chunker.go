@@ -100,9 +100,10 @@ type Sample struct {
 	// DTS and PTS are in ticks of Config.Timescale. Without B-frames they are
 	// equal.
 	DTS, PTS int64
-	// Duration is optional. It is used only for the last sample of a stream
-	// (or before a timestamp jump), whose duration cannot be derived from a
-	// following sample's DTS.
+	// Duration is optional. It is the duration of the last sample of a
+	// stream (or before a timestamp jump), which cannot be derived from a
+	// following sample's DTS, and it tells a pause of the video from a
+	// timestamp jump (see Config.JumpThreshold).
 	Duration int64
 	// NALUs is the access unit: its NAL units, in order.
 	NALUs [][]byte
@@ -134,9 +135,8 @@ type Config struct {
 	// sample before declared as its Duration, or over which the audio
 	// went on without a jump of its own, is a pause of the video (variable
 	// frame rate) instead, counted in Stats.VideoPauses: the picture
-	// before it lasts until the next. Default: 10
-	// frame durations, at least 1 s (for audio, at least 1 s or ten AAC
-	// frames).
+	// before it lasts until the next. Default: 10 frame durations, at
+	// least 1 s (for audio, at least 1 s or ten AAC frames).
 	JumpThreshold time.Duration
 	// FirstSequence is the sequence number of the first segment (to resume
 	// a recording).
@@ -348,7 +348,8 @@ func (s *Segment) Release() {
 // Chunker method being run. An Output may keep the *Init and the *Segment
 // after the call returns (Segment.Data until it calls Release); it must not
 // modify them. An error is permanent: the Chunker returns it from the call
-// that emitted and from every later one (see the package documentation).
+// that was emitting and from every later one (see the package
+// documentation).
 type Output interface {
 	// WriteInit receives a new init section, before the first segment
 	// that needs it.
