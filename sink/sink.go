@@ -177,7 +177,7 @@ type Config struct {
 	// directory. An object larger than the bound is still accepted once
 	// nothing else is in flight.
 	MaxInFlightBytes int64
-	// Concurrency is the number of uploads run in parallel. Default 4.
+	// Concurrency bounds the uploads run in parallel. Default 4.
 	Concurrency int
 	// Overflow is the policy when MaxInFlightBytes is reached. Default
 	// Block.
