@@ -69,8 +69,8 @@ type AACInfo struct {
 // AAC-LC, HE-AAC and HE-AACv2, or a sample rate out of range).
 var ErrBadAudioConfig = errors.New("chunker: bad or unsupported AAC AudioSpecificConfig")
 
-// ParseAudioSpecificConfig parses an AAC AudioSpecificConfig with
-// mediacommon's mpeg4audio package and derives what segmenting needs.
+// ParseAudioSpecificConfig parses an AAC AudioSpecificConfig and derives
+// what segmenting needs. The error wraps ErrBadAudioConfig.
 func ParseAudioSpecificConfig(asc []byte) (info AACInfo, err error) {
 	_, info, err = parseASC(asc)
 	return info, err

@@ -1,6 +1,7 @@
 package chunker_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"testing"
@@ -53,7 +54,7 @@ func TestCheckAccessUnit(t *testing.T) {
 }
 
 // TestPTSBeforeDTS: a sample presented before it is decoded is refused,
-// as documented, in both formats (fMP4 used to take it).
+// as documented, in both formats.
 func TestPTSBeforeDTS(t *testing.T) {
 	for _, f := range []chunker.Format{chunker.FMP4, chunker.TS} {
 		c, err := chunker.New(chunker.Config{Format: f}, &collector{})
@@ -63,6 +64,90 @@ func TestPTSBeforeDTS(t *testing.T) {
 		err = c.Write(t.Context(), chunker.Sample{DTS: 3000, PTS: 0, NALUs: [][]byte{{0x65, 0x88, 0x84, 0x00}}})
 		if !errors.Is(err, chunker.ErrInvalidSample) {
 			t.Errorf("%v: PTS before DTS: %v, want ErrInvalidSample", f, err)
+		}
+	}
+}
+
+// TestNewErrors: every configuration New refuses wraps ErrInvalidConfig,
+// and so does Continuation of timestamps that wrap.
+func TestNewErrors(t *testing.T) {
+	aac := &chunker.AudioConfig{ASC: []byte{0x12, 0x10}}
+	for _, tc := range []struct {
+		name string
+		cfg  chunker.Config
+		out  chunker.Output
+	}{
+		{"nil Output", chunker.Config{}, nil},
+		{"unknown Format", chunker.Config{Format: 7}, &collector{}},
+		{"negative TargetDuration", chunker.Config{TargetDuration: -1}, &collector{}},
+		{"WrapBits over 62", chunker.Config{WrapBits: 63}, &collector{}},
+		{"NoVideo without Audio", chunker.Config{NoVideo: true}, &collector{}},
+		{"Continue with WrapBits", chunker.Config{WrapBits: 33, Audio: aac, Continue: &chunker.Continuation{}}, &collector{}},
+	} {
+		if _, err := chunker.New(tc.cfg, tc.out); !errors.Is(err, chunker.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", tc.name, err)
+		}
+	}
+	c, err := chunker.New(chunker.Config{WrapBits: 33}, &collector{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Continuation(); !errors.Is(err, chunker.ErrInvalidConfig) {
+		t.Errorf("Continuation with WrapBits: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestCompositionOffsetRange: a sample whose PTS is more than 2^31-1 ticks
+// after its DTS is refused before it is placed, and the segment around it
+// is as if it had not come.
+func TestCompositionOffsetRange(t *testing.T) {
+	f, err := os.Open("../testdata/chunk0.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := source.NewMP4(f, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := src.Info()
+	idr := []byte{0x65, 0x88, 0x84, 0x00}
+	p := []byte{0x41, 0x9a, 0x00, 0x00}
+	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
+		run := func(bad bool) *chunker.Segment {
+			out := &collector{}
+			c, err := chunker.New(chunker.Config{Format: format, SPS: info.SPS, PPS: info.PPS}, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := t.Context()
+			for i := range int64(10) {
+				nalus := [][]byte{p}
+				if i == 0 {
+					nalus[0] = idr
+				}
+				if i == 5 && bad {
+					err := c.Write(ctx, chunker.Sample{DTS: 3000*i - 1, PTS: 3000*i - 1 + 1<<31, NALUs: [][]byte{p}})
+					if !errors.Is(err, chunker.ErrInvalidSample) {
+						t.Errorf("%v: composition offset 2^31: %v, want ErrInvalidSample", format, err)
+					}
+				}
+				if err := c.Write(ctx, chunker.Sample{DTS: 3000 * i, PTS: 3000 * i, NALUs: nalus}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.segs) != 1 {
+				t.Fatalf("%v: %d segments, want 1", format, len(out.segs))
+			}
+			return out.segs[0]
+		}
+		good, got := run(false), run(true)
+		if got.Frames != good.Frames || got.Duration != good.Duration || !bytes.Equal(got.Data, good.Data) {
+			t.Errorf("%v: with a refused sample: %d frames, %d ticks, %d bytes; want %d, %d, %d",
+				format, got.Frames, got.Duration, len(got.Data), good.Frames, good.Duration, len(good.Data))
 		}
 	}
 }

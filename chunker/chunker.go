@@ -16,6 +16,25 @@
 // output timeline as the video, so the input's audio/video offset is kept.
 // With Config.NoVideo the stream is audio only and segments are cut on
 // audio frame boundaries.
+//
+// # Concurrency
+//
+// A Chunker is driven by one goroutine: its methods are not safe for
+// concurrent use, except Stats, which may be called from any goroutine.
+// New starts no goroutines. The Output is called synchronously, on the
+// goroutine that called Write, WriteAudio, Flush, Break or Close, and the
+// context passed to those methods is handed to the Output; the Chunker
+// itself neither blocks nor checks the context. [Segment.Release] may be
+// called from any goroutine, and a [Pool] is safe for concurrent use.
+//
+// # Errors
+//
+// An error about one sample is a [*SampleError] wrapping ErrInvalidSample,
+// ErrNonMonotonicDTS or ErrBadParameterSets: that sample is dropped and
+// the Chunker goes on with the next one. An error returned by the Output,
+// and ErrTimescale, are permanent: every later Write, WriteAudio, Flush and
+// Break returns the same error, and Close returns it once. After Close the
+// methods return ErrClosed.
 package chunker
 
 import (
@@ -40,7 +59,7 @@ const (
 	TS
 )
 
-// String returns "fmp4" or "ts".
+// String returns "fmp4", "ts", or "Format(n)" for other values.
 func (f Format) String() string {
 	switch f {
 	case FMP4:
@@ -51,7 +70,8 @@ func (f Format) String() string {
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
-// ParseFormat parses "fmp4" (also "mp4", "cmaf") or "ts" (also "mpegts").
+// ParseFormat parses "fmp4" (also "mp4", "cmaf", "m4s") or "ts" (also
+// "mpegts").
 func ParseFormat(s string) (Format, error) {
 	switch s {
 	case "fmp4", "mp4", "cmaf", "m4s":
@@ -73,18 +93,19 @@ func (f Format) SegmentExt() string {
 // Sample is one H.264 access unit (one picture) with its timing.
 //
 // NALUs holds the NAL units without start codes or length prefixes. Use
-// [SplitAnnexB] or [SplitAVCC] to obtain them from the two real framings
-// without copying. The chunker copies what it needs before Write returns, so
+// [SplitAnnexB] or [SplitAVCC] to obtain them from the two framings
+// without copying. The Chunker copies what it keeps before Write returns:
 // the caller may reuse the memory afterwards.
 type Sample struct {
 	// DTS and PTS are in ticks of Config.Timescale. Without B-frames they are
 	// equal.
 	DTS, PTS int64
-	// Duration is optional. It is used only for the last sample of a stream
-	// (or before a timestamp jump), whose duration cannot be derived from a
-	// following sample's DTS.
+	// Duration is optional. It is the duration of the last sample of a
+	// stream (or before a timestamp jump), which cannot be derived from a
+	// following sample's DTS, and it tells a pause of the video from a
+	// timestamp jump (see Config.JumpThreshold).
 	Duration int64
-	// NALUs is the access unit.
+	// NALUs is the access unit: its NAL units, in order.
 	NALUs [][]byte
 }
 
@@ -114,17 +135,17 @@ type Config struct {
 	// sample before declared as its Duration, or over which the audio
 	// went on without a jump of its own, is a pause of the video (variable
 	// frame rate) instead, counted in Stats.VideoPauses: the picture
-	// before it lasts until the next. Default: 10
-	// frame durations, at least 1 s (for audio, at least 1 s or ten AAC
-	// frames).
+	// before it lasts until the next. Default: 10 frame durations, at
+	// least 1 s (for audio, at least 1 s or ten AAC frames).
 	JumpThreshold time.Duration
 	// FirstSequence is the sequence number of the first segment (to resume
-	// a recording). InitSequence likewise for init segments.
+	// a recording).
 	FirstSequence uint64
 	// FirstInitSequence is the sequence number of the first init segment.
 	FirstInitSequence uint64
 	// SPS and PPS are parameter sets known out of band (for example from an
-	// MP4 avcC box), used until the stream carries its own in-band.
+	// MP4 avcC box), used until the stream carries its own in-band. New
+	// copies them.
 	SPS, PPS [][]byte
 	// StartWithDiscontinuity marks the first segment as a discontinuity
 	// (for example when resuming after a restart).
@@ -149,27 +170,21 @@ type Config struct {
 	// not independent: its leading pictures (after the I picture in decode
 	// order, before it in presentation order) refer to the previous
 	// segment, so segments decode in sequence but not alone, and the
-	// playlist must not claim EXT-X-INDEPENDENT-SEGMENTS
-	// (livechunk.Config.OpenGOP leaves it out). Players differ on a start or
-	// a seek into such a segment: ffmpeg skips the leading pictures, but
-	// Chromium (through hls.js and with its own HLS player alike) stops
-	// with a decode error on the first of them, so a browser can play such
-	// a recording from its start only, not join it live nor seek in it.
-	// ffmpeg's own HLS output of the same stream behaves the same. Use it
-	// for recordings that are played from the start, stitched, or
-	// processed by ffmpeg.
-	// When the stream itself starts (or restarts after a timestamp jump) at
-	// such a picture, its leading pictures are dropped (Stats.DroppedLeading).
+	// playlist must not claim EXT-X-INDEPENDENT-SEGMENTS. ffmpeg skips the
+	// leading pictures of such a segment; Chromium (hls.js or its own HLS
+	// player) stops with a decode error, so browsers can play such a
+	// recording from its start but not join it live or seek in it.
+	//
+	// When the stream starts (or restarts after a timestamp jump) at such
+	// a picture, its leading pictures are dropped (Stats.DroppedLeading).
 	// Without OpenGOP, a stream whose only IDR picture is its first becomes
 	// one long segment; Stats.RecoveryPoints counts the points skipped.
 	OpenGOP bool
 	// Bitrate, when known, is the stream's average bit rate (video and
 	// audio, bits per second; see source.Info.Bitrate). It sizes the
 	// buffers of the first segments, which otherwise start at 1 MiB and
-	// double as they fill, copying what they hold each time (the first
-	// segment of a 5 Mbit/s stream cost three allocations and 3 MB of
-	// copying, and with them the process's first garbage collections).
-	// Zero means unknown; a wrong value costs only memory or copies.
+	// double, copying, as they fill. Zero means unknown; a wrong value
+	// costs only memory or copies.
 	Bitrate int64
 	// Pool, when set, supplies the segment buffers (see [Pool]); share one
 	// among the chunkers of many streams. Default: a pool of the Chunker's
@@ -185,13 +200,22 @@ type Config struct {
 }
 
 // check refuses values no default stands for: an unknown Format,
-// negative durations.
+// negative durations, NoVideo without Audio.
 func (c Config) check() error {
 	if c.Format != FMP4 && c.Format != TS {
 		return fmt.Errorf("%w: format %d", ErrInvalidConfig, c.Format)
 	}
 	if c.TargetDuration < 0 || c.JumpThreshold < 0 {
 		return fmt.Errorf("%w: negative TargetDuration %v or JumpThreshold %v", ErrInvalidConfig, c.TargetDuration, c.JumpThreshold)
+	}
+	if c.NoVideo && c.Audio == nil {
+		return fmt.Errorf("%w: NoVideo without an Audio track", ErrInvalidConfig)
+	}
+	if c.WrapBits > 62 {
+		return fmt.Errorf("%w: WrapBits %d out of range", ErrInvalidConfig, c.WrapBits)
+	}
+	if c.WrapBits != 0 && c.Continue != nil {
+		return fmt.Errorf("%w: no continuation of timestamps that wrap", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -207,8 +231,10 @@ func (c Config) withDefaults() Config {
 }
 
 // Init is an initialization section: the fMP4 init segment (ftyp+moov) that
-// media segments with the same InitSeq need. For TS output there is no init
+// the media segments pointing to it need. For TS output there is no init
 // data (Data is empty) but the record still describes the codec parameters.
+// The Chunker shares one Init among the segments that use it and never
+// modifies it after it is emitted; receivers must not modify it either.
 type Init struct {
 	// Seq numbers init segments from Config.FirstInitSequence.
 	Seq uint64
@@ -251,8 +277,9 @@ func (in *Init) Codecs() []string {
 	return out
 }
 
-// Segment is a closed media segment. It starts with an IDR picture (or, in
-// an audio-only stream, with an audio frame).
+// Segment is a closed media segment. It starts with a random access point:
+// an IDR picture (with Config.OpenGOP, also an open-GOP I picture), or in an
+// audio-only stream an audio frame.
 type Segment struct {
 	// Seq is the media sequence number.
 	Seq uint64
@@ -260,7 +287,8 @@ type Segment struct {
 	Format Format
 	// Init is the init section this segment needs.
 	Init *Init
-	// Data is the encoded segment. It is valid until Release is called.
+	// Data is the encoded segment. It is valid until Release is called;
+	// it must not be modified.
 	Data []byte
 	// Timescale of the timestamps and Duration below (the video track
 	// timescale; for an audio-only stream the audio one).
@@ -301,9 +329,11 @@ func (s *Segment) DurationTime() time.Duration {
 // Size returns the number of bytes of Data.
 func (s *Segment) Size() int { return len(s.Data) }
 
-// Release returns the segment's buffer to the chunker for reuse. Data must not
-// be used afterwards. Calling Release is optional (without it the buffer is
-// garbage collected) and calling it twice is harmless.
+// Release returns the segment's buffer to the Chunker's Pool for reuse and
+// sets Data to nil; Data (and any slice of it) must not be used afterwards.
+// Calling Release is optional (without it the buffer is garbage collected)
+// and calling it again has no effect. It may be called from any goroutine,
+// but not concurrently with itself or with readers of Data.
 func (s *Segment) Release() {
 	if s.release != nil {
 		s.release()
@@ -313,99 +343,123 @@ func (s *Segment) Release() {
 }
 
 // Output receives what a Chunker produces, in order: an Init before the first
-// segment that needs it, then segments in sequence order. An Output may keep
-// the *Segment after the call returns (until it calls Release); it must not
-// modify it. An error stops the Chunker and is returned from Write.
+// segment that needs it, then segments in sequence order. Its methods are
+// called on the goroutine that drives the Chunker, with the context of the
+// Chunker method being run. An Output may keep the *Init and the *Segment
+// after the call returns (Segment.Data until it calls Release); it must not
+// modify them. An error is permanent: the Chunker returns it from the call
+// that was emitting and from every later one (see the package
+// documentation).
 type Output interface {
+	// WriteInit receives a new init section, before the first segment
+	// that needs it.
 	WriteInit(ctx context.Context, init *Init) error
+	// WriteSegment receives the next segment; the Output owns its buffer
+	// (see Segment.Release).
 	WriteSegment(ctx context.Context, seg *Segment) error
 }
 
-// Chunker cuts samples into segments. Implementations are not safe for
-// concurrent use; one goroutine writes a stream.
+// Chunker cuts samples into segments. It is not safe for concurrent use
+// (except Stats); one goroutine writes a stream. Write, WriteAudio, Flush,
+// Break and Close may call the Output and return its error; see the package
+// documentation for which errors are permanent.
 type Chunker interface {
-	// Write adds the next access unit in decode order.
+	// Write adds the next access unit in decode order. Samples before the
+	// first random access point with parameter sets in force are dropped
+	// and counted (Stats.DroppedNoKey). A *SampleError rejects s alone.
+	// With Config.NoVideo it returns an error wrapping ErrNoTrack.
 	Write(ctx context.Context, s Sample) error
 	// WriteAudio adds the next AAC frame of the audio track (Config.Audio),
 	// in presentation order. Audio and video are written interleaved
 	// roughly in time order, as a demuxer delivers them; frames that run
 	// ahead of the video wait (bounded) until the video has passed them.
 	WriteAudio(ctx context.Context, a AudioSample) error
-	// Flush closes the open segment (if any) and emits it. The next sample
-	// must start with an IDR picture to open a new one (others are dropped
-	// and counted).
+	// Flush closes the open segment (if any), with all audio still
+	// waiting, and emits it. The next segment opens at the next random
+	// access point; samples before it are dropped and counted.
 	Flush(ctx context.Context) error
-	// Break closes the open segment like Flush and marks the next segment as
-	// a discontinuity: use it when input is known to be missing (a lost
-	// chunk) or the source restarted.
+	// Break closes the open segment like Flush and, once a segment has
+	// been emitted, marks the next one as a discontinuity: use it when
+	// input is known to be missing (a lost chunk) or the source restarted.
 	Break(ctx context.Context) error
-	// Close flushes and ends the stream. Write after Close is an error.
+	// Close flushes and ends the stream; audio that no segment can take is
+	// dropped and counted. It returns ErrNoParameterSets when samples came
+	// but none could be used for want of SPS and PPS. Calling Close again
+	// returns nil; the other methods return ErrClosed.
 	Close(ctx context.Context) error
 	// Stats reports the counters as of the last call that returned; unlike
 	// the other methods it may be called from any goroutine.
 	Stats() Stats
-	// Continuation returns where the chunker stands between segments
-	// (after Flush), for a Chunker that goes on from there
-	// (Config.Continue).
+	// Continuation returns where the Chunker stands, for a Chunker that goes
+	// on from there (Config.Continue). It is valid only between segments,
+	// after Flush or Break; otherwise the error is ErrNotBetweenSegments.
+	// With Config.WrapBits the error wraps ErrInvalidConfig.
 	Continuation() (Continuation, error)
 }
 
-// Stats are counters of a Chunker.
+// Stats are counters of a Chunker, as Chunker.Stats reports them.
 type Stats struct {
-	Samples         int64 // samples written into segments
-	DroppedNoKey    int64 // samples dropped while waiting for an IDR picture (or a random access point, see Config.OpenGOP)
-	DroppedLeading  int64 // leading pictures dropped after a start at an open-GOP picture
-	RecoveryPoints  int64 // open-GOP random access points seen (cut at only with Config.OpenGOP)
-	AudioSamples    int64 // audio frames written into segments
-	AudioDropped    int64 // audio frames dropped (before the first keyframe, overlapping, or with no segment to go to)
-	Segments        int64 // segments emitted
-	Inits           int64 // init sections emitted
-	Discontinuities int64 // segments marked as discontinuity
-	VideoPauses     int64 // steps over JumpThreshold taken as pauses of the video (see Config.JumpThreshold)
-	Bytes           int64 // bytes of emitted segments
-	LongSegments    int64 // segments longer than the target duration
-	TimestampJumps  int64 // jumps detected
-	MediaTicks      int64 // sum of segment durations in ticks
-	LastSegmentSeq  uint64
-	HaveLastSegment bool
+	Samples         int64  // samples written into segments
+	DroppedNoKey    int64  // samples dropped while waiting for an IDR picture (or a random access point, see Config.OpenGOP)
+	DroppedLeading  int64  // leading pictures dropped after a start at an open-GOP picture
+	RecoveryPoints  int64  // open-GOP random access points seen (cut at only with Config.OpenGOP)
+	AudioSamples    int64  // audio frames written into segments
+	AudioDropped    int64  // audio frames dropped (before the first keyframe, overlapping, or with no segment to go to)
+	Segments        int64  // segments emitted
+	Inits           int64  // init sections emitted
+	Discontinuities int64  // segments marked as discontinuity
+	VideoPauses     int64  // steps over JumpThreshold taken as pauses of the video (see Config.JumpThreshold)
+	Bytes           int64  // bytes of emitted segments
+	LongSegments    int64  // segments longer than the target duration
+	TimestampJumps  int64  // jumps detected
+	MediaTicks      int64  // sum of segment durations in ticks
+	LastSegmentSeq  uint64 // sequence number of the last segment emitted, if HaveLastSegment
+	HaveLastSegment bool   // a segment has been emitted
 }
 
-// Errors returned by a Chunker; test with errors.Is.
+// Errors of this package; test with errors.Is. Errors about one sample come
+// wrapped in a *SampleError.
 var (
 	// ErrNonMonotonicDTS: a sample's DTS is not greater than the previous
 	// one's (and the step back is too small to be a timestamp jump, and
 	// not to an IDR picture, a splice), or, in an audio-only stream, an
 	// audio frame's PTS is not greater than the previous one's.
 	ErrNonMonotonicDTS = errors.New("chunker: non-monotonic DTS")
-	// ErrInvalidSample: empty access unit, empty NAL unit, or PTS < DTS.
+	// ErrInvalidSample: an access unit or audio frame that cannot be
+	// segmented (see CheckAccessUnit and CheckAudioFrame), PTS < DTS, or
+	// PTS more than 2^31-1 ticks after DTS.
 	ErrInvalidSample = errors.New("chunker: invalid sample")
-	// ErrInvalidFraming: bytes are not valid Annex-B or AVCC framing.
+	// ErrInvalidFraming: bytes are not valid Annex-B or AVCC framing
+	// (SplitAnnexB, SplitAVCC).
 	ErrInvalidFraming = accessunit.ErrInvalidFraming
-	// ErrBadParameterSets: an SPS or PPS that cannot be parsed.
+	// ErrBadParameterSets: an SPS or PPS that cannot be parsed, from
+	// Config (New) or in-band (Write).
 	ErrBadParameterSets = errors.New("chunker: bad parameter sets")
-	// ErrNoParameterSets: the stream ended with samples but no SPS/PPS.
+	// ErrNoParameterSets: Close of a stream that had samples but no
+	// SPS/PPS.
 	ErrNoParameterSets = errors.New("chunker: no SPS/PPS in stream")
-	// ErrInvalidConfig: a Config value that no default stands for (an
-	// unknown Format, a negative duration, WrapBits over 62).
+	// ErrInvalidConfig: a Config that New refuses (an unknown Format, a
+	// negative duration, WrapBits over 62, NoVideo without Audio, Continue
+	// with WrapBits), or Continuation with WrapBits.
 	ErrInvalidConfig = errors.New("chunker: invalid configuration")
 	// ErrTimescale: the first pictures step more than twice as fast as
 	// the frame rate their SPS declares: the samples are timed in
-	// another timescale than Config.Timescale. The chunker takes no more
-	// input.
+	// another timescale than Config.Timescale. It is permanent.
 	ErrTimescale = errors.New("chunker: samples not in Config.Timescale")
-	// ErrClosed: Write after Close.
+	// ErrClosed: Write, WriteAudio, Flush or Break after Close.
 	ErrClosed = errors.New("chunker: closed")
 	// ErrNoTrack: Write on an audio-only chunker, or WriteAudio without
 	// Config.Audio.
 	ErrNoTrack = errors.New("chunker: no such track")
 )
 
-// SampleError wraps an error about one sample with its position.
+// SampleError wraps an error about one sample with its position. The sample
+// was dropped; the Chunker goes on.
 type SampleError struct {
 	Index int64 // zero-based index of the sample in Write (WriteAudio) calls
 	DTS   int64 // for audio, the PTS
 	Audio bool  // the sample is an AudioSample
-	Err   error
+	Err   error // the cause: ErrInvalidSample, ErrNonMonotonicDTS or ErrBadParameterSets, wrapped
 }
 
 // Error describes the sample and what was wrong with it.

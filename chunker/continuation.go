@@ -1,6 +1,7 @@
 package chunker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func (k *chunker) Continuation() (Continuation, error) {
 		return Continuation{}, ErrNotBetweenSegments
 	}
 	if k.cfg.WrapBits != 0 {
-		return Continuation{}, fmt.Errorf("chunker: no continuation of timestamps that wrap")
+		return Continuation{}, fmt.Errorf("%w: no continuation of timestamps that wrap", ErrInvalidConfig)
 	}
 	c := &k.clk
 	s := continuationState{
@@ -110,7 +111,7 @@ func (k *chunker) Continuation() (Continuation, error) {
 func (k *chunker) resume(cont *Continuation) error {
 	s := cont.s
 	if k.cfg.WrapBits != 0 {
-		return fmt.Errorf("chunker: no continuation of timestamps that wrap")
+		return fmt.Errorf("%w: no continuation of timestamps that wrap", ErrInvalidConfig)
 	}
 	k.seg.seq, k.par.nextInit, k.seg.discont = s.NextSequence, s.NextInitSequence, s.Discont
 	k.clk.offset, k.clk.dtsShift, k.clk.shiftSet, k.clk.have = s.Offset, s.DTSShift, s.ShiftSet, s.Placed
@@ -132,6 +133,10 @@ func (k *chunker) resume(cont *Continuation) error {
 		}
 		init := *in
 		init.Data = data
+		init.ASC = bytes.Clone(in.ASC)
+		if ps := k.par.ps; ps != nil && in.Codec != "" {
+			init.SPS, init.PPS = ps.sps, ps.pps // copies
+		}
 		k.par.init, k.par.initSent = &init, true
 	}
 	if w, ok := k.c.(*tsWriter); ok && s.TS != nil {

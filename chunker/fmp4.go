@@ -170,6 +170,7 @@ func (w *fmp4Writer) add(au [][]byte, dts, pts int64, idr bool, ps *paramSets) e
 	size := len(w.buf) - start
 	cto := pts - dts
 	if cto > 1<<31-1 || cto < -1<<31 {
+		w.buf = w.buf[:start]
 		return fmt.Errorf("%w: composition offset %d out of range", ErrInvalidSample, cto)
 	}
 	flags := uint32(flagsNonSync)

@@ -30,8 +30,7 @@ const minBufferSize = 64 << 10
 // spareBuffers bounds the idle buffers that a bufPool keeps.
 const spareBuffers = 4
 
-// bufPool recycles segment buffers between segments (the "future writer
-// already open" of the phone pattern is a pre-allocated buffer).
+// bufPool recycles segment buffers between segments.
 type bufPool struct {
 	mu   sync.Mutex
 	free [][]byte

@@ -3,6 +3,7 @@ package chunker
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -98,18 +99,18 @@ type leadingSkip struct {
 	pts int64
 }
 
-// New returns a Chunker that emits segments of cfg.Format to out.
+// New returns a Chunker that emits segments of cfg.Format to out. It
+// starts no goroutines and copies what it keeps of cfg. The error wraps
+// ErrInvalidConfig (also for a nil out), ErrBadParameterSets (Config.SPS
+// and PPS) or ErrBadAudioConfig (Config.Audio).
 func New(cfg Config, out Output) (Chunker, error) {
 	if out == nil {
-		return nil, fmt.Errorf("chunker: nil Output")
+		return nil, fmt.Errorf("%w: nil Output", ErrInvalidConfig)
 	}
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if cfg.WrapBits > 62 {
-		return nil, fmt.Errorf("%w: WrapBits %d out of range", ErrInvalidConfig, cfg.WrapBits)
-	}
 	k := &chunker{
 		cfg:    cfg,
 		out:    out,
@@ -128,9 +129,6 @@ func New(cfg Config, out Output) (Chunker, error) {
 		// fills; a low-rate stream (audio only, a phone's) gets a buffer of
 		// its size rather than the default one.
 		k.size.Store(int64(max(minBufferSize, fitSize(expectedSize(int(cfg.Bitrate/8), int64(cfg.Timescale), k.target)))))
-	}
-	if cfg.NoVideo && cfg.Audio == nil {
-		return nil, fmt.Errorf("chunker: NoVideo without an Audio track")
 	}
 	if cfg.Audio != nil {
 		a, err := newAudioTrack(cfg)
@@ -259,6 +257,11 @@ func (k *chunker) Write(ctx context.Context, s Sample) error {
 	k.clk.unwrapSample(&s, k.aud, k.cfg.Timescale)
 	if s.PTS < s.DTS {
 		return fail(fmt.Errorf("%w: PTS %d before DTS %d", ErrInvalidSample, s.PTS, s.DTS))
+	}
+	if s.PTS-s.DTS > math.MaxInt32 {
+		// Refused here, before the sample is placed: fMP4 cannot carry
+		// the composition offset.
+		return fail(fmt.Errorf("%w: composition offset %d out of range", ErrInvalidSample, s.PTS-s.DTS))
 	}
 	step := k.step(&s)
 	if step == timeline.Back {

@@ -25,10 +25,11 @@ type Variant struct {
 
 // MultivariantPlaylist lists the renditions of one presentation.
 type MultivariantPlaylist struct {
-	// IndependentSegments adds EXT-X-INDEPENDENT-SEGMENTS (default in
-	// NewMultivariant: every livechunk segment starts with an IDR picture).
+	// IndependentSegments adds EXT-X-INDEPENDENT-SEGMENTS: the segments of
+	// every variant start with a picture that decodes on its own.
 	IndependentSegments bool
-	Variants            []Variant
+	// Variants are the EXT-X-STREAM-INF entries, in order.
+	Variants []Variant
 }
 
 // Render returns the playlist text.
@@ -79,7 +80,9 @@ func PeakBandwidth(segs []Segment, targetSeconds float64) (peak, average int64) 
 // BandwidthMeter measures the peak and average bit rate of a growing
 // sequence of segments, as [PeakBandwidth] does, in memory bounded by the
 // segments of 1.5 target durations: a recording that runs for days does
-// not keep its segment list for the multivariant playlist.
+// not keep its segment list for the multivariant playlist. The zero value
+// with TargetSeconds set is ready to use; it is not safe for concurrent
+// use.
 type BandwidthMeter struct {
 	// TargetSeconds is the target segment duration in seconds.
 	TargetSeconds float64

@@ -3,12 +3,22 @@
 // playlists, multivariant playlists, and an http.Handler that serves
 // playlists and segments from any gocloud.dev/blob bucket.
 //
-// The tags follow RFC 8216 (and its successor draft) and Apple's HLS
-// authoring specification as digested in the project's HLS-RULES.md: the
-// lowest EXT-X-VERSION the features need, an EXT-X-TARGETDURATION that every
-// rounded EXTINF respects and that never changes during a playlist's life,
-// EXTINF computed from exact tick durations, EXT-X-MAP for fMP4, and
-// EXT-X-DISCONTINUITY wherever the chunker marked one.
+// Playlists follow RFC 8216 and Apple's HLS Authoring Specification: the
+// lowest EXT-X-VERSION the features need (RFC 8216 section 7), an
+// EXT-X-TARGETDURATION that every rounded EXTINF respects (section 4.3.3.1)
+// and that does not change during a playlist's life (section 6.2.1) unless
+// a segment outlasts it (see PublisherStats.TargetDurationRaised), EXTINF
+// computed from exact tick durations, EXT-X-MAP for fMP4 (section 4.3.2.5),
+// EXT-X-DISCONTINUITY wherever the chunker marked one (section 4.3.2.3),
+// and live windows and deletions as section 6.2.2 asks.
+//
+// A [Publisher] is safe for concurrent use; a [Handler] serves requests
+// concurrently. The other types are plain values, not safe for concurrent
+// use while they are modified. Nothing in this package starts a goroutine.
+// Errors are returned wrapped; test with errors.Is: [ErrInvalidConfig],
+// [ErrInvalidSegment], [ErrFinished] and [ErrBadKey] reject a call,
+// [ErrParse] a playlist text, and errors of the bucket keep their gcerrors
+// code.
 package hls
 
 import (
@@ -38,14 +48,16 @@ const (
 // valid reports whether t is Live, Event or VOD.
 func (t Type) valid() bool { return t == Live || t == Event || t == VOD }
 
-// Errors of configurations and segments given to a Publisher.
+// Errors of the arguments of NewPublisher and Publisher.Add.
 var (
-	// ErrInvalidConfig: a PublisherConfig value that no default stands
-	// for (an unknown Type, a negative duration).
+	// ErrInvalidConfig: a nil bucket, or a PublisherConfig value that no
+	// default stands for (an unknown Type, a negative duration).
 	ErrInvalidConfig = errors.New("hls: invalid configuration")
 	// ErrInvalidSegment: a segment without a timescale or a positive
 	// duration.
 	ErrInvalidSegment = errors.New("hls: invalid segment")
+	// ErrFinished: Add after Finish.
+	ErrFinished = errors.New("hls: Add after Finish")
 )
 
 // String returns "live", "event" or "vod".
@@ -66,7 +78,8 @@ type Segment struct {
 	// URI of the segment, relative to the playlist.
 	URI string
 	// Duration in ticks of Timescale (exact); EXTINF is derived from it.
-	Duration  int64
+	Duration int64
+	// Timescale is the number of ticks per second of Duration.
 	Timescale uint32
 	// Discontinuity puts EXT-X-DISCONTINUITY before the segment.
 	Discontinuity bool
@@ -90,6 +103,7 @@ func (s Segment) Seconds() float64 {
 
 // MediaPlaylist is an HLS media playlist.
 type MediaPlaylist struct {
+	// Type is Live (no EXT-X-PLAYLIST-TYPE), Event or VOD.
 	Type Type
 	// TargetDuration in whole seconds. When zero, Render computes it from
 	// the segments (fine for VOD; live playlists must fix it up front).
@@ -99,8 +113,9 @@ type MediaPlaylist struct {
 	// DiscontinuitySequence counts EXT-X-DISCONTINUITY tags removed from the
 	// head.
 	DiscontinuitySequence uint64
-	// IndependentSegments adds EXT-X-INDEPENDENT-SEGMENTS (every segment
-	// starts with an IDR picture, which the chunker guarantees).
+	// IndependentSegments adds EXT-X-INDEPENDENT-SEGMENTS: every segment
+	// starts with a picture that decodes on its own (the chunker's do,
+	// unless chunker.Config.OpenGOP is set).
 	IndependentSegments bool
 	// Ended adds EXT-X-ENDLIST.
 	Ended bool
@@ -218,7 +233,8 @@ func (p *MediaPlaylist) AppendRender(b []byte) []byte {
 	return b
 }
 
-// ErrParse is returned (wrapped) for playlists that cannot be parsed.
+// ErrParse is returned (wrapped) by ParseMedia and LoadMedia for playlists
+// that cannot be parsed.
 var ErrParse = errors.New("hls: cannot parse playlist")
 
 // extinfTimescale is the timescale of durations parsed from EXTINF.

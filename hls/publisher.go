@@ -93,6 +93,12 @@ var playlistRetry = retry.Policy{
 // that are already durable, in sequence order: the playlist then never
 // references a missing object. Each playlist write replaces the object
 // atomically.
+//
+// A Publisher is safe for concurrent use; its methods run one at a time,
+// Add and Finish holding the others back during their playlist write
+// (retries included, see PublisherConfig.Retry). It starts no goroutines.
+// A failed write is not permanent: the Publisher keeps the segment, and
+// the next Add or Finish writes a playlist that lists it.
 type Publisher struct {
 	b   *blob.Bucket
 	cfg PublisherConfig
@@ -102,7 +108,8 @@ type Publisher struct {
 	tdFixed  bool
 	longest  int64 // longest playlist duration so far, microseconds
 	pending  []pendingDelete
-	finished bool
+	finished bool // Finish was called: no more Add
+	ended    bool // the final playlist is stored
 	stats    PublisherStats
 	buf      []byte // the rendered playlist, reused by every write
 }
@@ -123,7 +130,10 @@ type pendingDelete struct {
 	at  time.Time
 }
 
-// NewPublisher returns a Publisher writing to b.
+// NewPublisher returns a Publisher writing to b, which stays the caller's
+// (open while the Publisher is used). It writes nothing. The error wraps
+// ErrInvalidConfig, or ErrBadKey for a Prefix and Name that do not make a
+// safe key.
 func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil bucket", ErrInvalidConfig)
@@ -166,14 +176,15 @@ func NewPublisher(b *blob.Bucket, cfg PublisherConfig) (*Publisher, error) {
 // Key returns the bucket key of the playlist.
 func (p *Publisher) Key() string { return p.cfg.Prefix + p.cfg.Name }
 
-// Stats returns counters.
+// Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stats
 }
 
-// Playlist returns a copy of the current playlist model.
+// Playlist returns a copy of the current playlist model (its Segments are
+// the caller's).
 func (p *Publisher) Playlist() MediaPlaylist {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -183,8 +194,10 @@ func (p *Publisher) Playlist() MediaPlaylist {
 }
 
 // Restore loads segments already listed (for example parsed from an earlier
-// playlist when resuming a recording) before new ones are added. It writes
-// nothing.
+// playlist when resuming a recording) before new ones are added: call it
+// before the first Add. It copies old's segments, media and discontinuity
+// sequence numbers and (except for VOD) target duration, replacing what the
+// Publisher lists. It writes nothing.
 func (p *Publisher) Restore(old *MediaPlaylist) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -213,14 +226,21 @@ func (cfg PublisherConfig) check() error {
 }
 
 // Add appends a durable segment and, for live and event playlists, writes
-// the updated playlist. A segment without a timescale or a positive
-// duration is ErrInvalidSegment. Segments get consecutive media sequence numbers,
-// starting from FirstMediaSequence (or after the restored ones).
+// the updated playlist (unless StartDuration holds it back), then deletes
+// the objects that left a live window and whose grace period has passed.
+// Segments get consecutive media sequence numbers, starting from
+// FirstMediaSequence (or after the restored ones).
+//
+// A segment without a timescale or a positive duration is
+// ErrInvalidSegment, a URI that makes an unsafe key ErrBadKey, and Add after
+// Finish ErrFinished; such a segment is not added. An error of the
+// playlist write (with its gcerrors code, or the cause of ctx) leaves the
+// segment added: the next write lists it.
 func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.finished {
-		return errors.New("hls: Add after Finish")
+		return ErrFinished
 	}
 	if err := CheckKey(p.cfg.Prefix + s.URI); err != nil {
 		return err
@@ -344,7 +364,8 @@ func (p *Publisher) deleteDue(ctx context.Context, force bool) {
 }
 
 // DeleteDue deletes objects whose grace period has passed. Add calls it; a
-// long-running server may also call it periodically.
+// long-running server may also call it periodically. Failed deletions are
+// logged, not returned; the objects stay in the bucket.
 func (p *Publisher) DeleteDue(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -414,12 +435,14 @@ func (p *Publisher) cacheControl() string {
 }
 
 // Finish ends the playlist: EXT-X-ENDLIST is added and the final playlist is
-// written (for VOD, the only write). Segments still waiting for deletion
-// stay in the bucket.
+// written (for VOD, the only write). After Finish, Add returns ErrFinished.
+// When the write fails, Finish returns its error and may be called again
+// to retry it; once it has succeeded, Finish does nothing and returns nil.
+// Segments still waiting for deletion stay in the bucket.
 func (p *Publisher) Finish(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.finished {
+	if p.ended {
 		return nil
 	}
 	p.finished = true
@@ -427,12 +450,17 @@ func (p *Publisher) Finish(ctx context.Context) error {
 	if p.cfg.Type == VOD {
 		p.pl.TargetDuration = ComputeTargetDuration(p.pl.Segments)
 	}
-	return p.write(ctx)
+	if err := p.write(ctx); err != nil {
+		return err
+	}
+	p.ended = true
+	return nil
 }
 
-// LoadMedia reads and parses a media playlist from a bucket. It returns an
-// error satisfying gcerrors.Code(err) == gcerrors.NotFound when there is
-// none.
+// LoadMedia reads and parses a media playlist from a bucket (at most its
+// first 16 MiB). It returns an error satisfying gcerrors.Code(err) ==
+// gcerrors.NotFound when there is none, and one wrapping ErrParse when it
+// does not parse.
 func LoadMedia(ctx context.Context, b *blob.Bucket, key string) (*MediaPlaylist, error) {
 	r, err := b.NewReader(ctx, key, nil)
 	if err != nil {

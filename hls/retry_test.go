@@ -234,3 +234,41 @@ func TestPublisherPermanentError(t *testing.T) {
 		t.Errorf("stats %+v, want 2 failures, 2 retries", st)
 	}
 }
+
+// TestPublisherFinishRetry: a Finish whose write fails can be called
+// again, and writes the final playlist then; Add after Finish is
+// ErrFinished, and a Finish that succeeded does not write again.
+func TestPublisherFinishRetry(t *testing.T) {
+	ctx := context.Background()
+	inner := memblob.OpenBucket(nil)
+	defer inner.Close()
+	in := faultblob.New(inner, faultblob.Config{})
+	p, err := hls.NewPublisher(in.Bucket(), hls.PublisherConfig{Type: hls.Event,
+		Retry: sink.Retry{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(ctx, retrySeg(0)); err != nil {
+		t.Fatal(err)
+	}
+	in.SetOutage(faultblob.WriteOps, gcerrors.PermissionDenied)
+	for i := range 2 {
+		if err := p.Finish(ctx); gcerrors.Code(err) != gcerrors.PermissionDenied {
+			t.Fatalf("Finish %d under PermissionDenied: %v", i, err)
+		}
+	}
+	if err := p.Add(ctx, retrySeg(1)); !errors.Is(err, hls.ErrFinished) {
+		t.Errorf("Add after Finish: %v, want ErrFinished", err)
+	}
+	in.EndOutage()
+	if err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, ended := loadSegments(t, inner); n != 1 || !ended {
+		t.Fatalf("stored playlist: %d segments, ended %v; want 1, true", n, ended)
+	}
+	writes := p.Stats().Writes
+	if err := p.Finish(ctx); err != nil || p.Stats().Writes != writes {
+		t.Errorf("Finish after Finish: %v, %d writes, want nil and %d", err, p.Stats().Writes, writes)
+	}
+}

@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// Errors returned by a [Sink]; test with errors.Is.
+// Errors of this package; test with errors.Is. ErrSkipped and
+// ErrSpoolConflict are found in an [UploadError]'s objects.
 var (
 	// ErrOverflow is returned by WriteInit and WriteSegment under the
 	// [Fail] policy when accepting the object would exceed
@@ -17,9 +18,9 @@ var (
 	ErrOverflow = errors.New("sink: too many bytes in flight")
 	// ErrClosed is returned by WriteInit and WriteSegment after Close.
 	ErrClosed = errors.New("sink: closed")
-	// ErrInvalid is returned for a nil init, segment or bucket, a segment of unknown
-	// format, an empty bucket URL, or a URL whose driver is not linked into
-	// the program (a [*DriverError], see [Open]).
+	// ErrInvalid is returned for a nil init, segment or bucket, a segment
+	// of unknown format, an empty bucket URL, or a URL whose driver is not
+	// linked into the program (a [*DriverError], see [Open]).
 	ErrInvalid = errors.New("sink: invalid argument")
 	// ErrSkipped is the error of an object that was never attempted because
 	// an earlier object had already failed (see [UploadError]).
@@ -38,11 +39,12 @@ var (
 type ObjectError struct {
 	// Kind, Seq and Key identify the object.
 	Kind Kind
-	Seq  uint64
-	Key  string
+	Seq  uint64 // init or segment sequence number
+	Key  string // object key, without any prefix the bucket adds
 	// Attempts is the number of uploads tried (0 when skipped).
 	Attempts int
-	// Err is the last upload error, or ErrSkipped.
+	// Err is the last upload error, ErrSkipped, or, for an upload that
+	// Close gave up on, an error wrapping the error of Close's context.
 	Err error
 
 	idx uint64 // submission order

@@ -29,7 +29,8 @@ var ErrExists = errors.New("sink: object exists")
 // conditional create (blob.WriterOptions.IfNotExist: S3, GCS, Azure, mem),
 // and for a directory that Open opened, a hard link to a file written
 // aside (fileblob's own IfNotExist checks and then renames, two steps that
-// two writers race). opts may be nil.
+// two writers race). opts may be nil; b must not be. Other errors are the
+// store's, unclassified: a caller that retries decides which are transient.
 func CreateExclusive(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) error {
 	if dir, ok := dirs.Load(b); ok && plainKey(key) {
 		return linkCreate(ctx, dir.(string), key, data)

@@ -53,6 +53,8 @@ import (
 // (see [RepairDir]): the file driver writes them in place, and an empty one
 // would make the object unreadable and the recording impossible to resume.
 //
+// The error wraps [ErrInvalid] for an empty urlOrPath and for a
+// [*DriverError]; other errors come from the driver or the file system.
 // The caller closes the bucket after closing every [Sink] that uses it.
 func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	if urlOrPath == "" {

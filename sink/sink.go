@@ -25,9 +25,20 @@
 // Objects are reported durable through Config.OnDurable strictly in the
 // order they were submitted, even when uploads complete out of order, so a
 // playlist writer can reference everything up to the last reported segment.
-// When an upload fails permanently the sink stops: reports end before the
-// failed object, later writes return the error, and Close returns an
-// [*UploadError] naming every object that did not land.
+// When an upload fails permanently (a non-transient error, or retries run
+// out) the sink fails for good: reports end before the failed object,
+// objects still queued are not attempted ([ErrSkipped]), every later write
+// and Wait returns an [*UploadError] naming every object that did not land,
+// and so does Close. Objects that did not land are released, except those
+// in the spool, which stay there for the next Sink. A failed Sink does not
+// recover; create a new one.
+//
+// A Sink's methods are safe for concurrent use. Accepting an object starts
+// an upload goroutine when fewer than Config.Concurrency run; each exits
+// when no object waits, and Close waits for all of them. New starts them
+// only for objects recovered from the spool. An upload keeps the values of
+// the write's context but not its cancellation: it ends when it lands,
+// fails, or Close's context ends.
 //
 // Keys are derived from sequence numbers ([InitKey], [SegmentKey]) under a
 // sanitized prefix ([CleanPrefix]). Objects are written in one piece and
@@ -116,9 +127,8 @@ func (p OverflowPolicy) String() string {
 // DeadlineExceeded; any other code fails at once. It is the one retry
 // setting of livechunk: [Config].Retry tunes uploads, and
 // hls.PublisherConfig.Retry and hls.WritePlaylist take it for playlist
-// writes. Zero fields take the defaults of the user (the upload defaults
-// are documented on each field; playlist writes use the same except an
-// AttemptTimeout of 30 s).
+// writes. Zero fields take defaults: for uploads those documented on each
+// field; for playlist writes the same, except an AttemptTimeout of 30 s.
 //
 // Pauses grow exponentially from InitialBackoff up to MaxBackoff with full
 // jitter: each pause is uniformly random between zero and the current
@@ -167,7 +177,7 @@ type Config struct {
 	// directory. An object larger than the bound is still accepted once
 	// nothing else is in flight.
 	MaxInFlightBytes int64
-	// Concurrency is the number of uploads run in parallel. Default 4.
+	// Concurrency bounds the uploads run in parallel. Default 4.
 	Concurrency int
 	// Overflow is the policy when MaxInFlightBytes is reached. Default
 	// Block.
@@ -185,11 +195,12 @@ type Config struct {
 	// wrapping both [ErrOverflow] and [ErrSpoolFull]. Either way the sink
 	// logs an Error and counts it in Stats.SpoolFull.
 	SpoolFull OverflowPolicy
-	// Retry configures retries of transient upload errors.
+	// Retry configures retries of transient upload errors (see [Retry]).
 	Retry Retry
 	// OnDurable, if set, is called once for every object that is durable,
 	// in submission order. Calls never overlap. It runs on an upload
-	// goroutine, so it should return quickly; it must not call Wait or Close.
+	// goroutine, so it should return quickly (Wait and Close wait for it);
+	// it must not call Wait or Close, which would deadlock.
 	OnDurable func(Event)
 	// Logger receives upload, retry and failure logs. Default: discard.
 	Logger *slog.Logger
@@ -268,22 +279,23 @@ type Event struct {
 }
 
 // SegmentInfo is a copy of a [chunker.Segment]'s metadata, which outlives the
-// segment's data (released to the chunker after upload).
+// segment's data (released to the chunker after upload). The fields are
+// those of chunker.Segment.
 type SegmentInfo struct {
-	Seq    uint64
-	Format chunker.Format
+	Seq    uint64         // media sequence number
+	Format chunker.Format // container of the segment
 	// InitSeq is the sequence number of the segment's init section.
 	InitSeq uint64
 	// Timescale of the timestamps and Duration (ticks per second).
 	Timescale          uint32
-	FirstDTS, FirstPTS int64
+	FirstDTS, FirstPTS int64 // of the first sample
 	// Duration is in ticks of Timescale.
 	Duration      int64
-	Frames        int
-	Keyframes     int
-	Discontinuity bool
-	Long          bool
-	FrameRate     float64
+	Frames        int     // video access units
+	Keyframes     int     // random access points among them
+	Discontinuity bool    // also set on a recovered segment (see Event.Recovered)
+	Long          bool    // longer than the target duration
+	FrameRate     float64 // frames per second over the segment
 	// Size is the number of bytes of the segment.
 	Size int
 }
@@ -325,7 +337,8 @@ type Stats struct {
 // Sink uploads init sections and segments to a bucket. Create one with
 // [New]; it implements [chunker.Output]. Its methods are safe for concurrent
 // use, but objects are ordered by the order in which the write calls are
-// made, so one goroutine normally writes.
+// made, so one goroutine normally writes. See the package documentation for
+// its goroutines and failure.
 type Sink struct {
 	bucket *blob.Bucket
 	cfg    Config
@@ -522,9 +535,9 @@ func (s *Sink) queueRecovered(j *job) {
 }
 
 // Recovered returns the events of the objects that New found in the spool
-// and queued before anything new, in their order. A caller that numbers
-// objects itself (a recording resuming after a crash) continues after
-// them.
+// and queued before anything new, in their order; the slice is the
+// caller's. A caller that numbers objects itself (a recording resuming
+// after a crash) continues after them.
 func (s *Sink) Recovered() []Event {
 	return slices.Clone(s.recovered)
 }
@@ -532,10 +545,15 @@ func (s *Sink) Recovered() []Event {
 // WriteInit accepts an init section for upload to [InitKey](Prefix,
 // init.Seq) with Content-Type video/mp4. An init without data (MPEG-TS
 // output) is not uploaded but still reported durable in order. The sink
-// keeps init (it must not be modified). WriteInit returns without waiting for
-// the network unless MaxInFlightBytes is reached (see [OverflowPolicy]); ctx
-// bounds only that wait. It returns the [*UploadError] if the sink has
-// failed, and [ErrClosed] after Close.
+// keeps init and init.Data; neither may be modified.
+//
+// WriteInit returns without waiting for the network unless MaxInFlightBytes
+// is reached (see [OverflowPolicy]; under Spool it writes and syncs the
+// spool file itself); ctx bounds only that wait. On error the sink has not
+// taken init. The errors are ctx.Err() when ctx ends while waiting, the
+// [*UploadError] if the sink has failed, [ErrClosed] after Close, an error
+// wrapping [ErrOverflow] when the policy is Fail, and [ErrInvalid] for a
+// nil init or bucket.
 func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 	if init == nil {
 		return fmt.Errorf("%w: nil init", ErrInvalid)
@@ -551,11 +569,12 @@ func (s *Sink) WriteInit(ctx context.Context, init *chunker.Init) error {
 // WriteSegment accepts a closed segment for upload to [SegmentKey](Prefix,
 // seg.Format, seg.Seq) with Content-Type video/iso.segment (fMP4) or
 // video/mp2t (TS). On success the sink owns seg until it has been uploaded
-// (or has failed, or was written to the spool), then calls seg.Release.
-// WriteSegment returns without waiting for the network unless
-// MaxInFlightBytes is reached (see [OverflowPolicy]); ctx bounds only that
-// wait. On error the sink has not taken seg. It returns the [*UploadError]
-// if the sink has failed, and [ErrClosed] after Close.
+// (or has failed, or was written to the spool), then calls seg.Release: on
+// an upload goroutine, or before WriteSegment returns when it spooled seg.
+// seg.Init is kept for the Event.
+//
+// It waits and fails as WriteInit does; [ErrInvalid] is also the error for
+// a segment of unknown format. On error the sink has not taken seg.
 func (s *Sink) WriteSegment(ctx context.Context, seg *chunker.Segment) error {
 	if seg == nil {
 		return fmt.Errorf("%w: nil segment", ErrInvalid)
@@ -1062,7 +1081,8 @@ func (s *Sink) uploadErrorLocked() *UploadError {
 // Wait waits until every object accepted before the call is durable and
 // reported through OnDurable (a flush). If the sink fails first, Wait waits
 // for the running uploads to end and returns the [*UploadError]. If ctx ends
-// first, it returns ctx.Err(); uploads continue.
+// first, it returns ctx.Err(); uploads continue. It must not be called
+// from OnDurable.
 func (s *Sink) Wait(ctx context.Context) error {
 	s.mu.Lock()
 	target := s.submitted
@@ -1083,8 +1103,9 @@ func (s *Sink) Wait(ctx context.Context) error {
 // Close stops accepting objects and waits until every accepted object is
 // uploaded (or has failed) and reported. If ctx ends first, Close aborts the
 // remaining uploads and retries, waits for them to stop, and reports them as
-// not landed. It returns nil when everything landed, otherwise the
-// [*UploadError]. Spooled objects that did not land stay in
+// not landed. When Close returns, every upload goroutine has exited and
+// OnDurable is not called again. It returns nil when everything landed,
+// otherwise the [*UploadError]. Spooled objects that did not land stay in
 // Config.SpoolDir, and the next Sink on it uploads them. Close does not
 // close the bucket. Calling Close again returns the same result.
 func (s *Sink) Close(ctx context.Context) error {
@@ -1107,7 +1128,8 @@ func (s *Sink) Close(ctx context.Context) error {
 	return s.uploadErrorLocked()
 }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters. It may be called at any time,
+// also after Close.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()

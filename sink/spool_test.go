@@ -466,8 +466,8 @@ func TestSpoolUnusable(t *testing.T) {
 // TestOpenRepairsKilledWrite reproduces what a process killed inside the
 // file driver's Close leaves behind, an empty attribute file, which makes
 // the object unreadable and unlistable, and checks that Open repairs it.
-// (Open itself writes no attribute files, but a directory may come from the
-// file driver's default, or from an earlier version of livechunk.)
+// (Open itself writes no attribute files, but a directory may have been
+// written with the file driver's default options.)
 func TestOpenRepairsKilledWrite(t *testing.T) {
 	ctx := testCtx(t)
 	dir := t.TempDir()

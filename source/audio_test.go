@@ -397,9 +397,9 @@ func TestIgnoredAudio(t *testing.T) {
 
 // TestTSLargePictures: MPEG-TS whose first audio packet comes after more
 // than 1 MiB of pictures (noise coded losslessly, 350 KB a picture; a 4K
-// stream's keyframes are as large) is read with its audio track. (The
-// stream discovery used to give up after 1 MiB.) Every picture and audio
-// frame ffprobe counts comes out, and the pictures are the input's.
+// stream's keyframes are as large) is read with its audio track: stream
+// discovery does not give up after 1 MiB. Every picture and audio frame
+// ffprobe counts comes out, and the pictures are the input's.
 func TestTSLargePictures(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	p := mediatest.LargePictures(t, ".ts")

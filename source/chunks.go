@@ -15,9 +15,8 @@ import (
 // starting at time 0 (as a phone writes and uploads them), read as one
 // continuous stream.
 //
-// The files are joined by the rule of internal/timeline's Joiner: each
-// file's pictures are presented right where the previous file's end, at
-// their own frame step (no hole, no stretched frame); its audio moves with
+// The files are joined so that each file's pictures are presented right
+// where the previous file's end, at their own frame step (no hole, no stretched frame); its audio moves with
 // its pictures, keeping the file's own audio/video offset (its edit lists
 // applied); audio that leads or trails a file's pictures is kept, and a
 // frame that lands more than half a frame inside audio already read (a true
@@ -60,7 +59,10 @@ type sentParams struct {
 // *os.File or *bytes.Reader. The first file is opened before NewChunks
 // returns; its Info describes the stream, with OneTimeline set: the files
 // make one timeline, on which a step forward inside a file is a pause of
-// its video.
+// its video. An error of open for the first file (ErrPending included) is
+// returned by NewChunks; a later one, other than ErrPending, by
+// NextPacket, for good. open is called on the goroutine that calls
+// NewChunks, Next or NextPacket.
 func NewChunks(open func(i int) (io.Reader, error), opt Options) (*Chunks, error) {
 	if open == nil {
 		return nil, fmt.Errorf("%w: nil open function", ErrInvalid)
@@ -128,7 +130,8 @@ func shareParamSets(prev, next Source) {
 // first file's.
 func (c *Chunks) Info() Info { return c.j.info }
 
-// Close closes the current file, if open() returned an io.Closer.
+// Close closes the current file, if open returned an io.Closer. The Chunks
+// is not to be read afterwards.
 func (c *Chunks) Close() error { return c.j.closeCur() }
 
 // Next returns the next video sample of the sequence, or io.EOF after the
@@ -183,13 +186,16 @@ func (c *Chunks) State() (ChunksState, error) {
 	st := chunksState{Info: j.info, Next: j.idx + 1, Join: j.join.State()}
 	if m := asMP4(j.cur); m != nil {
 		st.Sent = sentParams{SPS: m.sentSPS, PPS: m.sentPPS, Started: m.started}
+	} else if c.sent != nil {
+		// Resumed, and no file read since.
+		st.Sent = *c.sent
 	}
 	return ChunksState{st}, nil
 }
 
 // ResumeChunks returns a Chunks that goes on from a state (see State): its
-// first NextPacket opens file state.Next() with open, which is called as
-// by NewChunks.
+// first NextPacket opens file state.Next() with open (not nil), which is
+// called as by NewChunks. Its Info is the state's.
 func ResumeChunks(open func(i int) (io.Reader, error), state ChunksState, opt Options) *Chunks {
 	st := state.s
 	c := &Chunks{open: open, opt: opt, sent: &st.Sent}

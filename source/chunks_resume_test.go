@@ -97,3 +97,46 @@ func TestChunksResume(t *testing.T) {
 		}
 	}
 }
+
+// TestChunksStateBeforeRead: the State of a resumed Chunks that has read
+// no file yet (the next one is still pending) is the state it resumed
+// from, parameter sets put in band included.
+func TestChunksStateBeforeRead(t *testing.T) {
+	paths := []string{"../testdata/chunk0.mp4", "../testdata/chunk1.mp4"}
+	open := func(i int) (io.Reader, error) {
+		if i >= 1 {
+			return nil, ErrPending
+		}
+		return os.Open(paths[i])
+	}
+	first, err := NewChunks(open, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := first.NextPacket()
+		if errors.Is(err, ErrPending) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := first.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := ResumeChunks(open, st, Options{})
+	if _, err := rest.NextPacket(); !errors.Is(err, ErrPending) {
+		t.Fatalf("resumed NextPacket: %v, want ErrPending", err)
+	}
+	again, err := rest.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(st)
+	got, _ := json.Marshal(again)
+	if !bytes.Equal(got, want) {
+		t.Errorf("state of a resumed Chunks before reading:\n%s\nwant\n%s", got, want)
+	}
+}

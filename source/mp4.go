@@ -136,10 +136,12 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 // NewMP4 reads the moov box of r and returns a Source over its first H.264
-// video track. Progressive files need r to be an io.ReadSeeker positioned
-// at the start of the file (an io.ReaderAt as well, such as *os.File, is
-// used for sample data when available); fragmented files are read
-// sequentially and may come from any io.Reader.
+// video track and its first AAC track (audio only when there is no H.264
+// track). Progressive files need r to be an io.ReadSeeker positioned at the
+// start of the file (an io.ReaderAt as well, such as *os.File, is used for
+// sample data when available); fragmented files are read sequentially and
+// may come from any io.Reader. The MP4 reads r until the last sample; it
+// does not close it.
 func NewMP4(r io.Reader, opt Options) (*MP4, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: nil reader", ErrInvalid)

@@ -15,7 +15,8 @@ import (
 // its pictures continue the previous pass's at their frame step, its audio
 // moves with them (audio that runs past the pictures' end overlaps the next
 // pass's start, and the overlap is dropped). Timestamps are converted to
-// the first pass's timescales.
+// the first pass's timescales. A pass that is an io.Closer is closed at its
+// end. The first pass is opened before Loop returns.
 func Loop(open func() (Source, error), count int) (Source, error) {
 	l := &loop{}
 	l.j = joined{
@@ -54,10 +55,12 @@ func reuseBuffers(prev, next Source) {
 
 // Paced delivers the samples of src no faster than real time: Next waits
 // until as much wall-clock time has passed since the first sample as its
-// timestamp (video DTS, audio PTS) says. Stop makes a waiting or later Next
-// return io.EOF.
+// timestamp (video DTS, audio PTS) says. Stop, which may be called from
+// any goroutine, makes a waiting or later Next return io.EOF. A Paced does
+// not close src.
 type Paced struct {
-	// Speed is the pace as a multiple of real time; 0 means 1.
+	// Speed is the pace as a multiple of real time; 0 means 1. Set it
+	// before the first Next.
 	Speed   float64
 	src     Source
 	start   time.Time
@@ -75,7 +78,9 @@ func NewPaced(src Source) *Paced {
 // Info returns the source's Info.
 func (p *Paced) Info() Info { return p.src.Info() }
 
-// Stop ends the stream: Next returns io.EOF from now on.
+// Stop ends the stream: Next and NextPacket return io.EOF from now on, a
+// waiting call at once. It is safe to call from any goroutine, and more
+// than once.
 func (p *Paced) Stop() { p.once.Do(func() { close(p.stop) }) }
 
 // Next returns the next video sample once its time has come (audio is

@@ -25,7 +25,16 @@
 //
 // Bad input yields an error that matches [ErrInvalid], [ErrTruncated],
 // [ErrUnsupported] or [ErrNoFrameRate] with errors.Is; panics of the
-// dependency parsers are recovered and reported as [ErrInvalid].
+// dependency parsers are recovered and reported as [ErrInvalid]. Errors of
+// the underlying reader are returned wrapped. Errors are permanent: once
+// Next or NextPacket has returned one (io.EOF included), every later call
+// returns it again. The one exception is [ErrPending] of a [Chunks].
+//
+// A Source is not safe for concurrent use, except [Paced.Stop]. No
+// constructor starts a goroutine. Next and NextPacket block on reads of the
+// input (and Paced on the clock, Chunks on its open function); a Source
+// over an io.Reader keeps it, and does not close it unless it says so
+// ([File], [Chunks]).
 package source
 
 import (
@@ -42,9 +51,10 @@ import (
 )
 
 // Source yields the H.264 samples of one video track in decode order, and
-// the AAC frames of one audio track.
+// the AAC frames of one audio track. It is not safe for concurrent use.
 type Source interface {
-	// Info describes the stream.
+	// Info describes the stream. It does not change as the stream is
+	// read; its slices and Audio are shared and must not be modified.
 	Info() Info
 	// Next returns the next video sample, or io.EOF after the last one,
 	// skipping audio. The sample's NAL units may alias an internal buffer
@@ -71,7 +81,7 @@ const (
 
 // Packet is one access unit of either track.
 type Packet struct {
-	Kind  Kind
+	Kind  Kind                // which of Video and Audio is set
 	Video chunker.Sample      // when Kind is KindVideo
 	Audio chunker.AudioSample // when Kind is KindAudio
 }
@@ -88,7 +98,8 @@ type AudioInfo struct {
 	chunker.AACInfo
 }
 
-// Config returns the chunker configuration of the track.
+// Config returns the chunker configuration of the track (nil for a nil
+// a). The ASC is shared, not copied.
 func (a *AudioInfo) Config() *chunker.AudioConfig {
 	if a == nil {
 		return nil

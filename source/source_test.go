@@ -814,9 +814,9 @@ func TestFeedsChunker(t *testing.T) {
 
 // TestTSLeadingBytes: an MPEG-TS input that begins with bytes that are not
 // packets (a capture started inside a packet, or a header) is read from
-// its first packet on, from a file and from a pipe, as ffmpeg reads it;
-// it used to be "unrecognized format". M2TS (192-byte packets) is refused
-// as unsupported, by name.
+// its first packet on, from a file and from a pipe, as ffmpeg reads it,
+// not refused as an unrecognized format. M2TS (192-byte packets) is
+// refused as unsupported, by name.
 func TestTSLeadingBytes(t *testing.T) {
 	b, err := os.ReadFile(mediatest.Testdata("av.ts"))
 	if err != nil {

@@ -242,9 +242,9 @@ func inputFacts(t *testing.T, in mediatest.AudioInput) (packets int, video []str
 
 // TestTSLateAudio: an MPEG-TS recording whose audio starts 2.5 s after its
 // video, so that its first segments list the AAC stream in their program
-// map but hold none of its frames, stitches whole (it used to fail
-// waiting for an audio frame in the first segment), with the input's
-// pictures, every audio frame and the audio's offset.
+// map but hold none of its frames, stitches whole (without waiting for an
+// audio frame in the first segment), with the input's pictures, every
+// audio frame and the audio's offset.
 func TestTSLateAudio(t *testing.T) {
 	mediatest.RequireTool(t, "ffmpeg")
 	t.Parallel()

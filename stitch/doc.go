@@ -90,8 +90,8 @@
 // video timestamps with the input's offset, and ffmpeg decodes the input's
 // audio frames. A clip presents audio over the same [From, To) as the
 // video, keeping one frame before From for the decoder. Chromium plays the
-// result as a plain <video src> (range requests), seeks to the middle and
-// decodes the audio (TestChromium).
+// result as a plain <video src> (range requests), seeks in it and decodes
+// the audio.
 //
 // # Clipping
 //
@@ -115,19 +115,10 @@
 // at the first keyframe with the new parameters; the parameter sets also
 // stay in-band at every keyframe, as recorded. With several descriptions
 // each gets a square-pixel pasp box: without it ffmpeg derives a pixel
-// aspect ratio from the tkhd size and the last entry's size (3:4 for
-// 320x240 then 480x270), and Chromium stretches the picture with it.
-// Observed with the 320x240 to 480x270 fixture (testdata/reschange.ts,
-// recorded as fMP4 and as MPEG-TS): ffmpeg 5.1 switches extradata at the
-// change (AV_PKT_DATA_NEW_EXTRADATA side data on the first packet of the
-// new description) and decodes every picture at its own size - framemd5
-// with -autoscale 0 equals decoding the original - while ffprobe reports
-// the stream with the first description's size. Chromium 156 plays the
-// file, reports videoWidth/videoHeight 320x240 then 480x270 at the change,
-// and seeks across it both ways; before the first picture is decoded its
-// metadata reports the last description's size. TestChromium plays the
-// stitched fixture as a plain <video src>: it seeks to the middle, after
-// the change, and plays on at 480x270 without a media error.
+// aspect ratio from the tkhd size and the last entry's size, and Chromium
+// stretches the picture with it. ffmpeg decodes every picture at its own
+// size (ffprobe reports the first description's); Chromium plays such a
+// file, reports the new size at the change and seeks across it.
 //
 // # MPEG-TS output
 //
@@ -140,15 +131,24 @@
 // list hides is played, and a clip starts at a keyframe, its audio with
 // it (see [WriteTS]). The audio frames of MP4 parts are read by a second
 // sequence of requests alongside the pictures', so memory stays bounded
-// by the audio due before the next picture. ffmpeg reads the input's audio
-// packets and decodes its audio frames and pictures from the result
-// (TestAudioTS).
+// by the audio due before the next picture.
+//
+// # Concurrency
+//
+// [WriteMP4], [WriteTS] and [WriteBlob] block until the output is written
+// or fails. Each call reads its parts on goroutines of its own, which call
+// [Part].Open ([Options].Concurrency bounds the requests in flight); all
+// of them have ended when the call returns. Cancelling ctx stops the reads,
+// and the call returns an error.
+// An [Input] is immutable: several calls may use one at the same time.
 //
 // # Errors
 //
 // Bad input gives an error matching [ErrInvalid], [ErrUnsupported],
 // [ErrNoInput], [ErrEmptyRange] or [ErrChanged] with errors.Is, usually
 // inside a [*PartError] naming the object; panics of the parsers are
-// recovered. Input errors are found by the first pass, before anything is
-// written.
+// recovered. Errors of Part.Open and its readers, of the writer, and of
+// ctx are returned as they are (inside a *PartError when they concern one
+// object). Input errors are found by the first pass, before anything is
+// written. No error is kept between calls: a call may be repeated.
 package stitch

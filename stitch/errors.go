@@ -10,17 +10,19 @@ import (
 // one of them with context, often inside a [*PartError] that names the input
 // object.
 var (
-	// ErrNoInput: the Input has no parts, or its parts hold no H.264
-	// samples (or none from a keyframe on).
+	// ErrNoInput: the Input has no parts, or its parts hold neither H.264
+	// pictures from a keyframe on nor AAC frames (also a playlist that
+	// lists no segments).
 	ErrNoInput = errors.New("stitch: no input")
 	// ErrInvalid: an input object is malformed: not MP4 or MPEG-TS, a box
 	// or sample table that does not add up, a sample outside its object,
 	// an access unit without parameter sets.
 	ErrInvalid = errors.New("stitch: invalid input")
-	// ErrUnsupported: well-formed input this package does not join: no
-	// H.264 video track, encrypted samples, compact sample sizes (stz2),
-	// playlist URIs outside the bucket, or MPEG-TS output from input that
-	// cannot be remuxed.
+	// ErrUnsupported: well-formed input this package does not join: video
+	// of another codec than H.264 (encrypted video included), neither an
+	// H.264 nor an AAC track, compact sample sizes (stz2), boxes or
+	// samples too large, playlist URIs outside the bucket, or AAC that
+	// MPEG-TS output cannot carry in ADTS.
 	ErrUnsupported = errors.New("stitch: unsupported input")
 	// ErrChanged: an object read in the second pass (payloads) no longer
 	// matches what the first pass (indexes) read.

@@ -217,8 +217,8 @@ func FuzzStitch(f *testing.F) {
 
 // TestCancelledWriteReturns: a stitch whose context is cancelled before
 // or while it runs returns (context.Canceled, or success if it finished
-// first), every time; the fetcher used to give back places it never took
-// and wait for ever (24 of 50 calls hung).
+// first), every time: the fetcher gives back only the places it took, and
+// never waits for ever.
 func TestCancelledWriteReturns(t *testing.T) {
 	in := recorded(t, mediatest.Testdata("bframes.mp4"), chunker.FMP4, "f/", 200*time.Millisecond)
 	for i := range 50 {

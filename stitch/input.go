@@ -26,7 +26,9 @@ type Part struct {
 	// [off, end) when n < 0, and the size of the whole object. Reading past
 	// the end returns the bytes that exist. Open is called several times
 	// per part (a few small range reads for MP4 indexes, then the payload
-	// ranges), possibly from several goroutines at once.
+	// ranges), possibly from several goroutines at once; the package
+	// closes every reader it gets. It must not be nil (the part is then
+	// ErrInvalid).
 	Open func(ctx context.Context, off, n int64) (io.ReadCloser, int64, error)
 	// Init, when set, is the fMP4 initialization section (EXT-X-MAP) that
 	// this part's movie fragments use. Parts that share an init should
@@ -53,12 +55,12 @@ type Input struct {
 	parts []Part
 }
 
-// New returns an Input over parts, in order.
+// New returns an Input over parts, in order; it copies the slice.
 func New(parts ...Part) *Input {
 	return &Input{parts: append([]Part(nil), parts...)}
 }
 
-// Parts returns a copy of the input's parts.
+// Parts returns a copy of the input's parts (Init pointers are shared).
 func (in *Input) Parts() []Part {
 	if in == nil {
 		return nil
@@ -66,7 +68,8 @@ func (in *Input) Parts() []Part {
 	return append([]Part(nil), in.parts...)
 }
 
-// BucketPart returns a Part that reads the object key of b with range reads.
+// BucketPart returns a Part that reads the object key of b with range
+// reads. b stays the caller's: it must remain open while the Part is used.
 func BucketPart(b *blob.Bucket, key string) Part {
 	return Part{
 		Name: key,
@@ -147,7 +150,8 @@ func (r *sectionCloser) Read(p []byte) (int, error)         { return r.sr.Read(p
 func (r *sectionCloser) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, r.sr) }
 
 // ReaderAtPart returns a Part over the first size bytes of r, for example
-// an uploaded chunk held by the caller.
+// an uploaded chunk held by the caller. r is read concurrently, with ReadAt
+// only (as io.ReaderAt allows); a nil r makes the part ErrInvalid.
 func ReaderAtPart(name string, r io.ReaderAt, size int64) Part {
 	return Part{
 		Name: name,

@@ -32,11 +32,10 @@ const tsStart = 126000
 // included (ADTS on its own PID, as the chunker writes it).
 //
 // Otherwise (fMP4 or MP4 input, Options.From/To set, or timestamps that
-// jump, which the output joins into one timeline) the access units
-// are remuxed (with internal/mpegts's muxer, the chunker's) into a new
-// transport stream: one
-// program with an H.264 elementary stream (PAT and PMT and in-band SPS and
-// PPS before every keyframe) and the AAC track as ADTS on a PID of its
+// jump, which the output joins into one timeline) the access units are
+// remuxed, with the chunker's MPEG-TS muxer, into a new transport stream:
+// one program with an H.264 elementary stream (PAT and PMT and in-band SPS
+// and PPS before every keyframe) and the AAC track as ADTS on a PID of its
 // own, its frames packed into PES packets of up to about 3 KB as ffmpeg
 // does. Timestamps are continuous from 1.4 s and the audio keeps its offset
 // from the video as the input has it (the one that starts first starts at
@@ -55,7 +54,8 @@ const tsStart = 126000
 // input's edit list hides is played. Unclipped, every audio frame is kept.
 //
 // Both ways, the first pass reads the indexes as for [WriteMP4], so input
-// errors are reported before anything is written.
+// errors are reported before anything is written; an error of the second
+// pass leaves a truncated stream.
 func WriteTS(ctx context.Context, w io.Writer, in *Input, opt Options) (Result, error) {
 	ix, sel, err := firstPass(ctx, in, opt)
 	if err != nil {

@@ -1,6 +1,9 @@
-// Package hlscheck validates media playlists against the RFC 8216 rules
-// livechunk promises (see shared/HLS-RULES.md). It parses independently of
-// package hls so the two cannot share a bug.
+// Package hlscheck validates media playlists against the rules livechunk
+// keeps: RFC 8216's (the tags of section 4, the lowest EXT-X-VERSION of
+// section 7, the updates and live windows of section 6.2) and a program
+// date time on the first segment of a live or event playlist and after
+// each discontinuity. It parses independently of package hls so the two
+// cannot share a bug.
 package hlscheck
 
 import (
