@@ -44,6 +44,19 @@ func TestNilArgumentsAreErrors(t *testing.T) {
 	if _, err := stitch.WriteMP4(ctx, httptest.NewRecorder(), stitch.New(stitch.ReaderAtPart("x", nil, 100)), stitch.Options{}); !errors.Is(err, stitch.ErrInvalid) {
 		t.Errorf("stitch of ReaderAtPart(nil): %v, want stitch.ErrInvalid", err)
 	}
+	if _, err := stitch.WriteBlob(ctx, nil, "x.mp4", stitch.New(), stitch.Options{}); !errors.Is(err, stitch.ErrInvalid) {
+		t.Errorf("stitch.WriteBlob(nil bucket): %v, want stitch.ErrInvalid", err)
+	}
+	mb := memblob.OpenBucket(nil)
+	defer mb.Close()
+	pub, err := hls.NewPublisher(mb, hls.PublisherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Restore(nil) // nothing to restore
+	if err := pub.Add(ctx, hls.Segment{URI: "seg-000000.m4s", Duration: 90000, Timescale: 90000}); err != nil {
+		t.Errorf("Add after Restore(nil): %v", err)
+	}
 	rec := httptest.NewRecorder()
 	(&hls.Handler{}).ServeHTTP(rec, httptest.NewRequest("GET", "/x/index.m3u8", nil))
 	if rec.Code != http.StatusInternalServerError {

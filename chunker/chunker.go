@@ -32,7 +32,7 @@
 // An error about one sample is a [*SampleError] wrapping ErrInvalidSample,
 // ErrNonMonotonicDTS or ErrBadParameterSets: that sample is dropped and
 // the Chunker goes on with the next one. An error returned by the Output,
-// and ErrTimescale, are permanent: every later Write, WriteAudio, Flush and
+// ErrTimescale and ErrSegmentTooLarge are permanent: every later Write, WriteAudio, Flush and
 // Break returns the same error, and Close returns it once. After Close the
 // methods return ErrClosed.
 package chunker
@@ -446,6 +446,10 @@ var (
 	// the frame rate their SPS declares: the samples are timed in
 	// another timescale than Config.Timescale. It is permanent.
 	ErrTimescale = errors.New("chunker: samples not in Config.Timescale")
+	// ErrSegmentTooLarge: a segment grew past what its container can
+	// address (2 GiB for fMP4) before a keyframe closed it. The segment is
+	// lost, and the error is permanent.
+	ErrSegmentTooLarge = errors.New("chunker: segment too large")
 	// ErrClosed: Write, WriteAudio, Flush or Break after Close.
 	ErrClosed = errors.New("chunker: closed")
 	// ErrNoTrack: Write on an audio-only chunker, or WriteAudio without

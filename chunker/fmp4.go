@@ -239,7 +239,7 @@ func (w *fmp4Writer) finish() (data, full []byte, err error) {
 		mdatHdr = 16
 	}
 	if int64(moof.Size())+int64(mdatHdr)+int64(payload) > 1<<31-1 {
-		return nil, w.buf, fmt.Errorf("chunker: fMP4 segment of %d bytes is too large", payload)
+		return nil, w.buf, fmt.Errorf("%w: fMP4 segment of %d bytes", ErrSegmentTooLarge, payload)
 	}
 	base := int32(moof.Size()) + int32(mdatHdr)
 	if trun != nil {

@@ -754,6 +754,7 @@ func (k *chunker) emit(ctx context.Context) error {
 	data, full, err := k.c.finish()
 	k.seg.open = false
 	if err != nil {
+		k.err = err // the segment is lost: nothing after it may follow
 		return err
 	}
 	pool := k.pool

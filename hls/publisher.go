@@ -197,8 +197,11 @@ func (p *Publisher) Playlist() MediaPlaylist {
 // playlist when resuming a recording) before new ones are added: call it
 // before the first Add. It copies old's segments, media and discontinuity
 // sequence numbers and (except for VOD) target duration, replacing what the
-// Publisher lists. It writes nothing.
+// Publisher lists. It writes nothing; a nil old restores nothing.
 func (p *Publisher) Restore(old *MediaPlaylist) {
+	if old == nil {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pl.MediaSequence = old.MediaSequence

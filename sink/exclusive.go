@@ -8,17 +8,36 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
 
-// dirs maps each bucket that Open opened on a directory to the directory.
-var dirs sync.Map // *blob.Bucket -> string
+// dirs maps each bucket that Open opened on a directory to the directory,
+// weakly: the entry goes when the bucket is garbage.
+var dirs sync.Map // weak.Pointer[blob.Bucket] -> string
+
+// rememberDir records that b is the directory dir, for CreateExclusive.
+func rememberDir(b *blob.Bucket, dir string) {
+	k := weak.Make(b)
+	dirs.Store(k, dir)
+	runtime.AddCleanup(b, func(k weak.Pointer[blob.Bucket]) { dirs.Delete(k) }, k)
+}
+
+// bucketDir returns the directory of a bucket that Open opened on one.
+func bucketDir(b *blob.Bucket) (string, bool) {
+	dir, ok := dirs.Load(weak.Make(b))
+	if !ok {
+		return "", false
+	}
+	return dir.(string), true
+}
 
 // ErrExists is the error of CreateExclusive when the key exists.
 var ErrExists = errors.New("sink: object exists")
@@ -32,8 +51,8 @@ var ErrExists = errors.New("sink: object exists")
 // two writers race). opts may be nil; b must not be. Other errors are the
 // store's, unclassified: a caller that retries decides which are transient.
 func CreateExclusive(ctx context.Context, b *blob.Bucket, key string, data []byte, opts *blob.WriterOptions) error {
-	if dir, ok := dirs.Load(b); ok && plainKey(key) {
-		return linkCreate(ctx, dir.(string), key, data)
+	if dir, ok := bucketDir(b); ok && plainKey(key) {
+		return linkCreate(ctx, dir, key, data)
 	}
 	o := blob.WriterOptions{}
 	if opts != nil {

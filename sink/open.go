@@ -89,7 +89,7 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 			return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 		}
 		if u, err := url.Parse(urlOrPath); err == nil && scheme == fileblob.Scheme && u.Path != "" {
-			dirs.Store(b, filepath.FromSlash(u.Path)) // for CreateExclusive
+			rememberDir(b, filepath.FromSlash(u.Path))
 		}
 		return b, nil
 	}
@@ -104,7 +104,7 @@ func Open(ctx context.Context, urlOrPath string) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: open %q: %w", urlOrPath, err)
 	}
-	dirs.Store(b, dir) // for CreateExclusive
+	rememberDir(b, dir)
 	return b, nil
 }
 

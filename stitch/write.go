@@ -172,8 +172,12 @@ func (ix *index) result(sel selection) Result {
 
 // WriteBlob writes the joined input to the object key of b: MPEG-TS when
 // key ends in ".ts", else MP4. The object is written atomically: on error
-// no object is created (or an existing one is left as it was).
+// no object is created (or an existing one is left as it was). A nil b is
+// ErrInvalid.
 func WriteBlob(ctx context.Context, b *blob.Bucket, key string, in *Input, opt Options) (Result, error) {
+	if b == nil {
+		return Result{}, errorf(ErrInvalid, "nil bucket")
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ts := strings.EqualFold(path.Ext(key), ".ts")
