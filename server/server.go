@@ -344,7 +344,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
-	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, _ *http.Request) { httpx.Preflight(w) })
+	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, r *http.Request) { httpx.Preflight(w, r, nil) })
 	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
 	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
 	mux.HandleFunc("GET /api/streams/{stream}", s.handleAPIStream)
@@ -739,7 +739,7 @@ func (s *Server) end(ctx context.Context, name string, takeover bool) error {
 // (see vodETag) and Last-Modified, to any origin (see httpx.SetMediaCORS):
 // http.ServeContent answers Range, If-Range and If-None-Match (304).
 func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
-	httpx.SetMediaCORS(w.Header())
+	httpx.SetMediaCORS(w.Header(), r, nil)
 	file := r.PathValue("file")
 	name, ok := strings.CutSuffix(file, ".mp4")
 	if !ok || !ValidStreamName(name) {
