@@ -27,6 +27,17 @@ type Handler struct {
 	Bucket *blob.Bucket
 	// Prefix is prepended to the request path to form the object key.
 	Prefix string
+	// AllowOrigins lists the web origins whose pages may read the answers
+	// ("https://app.example.com": scheme, host and port, compared exactly
+	// with the request's Origin header); "*" allows every origin. Empty
+	// (the default): every origin may, with Access-Control-Allow-Origin:
+	// * on every answer, since players on other sites commonly fetch
+	// public HLS. With a list, an answer to a listed origin names that
+	// origin, an answer to any other request names none (its browser
+	// keeps it from the page), and every answer carries Vary: Origin for
+	// caches. It governs the browsers' CORS checks only: who may fetch
+	// the objects at all is not restricted.
+	AllowOrigins []string
 }
 
 // NewHandler returns a Handler serving the objects under prefix in b.
@@ -54,16 +65,17 @@ func ContentType(name string) string {
 	return ""
 }
 
-// ServeHTTP implements http.Handler. Every answer may be read by a page
-// of any origin, with the headers players read (Content-Range, ETag, ...);
-// OPTIONS is answered as a CORS preflight (see httpx.Preflight, shared
-// with the server's VOD files).
+// ServeHTTP implements http.Handler. Every answer, errors included, may
+// be read by the pages that AllowOrigins lets in, with the headers players
+// read (Content-Range, ETag, ...); OPTIONS is answered 204 with Allow, and
+// as a CORS preflight that grants GET and HEAD to those pages (see
+// httpx.Preflight, shared with the server's VOD files).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	httpx.SetMediaCORS(w.Header())
+	httpx.SetMediaCORS(w.Header(), r, h.AllowOrigins)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		httpx.Preflight(w)
+		httpx.Preflight(w, r, h.AllowOrigins)
 		return
 	default:
 		w.Header().Set("Allow", httpx.MediaMethods)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -532,5 +533,86 @@ func TestPublisherStartDuration(t *testing.T) {
 	pl, err := hls.LoadMedia(ctx, b, "index.m3u8")
 	if err != nil || len(pl.Segments) != 1 || !pl.Ended {
 		t.Fatalf("a one-segment recording after Finish: %v %+v", err, pl)
+	}
+}
+
+// TestHandlerCORS: without AllowOrigins every page may read the answers
+// ("*", the same answer for every origin); with a list, a listed origin
+// is named in the answer and granted the preflight, an unlisted one gets
+// neither, and every answer varies by Origin.
+func TestHandlerCORS(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	for k, v := range map[string]string{
+		"s/index.m3u8":     "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000,\nseg-000000.m4s\n",
+		"s/seg-000000.m4s": "segment bytes",
+	} {
+		if err := b.WriteAll(ctx, k, []byte(v), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const listed, unlisted = "https://app.example.com", "https://evil.example.net"
+	cases := []struct {
+		name      string
+		allow     []string
+		origin    string
+		wantAllow string // Access-Control-Allow-Origin
+		wantVary  bool   // Vary: Origin
+	}{
+		{"default, another origin", nil, unlisted, "*", false},
+		{"default, no origin", nil, "", "*", false},
+		{"star in a list", []string{listed, "*"}, unlisted, "*", false},
+		{"listed", []string{listed}, listed, listed, true},
+		{"unlisted", []string{listed}, unlisted, "", true},
+		{"list, no origin", []string{listed}, "", "", true},
+		{"list, origin that differs in case", []string{listed}, strings.ToUpper(listed), "", true},
+	}
+	for _, c := range cases {
+		srv := httptest.NewServer(&hls.Handler{Bucket: b, Prefix: "s/", AllowOrigins: c.allow})
+		send := func(method, p string, hdr ...string) *http.Response {
+			t.Helper()
+			req, _ := http.NewRequest(method, srv.URL+p, nil)
+			if c.origin != "" {
+				req.Header.Set("Origin", c.origin)
+			}
+			for i := 0; i+1 < len(hdr); i += 2 {
+				req.Header.Set(hdr[i], hdr[i+1])
+			}
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp
+		}
+		check := func(what string, resp *http.Response, status int) {
+			t.Helper()
+			h := resp.Header
+			vary := slices.Contains(h.Values("Vary"), "Origin")
+			if n := strings.Count(strings.Join(h.Values("Vary"), ","), "Origin"); n > 1 {
+				t.Errorf("%s: %s: Vary %q names Origin %d times", c.name, what, h.Values("Vary"), n)
+			}
+			if resp.StatusCode != status || h.Get("Access-Control-Allow-Origin") != c.wantAllow || vary != c.wantVary {
+				t.Errorf("%s: %s: %d, Access-Control-Allow-Origin %q, Vary %q; want %d, %q, Vary: Origin %v",
+					c.name, what, resp.StatusCode, h.Get("Access-Control-Allow-Origin"), h.Values("Vary"), status, c.wantAllow, c.wantVary)
+			}
+			if exposed := h.Get("Access-Control-Expose-Headers"); (c.wantAllow != "") != strings.Contains(exposed, "Content-Range") {
+				t.Errorf("%s: %s: Access-Control-Expose-Headers %q", c.name, what, exposed)
+			}
+		}
+		check("playlist", send("GET", "/index.m3u8", "Accept-Encoding", "gzip"), 200)
+		check("segment range", send("GET", "/seg-000000.m4s", "Range", "bytes=0-3"), 206)
+		check("missing", send("GET", "/seg-000009.m4s"), 404)
+		check("POST", send("POST", "/index.m3u8"), 405)
+		pre := send("OPTIONS", "/seg-000000.m4s", "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "range")
+		check("preflight", pre, 204)
+		granted := strings.Contains(pre.Header.Get("Access-Control-Allow-Methods"), "GET") &&
+			strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Range") && pre.Header.Get("Access-Control-Max-Age") != ""
+		if granted != (c.wantAllow != "") || !strings.Contains(pre.Header.Get("Allow"), "GET") {
+			t.Errorf("%s: preflight grants GET with Range: %v; Allow %q", c.name, granted, pre.Header.Get("Allow"))
+		}
+		srv.Close()
 	}
 }

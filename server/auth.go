@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/livechunk/livechunk/internal/httpx"
 )
 
 // Who may write to a stream. Every write route (PUT /ingest/{stream}/{n},
@@ -151,10 +153,9 @@ func keyMAC(secret []byte, stream string, exp int64) []byte {
 type guard struct {
 	token  string
 	secret []byte
-	// anyOrigin: AllowOrigins holds "*"; cop is then unused.
-	anyOrigin bool
-	origins   []string
-	cop       *http.CrossOriginProtection
+	// origins: Config.AllowOrigins; with "*" in it, cop is unused.
+	origins httpx.Origins
+	cop     *http.CrossOriginProtection
 }
 
 // newGuard checks the ingest rules of cfg: a KeySecret of at least
@@ -170,20 +171,14 @@ func newGuard(cfg Config) (*guard, error) {
 	}
 	for _, o := range cfg.AllowOrigins {
 		if o == "*" {
-			g.anyOrigin = true
 			continue
 		}
 		if err := g.cop.AddTrustedOrigin(o); err != nil {
 			return nil, fmt.Errorf("server: AllowOrigins: %w", err)
 		}
-		g.origins = append(g.origins, o)
 	}
+	g.origins = slices.Clone(httpx.Origins(cfg.AllowOrigins))
 	return g, nil
-}
-
-// allows reports whether Config.AllowOrigins lets pages of origin write.
-func (g *guard) allows(origin string) bool {
-	return origin != "" && (g.anyOrigin || slices.Contains(g.origins, origin))
 }
 
 // authorized reports whether the request r may write to the stream called
@@ -194,12 +189,12 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request, stream strin
 	g := s.guard
 	if origin := r.Header.Get("Origin"); origin != "" {
 		w.Header().Add("Vary", "Origin")
-		if g.allows(origin) {
+		if g.origins.Allows(origin) {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
 		}
 	}
-	if !g.anyOrigin {
+	if !g.origins.Any() {
 		// Sec-Fetch-Site "same-origin" and "none" (typed by the user) pass;
 		// "same-site" does not: a page of a sibling host is another origin.
 		// Without Sec-Fetch-Site, an Origin whose host is not the request's
@@ -274,7 +269,7 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Add("Vary", "Origin")
-	if !s.guard.allows(origin) {
+	if !s.guard.origins.Allows(origin) {
 		failStatus(w, http.StatusForbidden, "ingest from pages of origin %q is not allowed (the server's AllowOrigins lists the origins allowed)", origin)
 		return
 	}

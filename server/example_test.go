@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -64,4 +66,76 @@ func ExampleNew() {
 	// end: 200
 	// playlist: 200
 	// vod: 200
+}
+
+// An application mounts the Server under /studio/ in its own ServeMux,
+// behind its own middleware (here, one that asks for a session cookie).
+// Every URL the Server makes, in its pages and its JSON, names /studio/.
+func ExampleNew_basePath() {
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	srv, err := server.New(server.Config{Bucket: b, BasePath: "/studio"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "the application's home") })
+	mux.Handle("/studio/", srv) // the Server takes /studio off itself
+	loggedIn := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c, err := r.Cookie("session"); err != nil || c.Value != "ann" {
+				http.Error(w, "log in first", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	web := httptest.NewServer(loggedIn(mux))
+	defer web.Close()
+
+	do := func(method, path string, body io.Reader) *http.Response {
+		req, err := http.NewRequest(method, web.URL+path, body)
+		if err != nil {
+			log.Fatal(err)
+		}
+		req.AddCookie(&http.Cookie{Name: "session", Value: "ann"})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return resp
+	}
+	chunk, err := os.Open("../testdata/chunk0.mp4")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer chunk.Close()
+	do("PUT", "/studio/ingest/phone/0", chunk).Body.Close()
+
+	resp := do("GET", "/studio/api/streams", nil)
+	defer resp.Body.Close()
+	var streams []server.StreamInfo
+	if err := json.NewDecoder(resp.Body).Decode(&streams); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("streams:", resp.StatusCode, streams[0].Watch, streams[0].Playlist)
+	for _, path := range []string{streams[0].Watch, streams[0].Playlist, "/studio/assets/hls.min.js"} {
+		resp := do("GET", path, nil)
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	anon, err := http.Get(web.URL + "/studio/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	anon.Body.Close()
+	fmt.Println("without a session:", anon.StatusCode)
+	// Output:
+	// streams: 200 /studio/watch/phone /studio/live/phone/index.m3u8
+	// /studio/watch/phone 200
+	// /studio/live/phone/index.m3u8 200
+	// /studio/assets/hls.min.js 200
+	// without a session: 401
 }

@@ -158,9 +158,9 @@ func streamsPageOf(r *http.Request) (StreamsPage, error) {
 
 // nextLink is the Link header of the page of /api/streams that follows
 // the one ending at next.
-func nextLink(next string, limit int) string {
+func (s *Server) nextLink(next string, limit int) string {
 	q := url.Values{"after": {next}, "limit": {strconv.Itoa(limit)}}
-	return fmt.Sprintf(`</api/streams?%s>; rel="next"`, q.Encode())
+	return fmt.Sprintf(`<%s?%s>; rel="next"`, s.url("/api/streams"), q.Encode())
 }
 
 // minGzip is the smallest answer worth compressing.
@@ -250,7 +250,8 @@ func (s *Server) handleIngestOther(w http.ResponseWriter, r *http.Request) {
 		allow = ingestMethod(parts[1])
 	}
 	if allow == "" {
-		failStatus(w, http.StatusNotFound, "no ingest route %q (PUT /ingest/{stream}/{n}, POST /ingest/{stream}, POST /ingest/{stream}/end)", r.URL.Path)
+		in := s.url("/ingest/")
+		failStatus(w, http.StatusNotFound, "no ingest route %q (PUT %s{stream}/{n}, POST %s{stream}, POST %s{stream}/end)", s.url(r.URL.Path), in, in, in)
 		return
 	}
 	w.Header().Set("Allow", allow+", OPTIONS")
@@ -258,5 +259,5 @@ func (s *Server) handleIngestOther(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	failStatus(w, http.StatusMethodNotAllowed, "%s is not allowed on %q (allowed: %s)", r.Method, r.URL.Path, allow)
+	failStatus(w, http.StatusMethodNotAllowed, "%s is not allowed on %q (allowed: %s)", r.Method, s.url(r.URL.Path), allow)
 }

@@ -171,7 +171,7 @@ func (st *stream) idle() bool {
 // said it ended: the playlist gets EXT-X-ENDLIST and the VOD file is
 // stitched; when that fails, the next sweep tries again.
 func (s *Server) complete(ctx context.Context, name string, saved ingestState, v uint64) {
-	saved.Owner, saved.OwnerURL, saved.LeaseUntil = s.cfg.NodeID, s.cfg.AdvertiseURL, time.Now().Add(stitchLease)
+	saved.Owner, saved.OwnerURL, saved.LeaseUntil = s.cfg.NodeID, s.ownerURL, time.Now().Add(stitchLease)
 	if err := s.store.create(ctx, name, v+1, &saved); err != nil {
 		return // another node does it
 	}

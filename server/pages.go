@@ -32,9 +32,9 @@ tr.playing { background: rgba(210,34,34,.15); }
 #segs { max-height: 16rem; overflow: auto; }
 code { font-size: .85rem; }
 </style></head><body>
-<header><a href="/">livechunk</a><h1>{{.Title}}</h1></header>
+<header><a href="{{.Root}}">livechunk</a><h1>{{.Title}}</h1></header>
 {{if .Stream}}
-<video id="v" controls muted autoplay playsinline></video>
+<video id="v" controls muted autoplay playsinline data-playlist="{{.Root}}live/{{.Stream}}/index.m3u8" data-api="{{.Root}}api/streams/{{.Stream}}"></video>
 <div class="stats">
  <div class="stat">state <b id="state"><span class="badge">…</span></b></div>
  <div class="stat">latency <b id="latency">–</b></div>
@@ -42,14 +42,16 @@ code { font-size: .85rem; }
  <div class="stat">segments <b id="nsegs">–</b></div>
  <div class="stat">resolution <b id="res">–</b></div>
 </div>
-<p><code id="src">/live/{{.Stream}}/index.m3u8</code> · <span id="vod"></span></p>
+<p><code id="src"></code> · <span id="vod"></span></p>
 <div id="segs"><table><thead><tr><th>#</th><th>start</th><th>duration</th><th>wall clock</th></tr></thead><tbody id="seglist"></tbody></table></div>
-<script src="/assets/hls.min.js"></script>
+<script src="{{.Root}}assets/hls.min.js"></script>
 <script>
-const stream = {{.Stream}};
-const url = "/live/" + encodeURIComponent(stream) + "/index.m3u8";
-const v = document.getElementById("v");
+// The page names every URL it uses in attributes, relative to itself:
+// it works wherever the server is mounted (see Config.BasePath).
 const $ = (id) => document.getElementById(id);
+const v = $("v");
+const url = new URL(v.dataset.playlist, location.href).href;
+$("src").textContent = url;
 let hls = null, frags = [];
 window.playerErrors = [];
 function startHls() {
@@ -88,7 +90,7 @@ function renderSegs() {
 }
 async function poll() {
   try {
-    const r = await fetch("/api/streams/" + encodeURIComponent(stream), { cache: "no-store" });
+    const r = await fetch(v.dataset.api, { cache: "no-store" });
     const s = r.ok ? await r.json() : null;
     if (s) {
       $("state").innerHTML = '<span class="badge ' + s.state + '">' + s.state + "</span>";
@@ -104,19 +106,24 @@ async function poll() {
 setInterval(poll, 1000); poll();
 </script>
 {{else}}
-<p>Streams recorded by this server. Upload chunks with <code>PUT /ingest/NAME/N</code> or push MPEG-TS with
-<code>ffmpeg -re -i IN -c copy -f mpegts http://HOST/ingest/NAME</code>.</p>
+<p>Streams recorded by this server. Upload chunks with <code>PUT {{.Base}}/ingest/NAME/N</code> or push MPEG-TS with
+<code>ffmpeg -re -i IN -c copy -f mpegts http://HOST{{.Base}}/ingest/NAME</code>.</p>
 <table><thead><tr><th>stream</th><th>state</th><th>segments</th><th>duration</th><th></th></tr></thead>
 <tbody>{{range .Streams}}<tr><td><a href="{{.Watch}}">{{.Name}}</a></td><td><span class="badge {{.State}}">{{.State}}</span></td>
 <td>{{.Segments}}</td><td>{{printf "%.1f" .Seconds}} s</td><td>{{if .VOD}}<a href="{{.VOD}}">MP4</a>{{end}}</td></tr>
 {{else}}<tr><td colspan="5">No streams yet.</td></tr>{{end}}</tbody></table>
-{{if .Next}}<p><a href="/?after={{.Next}}">more streams</a></p>{{end}}
+{{if .Next}}<p><a href="?after={{.Next}}">more streams</a></p>{{end}}
 {{end}}
 </body></html>
 `
 
 type pageData struct {
-	Title   string
+	Title string
+	// Root is the server's root (Config.BasePath + "/") relative to the
+	// page: the pages link relatively, and so work wherever the server is
+	// mounted. The links to streams are those of StreamInfo.
+	Root    string
+	Base    string // Config.BasePath, for the text of the page
 	Stream  string
 	Streams []StreamInfo
 	Next    string // the name after which the next page of Streams starts
@@ -130,7 +137,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = pageTmpl().Execute(w, pageData{Title: name, Stream: name})
+	_ = pageTmpl().Execute(w, pageData{Title: name, Root: "../", Base: s.cfg.BasePath, Stream: name})
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
@@ -142,5 +149,5 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = pageTmpl().Execute(w, pageData{Title: "streams", Streams: list, Next: next})
+	_ = pageTmpl().Execute(w, pageData{Title: "streams", Root: "./", Base: s.cfg.BasePath, Streams: list, Next: next})
 }

@@ -77,6 +77,22 @@ type Config struct {
 	// Prefix is the key prefix under which each stream gets a "directory".
 	// Default "" (the bucket root).
 	Prefix string
+	// BasePath is the URL path the Server is mounted under ("/studio"),
+	// when it is one handler among others (an http.ServeMux, behind
+	// middleware or a proxy); default "", the root. Every URL the Server
+	// makes starts with it: in its pages (which link relatively where
+	// they can), in StreamInfo, in the Link header of /api/streams, in
+	// redirects (Location), and in the chunks it forwards to other nodes
+	// (see AdvertiseURL). Mount it with mux.Handle(BasePath+"/", srv): the
+	// Server takes BasePath off the request's path itself. A request whose
+	// path does not start with BasePath is served as it is, so that
+	// http.StripPrefix(BasePath, srv), or a proxy that takes BasePath
+	// off, works too. BasePath starts with "/", holds only letters,
+	// digits, '/', '-', '.', '_' and '~', is clean (path.Clean keeps it;
+	// one trailing "/" is taken off), and its first segment is none of
+	// the Server's own (api, assets, healthz, ingest, live, vod, watch):
+	// New fails otherwise.
+	BasePath string
 	// Format of the segments. Default fMP4.
 	Format chunker.Format
 	// SegmentDuration is the target segment length. Default 5 s... for
@@ -191,8 +207,10 @@ type Config struct {
 	NodeID string
 	// AdvertiseURL is where the other nodes reach this one
 	// ("http://10.0.0.5:8080"): they forward the chunks of the streams it
-	// records to it. Empty: chunks of its streams that reach another node
-	// are answered 503 (Retry-After) until the lease ends.
+	// records to AdvertiseURL + BasePath + "/ingest/...". (A BasePath
+	// that AdvertiseURL ends with already is not added twice.) Empty:
+	// chunks of its streams that reach another node are answered 503
+	// (Retry-After) until the lease ends.
 	AdvertiseURL string
 	// LeaseDuration is how long a node holds a stream without renewing
 	// it (every chunk renews it). A node that dies is replaced after this
@@ -227,6 +245,10 @@ type Server struct {
 	cancelFinish context.CancelFunc
 	stop         context.CancelFunc
 	swept        chan struct{} // closed when the sweep goroutine returns
+
+	// ownerURL is where the other nodes send the chunks of this node's
+	// streams: Config.AdvertiseURL + Config.BasePath ("" for none)
+	ownerURL string
 }
 
 // ValidStreamName reports whether name is acceptable as a stream name:
@@ -266,6 +288,11 @@ func New(cfg Config) (*Server, error) {
 			cfg.Prefix += "/"
 		}
 	}
+	base, err := checkBasePath(cfg.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BasePath = base
 	if cfg.SegmentDuration <= 0 {
 		cfg.SegmentDuration = 5 * time.Second
 	}
@@ -331,6 +358,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, guard: g, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
 		spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory), disk: newRoom(cfg.MaxUploadBytes)}}
+	if u := strings.TrimSuffix(cfg.AdvertiseURL, "/"); u != "" {
+		s.ownerURL = strings.TrimSuffix(u, cfg.BasePath) + cfg.BasePath
+	}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
@@ -344,7 +374,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
-	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, _ *http.Request) { httpx.Preflight(w) })
+	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, r *http.Request) { httpx.Preflight(w, r, nil) })
 	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
 	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
 	mux.HandleFunc("GET /api/streams/{stream}", s.handleAPIStream)
@@ -359,19 +389,31 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler. With a Logger enabled at debug
-// level, every request is logged with its status, size and duration.
+// ServeHTTP implements http.Handler: it answers the Server's routes, under
+// Config.BasePath when there is one (see there). With a Logger enabled at
+// debug level, every request is logged with its status, size and duration.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
-		s.mux.ServeHTTP(w, r)
+		s.serve(w, r)
 		return
 	}
 	start := time.Now()
 	lw := &loggingWriter{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(lw, r)
+	s.serve(lw, r)
 	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", lw.status),
 		slog.Int64("bytes", lw.n), slog.Duration("elapsed", time.Since(start)), slog.String("remote", r.RemoteAddr))
+}
+
+// serve answers r, under Config.BasePath when there is one.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.BasePath == "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if r = s.under(w, r); r != nil {
+		s.mux.ServeHTTP(&baseWriter{ResponseWriter: w, base: s.cfg.BasePath}, r)
+	}
 }
 
 // loggingWriter records the status and size of a response. Unwrap keeps
@@ -739,7 +781,7 @@ func (s *Server) end(ctx context.Context, name string, takeover bool) error {
 // (see vodETag) and Last-Modified, to any origin (see httpx.SetMediaCORS):
 // http.ServeContent answers Range, If-Range and If-None-Match (304).
 func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
-	httpx.SetMediaCORS(w.Header())
+	httpx.SetMediaCORS(w.Header(), r, nil)
 	file := r.PathValue("file")
 	name, ok := strings.CutSuffix(file, ".mp4")
 	if !ok || !ValidStreamName(name) {
@@ -777,6 +819,10 @@ func handleHLSJS(w http.ResponseWriter, r *http.Request) {
 
 // StreamInfo describes a stream in /api/streams.
 //
+// Playlist, Watch and VOD are URL paths, starting with "/" and
+// Config.BasePath ("/studio/live/cam/index.m3u8"): a client resolves them
+// against the server's address. VOD is set once the stitched file exists.
+//
 // The chunks given up (a discontinuity in the recording) are listed as
 // inclusive ranges, [[from, to], ...], in order: the first 100 ranges in
 // Missing, the number of ranges in MissingRanges (more than len(Missing)
@@ -801,8 +847,8 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	in := StreamInfo{
 		Name:     name,
 		State:    "live",
-		Playlist: "/live/" + name + "/index.m3u8",
-		Watch:    "/watch/" + name,
+		Playlist: s.url("/live/" + name + "/index.m3u8"),
+		Watch:    s.url("/watch/" + name),
 	}
 	if pl, err := hls.LoadMedia(ctx, s.cfg.Bucket, s.streamPrefix(name)+"index.m3u8"); err == nil {
 		in.Segments = len(pl.Segments)
@@ -818,7 +864,7 @@ func (s *Server) info(ctx context.Context, name string) StreamInfo {
 	}
 	if ok, _ := s.cfg.Bucket.Exists(ctx, s.streamPrefix(name)+"vod.mp4"); ok {
 		in.State = "vod"
-		in.VOD = "/vod/" + name + ".mp4"
+		in.VOD = s.url("/vod/" + name + ".mp4")
 	}
 	if st, _ := s.getStream(name, false); st != nil {
 		st.describe(&in)
@@ -860,7 +906,7 @@ func (s *Server) Streams(ctx context.Context, page StreamsPage) (list []StreamIn
 // one page of Server.Streams (?limit=N, default 100, at most 1000, and
 // ?after=NAME), gzipped for clients that accept it. When there are more,
 // a Link header names the next page: </api/streams?after=NAME&limit=N>;
-// rel="next".
+// rel="next" (under Config.BasePath).
 func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Access-Control-Expose-Headers", "Link") // for scripts of other origins that page
@@ -875,7 +921,7 @@ func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if next != "" {
-		w.Header().Set("Link", nextLink(next, page.limit()))
+		w.Header().Set("Link", s.nextLink(next, page.limit()))
 	}
 	writeJSONFor(w, r, http.StatusOK, list)
 }

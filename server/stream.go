@@ -363,7 +363,7 @@ func (st *stream) commit(ctx context.Context, release bool) error {
 	s := st.srv
 	now := time.Now()
 	saved := ingestState{
-		Owner: s.cfg.NodeID, OwnerURL: s.cfg.AdvertiseURL, LeaseUntil: now.Add(s.cfg.LeaseDuration),
+		Owner: s.cfg.NodeID, OwnerURL: s.ownerURL, LeaseUntil: now.Add(s.cfg.LeaseDuration),
 		Mode: st.mode, Active: st.active, Ended: st.state != "live", Done: st.state == "ended",
 		Next: st.next, Received: st.received, Missing: st.missing, Forgotten: st.forgotten,
 	}

@@ -334,6 +334,31 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
+// TestServeBasePath: with -base-path, serve prints its URL with the path
+// and serves every route under it: a chunk uploaded there is listed with
+// URLs under the path, and the player page's script is there too.
+func TestServeBasePath(t *testing.T) {
+	srv := startServe(t, "-base-path", "/studio/")
+	base := srv.base + "/studio"
+	for _, want := range []string{" on " + base + "\n", "streams: " + base + "/\n"} {
+		if !strings.Contains(srv.out.String(), want) {
+			t.Errorf("serve printed no %q:\n%s", want, srv.out.String())
+		}
+	}
+	if code, body, _ := request(t, "PUT", base+"/ingest/cam/0", mustReadFile(t, "../../testdata/chunk0.mp4")); code != http.StatusOK {
+		t.Fatalf("chunk 0: %d %s", code, body)
+	}
+	if info := streamInfo(t, base, "cam"); info == nil || info["playlist"] != "/studio/live/cam/index.m3u8" || info["watch"] != "/studio/watch/cam" {
+		t.Errorf("/studio/api/streams entry: %v", info)
+	}
+	for _, p := range []string{"/", "/watch/cam", "/live/cam/index.m3u8", "/assets/hls.min.js"} {
+		mustGet(t, base+p)
+	}
+	if code, _, _ := request(t, "GET", srv.base+"/studiox/", nil); code != http.StatusNotFound {
+		t.Errorf("GET /studiox/: %d, want 404", code)
+	}
+}
+
 // badUploads tries a bad request of each kind against the live stream
 // "phone" (which waits for chunk 2): each is refused with a 4xx and a JSON
 // message, and none changes the stream.

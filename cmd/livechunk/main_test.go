@@ -149,6 +149,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"demo", "-speed", "0"}, exitUsage, "-speed must be positive"},
 		{[]string{"version", "extra"}, exitUsage, "Usage: livechunk version"},
 		{[]string{"serve", "-addr", "256.0.0.1:99999", "-store", dir}, exitFailure, "livechunk:"},
+		{[]string{"serve", "-addr", "127.0.0.1:0", "-store", dir, "-base-path", "/live"}, exitFailure, "BasePath \"/live\""},
 		{[]string{"version"}, exitOK, "livechunk"},
 	})
 }

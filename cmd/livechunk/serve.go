@@ -34,7 +34,7 @@ type serveFlags struct {
 	addr, store, token, format string
 	tokenFile, keySecretFile   string
 	allowOrigins               originList
-	node, advertise            string
+	node, advertise, basePath  string
 	segment, startDuration     time.Duration
 	idle, lease                time.Duration
 	maxStreams                 int
@@ -62,13 +62,16 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp+"\n(pushes only: a chunk is acknowledged once a playlist lists it)")
 	fs.DurationVar(&f.idle, "idle-timeout", 3*time.Minute, "end a live stream that gets no chunk or pushed data for this long (until then a broken push, or a restart, continues it)")
 	fs.StringVar(&f.node, "node", "", "this node's `ID` among the nodes that share the store (default: host name and listen address); a node restarted under its ID takes its streams back at once")
-	fs.StringVar(&f.advertise, "advertise", "", "the `URL` where other nodes on the same store reach this one (http://10.0.0.5:8080): they forward the chunks of its streams here")
+	fs.StringVar(&f.advertise, "advertise", "", "the `URL` where other nodes on the same store reach this one (http://10.0.0.5:8080; -base-path is added): they forward the chunks of its streams here")
+	fs.StringVar(&f.basePath, "base-path", "", "serve everything under the URL `PATH` (/studio), for a proxy that forwards PATH/ here (with PATH or without it);\n"+
+		"every URL the pages, the JSON and the redirects name starts with it, as do the URLs printed here")
 	fs.DurationVar(&f.lease, "lease", 20*time.Second, "how long a node holds a stream between chunks; a node that dies is replaced after this long (at once when its -advertise URL refuses connections)")
 }
 
 // startServer opens the store, listens and serves until ctx is done, then
 // shuts down gracefully: ingest ends, open segments close, uploads finish,
-// playlists are finished. ready is called with the base URL once listening.
+// playlists are finished. ready is called with the base URL once listening:
+// the server's root, with -base-path.
 func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func(base string, srv *server.Server)) error {
 	format, err := chunker.ParseFormat(f.format)
 	if err != nil {
@@ -112,6 +115,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		IngestToken:     token,
 		KeySecret:       secret,
 		AllowOrigins:    f.allowOrigins,
+		BasePath:        f.basePath,
 		MaxStreams:      f.maxStreams,
 		SpoolDir:        f.spoolDir,
 		OpenGOP:         f.openGOP,
@@ -125,7 +129,8 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 	hs := srv.HTTPServer(f.addr)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	// The server's own spelling of -base-path (it is valid): no trailing "/".
+	base := "http://" + ln.Addr().String() + strings.TrimSuffix(f.basePath, "/")
 	ready(base, srv)
 	select {
 	case err := <-errc:
@@ -177,6 +182,8 @@ viewers watch in a browser, and an ended stream becomes one MP4.
   GET  /healthz                 200 while serving (for load balancers)
 
 It prints its URL once it listens (-addr 127.0.0.1:0 picks a free port).
+With -base-path /studio every route above is under /studio (/studio/live/...),
+for a proxy that forwards /studio/ to it.
 Every chunk answered 2xx is stored in the store, with the stream's state:
 a device may delete it; a 5xx answer means nothing was: send it again.
 SIGINT or SIGTERM shuts the server down gracefully: it stops listening,

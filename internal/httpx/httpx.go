@@ -1,11 +1,12 @@
 // Package httpx holds the HTTP header rules that package hls (playlists
-// and segments) and package server (the VOD file, the JSON API) share:
-// cross-origin access to media, and content-coding negotiation. It is
-// their one home; neither package writes these headers on its own.
+// and segments) and package server (the VOD file, the JSON API, ingest)
+// share: which origins may read media or write to ingest (CORS), and
+// content-coding negotiation. It is their one home.
 package httpx
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -23,25 +24,73 @@ const MediaMethods = "GET, HEAD, OPTIONS"
 // now, but not by every browser in use.
 const exposedHeaders = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Age, Date"
 
-// SetMediaCORS sets the headers that let a page of any origin read a media
-// answer (and its headers, see exposedHeaders): on every answer of a media
+// Origins lists web origins ("https://app.example.com": scheme, host and
+// port, compared exactly with what browsers send in Origin); "*" stands
+// for every origin. It is the one rule of which pages a CORS answer
+// grants: to read media (hls.Handler.AllowOrigins) and to write to
+// ingest (server.Config.AllowOrigins).
+type Origins []string
+
+// Any reports whether o holds "*".
+func (o Origins) Any() bool { return slices.Contains(o, "*") }
+
+// Allows reports whether o lets pages of origin in: origin is not empty,
+// and o holds it or "*".
+func (o Origins) Allows(origin string) bool {
+	return origin != "" && (o.Any() || slices.Contains(o, origin))
+}
+
+// media reports whether the answer to a page of origin may be read, and
+// with which Access-Control-Allow-Origin: "*" when allow is empty (every
+// origin, the default of media) or holds "*"; origin itself when allow
+// holds it; none otherwise. The answer depends on the origin (Vary:
+// Origin) unless it is "*".
+func (o Origins) media(origin string) (grant string, varies bool) {
+	switch {
+	case len(o) == 0 || o.Any():
+		return "*", false
+	case o.Allows(origin):
+		return origin, true
+	}
+	return "", true
+}
+
+// SetMediaCORS sets the headers that let a page read a media answer to r
+// (and its headers, see exposedHeaders): on every answer of a media
 // resource, errors included, so that a script can read why it failed.
-func SetMediaCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
+// allow lists the origins whose pages may read it. Empty, every origin
+// may (Access-Control-Allow-Origin: *, the same answer for all: public
+// media is commonly played by pages of other sites). Otherwise the answer
+// grants r's Origin when allow lets it in (see Origins.Allows), and no
+// origin else; it carries Vary: Origin either way, so that a cache keeps
+// the answer of one origin from another.
+func SetMediaCORS(h http.Header, r *http.Request, allow Origins) {
+	grant, varies := allow.media(r.Header.Get("Origin"))
+	if varies && !slices.Contains(h.Values("Vary"), "Origin") { // once, when called again (Preflight)
+		h.Add("Vary", "Origin")
+	}
+	if grant == "" {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", grant)
 	h.Set("Access-Control-Expose-Headers", exposedHeaders)
 }
 
-// Preflight answers an OPTIONS request to a media resource, a CORS
-// preflight or not: 204 with Allow, and the grant of GET and HEAD with the
-// request headers players send (Range, the conditional ones) to any
-// origin, which browsers may cache for a day.
-func Preflight(w http.ResponseWriter) {
+// Preflight answers an OPTIONS request r to a media resource, a CORS
+// preflight or not: 204 with Allow and, to a page that allow lets read
+// (see SetMediaCORS), the grant of GET and HEAD with the request headers
+// players send (Range, the conditional ones), which browsers may cache
+// for a day. A page of another origin gets the 204 without a grant: its
+// browser does not send the request.
+func Preflight(w http.ResponseWriter, r *http.Request, allow Origins) {
 	h := w.Header()
-	SetMediaCORS(h)
+	SetMediaCORS(h, r, allow)
 	h.Set("Allow", MediaMethods)
-	h.Set("Access-Control-Allow-Methods", MediaMethods)
-	h.Set("Access-Control-Allow-Headers", "Range, If-Range, If-None-Match, If-Modified-Since")
-	h.Set("Access-Control-Max-Age", "86400")
+	if h.Get("Access-Control-Allow-Origin") != "" {
+		h.Set("Access-Control-Allow-Methods", MediaMethods)
+		h.Set("Access-Control-Allow-Headers", "Range, If-Range, If-None-Match, If-Modified-Since")
+		h.Set("Access-Control-Max-Age", "86400")
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
