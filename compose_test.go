@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,10 +15,12 @@ import (
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
+	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
 )
 
 // dirOutput is a destination of the caller's: it writes each object into a
@@ -180,7 +183,7 @@ func TestCustomOutputResumes(t *testing.T) {
 
 // TestCustomOutputError: an error of Config.Output stops the recording: Write
 // returns it (and keeps returning it), Close reports it, and the playlist
-// lists what was stored before it.
+// lists what was stored before it, unfinished.
 func TestCustomOutputError(t *testing.T) {
 	ctx := context.Background()
 	b := memblob.OpenBucket(nil)
@@ -224,6 +227,9 @@ func TestCustomOutputError(t *testing.T) {
 	m := checkPlaylist(t, b, "index.m3u8")
 	if len(m.Entries) != 2 || durable != 2 {
 		t.Errorf("playlist lists %d segments, OnDurable saw %d; want segments 0 and 1", len(m.Entries), durable)
+	}
+	if m.Ended {
+		t.Error("the playlist was finished though a segment was not stored")
 	}
 }
 
@@ -303,5 +309,80 @@ func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
 			t.Fatal(err)
 		}
 		keys = append(keys, obj.Key)
+	}
+}
+
+// TestCloseAfterFailedUploadResumes: an upload that fails for good makes
+// Write or Wait return the *sink.UploadError; Close reports it once and
+// leaves the event playlist unfinished, so that a pipeline started once the
+// store is back resumes the recording (after a discontinuity) instead of
+// finding it finished.
+func TestCloseAfterFailedUploadResumes(t *testing.T) {
+	ctx := relCtx(t, 60*time.Second)
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	stream := relLoop(samples, info.Timescale, 2)
+	inner := memblob.OpenBucket(nil)
+	defer inner.Close()
+	in := faultblob.New(inner, faultblob.Config{})
+	cfg := livechunk.Config{
+		SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+	}
+	p, err := livechunk.NewPipeline(ctx, in.Bucket(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stream[:len(samples)] {
+		if err := p.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitListed(t, p, 3)
+	// The store refuses writes for good (a permanent error class).
+	in.SetOutage(faultblob.WriteOps, gcerrors.PermissionDenied)
+	var werr error
+	for _, s := range stream[len(samples):] {
+		if werr = p.Write(ctx, s); werr != nil {
+			break
+		}
+	}
+	if werr == nil {
+		werr = p.Flush(ctx)
+	}
+	if werr == nil {
+		werr = p.Wait(ctx)
+	}
+	var ue *sink.UploadError
+	if !errors.As(werr, &ue) {
+		t.Fatalf("Write/Flush/Wait during the refusal returned %v, want a *sink.UploadError", werr)
+	}
+	in.EndOutage()
+	cerr := p.Close(ctx)
+	if !errors.As(cerr, &ue) {
+		t.Fatalf("Close returned %v, want the *sink.UploadError", cerr)
+	}
+	if n := strings.Count(cerr.Error(), ue.Error()); n != 1 {
+		t.Errorf("Close reports the upload error %d times: %v", n, cerr)
+	}
+	m, _ := finalPlaylist(t, inner, "index.m3u8")
+	if m.Ended {
+		t.Fatal("the playlist of a recording whose uploads failed was finished")
+	}
+	listed := len(m.Entries)
+
+	p2, err := livechunk.NewPipeline(ctx, inner, cfg)
+	if err != nil {
+		t.Fatalf("resuming after the store came back: %v", err)
+	}
+	for _, s := range stream[:len(samples)] {
+		if err := p2.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = finalPlaylist(t, inner, "index.m3u8")
+	if !m.Ended || len(m.Entries) <= listed || m.DiscBeforeHead == 0 {
+		t.Errorf("resumed playlist: %d entries (%d before), ended %v, %d discontinuities", len(m.Entries), listed, m.Ended, m.DiscBeforeHead)
 	}
 }

@@ -177,9 +177,10 @@ var ErrFinished = errors.New("livechunk: destination holds a finished recording"
 // publisher: samples written to it become segments that upload while later
 // samples arrive, and each durable segment is added to the playlist.
 //
-// One goroutine, the writer, calls Write, WriteAudio, WritePacket, Flush,
-// Break, Wait, Continuation, Close and Abort; Stats and PlaylistKey may
-// be called from any goroutine at any time. NewPipeline starts the
+// Write, WriteAudio, WritePacket, Flush, Break, Wait, Continuation, Close
+// and Abort must not be called concurrently: one goroutine (the writer)
+// calls them, or several take turns under a lock. Stats and PlaylistKey
+// may be called from any goroutine at any time. NewPipeline starts the
 // sink's upload goroutines and one publishing goroutine, which run until
 // Close or Abort returns; a Pipeline that is neither closed nor aborted
 // keeps them (and its open segment) alive.
@@ -198,6 +199,9 @@ type Pipeline struct {
 	// logged (see Write).
 	writes        int64
 	warnedOpenGOP bool
+	// outFailed: Config.Output returned an error (written and read by the
+	// writer only).
+	outFailed bool
 
 	mu       sync.Mutex
 	wall     map[uint64]time.Time // segment seq -> program date time
@@ -459,6 +463,7 @@ func (o *pipelineOutput) WriteInit(ctx context.Context, in *chunker.Init) error 
 	}
 	accepted := time.Now()
 	if err := p.cfg.Output.WriteInit(ctx, in); err != nil {
+		p.outFailed = true
 		return err
 	}
 	ev := sink.InitEvent(p.cfg.Prefix, in)
@@ -501,6 +506,7 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 	ev := sink.SegmentEvent(p.cfg.Prefix, s)
 	ev.Accepted = now
 	if err := p.cfg.Output.WriteSegment(ctx, s); err != nil {
+		p.outFailed = true
 		return err
 	}
 	p.onDurable(ev)
@@ -765,7 +771,10 @@ type Stats struct {
 func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 
 // Close ends the recording: the open segment closes, every upload finishes,
-// and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). It
+// and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). When
+// an upload failed for good (or Config.Output returned an error), a live
+// or event playlist is left unfinished instead, as Abort leaves it, so that
+// a later NewPipeline resumes the recording once the store is back. It
 // blocks until then, or until ctx ends (uploads still running are then
 // abandoned, see sink.Sink.Close). It returns the errors of every stage
 // joined (test with errors.Is and errors.As); segments that did land stay
@@ -778,12 +787,22 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	p.closed = true
 	errChunk := p.chunk.Close(ctx)
 	errSink := p.closeSink(ctx)
+	if errSink != nil && errors.Is(errChunk, errSink) {
+		errChunk = nil // the chunker returns the sink's error as it got it
+	}
 	p.mu.Lock()
 	p.qclosed = true
 	p.mu.Unlock()
 	p.qcond.Broadcast()
 	<-p.pubDone
-	errFinish := p.pub.Finish(ctx)
+	var errFinish error
+	if (errSink != nil || p.outFailed) && p.cfg.Playlist != hls.VOD {
+		// Something did not land: the playlist stays unfinished, so that
+		// the recording can be resumed once the store is back.
+		p.cfg.Logger.Warn("livechunk: segments did not land; the playlist is left unfinished (no EXT-X-ENDLIST) for a later pipeline to resume")
+	} else {
+		errFinish = p.pub.Finish(ctx)
+	}
 	errMulti := p.writeMultivariant(ctx)
 	return errors.Join(errChunk, errSink, errFinish, errMulti)
 }
