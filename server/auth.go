@@ -45,7 +45,7 @@ const (
 )
 
 // Refusals of a stream key; test with errors.Is. The HTTP layer answers
-// the first two with 401 and ErrKeyStream with 403 (see statusOf).
+// the first two with 401 and ErrKeyStream with 403.
 var (
 	// ErrKeyInvalid: not a stream key made with this secret (malformed,
 	// altered, or signed with another secret).
@@ -79,7 +79,7 @@ func MintKey(secret []byte, stream string, expires time.Time) (string, error) {
 		return "", fmt.Errorf("server: key secret of %d bytes; at least %d needed", len(secret), MinKeySecret)
 	}
 	if !ValidStreamName(stream) {
-		return "", fmt.Errorf("server: invalid stream name %q", stream)
+		return "", fmt.Errorf("server: %w: stream name %q", ErrInvalid, stream)
 	}
 	exp := expires.Unix()
 	if exp <= 0 {
@@ -163,7 +163,7 @@ type guard struct {
 // ("scheme://host[:port]", nothing after).
 func newGuard(cfg Config) (*guard, error) {
 	if n := len(cfg.KeySecret); n > 0 && n < MinKeySecret {
-		return nil, fmt.Errorf("server: KeySecret of %d bytes; at least %d needed", n, MinKeySecret)
+		return nil, fmt.Errorf("server: %w: KeySecret of %d bytes; at least %d needed", ErrInvalid, n, MinKeySecret)
 	}
 	g := &guard{token: cfg.IngestToken, cop: http.NewCrossOriginProtection()}
 	if len(cfg.KeySecret) > 0 {
@@ -174,7 +174,7 @@ func newGuard(cfg Config) (*guard, error) {
 			continue
 		}
 		if err := g.cop.AddTrustedOrigin(o); err != nil {
-			return nil, fmt.Errorf("server: AllowOrigins: %w", err)
+			return nil, fmt.Errorf("server: %w: AllowOrigins: %w", ErrInvalid, err)
 		}
 	}
 	g.origins = slices.Clone(httpx.Origins(cfg.AllowOrigins))

@@ -26,7 +26,7 @@ func checkBasePath(p string) (string, error) {
 		return "", nil
 	}
 	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("server: BasePath %q %s", p, why)
+		return "", fmt.Errorf("server: %w: BasePath %q %s", ErrInvalid, p, why)
 	}
 	if p[0] != '/' {
 		return bad(`does not start with "/"`)

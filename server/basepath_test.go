@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -412,6 +413,8 @@ func TestBasePathChecked(t *testing.T) {
 		if srv, err := server.New(server.Config{Bucket: b, BasePath: p}); err == nil {
 			_ = srv.Shutdown(context.Background())
 			t.Errorf("BasePath %q accepted", p)
+		} else if !errors.Is(err, server.ErrInvalid) {
+			t.Errorf("BasePath %q: %v, want server.ErrInvalid", p, err)
 		}
 	}
 }

@@ -41,6 +41,11 @@ var (
 	// disk to hold an upload (503 with Retry-After: nothing of it is
 	// recorded; send it again).
 	ErrOverloaded = errors.New("server at its upload limit")
+	// ErrInvalid: a Config that New refuses (no bucket, a bad Prefix,
+	// BasePath, KeySecret or AllowOrigins), or an invalid argument of
+	// Ingest or MintKey (a stream name ValidStreamName refuses, a nil
+	// source).
+	ErrInvalid = errors.New("invalid argument")
 	// ErrSlowUpload: an upload whose body came slower than
 	// Config.MinUploadRate (408; nothing of it is recorded: send it again).
 	ErrSlowUpload = errors.New("upload too slow")

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -316,11 +317,15 @@ func TestPushKeyframeLimits(t *testing.T) {
 	}
 }
 
-// TestIngestNilSource: Ingest of a nil source is an error, not a panic.
+// TestIngestNilSource: Ingest of a nil source, and New without a bucket,
+// are ErrInvalid, not a panic.
 func TestIngestNilSource(t *testing.T) {
 	ts := start(t, server.Config{})
-	if err := ts.srv.Ingest(t.Context(), "cam", nil, nil); err == nil {
-		t.Error("Ingest of a nil source: no error")
+	if err := ts.srv.Ingest(t.Context(), "cam", nil, nil); !errors.Is(err, server.ErrInvalid) {
+		t.Errorf("Ingest of a nil source: %v, want server.ErrInvalid", err)
+	}
+	if _, err := server.New(server.Config{}); !errors.Is(err, server.ErrInvalid) {
+		t.Errorf("New without a bucket: %v, want server.ErrInvalid", err)
 	}
 }
 

@@ -24,6 +24,14 @@
 // Playback is open; who may write is set by Config.IngestToken (every
 // stream), Config.KeySecret (stream keys, see MintKey) and
 // Config.AllowOrigins (which web pages may write from a browser).
+//
+// A Server is an http.Handler, safe for concurrent use; it can be mounted
+// under a path of an application's own mux (Config.BasePath), behind its
+// middleware. New starts one goroutine (it ends idle streams), and each
+// live stream records on goroutines of its own; Shutdown stops them all.
+// Ingest refusals are JSON answers with a 4xx or 503 status; the errors of
+// the Go API (New, Ingest, MintKey, CheckKey) match the sentinels below
+// with errors.Is (ErrInvalid for a configuration or argument refused).
 package server
 
 import (
@@ -278,11 +286,11 @@ func ValidStreamName(name string) bool {
 // gone; Shutdown stops it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Bucket == nil {
-		return nil, errors.New("server: nil bucket")
+		return nil, fmt.Errorf("server: %w: nil bucket", ErrInvalid)
 	}
 	if cfg.Prefix != "" {
 		if err := hls.CheckKey(cfg.Prefix); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("server: %w: Prefix: %w", ErrInvalid, err)
 		}
 		if !strings.HasSuffix(cfg.Prefix, "/") {
 			cfg.Prefix += "/"
@@ -992,10 +1000,10 @@ const handOver = 5 * time.Second
 // ctx suffices), then ends the stream like POST /ingest/{name}/end.
 func (s *Server) Ingest(ctx context.Context, name string, src source.Source, stop func()) error {
 	if !ValidStreamName(name) {
-		return fmt.Errorf("server: invalid stream name %q", name)
+		return fmt.Errorf("server: %w: stream name %q", ErrInvalid, name)
 	}
 	if src == nil {
-		return errors.New("server: Ingest of a nil source")
+		return fmt.Errorf("server: %w: Ingest of a nil source", ErrInvalid)
 	}
 	if stop == nil {
 		stop = func() {}
