@@ -159,8 +159,8 @@ type guard struct {
 }
 
 // newGuard checks the ingest rules of cfg: a KeySecret of at least
-// MinKeySecret bytes, AllowOrigins entries that are "*" or origins
-// ("scheme://host[:port]", nothing after).
+// MinKeySecret bytes, AllowOrigins and PlaybackOrigins entries that are
+// "*" or origins ("scheme://host[:port]", nothing after).
 func newGuard(cfg Config) (*guard, error) {
 	if n := len(cfg.KeySecret); n > 0 && n < MinKeySecret {
 		return nil, fmt.Errorf("server: %w: KeySecret of %d bytes; at least %d needed", ErrInvalid, n, MinKeySecret)
@@ -178,6 +178,12 @@ func newGuard(cfg Config) (*guard, error) {
 		}
 	}
 	g.origins = slices.Clone(httpx.Origins(cfg.AllowOrigins))
+	for _, o := range cfg.PlaybackOrigins {
+		// The same spelling as AllowOrigins, checked by the same rule.
+		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); o != "*" && err != nil {
+			return nil, fmt.Errorf("server: %w: PlaybackOrigins: %w", ErrInvalid, err)
+		}
+	}
 	return g, nil
 }
 

@@ -120,7 +120,7 @@ func (s *Server) known(ctx context.Context, name string) (bool, error) {
 // handleAPIStream answers GET /api/streams/{stream}: the StreamInfo of
 // one stream (what the /watch page polls), 404 when there is none.
 func (s *Server) handleAPIStream(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Access-Control-Allow-Origin", "*")
+	httpx.SetMediaCORS(w.Header(), r, s.cfg.PlaybackOrigins)
 	name := r.PathValue("stream")
 	if !ValidStreamName(name) {
 		failStatus(w, http.StatusNotFound, "no stream %q", name)

@@ -130,6 +130,13 @@ type Config struct {
 	// (OPTIONS) from the listed origins are answered; others get 403.
 	// This is on top of IngestToken and KeySecret, not instead.
 	AllowOrigins []string
+	// PlaybackOrigins lists the web origins (as AllowOrigins spells them)
+	// whose pages may read the playlists, segments, VOD files and stream
+	// information from another origin. Empty (the default), every origin
+	// may: players embedded in other sites fetch public HLS. See
+	// hls.Handler.AllowOrigins. It is not access control: anything else
+	// than a browser reads without asking.
+	PlaybackOrigins []string
 	// MaxChunkBytes bounds one uploaded chunk. Default 256 MiB.
 	MaxChunkBytes int64
 	// MinUploadRate is the slowest a chunk's body may arrive, in bytes a
@@ -370,6 +377,7 @@ func New(cfg Config) (*Server, error) {
 		s.ownerURL = strings.TrimSuffix(u, cfg.BasePath) + cfg.BasePath
 	}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
+	s.hls.AllowOrigins = cfg.PlaybackOrigins
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
 	mux.HandleFunc("POST /ingest/{stream}/end", lingering(s.handleEnd))
@@ -382,7 +390,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
 	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
 	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
-	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, r *http.Request) { httpx.Preflight(w, r, nil) })
+	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, r *http.Request) { httpx.Preflight(w, r, cfg.PlaybackOrigins) })
 	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
 	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
 	mux.HandleFunc("GET /api/streams/{stream}", s.handleAPIStream)
@@ -786,10 +794,10 @@ func (s *Server) end(ctx context.Context, name string, takeover bool) error {
 }
 
 // handleVOD serves the VOD file of an ended stream, with a strong ETag
-// (see vodETag) and Last-Modified, to any origin (see httpx.SetMediaCORS):
+// (see vodETag) and Last-Modified, to Config.PlaybackOrigins (see httpx.SetMediaCORS):
 // http.ServeContent answers Range, If-Range and If-None-Match (304).
 func (s *Server) handleVOD(w http.ResponseWriter, r *http.Request) {
-	httpx.SetMediaCORS(w.Header(), r, nil)
+	httpx.SetMediaCORS(w.Header(), r, s.cfg.PlaybackOrigins)
 	file := r.PathValue("file")
 	name, ok := strings.CutSuffix(file, ".mp4")
 	if !ok || !ValidStreamName(name) {
@@ -916,8 +924,7 @@ func (s *Server) Streams(ctx context.Context, page StreamsPage) (list []StreamIn
 // a Link header names the next page: </api/streams?after=NAME&limit=N>;
 // rel="next" (under Config.BasePath).
 func (s *Server) handleAPIStreams(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	w.Header().Set("Access-Control-Expose-Headers", "Link") // for scripts of other origins that page
+	httpx.SetMediaCORS(w.Header(), r, s.cfg.PlaybackOrigins) // Link exposed for scripts that page
 	page, err := streamsPageOf(r)
 	if err != nil {
 		failStatus(w, http.StatusBadRequest, "%v", err)

@@ -34,6 +34,7 @@ type serveFlags struct {
 	addr, store, token, format string
 	tokenFile, keySecretFile   string
 	allowOrigins               originList
+	playbackOrigins            originList
 	node, advertise, basePath  string
 	segment, startDuration     time.Duration
 	idle, lease                time.Duration
@@ -52,6 +53,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 		"A key (livechunk key -stream NAME) opens one stream until it expires; with a secret and no token, ingest needs a key")
 	fs.Var(&f.allowOrigins, "allow-origin", "let web pages of `ORIGIN` (https://studio.example.com; * for any) write to ingest from a browser;\n"+
 		"repeat it or separate origins with commas. Browsers' writes from other origins are refused")
+	fs.Var(&f.playbackOrigins, "playback-origin", "let only web pages of `ORIGIN` read playback (playlists, segments, VOD, stream info) across origins;\n"+
+		"repeat it or separate origins with commas. Default: pages of any origin (public HLS)")
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
 	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
@@ -115,6 +118,7 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 		IngestToken:     token,
 		KeySecret:       secret,
 		AllowOrigins:    f.allowOrigins,
+		PlaybackOrigins: f.playbackOrigins,
 		BasePath:        f.basePath,
 		MaxStreams:      f.maxStreams,
 		SpoolDir:        f.spoolDir,

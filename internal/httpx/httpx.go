@@ -21,8 +21,9 @@ const MediaMethods = "GET, HEAD, OPTIONS"
 // ranges are served, the validators it revalidates with, and the age and
 // date of a cached copy (players estimate the live edge with them).
 // Content-Length and Last-Modified are safelisted by the Fetch standard
-// now, but not by every browser in use.
-const exposedHeaders = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Age, Date"
+// now, but not by every browser in use. Link names the next page of a
+// listing.
+const exposedHeaders = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Age, Date, Link"
 
 // Origins lists web origins ("https://app.example.com": scheme, host and
 // port, compared exactly with what browsers send in Origin); "*" stands
