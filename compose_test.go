@@ -355,6 +355,11 @@ func TestCloseAfterFailedUploadResumes(t *testing.T) {
 	if !errors.As(werr, &ue) {
 		t.Fatalf("Write/Flush/Wait during the refusal returned %v, want a *sink.UploadError", werr)
 	}
+	// More pictures: segments that close now meet the failed sink in
+	// Write (the chunker keeps that error too).
+	for _, s := range stream[len(samples):] {
+		_ = p.Write(ctx, s)
+	}
 	in.EndOutage()
 	cerr := p.Close(ctx)
 	if !errors.As(cerr, &ue) {
@@ -384,5 +389,268 @@ func TestCloseAfterFailedUploadResumes(t *testing.T) {
 	m, _ = finalPlaylist(t, inner, "index.m3u8")
 	if !m.Ended || len(m.Entries) <= listed || m.DiscBeforeHead == 0 {
 		t.Errorf("resumed playlist: %d entries (%d before), ended %v, %d discontinuities", len(m.Entries), listed, m.Ended, m.DiscBeforeHead)
+	}
+}
+
+// TestNoRoomIsNotPermanent: a segment that closes while the sink has no
+// room, when the writing call's context ends (or under the Fail policy),
+// makes that call return the refusal, and nothing else: the sample was
+// taken, the segment is held and goes to the sink at the next call, and
+// the recording ends complete.
+func TestNoRoomIsNotPermanent(t *testing.T) {
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	for _, c := range []struct {
+		name     string
+		overflow sink.OverflowPolicy
+		want     error
+	}{
+		{"ctx ends", sink.Block, context.Canceled},
+		{"fail policy", sink.Fail, sink.ErrOverflow},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := relCtx(t, 60*time.Second)
+			inner := memblob.OpenBucket(nil)
+			defer inner.Close()
+			// The first segment's upload hangs until released: with room
+			// for one object, the next segment finds none.
+			in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
+				Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
+				Prob: 1, FirstN: 1, Action: faultblob.Hang,
+			}}})
+			p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
+				SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+				Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1, Overflow: c.overflow},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead, cancel := context.WithCancel(ctx)
+			cancel()
+			wctx := ctx
+			refused := 0
+			for _, s := range samples {
+				if err := p.Write(wctx, s); err != nil {
+					if !errors.Is(err, c.want) {
+						t.Fatalf("Write: %v, want %v", err, c.want)
+					}
+					refused++
+				}
+				if wctx == ctx && c.overflow == sink.Block && p.Stats().Chunker.Segments > 0 {
+					// Segment 0 went to the sink: once its upload hangs,
+					// the next segment finds no room.
+					if err := in.WaitHung(ctx, 1); err != nil {
+						t.Fatal(err)
+					}
+					wctx = dead
+				}
+			}
+			if refused == 0 {
+				t.Fatal("no Write was refused: the test made no backpressure")
+			}
+			if err := in.WaitHung(ctx, 1); err != nil { // released once it hangs
+				t.Fatal(err)
+			}
+			in.Release()
+			if err := p.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			st := p.Stats()
+			if st.Chunker.Samples != int64(len(samples)) {
+				t.Errorf("%d of %d samples taken", st.Chunker.Samples, len(samples))
+			}
+			m, _ := finalPlaylist(t, inner, "index.m3u8")
+			if !m.Ended || int64(len(m.Entries)) != st.Chunker.Segments {
+				t.Errorf("playlist: %d entries of %d segments, ended %v (%d Writes refused)", len(m.Entries), st.Chunker.Segments, m.Ended, refused)
+			}
+		})
+	}
+}
+
+// TestCloseWithNoRoomResumes: a Close whose context ends with segments
+// still held reports it and leaves the playlist open; the next pipeline
+// resumes after a discontinuity.
+func TestCloseWithNoRoomResumes(t *testing.T) {
+	ctx := relCtx(t, 60*time.Second)
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	inner := memblob.OpenBucket(nil)
+	defer inner.Close()
+	in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
+		Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
+		Prob: 1, FirstN: 1, Action: faultblob.Hang,
+	}}})
+	cfg := livechunk.Config{
+		SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+		Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1},
+	}
+	p, err := livechunk.NewPipeline(ctx, in.Bucket(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	wctx := ctx
+	for _, s := range samples {
+		if wctx == ctx && p.Stats().Chunker.Segments > 0 {
+			// Segment 0 went to the sink: once its upload hangs, the next
+			// segment finds no room.
+			if err := in.WaitHung(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			wctx = dead
+		}
+		if err := p.Write(wctx, s); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(dead); err == nil {
+		t.Fatal("Close with an ended context and segments held: no error")
+	}
+	in.Release()
+	if text, err := inner.ReadAll(ctx, "index.m3u8"); err == nil && strings.Contains(string(text), "#EXT-X-ENDLIST") {
+		t.Fatalf("the playlist was finished though segments never went to the sink:\n%s", text)
+	}
+	p2, err := livechunk.NewPipeline(ctx, inner, cfg)
+	if err != nil {
+		t.Fatalf("resuming: %v", err)
+	}
+	for _, s := range samples {
+		if err := p2.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := finalPlaylist(t, inner, "index.m3u8"); !m.Ended || len(m.Entries) == 0 {
+		t.Errorf("resumed playlist: %d entries, ended %v", len(m.Entries), m.Ended)
+	}
+}
+
+// listingOutput is a dirOutput that lists what it stored.
+type listingOutput struct{ *dirOutput }
+
+func (o listingOutput) StoredNames(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(o.dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
+// TestOutputListerResumes: a VOD recording into a destination of the
+// caller's lists nothing until Close; aborted, it is resumed by a pipeline
+// that numbers after what the destination holds (an OutputLister),
+// without overwriting any of it. Without the lister the resumed pipeline
+// would take the stored names again (dirOutput refuses that).
+func TestOutputListerResumes(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	out := listingOutput{&dirOutput{dir: t.TempDir()}}
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	cfg := livechunk.Config{SegmentDuration: time.Second, Playlist: hls.VOD, Output: out,
+		Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS}
+	p, err := livechunk.NewPipeline(ctx, b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range samples {
+		if err := p.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := len(out.names)
+	if stored < 2 {
+		t.Fatalf("the first run stored %d objects", stored)
+	}
+	p2, err := livechunk.NewPipeline(ctx, b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range samples {
+		if err := p2.Write(ctx, s); err != nil {
+			t.Fatalf("resumed Write: %v", err)
+		}
+	}
+	if err := p2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.names) <= stored {
+		t.Errorf("the resumed run stored nothing")
+	}
+}
+
+// TestClosedPipelineRefuses: after Abort (or Close) every writing call is
+// chunker.ErrClosed, and nothing more reaches the destination.
+func TestClosedPipelineRefuses(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	out := &dirOutput{dir: t.TempDir()}
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{SegmentDuration: time.Second, Output: out,
+		Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range samples[:20] {
+		if err := p.Write(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := len(out.names)
+	for name, call := range map[string]func() error{
+		"Write":        func() error { return p.Write(ctx, samples[20]) },
+		"Flush":        func() error { return p.Flush(ctx) },
+		"Break":        func() error { return p.Break(ctx) },
+		"Continuation": func() error { _, err := p.Continuation(); return err },
+	} {
+		if err := call(); !errors.Is(err, chunker.ErrClosed) {
+			t.Errorf("%s after Abort: %v, want chunker.ErrClosed", name, err)
+		}
+	}
+	if len(out.names) != before {
+		t.Errorf("objects stored after Abort: %v", out.names[before:])
+	}
+}
+
+// TestConfigRefused: values no default stands for are refused by
+// NewPipeline with chunker.ErrInvalidConfig, and Record of a nil source
+// too.
+func TestConfigRefused(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	for name, cfg := range map[string]livechunk.Config{
+		"playlist named like an init":  {PlaylistName: "init-0.mp4"},
+		"playlist named like segment":  {PlaylistName: "seg-000001.m4s"},
+		"playlist in a directory":      {PlaylistName: "sub/i.m3u8"},
+		"playlist climbing out":        {PlaylistName: "../x.m3u8"},
+		"playlist named as the master": {PlaylistName: "master.m3u8"},
+		"multivariant as the playlist": {MultivariantName: "index.m3u8"},
+		"negative window":              {Window: -time.Second},
+		"negative progress interval":   {ProgressInterval: -time.Second},
+		"negative concurrency":         {Sink: sink.Config{Concurrency: -1}},
+		"negative in-flight bound":     {Sink: sink.Config{MaxInFlightBytes: -1}},
+		"unknown overflow policy":      {Sink: sink.Config{Overflow: 99}},
+		"negative backoff":             {Sink: sink.Config{Retry: sink.Retry{InitialBackoff: -1}}},
+		"negative start duration":      {StartDuration: -time.Second},
+	} {
+		if _, err := livechunk.NewPipeline(ctx, b, cfg); !errors.Is(err, chunker.ErrInvalidConfig) {
+			t.Errorf("%s: %v, want chunker.ErrInvalidConfig", name, err)
+		}
+	}
+	if _, err := livechunk.Record(ctx, b, nil, livechunk.Config{}); !errors.Is(err, chunker.ErrInvalidConfig) {
+		t.Errorf("Record of a nil source: %v", err)
+	}
+	if keys := listKeys(t, b, ""); len(keys) != 0 {
+		t.Errorf("refused configurations wrote %v", keys)
 	}
 }

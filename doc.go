@@ -24,17 +24,21 @@
 // This package wires them: [NewPipeline] for samples arriving one by one,
 // [Record] for a whole source. A [Pipeline] composes: [Config.Output] sends
 // segments to a destination of the application's instead of a bucket,
-// [Config.OnSegment] and [Config.OnDurable] see each segment when it closes
-// and once it is stored and listed, and [hls.SegmentOf] turns a stored
-// segment into a playlist entry for code that writes its own playlists.
+// [Config.OnSegment] and [Config.OnDurable] see each segment when it
+// closes and once it is stored (and its playlist write attempted), and
+// [hls.SegmentOf] turns a stored segment into a playlist entry for code
+// that writes its own playlists.
 //
 // # Goroutines and errors
 //
-// A Pipeline is written from one goroutine; its Stats may be read from any.
+// A Pipeline's writing methods must not run concurrently (one goroutine,
+// or several that take turns under a lock); its Stats may be read from any.
 // NewPipeline starts goroutines (uploads, playlist writes) that end when
 // Close or Abort returns. Errors are sentinels and types to test with
 // [errors.Is] and [errors.As]: a [chunker.SampleError] refuses one sample
-// and the recording goes on; an upload that failed for good
-// ([sink.UploadError]) or an error of Config.Output stops it, and Close
-// then reports what did not land. Every package documents its own.
+// and the recording goes on; a context that ends while the uploads have no
+// room is reported and held over, not permanent; an upload that failed for
+// good ([sink.UploadError]) or an error of Config.Output stops it, and
+// Close then reports what did not land and leaves the playlist open for a
+// later pipeline to resume. Every package documents its own.
 package livechunk

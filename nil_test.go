@@ -107,6 +107,52 @@ func TestTimescaleMismatch(t *testing.T) {
 		src.Close()
 		b.Close()
 	}
+	// Timestamps of a finer clock than the configured one (an encoder's
+	// microseconds, with Timescale left at 90 kHz) step slower than the
+	// stream's frame rate by that clock's ratio: refused. A stream that is
+	// slower for what it is (3x slower than its SPS says) is taken.
+	for _, c := range []struct {
+		name      string
+		clock     int64 // ticks a second of the written timestamps
+		stretch   int64 // slow-down of the pictures
+		timescale uint32
+		refused   bool
+	}{
+		{"microseconds at 90 kHz", 1_000_000, 1, 0, true},
+		{"microseconds declared", 1_000_000, 1, 1_000_000, false},
+		{"100 ns units at 90 kHz", 10_000_000, 1, 0, true},
+		{"a third of the declared frame rate", 90000, 3, 0, false},
+	} {
+		src, err := source.Open(mediatest.Testdata("bframes.mp4"), source.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := src.Info()
+		b := memblob.OpenBucket(nil)
+		p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{SPS: info.SPS, PPS: info.PPS, Timescale: c.timescale})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		for werr == nil {
+			s, err := src.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.DTS = s.DTS * c.clock * c.stretch / int64(info.Timescale)
+			s.PTS = s.PTS * c.clock * c.stretch / int64(info.Timescale)
+			werr = p.Write(ctx, s)
+		}
+		if got := errors.Is(werr, chunker.ErrTimescale); got != c.refused || !c.refused && werr != nil {
+			t.Errorf("%s: Write: %v", c.name, werr)
+		}
+		p.Abort(ctx)
+		src.Close()
+		b.Close()
+	}
 	b := memblob.OpenBucket(nil)
 	defer b.Close()
 	for name, cfg := range map[string]livechunk.Config{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,13 +55,16 @@ type Config struct {
 	// Playlist is the media playlist type: hls.Live (default, a sliding
 	// window), hls.Event or hls.VOD (written once, complete, on Close).
 	Playlist hls.Type
-	// PlaylistName is the media playlist's name. Default "index.m3u8".
+	// PlaylistName is the media playlist's name: NAME.m3u8, without "/"
+	// (it lies next to its segments). Default "index.m3u8".
 	PlaylistName string
-	// MultivariantName is the multivariant playlist's name. Default
-	// "master.m3u8"; "-" writes none.
+	// MultivariantName is the multivariant playlist's name, spelled as
+	// PlaylistName and different from it. Default "master.m3u8"; "-"
+	// writes none.
 	MultivariantName string
-	// Window is the least duration a live playlist lists. Default six
-	// segment durations.
+	// Window is the least duration a live playlist lists, and it lists at
+	// least six segments whatever the Window (hls.PublisherConfig's
+	// MinSegments). Default six segment durations.
 	Window time.Duration
 	// KeepSegments keeps segments that slid out of a live window in the
 	// bucket (by default they are deleted after RFC 8216's grace period).
@@ -102,7 +106,9 @@ type Config struct {
 	// as the sink documents it (from an upload goroutine, in order), after
 	// the pipeline has taken the event for its playlist. Its Retry also
 	// applies to playlist writes (with the playlist defaults of
-	// hls.PublisherConfig.Retry for zero fields). Unused with Output.
+	// hls.PublisherConfig.Retry for zero fields). With Output, only Retry
+	// is used. Negative sizes and durations and unknown policies are
+	// refused by NewPipeline.
 	Sink sink.Config
 	// Output, when set, is where the segments and init sections go,
 	// instead of an upload to the bucket; the bucket then holds the
@@ -199,9 +205,14 @@ type Pipeline struct {
 	// logged (see Write).
 	writes        int64
 	warnedOpenGOP bool
-	// outFailed: Config.Output returned an error (written and read by the
-	// writer only).
-	outFailed bool
+	// failed is the error that stopped the pipeline for good: of
+	// Config.Output, or the sink's failure met when handing held objects
+	// over. held are objects the sink has not taken yet (see handHeld),
+	// and heldErr the refusal that the writing call reports. The writer
+	// alone uses these.
+	failed  error
+	held    []heldObject
+	heldErr error
 
 	mu       sync.Mutex
 	wall     map[uint64]time.Time // segment seq -> program date time
@@ -244,16 +255,10 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil bucket", chunker.ErrInvalidConfig)
 	}
-	for name, d := range map[string]time.Duration{"SegmentDuration": cfg.SegmentDuration, "JumpThreshold": cfg.JumpThreshold,
-		"Window": cfg.Window, "StartDuration": cfg.StartDuration} {
-		if d < 0 {
-			return nil, fmt.Errorf("%w: negative %s %v", chunker.ErrInvalidConfig, name, d)
-		}
-	}
-	cfg = cfg.withDefaults()
-	if err := hls.CheckKey(cfg.Prefix + cfg.PlaylistName); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	p := &Pipeline{cfg: cfg, bucket: b, wall: map[uint64]time.Time{}, pubDone: make(chan struct{})}
 	p.bw.TargetSeconds = cfg.SegmentDuration.Seconds()
 	p.qcond = sync.NewCond(&p.mu)
@@ -269,6 +274,9 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 		pcfg.KeepSegments = true
 	}
 	if p.pub, err = hls.NewPublisher(b, pcfg); err != nil {
+		if errors.Is(err, hls.ErrInvalidConfig) {
+			err = fmt.Errorf("%w: %w", chunker.ErrInvalidConfig, err)
+		}
 		return nil, err
 	}
 	if old != nil {
@@ -290,6 +298,65 @@ func NewPipeline(ctx context.Context, b *blob.Bucket, cfg Config) (*Pipeline, er
 	}
 	go p.publishLoop()
 	return p, nil
+}
+
+// check refuses the values of cfg that no default stands for, with
+// chunker.ErrInvalidConfig (the chunker and the publisher check their
+// parts too).
+func (cfg Config) check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", chunker.ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"SegmentDuration", cfg.SegmentDuration}, {"JumpThreshold", cfg.JumpThreshold}, {"Window", cfg.Window},
+		{"StartDuration", cfg.StartDuration}, {"ProgressInterval", cfg.ProgressInterval},
+		{"Sink.Retry.InitialBackoff", cfg.Sink.Retry.InitialBackoff}, {"Sink.Retry.MaxBackoff", cfg.Sink.Retry.MaxBackoff}} {
+		if d.d < 0 {
+			return bad("negative %s %v", d.name, d.d)
+		}
+	}
+	if cfg.Sink.Concurrency < 0 || cfg.Sink.MaxInFlightBytes < 0 || cfg.Sink.SpoolMaxBytes < 0 {
+		return bad("negative Sink.Concurrency, MaxInFlightBytes or SpoolMaxBytes")
+	}
+	for _, o := range []sink.OverflowPolicy{cfg.Sink.Overflow, cfg.Sink.SpoolFull} {
+		if o != sink.Block && o != sink.Spool && o != sink.Fail {
+			return bad("unknown overflow policy %d", o)
+		}
+	}
+	names := map[string]string{"PlaylistName": cfg.PlaylistName, "MultivariantName": cfg.MultivariantName}
+	for field, name := range names {
+		if name == "" || field == "MultivariantName" && name == "-" {
+			continue
+		}
+		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".m3u8") || name == ".m3u8" {
+			return bad("%s %q: a playlist is named NAME.m3u8, next to its segments", field, name)
+		}
+	}
+	if pl, mv := cfg.withDefaults().PlaylistName, cfg.withDefaults().MultivariantName; pl == mv {
+		return bad("PlaylistName and MultivariantName are both %q", pl)
+	}
+	if err := hls.CheckKey(sink.CleanPrefix(cfg.Prefix) + "index.m3u8"); err != nil {
+		return bad("Prefix %q: %v", cfg.Prefix, err)
+	}
+	return nil
+}
+
+// OutputLister is an optional interface of a Config.Output that can list
+// what it holds. A recording that resumes numbers its new objects after
+// every one found: the bucket's objects when segments upload to it, and
+// with an OutputLister, every object Output stored, also those that no
+// playlist lists yet (a VOD playlist is written by Close; a crash can come
+// between a segment and the playlist write that lists it). Without it, a
+// recording resumes after the objects its playlist names, and Output must
+// accept an object under a name it holds already, and replace it.
+type OutputLister interface {
+	// StoredNames returns the names of the objects stored for the
+	// recording, as sink.InitKey and sink.SegmentKey give them without
+	// Prefix; other names are ignored. NewPipeline calls it once, with its
+	// ctx, unless Config.NoResume or Config.Continue is set.
+	StoredNames(ctx context.Context) ([]string, error)
 }
 
 // chunkerConfig is the chunker's part of cfg.
@@ -352,6 +419,21 @@ func resume(ctx context.Context, b *blob.Bucket, cfg Config, ccfg *chunker.Confi
 	nextSeg, nextInit, found, err := scanExisting(ctx, b, cfg.Prefix)
 	if err != nil {
 		return nil, err
+	}
+	if l, ok := cfg.Output.(OutputLister); ok {
+		names, err := l.StoredNames(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("livechunk: listing what Config.Output holds: %w", err)
+		}
+		for _, name := range names {
+			seq, init, ok := sink.KeySeq(name)
+			switch {
+			case ok && !init:
+				nextSeg, found = max(nextSeg, seq+1), true
+			case ok && init:
+				nextInit, found = max(nextInit, seq+1), true
+			}
+		}
 	}
 	if old != nil {
 		// Segments stored elsewhere (Config.Output) are known by the
@@ -459,11 +541,11 @@ type pipelineOutput Pipeline
 func (o *pipelineOutput) WriteInit(ctx context.Context, in *chunker.Init) error {
 	p := (*Pipeline)(o)
 	if p.cfg.Output == nil {
-		return p.sink.WriteInit(ctx, in)
+		return p.hand(ctx, heldObject{init: in})
 	}
 	accepted := time.Now()
 	if err := p.cfg.Output.WriteInit(ctx, in); err != nil {
-		p.outFailed = true
+		p.failed = err
 		return err
 	}
 	ev := sink.InitEvent(p.cfg.Prefix, in)
@@ -501,16 +583,99 @@ func (o *pipelineOutput) WriteSegment(ctx context.Context, s *chunker.Segment) e
 		p.cfg.OnSegment(s)
 	}
 	if p.cfg.Output == nil {
-		return p.sink.WriteSegment(ctx, s)
+		return p.hand(ctx, heldObject{seg: s})
 	}
 	ev := sink.SegmentEvent(p.cfg.Prefix, s)
 	ev.Accepted = now
 	if err := p.cfg.Output.WriteSegment(ctx, s); err != nil {
-		p.outFailed = true
+		p.failed = err
 		return err
 	}
 	p.onDurable(ev)
 	return nil
+}
+
+// heldObject is an init section or a segment that the sink has not taken.
+type heldObject struct {
+	init *chunker.Init
+	seg  *chunker.Segment
+}
+
+// hand gives o to the sink, after any objects held before it.
+func (p *Pipeline) hand(ctx context.Context, o heldObject) error {
+	p.held = append(p.held, o)
+	return p.handHeld(ctx, false)
+}
+
+// handHeld gives the held objects to the sink, in order. A refusal that is
+// not for good (ctx ended while the sink had no room, or sink.ErrOverflow)
+// keeps them held, sets heldErr for the writing call to return, and is
+// not returned: the chunker, which calls it through pipelineOutput, goes
+// on. Any other error is the sink's failure, for good. patient (Wait,
+// Close) waits for room under the Fail policy too.
+func (p *Pipeline) handHeld(ctx context.Context, patient bool) error {
+	for len(p.held) > 0 {
+		o := p.held[0]
+		var err error
+		if o.init != nil {
+			err = p.sink.WriteInit(ctx, o.init)
+		} else {
+			err = p.sink.WriteSegment(ctx, o.seg)
+		}
+		if patient && errors.Is(err, sink.ErrOverflow) {
+			// Room comes when what is in flight has landed.
+			if err = p.sink.Wait(ctx); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			if errors.Is(err, sink.ErrOverflow) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				p.heldErr = err
+				return nil
+			}
+			p.failed = err
+			return err
+		}
+		p.held[0] = heldObject{}
+		p.held = p.held[1:]
+	}
+	return nil
+}
+
+// dropHeld releases the held objects: the recording goes on without them.
+func (p *Pipeline) dropHeld() int {
+	n := len(p.held)
+	for _, o := range p.held {
+		if o.seg != nil {
+			o.seg.Release()
+		}
+	}
+	p.held, p.heldErr = nil, nil
+	return n
+}
+
+// begin starts a writing call: chunker.ErrClosed after Close or Abort, the
+// error that stopped the pipeline for good, or nil once the objects held
+// by an earlier call went to the sink (or could not yet: they stay held,
+// and the call goes on).
+func (p *Pipeline) begin(ctx context.Context) error {
+	if p.closed {
+		return chunker.ErrClosed
+	}
+	if p.failed != nil {
+		return p.failed
+	}
+	return p.handHeld(ctx, false)
+}
+
+// end finishes a writing call whose own result is err: a refusal that
+// held objects is reported once, with it.
+func (p *Pipeline) end(err error) error {
+	if p.heldErr != nil {
+		err = errors.Join(err, p.heldErr)
+		p.heldErr = nil
+	}
+	return err
 }
 
 // onDurable runs on a sink goroutine (or the writer, with Config.Output);
@@ -598,7 +763,12 @@ func (p *Pipeline) publishLoop() {
 // out (see chunker.Chunker.Flush): the next segment starts at the next
 // keyframe written. Like Write, it is called from the writing goroutine;
 // blocking and errors are Write's.
-func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) }
+func (p *Pipeline) Flush(ctx context.Context) error {
+	if err := p.begin(ctx); err != nil {
+		return err
+	}
+	return p.end(p.chunk.Flush(ctx))
+}
 
 // Wait blocks until every segment closed so far is durable in the bucket
 // and listed in the playlist (for a live or event playlist: the playlist
@@ -610,6 +780,17 @@ func (p *Pipeline) Flush(ctx context.Context) error { return p.chunk.Flush(ctx) 
 // when Write returns, and Wait waits for the playlist only. Like Write, it
 // is called from the writing goroutine.
 func (p *Pipeline) Wait(ctx context.Context) error {
+	if !p.closed {
+		if err := p.begin(ctx); err != nil {
+			return err
+		}
+		if err := p.handHeld(ctx, true); err != nil {
+			return err
+		}
+		if len(p.held) > 0 {
+			return p.end(nil)
+		}
+	}
 	if p.sink != nil {
 		if err := p.sink.Wait(ctx); err != nil {
 			return err
@@ -639,7 +820,12 @@ func (p *Pipeline) Wait(ctx context.Context) error {
 // Flush: a pipeline made with it (Config.Continue), in another process
 // say, goes on with the recording exactly where this one is. The error is
 // chunker.ErrNotBetweenSegments while a segment is open.
-func (p *Pipeline) Continuation() (chunker.Continuation, error) { return p.chunk.Continuation() }
+func (p *Pipeline) Continuation() (chunker.Continuation, error) {
+	if p.closed {
+		return chunker.Continuation{}, chunker.ErrClosed
+	}
+	return p.chunk.Continuation()
+}
 
 // writeMultivariant writes the multivariant playlist from the segments seen
 // so far.
@@ -687,21 +873,29 @@ func (p *Pipeline) frameRate() float64 {
 // flight (sink.Config.MaxInFlightBytes under the Block policy) or for
 // Config.Output; ctx bounds that wait, and no other work.
 //
-// A *chunker.SampleError refuses that sample only (test its cause with
-// errors.Is: chunker.ErrInvalidSample, chunker.ErrNonMonotonicDTS, ...);
-// the recording goes on with the next one, except after
-// chunker.ErrTimescale. Any other error is permanent: an upload that
-// failed for good (a *sink.UploadError), an error of Config.Output,
-// chunker.ErrClosed after Close or Abort; every later Write returns it,
-// and Close then reports what did land.
+// Errors:
+//   - ctx's error, or sink.ErrOverflow under the Fail policy: the sink
+//     had no room for a segment that closed. Not permanent: the sample
+//     was taken, and what closed is held in memory (beyond
+//     MaxInFlightBytes) and goes to the sink first at the next call
+//     (Write, WriteAudio, Flush, Break, Wait or Close). A caller that
+//     keeps writing with an ended ctx holds ever more.
+//   - A *chunker.SampleError: that sample is refused (test its cause
+//     with errors.Is: chunker.ErrInvalidSample, chunker.ErrNonMonotonicDTS,
+//     ...); the recording goes on with the next one, except after
+//     chunker.ErrTimescale.
+//   - Any other error is permanent: an upload that failed for good (a
+//     *sink.UploadError), an error of Config.Output, chunker.ErrTimescale,
+//     chunker.ErrSegmentTooLarge; every later call returns it, and Close
+//     reports what did not land. chunker.ErrClosed after Close or Abort.
 func (p *Pipeline) Write(ctx context.Context, s chunker.Sample) error {
-	if p.closed {
-		return chunker.ErrClosed
+	if err := p.begin(ctx); err != nil {
+		return err
 	}
 	if p.started.IsZero() {
 		p.started = time.Now()
 	}
-	err := p.chunk.Write(ctx, s)
+	err := p.end(p.chunk.Write(ctx, s))
 	p.writes++
 	if !p.cfg.OpenGOP && !p.warnedOpenGOP && p.writes%openGOPCheckEvery == 0 {
 		// A stream of open GOPs without IDR pictures makes no segment
@@ -729,13 +923,13 @@ const openGOPWarnAfter = 3
 // interleaved with Write calls in time order. Blocking and errors are
 // Write's; without Config.Audio it returns chunker.ErrNoTrack.
 func (p *Pipeline) WriteAudio(ctx context.Context, a chunker.AudioSample) error {
-	if p.closed {
-		return chunker.ErrClosed
+	if err := p.begin(ctx); err != nil {
+		return err
 	}
 	if p.started.IsZero() {
 		p.started = time.Now()
 	}
-	return p.chunk.WriteAudio(ctx, a)
+	return p.end(p.chunk.WriteAudio(ctx, a))
 }
 
 // Stats reports the counters of the stages (the chunker's as of its last
@@ -760,9 +954,12 @@ func (p *Pipeline) Stats() Stats {
 type Stats struct {
 	// Timescale of the media ticks in Chunker.MediaTicks.
 	Timescale uint32
-	Chunker   chunker.Stats
-	// Sink is zero with Config.Output.
-	Sink     sink.Stats
+	// Chunker counts samples and segments (as of the chunker's last call
+	// that returned).
+	Chunker chunker.Stats
+	// Sink counts uploads; it is zero with Config.Output.
+	Sink sink.Stats
+	// Playlist counts the segments listed and the playlist writes.
 	Playlist hls.PublisherStats
 }
 
@@ -772,9 +969,10 @@ func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 
 // Close ends the recording: the open segment closes, every upload finishes,
 // and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). When
-// an upload failed for good (or Config.Output returned an error), a live
-// or event playlist is left unfinished instead, as Abort leaves it, so that
-// a later NewPipeline resumes the recording once the store is back. It
+// the recording stopped on a permanent error (see Write), or something
+// closed did not land, a live or event playlist is left unfinished
+// instead, as Abort leaves it (a VOD playlist is written only if it lists
+// a segment), so that a later NewPipeline resumes the recording. It
 // blocks until then, or until ctx ends (uploads still running are then
 // abandoned, see sink.Sink.Close). It returns the errors of every stage
 // joined (test with errors.Is and errors.As); segments that did land stay
@@ -785,10 +983,22 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	errHeld := p.handHeld(ctx, true)
 	errChunk := p.chunk.Close(ctx)
+	if errHeld == nil {
+		errHeld = p.handHeld(ctx, true)
+	}
+	if errHeld == nil && len(p.held) > 0 {
+		cause := p.heldErr
+		errHeld = fmt.Errorf("livechunk: %d objects never went to the sink: %w", p.dropHeld(), cause)
+	}
 	errSink := p.closeSink(ctx)
-	if errSink != nil && errors.Is(errChunk, errSink) {
-		errChunk = nil // the chunker returns the sink's error as it got it
+	var ue *sink.UploadError
+	if errSink != nil && (errors.As(errChunk, &ue) || errors.Is(errChunk, p.failed)) {
+		errChunk = nil // the sink's failure, which errSink reports
+	}
+	if errSink != nil && errors.As(errHeld, &ue) {
+		errHeld = nil
 	}
 	p.mu.Lock()
 	p.qclosed = true
@@ -796,15 +1006,20 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	p.qcond.Broadcast()
 	<-p.pubDone
 	var errFinish error
-	if (errSink != nil || p.outFailed) && p.cfg.Playlist != hls.VOD {
-		// Something did not land: the playlist stays unfinished, so that
-		// the recording can be resumed once the store is back.
-		p.cfg.Logger.Warn("livechunk: segments did not land; the playlist is left unfinished (no EXT-X-ENDLIST) for a later pipeline to resume")
-	} else {
+	intact := errChunk == nil && errSink == nil && errHeld == nil && p.failed == nil
+	p.mu.Lock()
+	listed := p.nsegs
+	p.mu.Unlock()
+	switch {
+	case intact || p.cfg.Playlist == hls.VOD && listed > 0:
 		errFinish = p.pub.Finish(ctx)
+	default:
+		// Something is missing: the playlist stays unfinished (a VOD one
+		// unwritten), so that the recording can be resumed.
+		p.cfg.Logger.Warn("livechunk: the recording stopped on an error; its playlist is left unfinished (no EXT-X-ENDLIST) for a later pipeline to resume")
 	}
 	errMulti := p.writeMultivariant(ctx)
-	return errors.Join(errChunk, errSink, errFinish, errMulti)
+	return errors.Join(errChunk, errHeld, errSink, errFinish, errMulti)
 }
 
 // WithSource returns cfg with what a source knows about its stream filled
@@ -854,6 +1069,9 @@ const noJumps = 1000 * time.Hour
 // does not close src. The Stats are those at the end, also on error (zero
 // when NewPipeline failed).
 func Record(ctx context.Context, b *blob.Bucket, src source.Source, cfg Config) (Stats, error) {
+	if src == nil {
+		return Stats{}, fmt.Errorf("%w: nil source", chunker.ErrInvalidConfig)
+	}
 	cfg = cfg.WithSource(src.Info())
 	if cfg.Matrix != [9]int32{} && cfg.Format == chunker.TS && cfg.Logger != nil {
 		cfg.Logger.Warn("livechunk: the input is rotated for display; MPEG-TS segments cannot carry the rotation (fMP4 ones do)")
@@ -920,6 +1138,10 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	if p.failed == nil {
+		_ = p.handHeld(ctx, true) // what closed before Abort goes
+	}
+	p.dropHeld()
 	errSink := p.closeSink(ctx)
 	p.mu.Lock()
 	p.qclosed = true
@@ -937,7 +1159,10 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 // Like Write, it is called from the writing goroutine; blocking and errors
 // are Write's.
 func (p *Pipeline) Break(ctx context.Context) error {
-	return p.chunk.Break(ctx)
+	if err := p.begin(ctx); err != nil {
+		return err
+	}
+	return p.end(p.chunk.Break(ctx))
 }
 
 // closeSink closes the sink, if the pipeline uploads (no Config.Output).

@@ -222,9 +222,22 @@ func (r *rateCheck) check(dts int64, ps *paramSets, timescale uint32) error {
 	if ps == nil || ps.fps <= 0 {
 		return nil
 	}
-	if declared := float64(timescale) / ps.fps; float64(median)*2 < declared {
+	declared := float64(timescale) / ps.fps
+	if float64(median)*2 < declared {
 		return fmt.Errorf("%w: pictures step %d ticks (%.0f a second at the timescale of %d), the stream declares %.3g frames a second: are the samples in another timescale?",
 			ErrTimescale, median, float64(timescale)/float64(median), timescale, ps.fps)
+	}
+	// Slower than declared is common (dropped or variable frames), except
+	// at the exact ratio of a finer clock that timestamps come in:
+	// microseconds, 100 ns units, nanoseconds.
+	if float64(median) > 2*declared {
+		implied := float64(median) * ps.fps
+		for _, clock := range []float64{1e6, 1e7, 1e9} {
+			if math.Abs(implied-clock) < 0.03*clock && float64(timescale) < clock/2 {
+				return fmt.Errorf("%w: pictures step %d ticks (%.3g s at the timescale of %d), the stream declares %.3g frames a second: the samples look timed in %.0f ticks a second",
+					ErrTimescale, median, float64(median)/float64(timescale), timescale, ps.fps, clock)
+			}
+		}
 	}
 	return nil
 }
