@@ -72,20 +72,30 @@ import (
 	"github.com/livechunk/livechunk/internal/retry"
 )
 
-// Defaults of [Config] fields left zero.
+// Defaults of [Config] fields left zero (see each field for the values
+// that also take them).
 const (
+	// DefaultMaxInFlightBytes is Config.MaxInFlightBytes for a bucket that
+	// is not a local directory.
 	DefaultMaxInFlightBytes = 64 << 20
 	// DefaultLocalMaxInFlightBytes replaces DefaultMaxInFlightBytes for a
 	// local directory, whose writes take milliseconds, not a network
 	// round trip: a segment or two in flight keep it busy, more only hold
 	// memory.
 	DefaultLocalMaxInFlightBytes = 4 << 20
-	DefaultConcurrency           = 4
-	DefaultMaxAttempts           = 8
-	DefaultInitialBackoff        = 100 * time.Millisecond
-	DefaultMaxBackoff            = 10 * time.Second
-	DefaultAttemptTimeout        = 2 * time.Minute
-	DefaultSpoolMaxBytes         = 1 << 30
+	// DefaultConcurrency is Config.Concurrency.
+	DefaultConcurrency = 4
+	// DefaultMaxAttempts is Retry.MaxAttempts, except under the Spool
+	// policy (no limit).
+	DefaultMaxAttempts = 8
+	// DefaultInitialBackoff is Retry.InitialBackoff.
+	DefaultInitialBackoff = 100 * time.Millisecond
+	// DefaultMaxBackoff is Retry.MaxBackoff.
+	DefaultMaxBackoff = 10 * time.Second
+	// DefaultAttemptTimeout is Retry.AttemptTimeout for uploads.
+	DefaultAttemptTimeout = 2 * time.Minute
+	// DefaultSpoolMaxBytes is Config.SpoolMaxBytes.
+	DefaultSpoolMaxBytes = 1 << 30
 )
 
 // OverflowPolicy says what WriteInit and WriteSegment do when accepting an
