@@ -10,7 +10,8 @@
 //	PUT  /ingest/{stream}/{n}       chunk n (0 to 1000000), an MP4 file: a ChunkResult
 //	POST /ingest/{stream}           a live body (MPEG-TS, raw H.264 or fragmented MP4),
 //	                                recorded as it arrives: a PushResult when it ends
-//	POST /ingest/{stream}/end       end the stream: its StreamInfo (also if it had ended)
+//	POST /ingest/{stream}/end       end the stream: its StreamInfo (also if it had ended;
+//	                                404 if there is no such stream)
 //	OPTIONS /ingest/{stream}[/{n}]  CORS preflight of ingest (see Config.AllowOrigins)
 //	GET  /live/{stream}/{file}      index.m3u8, segments and init sections (hls.Handler)
 //	GET  /vod/{stream}.mp4          the stitched file of an ended stream
