@@ -883,7 +883,7 @@ type StreamInfo struct {
 	State string `json:"state"`
 	// Segments is the number of segments the playlist lists.
 	Segments int `json:"segments"`
-	// Seconds is their total duration.
+	// Seconds is their total duration, in seconds.
 	Seconds float64 `json:"seconds"`
 	// Started is the wall-clock time of the first listed segment's first
 	// sample; omitted when unknown.
