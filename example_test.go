@@ -261,13 +261,15 @@ func Example_encoderCallbacks() {
 //     Only that sample is lost: skip it and write the next one. (One that
 //     wraps chunker.ErrTimescale stops the pipeline: Config.Timescale is
 //     wrong.)
-//   - *sink.UploadError (Write, Wait, Close, Abort): an object did not land.
-//     The store's transient errors (gcerrors codes Unknown, Internal,
-//     ResourceExhausted, DeadlineExceeded) were already retried as
-//     Config.Sink.Retry says; any other code fails at once. The pipeline is
-//     done: Abort it (Close would end the playlist) and, once the store
-//     works, a new pipeline on the same destination resumes the recording
-//     after what landed.
+//   - *sink.UploadError (Write, WriteAudio, Flush, Break, Wait, Close,
+//     Abort): an object did not land. The store's transient errors
+//     (gcerrors codes Unknown, Internal, ResourceExhausted,
+//     DeadlineExceeded) were already retried as Config.Sink.Retry says; any
+//     other code fails at once. The pipeline is done: Close it. After an
+//     upload error Close leaves a live or event playlist open (no
+//     EXT-X-ENDLIST), as Abort does, and once the store works a new
+//     pipeline on the same destination resumes the recording after what
+//     landed.
 func Example_errors() {
 	ctx := context.Background()
 	bucket := memblob.OpenBucket(nil)
@@ -329,11 +331,9 @@ func Example_errors() {
 		}
 		werr = p.Write(ctx, s)
 	}
-	if werr != nil {
-		err = errors.Join(werr, p.Abort(ctx)) // the recording stays resumable
-	} else {
-		err = p.Close(ctx)
-	}
+	// The uploads failed: Close leaves the playlist open, and the recording
+	// resumable.
+	err = errors.Join(werr, p.Close(ctx))
 	var ue *sink.UploadError
 	if errors.As(err, &ue) {
 		o := ue.Objects[0]

@@ -29,12 +29,15 @@
 //
 // # Errors
 //
-// An error about one sample is a [*SampleError] wrapping ErrInvalidSample,
-// ErrNonMonotonicDTS or ErrBadParameterSets: that sample is dropped and
-// the Chunker goes on with the next one. An error returned by the Output,
-// ErrTimescale and ErrSegmentTooLarge are permanent: every later Write, WriteAudio, Flush and
-// Break returns the same error, and Close returns it once. After Close the
-// methods return ErrClosed.
+// An error about one sample is a [*SampleError]; the sample is dropped. If
+// it wraps ErrInvalidSample, ErrNonMonotonicDTS or ErrBadParameterSets,
+// the Chunker goes on with the next sample. If it wraps ErrTimescale, the
+// error is permanent.
+//
+// A permanent error is ErrTimescale, ErrSegmentTooLarge or an error
+// returned by the Output: every later Write, WriteAudio, Flush and Break
+// returns it (ErrTimescale then not in a *SampleError), and Close returns
+// it once. After Close the methods return ErrClosed.
 package chunker
 
 import (
@@ -366,7 +369,8 @@ type Output interface {
 type Chunker interface {
 	// Write adds the next access unit in decode order. Samples before the
 	// first random access point with parameter sets in force are dropped
-	// and counted (Stats.DroppedNoKey). A *SampleError rejects s alone.
+	// and counted (Stats.DroppedNoKey). A *SampleError rejects s; unless
+	// it wraps ErrTimescale, the next sample may follow.
 	// With Config.NoVideo it returns an error wrapping ErrNoTrack.
 	Write(ctx context.Context, s Sample) error
 	// WriteAudio adds the next AAC frame of the audio track (Config.Audio),
@@ -444,7 +448,9 @@ var (
 	ErrInvalidConfig = errors.New("chunker: invalid configuration")
 	// ErrTimescale: the first pictures step more than twice as fast as
 	// the frame rate their SPS declares: the samples are timed in
-	// another timescale than Config.Timescale. It is permanent.
+	// another timescale than Config.Timescale. It is permanent: Write
+	// returns it in a *SampleError for the sample that showed it; later
+	// calls return it without one.
 	ErrTimescale = errors.New("chunker: samples not in Config.Timescale")
 	// ErrSegmentTooLarge: a segment grew past what its container can
 	// address (2 GiB for fMP4) before a keyframe closed it. The segment is
@@ -458,12 +464,15 @@ var (
 )
 
 // SampleError wraps an error about one sample with its position. The sample
-// was dropped; the Chunker goes on.
+// was dropped. Err wraps ErrInvalidSample, ErrNonMonotonicDTS or
+// ErrBadParameterSets, and the Chunker goes on with the next sample, or it
+// wraps ErrTimescale, and the Chunker stops: the error is permanent (see
+// the package documentation).
 type SampleError struct {
 	Index int64 // zero-based index of the sample in Write (WriteAudio) calls
 	DTS   int64 // for audio, the PTS
 	Audio bool  // the sample is an AudioSample
-	Err   error // the cause: ErrInvalidSample, ErrNonMonotonicDTS or ErrBadParameterSets, wrapped
+	Err   error // the cause, wrapping one of the errors above
 }
 
 // Error describes the sample and what was wrong with it.

@@ -67,9 +67,11 @@ func ContentType(name string) string {
 
 // ServeHTTP implements http.Handler. Every answer, errors included, may
 // be read by the pages that AllowOrigins lets in, with the headers players
-// read (Content-Range, ETag, ...); OPTIONS is answered 204 with Allow, and
-// as a CORS preflight that grants GET and HEAD to those pages (see
-// httpx.Preflight, shared with the server's VOD files).
+// read (Content-Range, ETag, ...). OPTIONS is answered 204 with Allow:
+// GET, HEAD, OPTIONS; to a page that AllowOrigins lets in, it also grants
+// GET and HEAD with the Range and conditional request headers, a CORS
+// preflight answer that browsers may cache for a day. Other methods are
+// answered 405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.SetMediaCORS(w.Header(), r, h.AllowOrigins)
 	switch r.Method {

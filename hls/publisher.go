@@ -234,22 +234,22 @@ func (cfg PublisherConfig) check() error {
 // Segments get consecutive media sequence numbers, starting from
 // FirstMediaSequence (or after the restored ones).
 //
-// A segment without a timescale or a positive duration is
-// ErrInvalidSegment, a URI that makes an unsafe key ErrBadKey, and Add after
-// Finish ErrFinished; such a segment is not added. An error of the
-// playlist write (with its gcerrors code, or the cause of ctx) leaves the
-// segment added: the next write lists it.
+// A segment without a timescale or a positive duration (the zero Segment
+// among them) is ErrInvalidSegment, a URI that makes an unsafe key
+// ErrBadKey, and Add after Finish ErrFinished; such a segment is not
+// added. An error of the playlist write (with its gcerrors code, or the
+// cause of ctx) leaves the segment added: the next write lists it.
 func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.finished {
 		return ErrFinished
 	}
+	if s.Timescale == 0 || s.Duration <= 0 {
+		return fmt.Errorf("%w: segment %q lasts %d ticks of a timescale of %d", ErrInvalidSegment, s.URI, s.Duration, s.Timescale)
+	}
 	if err := CheckKey(p.cfg.Prefix + s.URI); err != nil {
 		return err
-	}
-	if s.Timescale == 0 || s.Duration <= 0 {
-		return fmt.Errorf("%w: segment %s lasts %d ticks of a timescale of %d", ErrInvalidSegment, s.URI, s.Duration, s.Timescale)
 	}
 	p.pl.Segments = append(p.pl.Segments, s)
 	p.stats.Segments++

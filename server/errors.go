@@ -12,9 +12,10 @@ import (
 	"gocloud.dev/gcerrors"
 )
 
-// Errors of the server's streams; test with errors.Is. The domain code
-// returns them (wrapped with their context); the HTTP layer turns them into
-// status codes in one place, statusOf.
+// Errors of the server's streams; test with errors.Is. New and the
+// methods of Server return them wrapped with their context; the HTTP
+// routes answer each with the status given in parentheses and a JSON body
+// {"error": "..."}.
 var (
 	// ErrShuttingDown: the server is shutting down and takes no new
 	// ingest (503).

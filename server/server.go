@@ -1,9 +1,35 @@
 // Package server is livechunk's HTTP front end: devices upload closed MP4
-// chunks (PUT /ingest/{stream}/{n}) or push a live MPEG-TS body
-// (POST /ingest/{stream}); viewers watch the growing HLS playlist
-// (/live/{stream}/index.m3u8, a player page at /watch/{stream}); when a
-// stream ends it is stitched into one MP4 (/vod/{stream}.mp4). GET /healthz
-// is for load balancers.
+// chunks or push a live body, viewers watch the growing HLS playlist, and
+// a stream that ends is stitched into one MP4.
+//
+// # Routes
+//
+// Paths are under Config.BasePath; {stream} is a name that ValidStreamName
+// accepts.
+//
+//	PUT  /ingest/{stream}/{n}       chunk n (0 to 1000000), an MP4 file: a ChunkResult
+//	POST /ingest/{stream}           a live body (MPEG-TS, raw H.264 or fragmented MP4),
+//	                                recorded as it arrives: a PushResult when it ends
+//	POST /ingest/{stream}/end       end the stream: its StreamInfo (also if it had ended;
+//	                                404 if there is no such stream)
+//	OPTIONS /ingest/{stream}[/{n}]  CORS preflight of ingest (see Config.AllowOrigins)
+//	GET  /live/{stream}/{file}      index.m3u8, segments and init sections (hls.Handler)
+//	GET  /vod/{stream}.mp4          the stitched file of an ended stream
+//	                                (503 with Retry-After while it is being made)
+//	GET  /watch/{stream}            a player page (HTML)
+//	GET  /                          a page of the streams (HTML; ?after=NAME for the next)
+//	GET  /api/streams               a page of streams: a JSON array of StreamInfo
+//	                                (?limit=N&after=NAME; a Link header names the next page)
+//	GET  /api/streams/{stream}      the StreamInfo of one stream; 404 if there is none
+//	GET  /assets/hls.min.js         the hls.js player the pages load
+//	GET  /healthz                   "ok" (200) for load balancers; 503 once Shutdown has begun
+//
+// The GET routes also answer HEAD; /live/ and /vod/ answer OPTIONS too (a
+// CORS preflight, see Config.PlaybackOrigins). The answers of the ingest
+// routes and of the two /api/streams routes are JSON, errors included: an
+// error is {"error": "..."} with a 4xx or 5xx status (see the errors
+// below). Any other request under /ingest/ is answered in JSON too: 405
+// with Allow when the path is an ingest route's, 404 otherwise.
 //
 // Everything a stream produces lives in one bucket under
 // Config.Prefix + stream + "/": segments, init sections, index.m3u8 and,
@@ -29,9 +55,9 @@
 // under a path of an application's own mux (Config.BasePath), behind its
 // middleware. New starts one goroutine (it ends idle streams), and each
 // live stream records on goroutines of its own; Shutdown stops them all.
-// Ingest refusals are JSON answers with a 4xx or 503 status; the errors of
-// the Go API (New, Ingest, MintKey, CheckKey) match the sentinels below
-// with errors.Is (ErrInvalid for a configuration or argument refused).
+// The errors of the Go API (New, Ingest, MintKey, CheckKey) match the
+// sentinels below with errors.Is (ErrInvalid for a configuration or
+// argument refused).
 package server
 
 import (
@@ -103,8 +129,10 @@ type Config struct {
 	BasePath string
 	// Format of the segments. Default fMP4.
 	Format chunker.Format
-	// SegmentDuration is the target segment length. Default 5 s... for
-	// chunk ingest the device's chunk length is a natural choice.
+	// SegmentDuration is the target segment length. Default 5 s. With
+	// chunk ingest a segment also ends where the chunks an upload lets in
+	// end (nothing is acknowledged before it is stored), so the devices'
+	// chunk length is a natural choice.
 	SegmentDuration time.Duration
 	// IngestToken, when set, opens every stream to ingest requests that
 	// present it as "Authorization: Bearer <token>"; others are refused
@@ -845,18 +873,37 @@ func handleHLSJS(w http.ResponseWriter, r *http.Request) {
 // when the list is cut) and the number of chunks in them all in
 // MissingCount.
 type StreamInfo struct {
-	Name          string      `json:"name"`
-	State         string      `json:"state"` // "live", "ended", "stitching", "vod"
-	Segments      int         `json:"segments"`
-	Seconds       float64     `json:"seconds"`
-	Started       time.Time   `json:"started,omitzero"`
-	Playlist      string      `json:"playlist"`
-	Watch         string      `json:"watch"`
-	VOD           string      `json:"vod,omitempty"`
-	Chunks        uint64      `json:"chunks_received,omitempty"`
-	Missing       [][2]uint64 `json:"chunks_missing_spans,omitempty"`
-	MissingRanges int         `json:"chunks_missing_spans_total,omitempty"`
-	MissingCount  uint64      `json:"chunks_missing_count,omitempty"`
+	// Name is the stream's name.
+	Name string `json:"name"`
+	// State is "live" (not ended: recording, or waiting for its input),
+	// "stitching" (ended; its playlist is being finished and, with
+	// Config.Stitch, its VOD file made, or will be again after a
+	// failure), "ended" (ended and finished, without a VOD file: no
+	// Config.Stitch, or nothing recorded) or "vod" (the VOD file exists).
+	State string `json:"state"`
+	// Segments is the number of segments the playlist lists.
+	Segments int `json:"segments"`
+	// Seconds is their total duration, in seconds.
+	Seconds float64 `json:"seconds"`
+	// Started is the wall-clock time of the first listed segment's first
+	// sample; omitted when unknown.
+	Started time.Time `json:"started,omitzero"`
+	// Playlist is the URL path of the media playlist.
+	Playlist string `json:"playlist"`
+	// Watch is the URL path of the player page.
+	Watch string `json:"watch"`
+	// VOD is the URL path of the stitched MP4 file; omitted until it
+	// exists.
+	VOD string `json:"vod,omitempty"`
+	// Chunks is the number of chunks received (0, omitted, for a pushed
+	// stream).
+	Chunks uint64 `json:"chunks_received,omitempty"`
+	// Missing lists the first 100 ranges of chunks given up.
+	Missing [][2]uint64 `json:"chunks_missing_spans,omitempty"`
+	// MissingRanges is the number of ranges of chunks given up.
+	MissingRanges int `json:"chunks_missing_spans_total,omitempty"`
+	// MissingCount is the number of chunks given up, in all ranges.
+	MissingCount uint64 `json:"chunks_missing_count,omitempty"`
 }
 
 func (s *Server) info(ctx context.Context, name string) StreamInfo {

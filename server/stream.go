@@ -251,8 +251,10 @@ func (st *stream) describe(in *StreamInfo) {
 
 // ChunkResult is the JSON answer to a chunk upload.
 type ChunkResult struct {
+	// Stream is the stream's name.
 	Stream string `json:"stream"`
-	Chunk  uint64 `json:"chunk"`
+	// Chunk is the number of the chunk uploaded.
+	Chunk uint64 `json:"chunk"`
 	// Status is "recorded" (fed to the stream), "buffered" (waiting for an
 	// earlier chunk) or "duplicate" (already received with the same bytes;
 	// nothing changed). Each one is stored durably before the answer: the
@@ -260,7 +262,8 @@ type ChunkResult struct {
 	// went on without it (a discontinuity), or again with other bytes, is
 	// answered 409 Conflict: it is not recorded.
 	Status string `json:"status"`
-	// Next is the chunk number the stream waits for.
+	// Next is the chunk number the stream waits for; 0 when the stream
+	// has ended.
 	Next uint64 `json:"next"`
 	// Note tells the device about something in its chunk that is not
 	// recorded (audio that is not AAC), "" otherwise.
@@ -762,11 +765,25 @@ func (st *stream) nextChunk(int) (io.Reader, error) {
 	return newClosingReader(c.body), nil
 }
 
-// PushResult is the JSON answer when a pushed body ends.
+// PushResult is the JSON answer when a pushed body ends. What arrived
+// before is recorded, whatever the Status.
 type PushResult struct {
-	Stream  string `json:"stream"`
-	Samples int64  `json:"samples"`
-	Status  string `json:"status"`
+	// Stream is the stream's name.
+	Stream string `json:"stream"`
+	// Samples is the number of video samples of the body written to the
+	// stream (those before its first keyframe included, which no segment
+	// holds).
+	Samples int64 `json:"samples"`
+	// Status is "ended" when the body ended: the stream has ended. It is
+	// "suspended" when a shutdown of the server stopped the body, and
+	// "suspended after an input error: " followed by the error when the
+	// body broke, sent nothing for Config.PushIdleTimeout, or held what
+	// the stream cannot take (a sample the recording refuses, or more
+	// than Config.MaxKeyframeInterval, MaxSegmentBytes or MaxChunkSamples
+	// without a picture a segment may start at). A suspended stream stays
+	// live: a new push of it within Config.IdleTimeout continues it after
+	// a discontinuity.
+	Status string `json:"status"`
 }
 
 // idleReader extends the connection's read deadline while data flows, and

@@ -35,7 +35,8 @@ var (
 	ErrSpoolConflict = errors.New("sink: recovered object conflicts with the bucket")
 )
 
-// ObjectError describes one object that did not land in the bucket.
+// ObjectError describes one object that did not land in the bucket. It is
+// an error that wraps Err.
 type ObjectError struct {
 	// Kind, Seq and Key identify the object.
 	Kind Kind
@@ -50,6 +51,17 @@ type ObjectError struct {
 	idx uint64 // submission order
 }
 
+// Error names the object, the number of attempts, if any, and Err.
+func (e ObjectError) Error() string {
+	if e.Attempts == 0 {
+		return fmt.Sprintf("sink: %s %d %q: %v", e.Kind, e.Seq, e.Key, e.Err)
+	}
+	return fmt.Sprintf("sink: %s %d %q after %d attempt(s): %v", e.Kind, e.Seq, e.Key, e.Attempts, e.Err)
+}
+
+// Unwrap returns Err.
+func (e ObjectError) Unwrap() error { return e.Err }
+
 // sortObjects sorts objs by submission order.
 func sortObjects(objs []ObjectError) {
 	slices.SortFunc(objs, func(a, b ObjectError) int { return cmp.Compare(a.idx, b.idx) })
@@ -62,7 +74,9 @@ func sortObjects(objs []ObjectError) {
 type UploadError struct {
 	// Objects that did not land, in the order they were submitted.
 	Objects []ObjectError
-	// Err is the cause: the error of the first object that failed.
+	// Err is the cause: the error of the object whose upload failed
+	// first in time. Uploads run concurrently, so that object need not be
+	// Objects[0]; Err is never ErrSkipped.
 	Err error
 }
 

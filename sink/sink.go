@@ -72,20 +72,30 @@ import (
 	"github.com/livechunk/livechunk/internal/retry"
 )
 
-// Defaults of [Config] fields left zero.
+// Defaults of [Config] fields left zero (see each field for the values
+// that also take them).
 const (
+	// DefaultMaxInFlightBytes is Config.MaxInFlightBytes for a bucket that
+	// is not a local directory.
 	DefaultMaxInFlightBytes = 64 << 20
 	// DefaultLocalMaxInFlightBytes replaces DefaultMaxInFlightBytes for a
 	// local directory, whose writes take milliseconds, not a network
 	// round trip: a segment or two in flight keep it busy, more only hold
 	// memory.
 	DefaultLocalMaxInFlightBytes = 4 << 20
-	DefaultConcurrency           = 4
-	DefaultMaxAttempts           = 8
-	DefaultInitialBackoff        = 100 * time.Millisecond
-	DefaultMaxBackoff            = 10 * time.Second
-	DefaultAttemptTimeout        = 2 * time.Minute
-	DefaultSpoolMaxBytes         = 1 << 30
+	// DefaultConcurrency is Config.Concurrency.
+	DefaultConcurrency = 4
+	// DefaultMaxAttempts is Retry.MaxAttempts, except under the Spool
+	// policy (no limit).
+	DefaultMaxAttempts = 8
+	// DefaultInitialBackoff is Retry.InitialBackoff.
+	DefaultInitialBackoff = 100 * time.Millisecond
+	// DefaultMaxBackoff is Retry.MaxBackoff.
+	DefaultMaxBackoff = 10 * time.Second
+	// DefaultAttemptTimeout is Retry.AttemptTimeout for uploads.
+	DefaultAttemptTimeout = 2 * time.Minute
+	// DefaultSpoolMaxBytes is Config.SpoolMaxBytes.
+	DefaultSpoolMaxBytes = 1 << 30
 )
 
 // OverflowPolicy says what WriteInit and WriteSegment do when accepting an
@@ -108,7 +118,8 @@ const (
 	Spool
 )
 
-// String returns "block", "fail" or "spool".
+// String returns "block", "fail", "spool", or "OverflowPolicy(n)" for
+// other values.
 func (p OverflowPolicy) String() string {
 	switch p {
 	case Block:
@@ -127,27 +138,29 @@ func (p OverflowPolicy) String() string {
 // DeadlineExceeded; any other code fails at once. It is the one retry
 // setting of livechunk: [Config].Retry tunes uploads, and
 // hls.PublisherConfig.Retry and hls.WritePlaylist take it for playlist
-// writes. Zero fields take defaults: for uploads those documented on each
-// field; for playlist writes the same, except an AttemptTimeout of 30 s.
+// writes. Fields left zero (backoffs also negative) take defaults: for
+// uploads those documented on each field; for playlist writes the same,
+// except an AttemptTimeout of 30 s and a MaxAttempts of 8 whatever the
+// sink's policy.
 //
 // Pauses grow exponentially from InitialBackoff up to MaxBackoff with full
 // jitter: each pause is uniformly random between zero and the current
 // bound, which doubles after every retry.
 type Retry struct {
 	// MaxAttempts is the number of tries per object, the first included.
-	// Default 8, except under the [Spool] policy, whose purpose is to ride
-	// out long outages: there the default is no limit. 1 disables retries;
+	// Zero: 8, except under the [Spool] policy, whose purpose is to ride
+	// out long outages: there zero means no limit. 1 disables retries;
 	// a negative value retries transient errors until Close gives up (for
 	// a playlist write: until its context ends).
 	MaxAttempts int
-	// InitialBackoff bounds the first pause. Default 100 ms.
+	// InitialBackoff bounds the first pause. Zero or negative: 100 ms.
 	InitialBackoff time.Duration
-	// MaxBackoff bounds every pause. Default 10 s; raised to
-	// InitialBackoff if smaller.
+	// MaxBackoff bounds every pause. Zero or negative: 10 s. It is raised
+	// to InitialBackoff if smaller.
 	MaxBackoff time.Duration
 	// AttemptTimeout bounds each attempt: an upload that takes longer
 	// (a hung connection) is abandoned and counts as a transient failure
-	// (DeadlineExceeded). Default 2 minutes; negative means no bound.
+	// (DeadlineExceeded). Zero: 2 minutes; negative: no bound.
 	AttemptTimeout time.Duration
 }
 
@@ -173,29 +186,31 @@ type Config struct {
 	// itself (a "?prefix=" URL parameter) applies in addition.
 	Prefix string
 	// MaxInFlightBytes bounds the bytes of accepted objects that are not yet
-	// uploaded. Default 64 MiB, or 4 MiB when the bucket is a local
-	// directory. An object larger than the bound is still accepted once
-	// nothing else is in flight.
+	// uploaded. Zero or negative: 64 MiB, or 4 MiB when the bucket is a
+	// local directory. An object larger than the bound is still accepted
+	// once nothing else is in flight.
 	MaxInFlightBytes int64
-	// Concurrency bounds the uploads run in parallel. Default 4.
+	// Concurrency bounds the uploads run in parallel. Zero or negative: 4.
 	Concurrency int
 	// Overflow is the policy when MaxInFlightBytes is reached. Default
-	// Block.
+	// Block; a value other than Block, Fail and Spool means Block.
 	Overflow OverflowPolicy
 	// SpoolDir is the local directory of the spool (created if needed,
 	// mode 0700). The Spool policy writes to it; whatever the policy, a
 	// Sink created on a SpoolDir that holds objects uploads them before any
 	// new one. One Sink at a time may use a SpoolDir. Default "": no spool.
 	SpoolDir string
-	// SpoolMaxBytes bounds the bytes of objects in the spool. Default
-	// 1 GiB.
+	// SpoolMaxBytes bounds the bytes of objects in the spool. Zero or
+	// negative: 1 GiB.
 	SpoolMaxBytes int64
 	// SpoolFull is the policy when an object fits neither in memory nor in
 	// the spool: Block (default) waits for memory, Fail returns an error
-	// wrapping both [ErrOverflow] and [ErrSpoolFull]. Either way the sink
-	// logs an Error and counts it in Stats.SpoolFull.
+	// wrapping both [ErrOverflow] and [ErrSpoolFull]; any other value,
+	// Spool included, means Block. Either way the sink logs an Error and
+	// counts it in Stats.SpoolFull.
 	SpoolFull OverflowPolicy
-	// Retry configures retries of transient upload errors (see [Retry]).
+	// Retry configures retries of transient upload errors; its zero and
+	// negative fields mean what [Retry] says.
 	Retry Retry
 	// OnDurable, if set, is called once for every object that is durable,
 	// in submission order. Calls never overlap. It runs on an upload
@@ -212,6 +227,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.Overflow != Fail && c.Overflow != Spool {
+		c.Overflow = Block
 	}
 	c.Retry = Retry(retry.Policy(c.Retry).WithDefaults(uploadRetry(c.Overflow)))
 	if c.SpoolMaxBytes <= 0 {
@@ -237,7 +255,7 @@ const (
 	KindSegment
 )
 
-// String returns "init" or "segment".
+// String returns "init", "segment", or "Kind(n)" for other values.
 func (k Kind) String() string {
 	switch k {
 	case KindInit:

@@ -181,6 +181,53 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+// TestConfigOutOfRange: negative sizes and counts take the defaults, an
+// unknown Overflow or SpoolFull policy is Block, a negative MaxAttempts or
+// AttemptTimeout is kept (no limit), and New keeps an unknown Overflow
+// from reaching the upload path.
+func TestConfigOutOfRange(t *testing.T) {
+	c := Config{
+		MaxInFlightBytes: -1, Concurrency: -1, SpoolMaxBytes: -1,
+		Overflow: 7, SpoolFull: Spool,
+		Retry: Retry{MaxAttempts: -1, InitialBackoff: -time.Second, MaxBackoff: -time.Second, AttemptTimeout: -time.Second},
+	}.withDefaults()
+	if c.MaxInFlightBytes != DefaultMaxInFlightBytes || c.Concurrency != DefaultConcurrency ||
+		c.SpoolMaxBytes != DefaultSpoolMaxBytes || c.Overflow != Block || c.SpoolFull != Block {
+		t.Errorf("out-of-range values: %+v", c)
+	}
+	if r := c.Retry; r.MaxAttempts != -1 || r.InitialBackoff != DefaultInitialBackoff ||
+		r.MaxBackoff != DefaultMaxBackoff || r.AttemptTimeout != -time.Second {
+		t.Errorf("out-of-range retry: %+v", r)
+	}
+	if c := (Config{Overflow: Spool}).withDefaults(); c.Retry.MaxAttempts != -1 {
+		t.Errorf("Spool: MaxAttempts %d, want -1 (no limit)", c.Retry.MaxAttempts)
+	}
+	if s := New(nil, Config{Overflow: 7}); s.cfg.Overflow != Block {
+		t.Errorf("New with Overflow 7: policy %v, want block", s.cfg.Overflow)
+	}
+}
+
+// TestObjectError: an ObjectError is an error that names the object and
+// wraps its cause.
+func TestObjectError(t *testing.T) {
+	cause := errors.New("denied")
+	var err error = ObjectError{Kind: KindSegment, Seq: 4, Key: "p/seg-000004.m4s", Attempts: 3, Err: cause}
+	if !errors.Is(err, cause) {
+		t.Errorf("%v does not match its Err", err)
+	}
+	if got, want := err.Error(), `sink: segment 4 "p/seg-000004.m4s" after 3 attempt(s): denied`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	skipped := ObjectError{Kind: KindInit, Seq: 1, Key: "p/init-1.mp4", Err: ErrSkipped}
+	if got, want := skipped.Error(), `sink: init 1 "p/init-1.mp4": `+ErrSkipped.Error(); got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	var oe ObjectError
+	if !errors.As(fmt.Errorf("upload: %w", skipped), &oe) || oe.Seq != 1 || !errors.Is(oe, ErrSkipped) {
+		t.Errorf("errors.As: %+v", oe)
+	}
+}
+
 // TestMem uploads init and segments to a mem:// bucket and checks bytes,
 // attributes, event order and metadata, stats, and that segments are
 // released after upload.

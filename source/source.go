@@ -288,6 +288,7 @@ func nextVideo(next func() (Packet, error)) (chunker.Sample, error) {
 // File is a Source opened by [Open]; Info().Format tells the detected
 // container. Close releases the file.
 type File struct {
+	// Source reads the file; its methods are the File's.
 	Source
 	closer io.Closer
 }

@@ -163,11 +163,11 @@ func Encoder(ctx context.Context, bucket *blob.Bucket, cfg EncoderConfig) (livec
 		mu       sync.Mutex
 		writeErr error // the first error: the recording stops there
 		nalus    [][]byte
-		skipped  int // samples refused (*chunker.SampleError): lost, the stream goes on
+		skipped  int // samples refused (*chunker.SampleError): lost, the stream goes on (except after chunker.ErrTimescale)
 	)
 	write := func(err error) {
 		var se *chunker.SampleError
-		if errors.As(err, &se) {
+		if errors.As(err, &se) && !errors.Is(err, chunker.ErrTimescale) {
 			skipped++
 			err = nil
 		}

@@ -44,14 +44,16 @@ type ErrorsConfig struct {
 //     Only that sample is lost: skip it, the stream goes on. (One that
 //     wraps chunker.ErrTimescale stops the pipeline: Config.Timescale is
 //     wrong.)
-//   - *sink.UploadError (Write, Flush, Wait, Close, Abort): an object did not
-//     land. The store's transient errors (gcerrors codes Unknown,
-//     Internal, ResourceExhausted, DeadlineExceeded) were retried first, as
-//     Config.Sink.Retry says; other codes (PermissionDenied, NotFound,
-//     FailedPrecondition, ...) fail at once. The pipeline is done. Abort
-//     it, which leaves the playlist open (Close would end it), and once
-//     the store works a new pipeline on the same destination resumes the
-//     recording after what landed, marked as a discontinuity.
+//   - *sink.UploadError (Write, WriteAudio, Flush, Break, Wait, Close,
+//     Abort): an object did not land. The store's transient errors
+//     (gcerrors codes Unknown, Internal, ResourceExhausted,
+//     DeadlineExceeded) were retried first, as Config.Sink.Retry says;
+//     other codes (PermissionDenied, NotFound, FailedPrecondition, ...)
+//     fail at once. The pipeline is done: Close it. After an upload error
+//     Close leaves a live or event playlist open (no EXT-X-ENDLIST), as
+//     Abort does, and once the store works a new pipeline on the same
+//     destination resumes the recording after what landed, marked as a
+//     discontinuity.
 //
 // It returns an error when a step does not go as described.
 func Errors(ctx context.Context, cfg ErrorsConfig) error {
@@ -135,7 +137,7 @@ func Errors(ctx context.Context, cfg ErrorsConfig) error {
 	}
 	closed.Close()
 	err = writeAll(ctx, p, samples)
-	err = errors.Join(err, p.Abort(ctx))
+	err = errors.Join(err, p.Close(ctx))
 	var ue *sink.UploadError
 	if !errors.As(err, &ue) || gcerrors.Code(ue.Err) != gcerrors.FailedPrecondition || ue.Objects[0].Attempts != 1 {
 		return fmt.Errorf("recording into a closed bucket: %v, want a *sink.UploadError of one attempt", err)
@@ -146,8 +148,9 @@ func Errors(ctx context.Context, cfg ErrorsConfig) error {
 	// recording is taken by a file for a while (the file driver's error
 	// has code Unknown, which is retried, as a reset connection would be).
 	// The first segment lands; the second one does not, after 3 attempts;
-	// the pipeline is aborted. Once the store is back, a new pipeline goes
-	// on with the recording from the next keyframe that comes.
+	// the pipeline is closed, which leaves the playlist open. Once the
+	// store is back, a new pipeline goes on with the recording from the
+	// next keyframe that comes.
 	cam := base
 	cam.Prefix = "cam1/"
 	cam.Sink.Retry = sink.Retry{MaxAttempts: 3, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
@@ -166,7 +169,7 @@ func Errors(ctx context.Context, cfg ErrorsConfig) error {
 	}
 	err = errors.Join(writeAll(ctx, p, samples[keys[1]:keys[2]]), p.Flush(ctx), p.Wait(ctx))
 	st := p.Stats()
-	err = errors.Join(err, p.Abort(ctx))
+	err = errors.Join(err, p.Close(ctx))
 	if !errors.As(err, &ue) || gcerrors.Code(ue.Err) != gcerrors.Unknown || ue.Objects[0].Attempts != 3 {
 		return fmt.Errorf("recording into a broken store: %v, want a *sink.UploadError after 3 attempts", err)
 	}
@@ -175,14 +178,21 @@ func Errors(ctx context.Context, cfg ErrorsConfig) error {
 	if err := errors.Join(os.Remove(dir), os.Rename(away, dir)); err != nil {
 		return err
 	}
+	pl, err := hls.LoadMedia(ctx, bucket, p.PlaylistKey())
+	if err != nil {
+		return err
+	}
+	logf("cam1/index.m3u8 after Close: %d segment(s), ended: %v", len(pl.Segments), pl.Ended)
+	if pl.Ended || len(pl.Segments) != 1 {
+		return fmt.Errorf("after Close the playlist lists %d segment(s) (ended: %v), want the one that landed and no end", len(pl.Segments), pl.Ended)
+	}
 	if p, err = livechunk.NewPipeline(ctx, bucket, cam); err != nil {
 		return err
 	}
 	if err := errors.Join(writeAll(ctx, p, samples[keys[2]:]), p.Close(ctx)); err != nil {
 		return err
 	}
-	pl, err := hls.LoadMedia(ctx, bucket, p.PlaylistKey())
-	if err != nil {
+	if pl, err = hls.LoadMedia(ctx, bucket, p.PlaylistKey()); err != nil {
 		return err
 	}
 	for _, sg := range pl.Segments {
