@@ -122,8 +122,10 @@ type Config struct {
 	// bucket need the same secret.
 	KeySecret []byte
 	// AllowOrigins lists the web origins ("https://studio.example.com":
-	// scheme, host and port, exactly as browsers send them in Origin)
-	// whose pages may write to ingest; "*" allows every origin. A
+	// scheme, host and port) whose pages may write to ingest; "*" allows
+	// every origin. An entry is taken as browsers spell it in Origin
+	// (lower case, no default port, no trailing "/"); New fails for one
+	// that is no origin (a path, a query, no scheme). A
 	// browser's write request from any other origin is refused (403):
 	// its Sec-Fetch-Site is neither "same-origin" nor "none" ("same-site"
 	// is refused too), or, without Sec-Fetch-Site, its Origin's host is
@@ -370,6 +372,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: time.Minute}
+	}
+	if cfg.AllowOrigins, err = checkOrigins("AllowOrigins", cfg.AllowOrigins); err != nil {
+		return nil, err
+	}
+	if cfg.PlaybackOrigins, err = checkOrigins("PlaybackOrigins", cfg.PlaybackOrigins); err != nil {
+		return nil, err
 	}
 	g, err := newGuard(cfg)
 	if err != nil {
