@@ -12,8 +12,8 @@ import (
 
 // The Server under a path prefix (Config.BasePath): the rule of the prefix
 // (checkBasePath), taking it off requests (under), and putting it back on
-// every URL the Server makes (url, and baseWriter for the redirects of its
-// ServeMux).
+// every URL the Server makes (url, baseWriter for the redirects of its
+// ServeMux, and ownerURL for the chunks other nodes forward to it).
 
 // checkBasePath returns p in its one spelling (no trailing "/"; "" for
 // the root), or why it is not a BasePath (see Config.BasePath).
