@@ -28,8 +28,12 @@ type Handler struct {
 	// Prefix is prepended to the request path to form the object key.
 	Prefix string
 	// AllowOrigins lists the web origins whose pages may read the answers
-	// ("https://app.example.com": scheme, host and port, compared exactly
-	// with the request's Origin header); "*" allows every origin. Empty
+	// ("https://app.example.com": scheme, host and port); "*" allows
+	// every origin. An entry is compared with the request's Origin header
+	// in the spelling browsers send (scheme and host in lower case, no
+	// default port, no trailing "/": "HTTPS://App.example.com/" matches
+	// "https://app.example.com"); an entry that is no origin
+	// ("app.example.com", a URL with a path) matches nothing. Empty
 	// (the default): every origin may, with Access-Control-Allow-Origin:
 	// * on every answer, since players on other sites commonly fetch
 	// public HLS. With a list, an answer to a listed origin names that

@@ -567,6 +567,9 @@ func TestHandlerCORS(t *testing.T) {
 		{"unlisted", []string{listed}, unlisted, "", true},
 		{"list, no origin", []string{listed}, "", "", true},
 		{"list, origin that differs in case", []string{listed}, strings.ToUpper(listed), "", true},
+		// An entry is taken as browsers spell the origin.
+		{"listed otherwise", []string{"HTTPS://App.Example.com:443/"}, listed, listed, true},
+		{"listed with a path", []string{listed + "/x"}, listed, "", true},
 	}
 	for _, c := range cases {
 		srv := httptest.NewServer(&hls.Handler{Bucket: b, Prefix: "s/", AllowOrigins: c.allow})

@@ -16,7 +16,7 @@
 // concurrently. The other types are plain values, not safe for concurrent
 // use while they are modified. Nothing in this package starts a goroutine.
 // Errors are returned wrapped; test with errors.Is: [ErrInvalidConfig],
-// [ErrInvalidSegment], [ErrFinished] and [ErrBadKey] reject a call,
+// [ErrInvalidSegment], [ErrPublisherFinished] and [ErrBadKey] reject a call,
 // [ErrParse] a playlist text, and errors of the bucket keep their gcerrors
 // code.
 package hls
@@ -56,8 +56,8 @@ var (
 	// ErrInvalidSegment: a segment without a timescale or a positive
 	// duration.
 	ErrInvalidSegment = errors.New("hls: invalid segment")
-	// ErrFinished: Add after Finish.
-	ErrFinished = errors.New("hls: Add after Finish")
+	// ErrPublisherFinished: Add after Finish.
+	ErrPublisherFinished = errors.New("hls: Add after Finish")
 )
 
 // String returns "live", "event" or "vod".

@@ -236,14 +236,14 @@ func (cfg PublisherConfig) check() error {
 //
 // A segment without a timescale or a positive duration (the zero Segment
 // among them) is ErrInvalidSegment, a URI that makes an unsafe key
-// ErrBadKey, and Add after Finish ErrFinished; such a segment is not
-// added. An error of the playlist write (with its gcerrors code, or the
+// ErrBadKey, and Add after Finish ErrPublisherFinished; such a segment is
+// not added. An error of the playlist write (with its gcerrors code, or the
 // cause of ctx) leaves the segment added: the next write lists it.
 func (p *Publisher) Add(ctx context.Context, s Segment) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.finished {
-		return ErrFinished
+		return ErrPublisherFinished
 	}
 	if s.Timescale == 0 || s.Duration <= 0 {
 		return fmt.Errorf("%w: segment %q lasts %d ticks of a timescale of %d", ErrInvalidSegment, s.URI, s.Duration, s.Timescale)
@@ -438,9 +438,10 @@ func (p *Publisher) cacheControl() string {
 }
 
 // Finish ends the playlist: EXT-X-ENDLIST is added and the final playlist is
-// written (for VOD, the only write). After Finish, Add returns ErrFinished.
-// When the write fails, Finish returns its error and may be called again
-// to retry it; once it has succeeded, Finish does nothing and returns nil.
+// written (for VOD, the only write). After Finish, Add returns
+// ErrPublisherFinished. When the write fails, Finish returns its error and
+// may be called again to retry it; once it has succeeded, Finish does
+// nothing and returns nil.
 // Segments still waiting for deletion stay in the bucket.
 func (p *Publisher) Finish(ctx context.Context) error {
 	p.mu.Lock()

@@ -237,7 +237,7 @@ func TestPublisherPermanentError(t *testing.T) {
 
 // TestPublisherFinishRetry: a Finish whose write fails can be called
 // again, and writes the final playlist then; Add after Finish is
-// ErrFinished, and a Finish that succeeded does not write again.
+// ErrPublisherFinished, and a Finish that succeeded does not write again.
 func TestPublisherFinishRetry(t *testing.T) {
 	ctx := context.Background()
 	inner := memblob.OpenBucket(nil)
@@ -257,8 +257,8 @@ func TestPublisherFinishRetry(t *testing.T) {
 			t.Fatalf("Finish %d under PermissionDenied: %v", i, err)
 		}
 	}
-	if err := p.Add(ctx, retrySeg(1)); !errors.Is(err, hls.ErrFinished) {
-		t.Errorf("Add after Finish: %v, want ErrFinished", err)
+	if err := p.Add(ctx, retrySeg(1)); !errors.Is(err, hls.ErrPublisherFinished) {
+		t.Errorf("Add after Finish: %v, want ErrPublisherFinished", err)
 	}
 	in.EndOutage()
 	if err := p.Finish(ctx); err != nil {

@@ -159,8 +159,7 @@ type guard struct {
 }
 
 // newGuard checks the ingest rules of cfg: a KeySecret of at least
-// MinKeySecret bytes, AllowOrigins and PlaybackOrigins entries that are
-// "*" or origins ("scheme://host[:port]", nothing after).
+// MinKeySecret bytes, and AllowOrigins as checkOrigins left it.
 func newGuard(cfg Config) (*guard, error) {
 	if n := len(cfg.KeySecret); n > 0 && n < MinKeySecret {
 		return nil, fmt.Errorf("server: %w: KeySecret of %d bytes; at least %d needed", ErrInvalid, n, MinKeySecret)
@@ -178,13 +177,26 @@ func newGuard(cfg Config) (*guard, error) {
 		}
 	}
 	g.origins = slices.Clone(httpx.Origins(cfg.AllowOrigins))
-	for _, o := range cfg.PlaybackOrigins {
-		// The same spelling as AllowOrigins, checked by the same rule.
-		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); o != "*" && err != nil {
-			return nil, fmt.Errorf("server: %w: PlaybackOrigins: %w", ErrInvalid, err)
-		}
-	}
 	return g, nil
+}
+
+// checkOrigins returns the entries of list, Config.AllowOrigins or
+// PlaybackOrigins (field), as browsers spell them (see httpx.Origin: the
+// Origin header is compared with them exactly), or why one is neither
+// "*" nor an origin ("scheme://host[:port]", nothing after but one "/").
+func checkOrigins(field string, list []string) ([]string, error) {
+	if list == nil {
+		return nil, nil
+	}
+	out := make([]string, len(list))
+	for i, o := range list {
+		c, err := httpx.Origin(o)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w: %s: %w", ErrInvalid, field, err)
+		}
+		out[i] = c
+	}
+	return out, nil
 }
 
 // authorized reports whether the request r may write to the stream called
@@ -193,13 +205,7 @@ func newGuard(cfg Config) (*guard, error) {
 // that let its page read it, refusals included.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request, stream string) bool {
 	g := s.guard
-	if origin := r.Header.Get("Origin"); origin != "" {
-		w.Header().Add("Vary", "Origin")
-		if g.origins.Allows(origin) {
-			w.Header().Set("Access-Control-Allow-Origin", origin)
-			w.Header().Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
-		}
-	}
+	httpx.SetIngestCORS(w.Header(), r, g.origins)
 	if !g.origins.Any() {
 		// Sec-Fetch-Site "same-origin" and "none" (typed by the user) pass;
 		// "same-site" does not: a page of a sibling host is another origin.
@@ -274,14 +280,11 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	h.Add("Vary", "Origin")
+	httpx.VaryOrigin(h)
 	if !s.guard.origins.Allows(origin) {
 		failStatus(w, http.StatusForbidden, "ingest from pages of origin %q is not allowed (the server's AllowOrigins lists the origins allowed)", origin)
 		return
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Methods", method)
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Max-Age", "600")
+	httpx.GrantIngestPreflight(h, origin, method)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -31,6 +31,7 @@ func TestCrossOriginIngestRefused(t *testing.T) {
 	open := start(t, server.Config{})
 	listed := start(t, server.Config{AllowOrigins: []string{studio}})
 	all := start(t, server.Config{AllowOrigins: []string{"*"}})
+	spelled := start(t, server.Config{AllowOrigins: []string{"HTTPS://Studio.Example.com:443/"}})
 	token := start(t, server.Config{IngestToken: "s3cret"})
 	auth := []string{"Authorization", "Bearer s3cret"}
 	self := open.URL // the Origin of the server's own pages
@@ -54,6 +55,8 @@ func TestCrossOriginIngestRefused(t *testing.T) {
 		{"own Origin, old browser", open, "POST", "/ingest/cam/end", []string{"Origin", self}, passed, ""},
 		{"listed origin", listed, "POST", "/ingest/cam/end", []string{"Sec-Fetch-Site", "cross-site", "Origin", studio}, passed, studio},
 		{"listed origin, old browser", listed, "POST", "/ingest/cam/end", []string{"Origin", studio}, passed, studio},
+		{"listed origin spelled otherwise", spelled, "POST", "/ingest/cam/end", []string{"Sec-Fetch-Site", "cross-site", "Origin", studio}, passed, studio},
+		{"listed origin spelled otherwise, old browser", spelled, "POST", "/ingest/cam/end", []string{"Origin", studio}, passed, studio},
 		{"unlisted origin", listed, "POST", "/ingest/cam/end", []string{"Sec-Fetch-Site", "cross-site", "Origin", evil}, 403, ""},
 		{"any origin", all, "POST", "/ingest/cam/end", []string{"Sec-Fetch-Site", "cross-site", "Origin", evil}, passed, evil},
 		{"token from another site", token, "POST", "/ingest/cam/end", append([]string{"Sec-Fetch-Site", "cross-site", "Origin", evil}, auth...), 403, ""},
@@ -86,7 +89,7 @@ func TestCrossOriginIngestRefused(t *testing.T) {
 // with the methods allowed.
 func TestPreflight(t *testing.T) {
 	const studio = "https://studio.example.com"
-	ts := start(t, server.Config{AllowOrigins: []string{studio, "http://127.0.0.1:9999"}})
+	ts := start(t, server.Config{AllowOrigins: []string{"https://Studio.example.com/", "http://127.0.0.1:9999"}})
 	none := start(t, server.Config{})
 	for path, method := range map[string]string{"/ingest/cam/0": "PUT", "/ingest/cam": "POST", "/ingest/cam/end": "POST"} {
 		code, text, h := call(t, ts, "OPTIONS", path, nil, "Origin", studio,
@@ -242,8 +245,10 @@ func TestStreamKeys(t *testing.T) {
 	}
 	for _, cfg := range []server.Config{
 		{KeySecret: secret[:server.MinKeySecret-1]},
-		{AllowOrigins: []string{"https://studio.example.com/"}},
+		{AllowOrigins: []string{"https://studio.example.com/path"}},
 		{AllowOrigins: []string{"studio.example.com"}},
+		{AllowOrigins: []string{"null"}},
+		{PlaybackOrigins: []string{"https://app.example.com?x"}},
 	} {
 		if _, err := server.New(cfg); err == nil {
 			t.Errorf("New accepts %+v", cfg)

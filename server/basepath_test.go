@@ -368,7 +368,10 @@ func TestBasePathServedEitherWay(t *testing.T) {
 	addStreams(t, ts, "cam")
 	for path, want := range map[string]int{
 		"/a/studio/api/streams/cam":          200,
-		"/a/%73tudio/api/streams/cam":        200,
+		"/a/%73tudio/api/streams/cam":        404, // as http.StripPrefix: the escaped path does not start with BasePath
+		"/a/%73tudio":                        404,
+		"/a/studio%2Fapi/streams/cam":        200, // no RawPath "%2Fapi/...": served as /api/streams/cam
+		"/a/studio%2F":                       200,
 		"/a/studio/api/streams/c%61m":        200,
 		"/a/studio/watch/c%61m":              200,
 		"/api/streams/cam":                   200,
@@ -392,6 +395,35 @@ func TestBasePathServedEitherWay(t *testing.T) {
 	if resp, _ := get(t, ts, "GET", "/a/studio"); resp.Header.Get("Location") != "/a/studio/" {
 		t.Errorf("GET /a/studio: Location %q", resp.Header.Get("Location"))
 	}
+	// The redirects of the ServeMux name the path as clients spelled it,
+	// escaped once.
+	for path, want := range map[string]string{
+		"/a/studio%2Fingest": "/a/studio/ingest/",
+		"/a/studio/ingest":   "/a/studio/ingest/",
+	} {
+		if resp, _ := get(t, ts, "GET", path); resp.StatusCode/100 != 3 || resp.Header.Get("Location") != want {
+			t.Errorf("GET %s: %d, Location %q; want a redirect to %q", path, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+}
+
+// TestLocationNeverProtocolRelative: the Location of an answer under a
+// BasePath never starts with "//" or "/\" (a browser reads either as the
+// start of another host), whatever the handler wrote.
+func TestLocationNeverProtocolRelative(t *testing.T) {
+	for _, c := range []struct{ base, loc, want string }{
+		{"/studio", "/live/", "/studio/live/"},
+		{"/studio", "https://example.com/x", "https://example.com/x"},
+		{"/studio", "x/", "x/"},
+		{"/studio", "//evil.example.com/x", "/studio/evil.example.com/x"},
+		{"/studio", "/\\evil.example.com/x", "/studio/evil.example.com/x"},
+		{"/", "/live/", "/live/"},
+		{"//", "/live/", "/live/"},
+	} {
+		if got := server.LocationUnder(c.base, c.loc); got != c.want {
+			t.Errorf("Location %q under %q: %q, want %q", c.loc, c.base, got, c.want)
+		}
+	}
 }
 
 // TestBasePathChecked: New takes a clean path of the allowed characters,
@@ -408,8 +440,18 @@ func TestBasePathChecked(t *testing.T) {
 		}
 		_ = srv.Shutdown(context.Background())
 	}
-	for _, p := range []string{"studio", "/studio//", "//studio", "/a//b", "/a/./b", "/a/../b", "/studio?x=1", "/studio#x",
-		"/stu dio", "/%73tudio", "/live", "/live/x", "/api", "/watch", "/vod", "/ingest", "/assets", "/healthz"} {
+	refused := []string{"studio", "//", "///", "////", "/studio//", "//studio", "/a//b", "/a/./b", "/a/../b", "/studio?x=1", "/studio#x",
+		"/stu dio", "/%73tudio"}
+	// Nor may it start like a route of the Server's own: those its
+	// ServeMux is made from.
+	roots := server.RouteRoots()
+	if len(roots) == 0 {
+		t.Fatal("no route roots")
+	}
+	for _, r := range roots {
+		refused = append(refused, "/"+r, "/"+r+"/", "/"+r+"/x")
+	}
+	for _, p := range refused {
 		if srv, err := server.New(server.Config{Bucket: b, BasePath: p}); err == nil {
 			_ = srv.Shutdown(context.Background())
 			t.Errorf("BasePath %q accepted", p)
@@ -466,6 +508,54 @@ func TestNodesUnderBasePath(t *testing.T) {
 				t.Errorf("chunk 1 was asked for %d times, not forwarded once", n)
 			}
 		})
+	}
+}
+
+// TestAdvertiseURL: the chunks of a node's streams are forwarded to its
+// AdvertiseURL with BasePath added to the URL's path, unless that path is
+// BasePath or ends with its segments already; New refuses an AdvertiseURL
+// that is not an absolute http or https URL without query or fragment.
+func TestAdvertiseURL(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	for _, c := range []struct{ advertise, base, want string }{
+		{"", "/studio", ""},
+		{"http://10.0.0.5:8080", "", "http://10.0.0.5:8080"},
+		{"http://10.0.0.5:8080/", "", "http://10.0.0.5:8080"},
+		{"http://10.0.0.5:8080", "/studio", "http://10.0.0.5:8080/studio"},
+		{"http://10.0.0.5:8080/studio", "/studio", "http://10.0.0.5:8080/studio"},
+		{"http://10.0.0.5:8080/studio/", "/studio", "http://10.0.0.5:8080/studio"},
+		{"https://proxy/node-a/studio", "/studio", "https://proxy/node-a/studio"},
+		{"https://proxy/node-a", "/studio", "https://proxy/node-a/studio"},
+		// The host is no path.
+		{"http://studio", "/studio", "http://studio/studio"},
+		{"http://studio:8080", "/studio", "http://studio:8080/studio"},
+		// Whole segments only.
+		{"http://h/mystudio", "/studio", "http://h/mystudio/studio"},
+		{"http://h/a/studio", "/a/studio", "http://h/a/studio"},
+		{"http://h/x/a/studio", "/a/studio", "http://h/x/a/studio"},
+		{"http://h/studio", "/a/studio", "http://h/studio/a/studio"},
+		{"HTTP://H:8080", "", "http://H:8080"},
+		{"http://h/a%2Fb/", "/studio", "http://h/a%2Fb/studio"},
+	} {
+		srv, err := server.New(server.Config{Bucket: b, AdvertiseURL: c.advertise, BasePath: c.base})
+		if err != nil {
+			t.Errorf("AdvertiseURL %q, BasePath %q: %v", c.advertise, c.base, err)
+			continue
+		}
+		if got := srv.OwnerURL(); got != c.want {
+			t.Errorf("AdvertiseURL %q, BasePath %q: chunks go to %q, want %q", c.advertise, c.base, got, c.want)
+		}
+		_ = srv.Shutdown(context.Background())
+	}
+	for _, u := range []string{"10.0.0.5:8080", "localhost:8080", "/studio", "ftp://h/", "http://", "http:///x",
+		"http://h/?x=1", "http://h/?", "http://h/#x", "http://h:port/", "mailto:ops@example.com"} {
+		if srv, err := server.New(server.Config{Bucket: b, AdvertiseURL: u}); err == nil {
+			_ = srv.Shutdown(context.Background())
+			t.Errorf("AdvertiseURL %q accepted", u)
+		} else if !errors.Is(err, server.ErrInvalid) {
+			t.Errorf("AdvertiseURL %q: %v, want server.ErrInvalid", u, err)
+		}
 	}
 }
 

@@ -1,5 +1,10 @@
 package server
 
+import (
+	"net/http"
+	"net/http/httptest"
+)
+
 // InFlight is how many chunk uploads and ends are being handled.
 func (s *Server) InFlight() int64 { return s.inflight.Load() }
 
@@ -18,4 +23,20 @@ func (in *StreamInfo) SetMissing(ranges [][2]uint64) {
 		spans[i] = span(r)
 	}
 	in.setMissing(spans)
+}
+
+// RouteRoots are the first segments of the Server's routes.
+func RouteRoots() []string { return routeRoots() }
+
+// OwnerURL is where the other nodes send the chunks of s's streams.
+func (s *Server) OwnerURL() string { return s.ownerURL }
+
+// LocationUnder is the Location header that a handler's answer with
+// Location loc carries once the Server under base has made it its own.
+func LocationUnder(base, loc string) string {
+	rec := httptest.NewRecorder()
+	bw := &baseWriter{ResponseWriter: rec, base: base}
+	bw.Header().Set("Location", loc)
+	bw.WriteHeader(http.StatusMovedPermanently)
+	return rec.Header().Get("Location")
 }

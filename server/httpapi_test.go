@@ -173,7 +173,7 @@ func TestMediaCORS(t *testing.T) {
 // by New.
 func TestPlaybackOrigins(t *testing.T) {
 	const app, other = "https://app.example.com", "https://other.example.com"
-	ts := start(t, server.Config{PlaybackOrigins: []string{app}})
+	ts := start(t, server.Config{PlaybackOrigins: []string{"https://App.example.com:443"}}) // as browsers spell it: app
 	ctx := context.Background()
 	for k, v := range map[string]string{
 		"cam/vod.mp4":        "mp4 bytes",

@@ -121,11 +121,13 @@ type Config struct {
 	// Server takes BasePath off the request's path itself. A request whose
 	// path does not start with BasePath is served as it is, so that
 	// http.StripPrefix(BasePath, srv), or a proxy that takes BasePath
-	// off, works too. BasePath starts with "/", holds only letters,
-	// digits, '/', '-', '.', '_' and '~', is clean (path.Clean keeps it;
-	// one trailing "/" is taken off), and its first segment is none of
-	// the Server's own (api, assets, healthz, ingest, live, vod, watch):
-	// New fails otherwise.
+	// off, works too; one that spells BasePath escaped otherwise
+	// ("/%73tudio/...") is answered 404, as http.StripPrefix does.
+	// BasePath starts with "/", holds only letters, digits, '/', '-',
+	// '.', '_' and '~', is clean (path.Clean keeps it once one trailing
+	// "/" is taken off; so no "//"), and its first segment is none of the
+	// Server's own (api, assets, healthz, ingest, live, vod, watch): New
+	// fails otherwise.
 	BasePath string
 	// Format of the segments. Default fMP4.
 	Format chunker.Format
@@ -148,8 +150,10 @@ type Config struct {
 	// bucket need the same secret.
 	KeySecret []byte
 	// AllowOrigins lists the web origins ("https://studio.example.com":
-	// scheme, host and port, exactly as browsers send them in Origin)
-	// whose pages may write to ingest; "*" allows every origin. A
+	// scheme, host and port) whose pages may write to ingest; "*" allows
+	// every origin. An entry is taken as browsers spell it in Origin
+	// (lower case, no default port, no trailing "/"); New fails for one
+	// that is no origin (a path, a query, no scheme). A
 	// browser's write request from any other origin is refused (403):
 	// its Sec-Fetch-Site is neither "same-origin" nor "none" ("same-site"
 	// is refused too), or, without Sec-Fetch-Site, its Origin's host is
@@ -249,9 +253,11 @@ type Config struct {
 	// leases to end. Default: the host name and the process ID.
 	NodeID string
 	// AdvertiseURL is where the other nodes reach this one
-	// ("http://10.0.0.5:8080"): they forward the chunks of the streams it
-	// records to AdvertiseURL + BasePath + "/ingest/...". (A BasePath
-	// that AdvertiseURL ends with already is not added twice.) Empty:
+	// ("http://10.0.0.5:8080"), an absolute http or https URL without
+	// query or fragment (New fails otherwise): they forward the chunks of
+	// the streams it records to AdvertiseURL + BasePath + "/ingest/...".
+	// (BasePath is not added to a URL whose path is BasePath or ends
+	// with its segments already.) Empty:
 	// chunks of its streams that reach another node are answered 503
 	// (Retry-After) until the lease ends.
 	AdvertiseURL string
@@ -395,37 +401,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: time.Minute}
 	}
+	if cfg.AllowOrigins, err = checkOrigins("AllowOrigins", cfg.AllowOrigins); err != nil {
+		return nil, err
+	}
+	if cfg.PlaybackOrigins, err = checkOrigins("PlaybackOrigins", cfg.PlaybackOrigins); err != nil {
+		return nil, err
+	}
 	g, err := newGuard(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, guard: g, live: map[string]*stream{}, store: stateStore{b: cfg.Bucket, prefix: cfg.Prefix},
 		spool: spooler{dir: cfg.SpoolDir, mem: newRoom(cfg.MaxUploadMemory), disk: newRoom(cfg.MaxUploadBytes)}}
-	if u := strings.TrimSuffix(cfg.AdvertiseURL, "/"); u != "" {
-		s.ownerURL = strings.TrimSuffix(u, cfg.BasePath) + cfg.BasePath
+	if s.ownerURL, err = ownerURL(cfg.AdvertiseURL, cfg.BasePath); err != nil {
+		return nil, err
 	}
 	s.hls = hls.NewHandler(cfg.Bucket, cfg.Prefix)
 	s.hls.AllowOrigins = cfg.PlaybackOrigins
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /ingest/{stream}/{n}", lingering(s.handleChunk))
-	mux.HandleFunc("POST /ingest/{stream}/end", lingering(s.handleEnd))
-	mux.HandleFunc("POST /ingest/{stream}", lingering(s.handlePush))
-	mux.HandleFunc("OPTIONS /ingest/{stream}/{n}", s.handlePreflight)
-	mux.HandleFunc("OPTIONS /ingest/{stream}", s.handlePreflight)
-	// Every other request under /ingest/ is answered in JSON too (405
-	// with Allow, or 404); the routes above are more specific.
-	mux.HandleFunc("/ingest/", lingering(s.handleIngestOther))
-	mux.Handle("/live/", http.StripPrefix("/live", s.hls))
-	mux.HandleFunc("GET /vod/{file}", s.handleVOD)
-	mux.HandleFunc("HEAD /vod/{file}", s.handleVOD)
-	mux.HandleFunc("OPTIONS /vod/{file}", func(w http.ResponseWriter, r *http.Request) { httpx.Preflight(w, r, cfg.PlaybackOrigins) })
-	mux.HandleFunc("GET /watch/{stream}", s.handleWatch)
-	mux.HandleFunc("GET /api/streams", s.handleAPIStreams)
-	mux.HandleFunc("GET /api/streams/{stream}", s.handleAPIStream)
-	mux.HandleFunc("GET /assets/hls.min.js", handleHLSJS)
-	mux.HandleFunc("GET /{$}", s.handleIndex)
-	mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux = mux
+	s.mux = s.newMux()
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop, s.swept = stop, make(chan struct{})
 	s.finishing, s.cancelFinish = context.WithCancel(context.Background())

@@ -5,7 +5,9 @@
 package httpx
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,25 +28,63 @@ const MediaMethods = "GET, HEAD, OPTIONS"
 const exposedHeaders = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Age, Date, Link"
 
 // Origins lists web origins ("https://app.example.com": scheme, host and
-// port, compared exactly with what browsers send in Origin); "*" stands
-// for every origin. It is the one rule of which pages a CORS answer
-// grants: to read media (hls.Handler.AllowOrigins) and to write to
-// ingest (server.Config.AllowOrigins).
+// port); "*" stands for every origin. It is the one rule of which pages a
+// CORS answer grants: to read media (hls.Handler.AllowOrigins) and to
+// write to ingest (server.Config.AllowOrigins). An entry is taken in the
+// spelling browsers send in Origin (see Origin): "HTTPS://App.example.com/"
+// lets "https://app.example.com" in. An entry that is no origin
+// ("app.example.com", "https://app.example.com/path") lets nothing in;
+// package server refuses it.
 type Origins []string
+
+// Origin returns o, an entry of Origins, as browsers spell an origin in
+// the Origin header: scheme and host in lower case, without the scheme's
+// default port (80 for http, 443 for https) and without one trailing "/"
+// ("HTTPS://App.Example.com:443/" is "https://app.example.com"); "*" as
+// it is. It fails for anything else: no scheme or no host, a user, a
+// path, a query or a fragment.
+func Origin(o string) (string, error) {
+	if o == "*" {
+		return o, nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("invalid origin %q: %w", o, err)
+	case u.Scheme == "" || u.Host == "":
+		return "", fmt.Errorf("invalid origin %q: scheme and host are required", o)
+	case u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "", fmt.Errorf("invalid origin %q: user, path, query and fragment are not allowed", o)
+	}
+	host := strings.ToLower(u.Host)
+	if port := u.Port(); u.Scheme == "http" && port == "80" || u.Scheme == "https" && port == "443" || port == "" {
+		host = strings.TrimSuffix(strings.TrimSuffix(host, port), ":")
+	}
+	return u.Scheme + "://" + host, nil // url.Parse lowered the scheme
+}
 
 // Any reports whether o holds "*".
 func (o Origins) Any() bool { return slices.Contains(o, "*") }
 
-// Allows reports whether o lets pages of origin in: origin is not empty,
-// and o holds it or "*".
+// Allows reports whether o lets pages of origin (a request's Origin, as
+// its browser sent it) in: origin is not empty, and o holds it (see
+// Origin) or "*".
 func (o Origins) Allows(origin string) bool {
-	return origin != "" && (o.Any() || slices.Contains(o, origin))
+	if origin == "" {
+		return false
+	}
+	for _, e := range o {
+		if c, err := Origin(e); err == nil && c == origin || e == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // media reports whether the answer to a page of origin may be read, and
 // with which Access-Control-Allow-Origin: "*" when allow is empty (every
 // origin, the default of media) or holds "*"; origin itself when allow
-// holds it; none otherwise. The answer depends on the origin (Vary:
+// lets it in; none otherwise. The answer depends on the origin (Vary:
 // Origin) unless it is "*".
 func (o Origins) media(origin string) (grant string, varies bool) {
 	switch {
@@ -54,6 +94,40 @@ func (o Origins) media(origin string) (grant string, varies bool) {
 		return origin, true
 	}
 	return "", true
+}
+
+// VaryOrigin adds Origin to h's Vary, once (when called again): the answer
+// depends on the request's Origin, and a cache keeps the answer of one
+// origin from another.
+func VaryOrigin(h http.Header) {
+	for _, v := range h.Values("Vary") {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "Origin") {
+				return
+			}
+		}
+	}
+	h.Add("Vary", "Origin")
+}
+
+// GrantOrigin lets pages of origin ("*" for every origin) read the
+// answer (Access-Control-Allow-Origin) and the response headers listed in
+// exposed beyond the CORS-safelisted ones (Access-Control-Expose-Headers,
+// unless exposed is "").
+func GrantOrigin(h http.Header, origin, exposed string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	if exposed != "" {
+		h.Set("Access-Control-Expose-Headers", exposed)
+	}
+}
+
+// grantRequests is the grant of a preflight: requests with methods and
+// the request headers listed in headers, which the browser may cache for
+// maxAge seconds.
+func grantRequests(h http.Header, methods, headers string, maxAge int) {
+	h.Set("Access-Control-Allow-Methods", methods)
+	h.Set("Access-Control-Allow-Headers", headers)
+	h.Set("Access-Control-Max-Age", strconv.Itoa(maxAge))
 }
 
 // SetMediaCORS sets the headers that let a page read a media answer to r
@@ -67,14 +141,12 @@ func (o Origins) media(origin string) (grant string, varies bool) {
 // the answer of one origin from another.
 func SetMediaCORS(h http.Header, r *http.Request, allow Origins) {
 	grant, varies := allow.media(r.Header.Get("Origin"))
-	if varies && !slices.Contains(h.Values("Vary"), "Origin") { // once, when called again (Preflight)
-		h.Add("Vary", "Origin")
+	if varies {
+		VaryOrigin(h)
 	}
-	if grant == "" {
-		return
+	if grant != "" {
+		GrantOrigin(h, grant, exposedHeaders)
 	}
-	h.Set("Access-Control-Allow-Origin", grant)
-	h.Set("Access-Control-Expose-Headers", exposedHeaders)
 }
 
 // Preflight answers an OPTIONS request r to a media resource, a CORS
@@ -88,11 +160,41 @@ func Preflight(w http.ResponseWriter, r *http.Request, allow Origins) {
 	SetMediaCORS(h, r, allow)
 	h.Set("Allow", MediaMethods)
 	if h.Get("Access-Control-Allow-Origin") != "" {
-		h.Set("Access-Control-Allow-Methods", MediaMethods)
-		h.Set("Access-Control-Allow-Headers", "Range, If-Range, If-None-Match, If-Modified-Since")
-		h.Set("Access-Control-Max-Age", "86400")
+		grantRequests(h, MediaMethods, "Range, If-Range, If-None-Match, If-Modified-Since", 86400)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// ingestExposed are the response headers of ingest, beyond the
+// CORS-safelisted ones, that a script reads: when to send again, and
+// which credential was missing.
+const ingestExposed = "Retry-After, WWW-Authenticate"
+
+// SetIngestCORS sets the CORS headers of an answer to r, a write to
+// ingest, refusals included: Vary: Origin when r has an Origin and, when
+// allow lets it in (see Origins.Allows), the grant of that origin (never
+// "*": the answer may carry credentials' errors) with the headers a
+// script reads (ingestExposed). Which writes are refused is the caller's
+// rule.
+func SetIngestCORS(h http.Header, r *http.Request, allow Origins) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	VaryOrigin(h)
+	if allow.Allows(origin) {
+		GrantOrigin(h, origin, ingestExposed)
+	}
+}
+
+// GrantIngestPreflight sets the grant of a CORS preflight of a write to
+// ingest by a page of origin, which the caller let in: methods with
+// Authorization and Content-Type, which browsers may cache for 10
+// minutes. (Vary: Origin is the caller's, refusals need it too: see
+// VaryOrigin.)
+func GrantIngestPreflight(h http.Header, origin, methods string) {
+	GrantOrigin(h, origin, "")
+	grantRequests(h, methods, "Authorization, Content-Type", 600)
 }
 
 // AcceptsGzip reports whether the request's Accept-Encoding names gzip with
