@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livechunk/livechunk/internal/testkit/blobtest"
+
 	"github.com/livechunk/livechunk"
 	"github.com/livechunk/livechunk/chunker"
 	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 )
@@ -124,7 +124,7 @@ func TestCustomOutput(t *testing.T) {
 				t.Fatalf("decoded playlist differs from the input: %s", d)
 			}
 			// The bucket holds the playlists only.
-			keys := listKeys(t, b, "")
+			keys := blobtest.Keys(t, b, "")
 			if fmt.Sprint(keys) != "[cam/index.m3u8 cam/master.m3u8]" {
 				t.Errorf("bucket holds %v", keys)
 			}
@@ -292,23 +292,6 @@ func TestAsChunker(t *testing.T) {
 	m := checkPlaylist(t, b, "index.m3u8")
 	if int64(len(m.Entries)) != c.Stats().Segments {
 		t.Errorf("playlist lists %d segments, chunker made %d", len(m.Entries), c.Stats().Segments)
-	}
-}
-
-// listKeys lists the keys under prefix, in order.
-func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
-	t.Helper()
-	var keys []string
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		obj, err := it.Next(context.Background())
-		if err == io.EOF {
-			return keys
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, obj.Key)
 	}
 }
 
@@ -650,7 +633,7 @@ func TestConfigRefused(t *testing.T) {
 	if _, err := livechunk.Record(ctx, b, nil, livechunk.Config{}); !errors.Is(err, chunker.ErrInvalidConfig) {
 		t.Errorf("Record of a nil source: %v", err)
 	}
-	if keys := listKeys(t, b, ""); len(keys) != 0 {
+	if keys := blobtest.Keys(t, b, ""); len(keys) != 0 {
 		t.Errorf("refused configurations wrote %v", keys)
 	}
 }

@@ -64,60 +64,32 @@ func TestNilArgumentsAreErrors(t *testing.T) {
 	}
 }
 
-// TestTimescaleMismatch: samples in the source's timescale (15360 ticks a
-// second, ffmpeg's MP4 default) written with Config.Timescale left at
-// 90 kHz are refused with chunker.ErrTimescale (they made a 3.4 s
-// playlist of 20 s of media, silently); given the right timescale they
-// are taken. Negative durations and unknown playlist types are refused.
+// TestTimescaleMismatch: samples in another timescale than
+// Config.Timescale, coarser (the source's 15360 at 90 kHz) or finer (an
+// encoder's microseconds at 90 kHz), are refused with chunker.ErrTimescale;
+// given the right timescale they are taken. Negative durations and unknown
+// playlist types are refused.
 func TestTimescaleMismatch(t *testing.T) {
 	ctx := context.Background()
-	for _, right := range []bool{false, true} {
-		src, err := source.Open(mediatest.Testdata("bframes.mp4"), source.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		info := src.Info()
-		if info.Timescale == 90000 {
-			t.Fatal("the fixture is in 90 kHz: no mismatch to make")
-		}
-		cfg := livechunk.Config{SPS: info.SPS, PPS: info.PPS}
-		if right {
-			cfg.Timescale = info.Timescale
-		}
-		b := memblob.OpenBucket(nil)
-		p, err := livechunk.NewPipeline(ctx, b, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var werr error
-		for werr == nil {
-			s, err := src.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			werr = p.Write(ctx, s)
-		}
-		if right && werr != nil || !right && !errors.Is(werr, chunker.ErrTimescale) {
-			t.Errorf("timescale given: %v; Write: %v", right, werr)
-		}
-		p.Abort(ctx)
-		src.Close()
-		b.Close()
-	}
-	// Timestamps of a finer clock than the configured one (an encoder's
-	// microseconds, with Timescale left at 90 kHz) step slower than the
-	// stream's frame rate by that clock's ratio: refused. A stream that is
-	// slower for what it is (3x slower than its SPS says) is taken.
+	// The fixture's timestamps are in its own timescale (15360, ffmpeg's
+	// MP4 default); each case writes them in clock ticks a second (0: as
+	// they are), slowed down by stretch, with Config.Timescale timescale
+	// (0: the 90 kHz default, -1: the source's).
+	//
+	// Timestamps of a coarser clock than the configured one step faster
+	// than the stream's frame rate: refused. Those of a finer clock (an
+	// encoder's microseconds) step slower by that clock's exact ratio:
+	// refused. A stream slower for what it is (3x slower than its SPS
+	// says) is taken.
 	for _, c := range []struct {
 		name      string
-		clock     int64 // ticks a second of the written timestamps
-		stretch   int64 // slow-down of the pictures
-		timescale uint32
+		clock     int64
+		stretch   int64
+		timescale int64
 		refused   bool
 	}{
+		{"source timescale at 90 kHz", 0, 1, 0, true},
+		{"source timescale declared", 0, 1, -1, false},
 		{"microseconds at 90 kHz", 1_000_000, 1, 0, true},
 		{"microseconds declared", 1_000_000, 1, 1_000_000, false},
 		{"100 ns units at 90 kHz", 10_000_000, 1, 0, true},
@@ -128,8 +100,18 @@ func TestTimescaleMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		info := src.Info()
+		if info.Timescale == 90000 {
+			t.Fatal("the fixture is in 90 kHz: no mismatch to make")
+		}
+		clock, ts := c.clock, uint32(c.timescale)
+		if clock == 0 {
+			clock = int64(info.Timescale)
+		}
+		if c.timescale < 0 {
+			ts = info.Timescale
+		}
 		b := memblob.OpenBucket(nil)
-		p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{SPS: info.SPS, PPS: info.PPS, Timescale: c.timescale})
+		p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{SPS: info.SPS, PPS: info.PPS, Timescale: ts})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,8 +124,8 @@ func TestTimescaleMismatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.DTS = s.DTS * c.clock * c.stretch / int64(info.Timescale)
-			s.PTS = s.PTS * c.clock * c.stretch / int64(info.Timescale)
+			s.DTS = s.DTS * clock * c.stretch / int64(info.Timescale)
+			s.PTS = s.PTS * clock * c.stretch / int64(info.Timescale)
 			werr = p.Write(ctx, s)
 		}
 		if got := errors.Is(werr, chunker.ErrTimescale); got != c.refused || !c.refused && werr != nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livechunk/livechunk/internal/testkit/blobtest"
+
 	"github.com/livechunk/livechunk/hls"
 	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
@@ -140,25 +142,8 @@ func TestRestartResumesStream(t *testing.T) {
 	if err := again.srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if left := listKeys(t, again.bucket, ".ingest/phone/chunk-"); len(left) != 0 {
+	if left := blobtest.Keys(t, again.bucket, ".ingest/phone/chunk-"); len(left) != 0 {
 		t.Errorf("journaled chunks left behind: %v", left)
-	}
-}
-
-// listKeys lists the keys under prefix.
-func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
-	t.Helper()
-	var keys []string
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		obj, err := it.Next(context.Background())
-		if err == io.EOF {
-			return keys
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, obj.Key)
 	}
 }
 

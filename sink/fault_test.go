@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livechunk/livechunk/internal/testkit/blobtest"
+
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
@@ -134,7 +136,7 @@ func checkLanded(t *testing.T, inner *blob.Bucket, r soakResult, prefix string) 
 	if !slices.Equal(r.events, r.wantEvents) {
 		t.Errorf("events: got %d, want %d in order (first difference at %d)", len(r.events), len(r.wantEvents), firstDiff(r.events, r.wantEvents))
 	}
-	keys := listKeys(t, inner, prefix)
+	keys := blobtest.Keys(t, inner, prefix)
 	var want []string
 	for _, e := range r.wantEvents {
 		_, k, _ := strings.Cut(strings.SplitN(e, ":", 2)[1], ":")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/livechunk/livechunk/internal/testkit/blobtest"
 
 	"gocloud.dev/blob"
 
@@ -97,23 +98,6 @@ func readObject(t *testing.T, b *blob.Bucket, key string) []byte {
 		t.Fatalf("read %s: %v", key, err)
 	}
 	return data
-}
-
-// listKeys lists the keys under prefix, in the bucket's (sorted) order.
-func listKeys(t *testing.T, b *blob.Bucket, prefix string) []string {
-	t.Helper()
-	var keys []string
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(t.Context())
-		if err == io.EOF {
-			return keys
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, o.Key)
-	}
 }
 
 func checkAttrs(t *testing.T, b *blob.Bucket, key, contentType string) {
@@ -358,7 +342,7 @@ func TestFileTS(t *testing.T) {
 			t.Errorf("%s.attrs: %v, want no attribute file", name, err)
 		}
 	}
-	if keys, want := listKeys(t, b, ""), []string{"rec/seg-000007.ts", "rec/seg-000008.ts", "rec/seg-000009.ts"}; !slices.Equal(keys, want) {
+	if keys, want := blobtest.Keys(t, b, ""), []string{"rec/seg-000007.ts", "rec/seg-000008.ts", "rec/seg-000009.ts"}; !slices.Equal(keys, want) {
 		t.Errorf("objects %q, want %q", keys, want)
 	}
 	if st := s.Stats(); st.Uploaded != 3 || st.Durable != 4 {

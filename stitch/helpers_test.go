@@ -3,7 +3,6 @@ package stitch_test
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livechunk/livechunk/internal/testkit/blobtest"
 
 	"gocloud.dev/blob"
 
@@ -250,17 +251,9 @@ func readAll(t testing.TB, b *blob.Bucket, key string) []byte {
 func listKeys(t testing.TB, b *blob.Bucket, prefix, suffix string) []string {
 	t.Helper()
 	var keys []string
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(o.Key, suffix) {
-			keys = append(keys, o.Key)
+	for _, k := range blobtest.Keys(t, b, prefix) {
+		if strings.HasSuffix(k, suffix) {
+			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)

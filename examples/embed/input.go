@@ -1,12 +1,16 @@
 package embed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
+	"github.com/livechunk/livechunk/sink"
 	"github.com/livechunk/livechunk/source"
+	"gocloud.dev/blob"
 )
 
 // open opens path as a source that plays it repeat times, one continuous
@@ -82,4 +86,26 @@ func measure(path string, repeat int) (inputCounts, error) {
 		return inputCounts{}, fmt.Errorf("embed: %s: no duration", path)
 	}
 	return c, nil
+}
+
+// OpenStore opens the bucket named by store (a directory or a URL such as
+// mem://), or, when store is "", a new temporary directory named after
+// name. The returned function closes the bucket and removes that
+// directory.
+func OpenStore(ctx context.Context, store, name string) (*blob.Bucket, func(), error) {
+	cleanup := func() {}
+	if store == "" {
+		dir, err := os.MkdirTemp("", "livechunk-"+name+"-")
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		store = dir
+	}
+	bucket, err := sink.Open(ctx, store)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return bucket, func() { bucket.Close(); cleanup() }, nil
 }

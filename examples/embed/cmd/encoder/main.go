@@ -17,7 +17,6 @@ import (
 	"os/signal"
 
 	"example.com/embed"
-	"github.com/livechunk/livechunk/sink"
 )
 
 func main() {
@@ -35,19 +34,11 @@ func main() {
 func run(store string, cfg embed.EncoderConfig) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if store == "" {
-		dir, err := os.MkdirTemp("", "livechunk-encoder-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		store = dir
-	}
-	bucket, err := sink.Open(ctx, store)
+	bucket, done, err := embed.OpenStore(ctx, store, "encoder")
 	if err != nil {
 		return err
 	}
-	defer bucket.Close()
+	defer done()
 	_, err = embed.Encoder(ctx, bucket, cfg)
 	return err
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"example.com/embed"
-	"github.com/livechunk/livechunk/sink"
 )
 
 func main() {
@@ -39,18 +38,10 @@ func main() {
 func run(store string, cfg embed.ManyConfig) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if store == "" {
-		dir, err := os.MkdirTemp("", "livechunk-many-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		store = dir
-	}
-	bucket, err := sink.Open(ctx, store)
+	bucket, done, err := embed.OpenStore(ctx, store, "many")
 	if err != nil {
 		return err
 	}
-	defer bucket.Close()
+	defer done()
 	return embed.Many(ctx, bucket, cfg)
 }
