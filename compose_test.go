@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -620,10 +621,10 @@ func TestConfigRefused(t *testing.T) {
 		"multivariant as the playlist": {MultivariantName: "index.m3u8"},
 		"negative window":              {Window: -time.Second},
 		"negative progress interval":   {ProgressInterval: -time.Second},
-		"negative concurrency":         {Sink: sink.Config{Concurrency: -1}},
-		"negative in-flight bound":     {Sink: sink.Config{MaxInFlightBytes: -1}},
-		"unknown overflow policy":      {Sink: sink.Config{Overflow: 99}},
-		"negative backoff":             {Sink: sink.Config{Retry: sink.Retry{InitialBackoff: -1}}},
+		"playlist name with a #":       {PlaylistName: "a#b.m3u8"},
+		"playlist name with a space":   {PlaylistName: "a b.m3u8"},
+		"master name with a ?":         {MultivariantName: "a?b.m3u8"},
+		"playlist name too long":       {PlaylistName: strings.Repeat("a", 300) + ".m3u8"},
 		"negative start duration":      {StartDuration: -time.Second},
 	} {
 		if _, err := livechunk.NewPipeline(ctx, b, cfg); !errors.Is(err, chunker.ErrInvalidConfig) {
@@ -635,5 +636,78 @@ func TestConfigRefused(t *testing.T) {
 	}
 	if keys := blobtest.Keys(t, b, ""); len(keys) != 0 {
 		t.Errorf("refused configurations wrote %v", keys)
+	}
+}
+
+// TestVODResumes: a VOD recording stopped before Close finished it (Abort,
+// or a Close after a failed upload) keeps the list of what landed in an
+// unfinished playlist, and the pipeline that resumes it writes a VOD
+// playlist of every segment of both runs, which ffmpeg decodes.
+func TestVODResumes(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	for _, stop := range []string{"abort", "failed close"} {
+		t.Run(stop, func(t *testing.T) {
+			ctx := relCtx(t, 60*time.Second)
+			inner := memblob.OpenBucket(nil)
+			defer inner.Close()
+			in := faultblob.New(inner, faultblob.Config{})
+			cfg := livechunk.Config{SegmentDuration: time.Second, Playlist: hls.VOD,
+				Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS}
+			p, err := livechunk.NewPipeline(ctx, in.Bucket(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range samples {
+				if err := p.Write(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitListed(t, p, 3)
+			first := p.Stats().Playlist.Segments
+			if stop == "abort" {
+				if err := p.Abort(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// The last segment's upload is refused for good.
+				in.SetOutage(faultblob.WriteOps, gcerrors.PermissionDenied)
+				if err := p.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				_ = p.Wait(ctx)
+				in.EndOutage()
+				if err := p.Close(ctx); err == nil {
+					t.Fatal("Close after a refused upload: no error")
+				}
+			}
+			p2, err := livechunk.NewPipeline(ctx, inner, cfg)
+			if err != nil {
+				t.Fatalf("resuming: %v", err)
+			}
+			// The encoder goes on (its clock too: ffmpeg, the judge, drops
+			// pictures whose time goes back at a discontinuity).
+			for _, s := range relLoop(samples, info.Timescale, 2)[len(samples):] {
+				if err := p2.Write(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p2.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m, text := finalPlaylist(t, inner, "index.m3u8")
+			if !m.Ended || m.Type != "VOD" || len(m.Entries) != first+int(p2.Stats().Chunker.Segments) {
+				t.Fatalf("final playlist: %d entries (%d from the first run, %d from the second), type %q, ended %v:\n%s",
+					len(m.Entries), first, p2.Stats().Chunker.Segments, m.Type, m.Ended, text)
+			}
+			got := mediatest.FrameHashes(t, filepath.Join(materialize(t, inner, ""), "index.m3u8"))
+			want := 0
+			for _, e := range m.Entries {
+				want += int(math.Round(e.Seconds * 30))
+			}
+			if len(got) != want {
+				t.Errorf("decoded %d frames, the playlist lists %d", len(got), want)
+			}
+		})
 	}
 }

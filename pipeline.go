@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
+	"regexp"
 	"sync"
 	"time"
 
@@ -107,8 +107,7 @@ type Config struct {
 	// the pipeline has taken the event for its playlist. Its Retry also
 	// applies to playlist writes (with the playlist defaults of
 	// hls.PublisherConfig.Retry for zero fields). With Output, only Retry
-	// is used. Negative sizes and durations and unknown policies are
-	// refused by NewPipeline.
+	// is used.
 	Sink sink.Config
 	// Output, when set, is where the segments and init sections go,
 	// instead of an upload to the bucket; the bucket then holds the
@@ -311,18 +310,9 @@ func (cfg Config) check() error {
 		name string
 		d    time.Duration
 	}{{"SegmentDuration", cfg.SegmentDuration}, {"JumpThreshold", cfg.JumpThreshold}, {"Window", cfg.Window},
-		{"StartDuration", cfg.StartDuration}, {"ProgressInterval", cfg.ProgressInterval},
-		{"Sink.Retry.InitialBackoff", cfg.Sink.Retry.InitialBackoff}, {"Sink.Retry.MaxBackoff", cfg.Sink.Retry.MaxBackoff}} {
+		{"StartDuration", cfg.StartDuration}, {"ProgressInterval", cfg.ProgressInterval}} {
 		if d.d < 0 {
 			return bad("negative %s %v", d.name, d.d)
-		}
-	}
-	if cfg.Sink.Concurrency < 0 || cfg.Sink.MaxInFlightBytes < 0 || cfg.Sink.SpoolMaxBytes < 0 {
-		return bad("negative Sink.Concurrency, MaxInFlightBytes or SpoolMaxBytes")
-	}
-	for _, o := range []sink.OverflowPolicy{cfg.Sink.Overflow, cfg.Sink.SpoolFull} {
-		if o != sink.Block && o != sink.Spool && o != sink.Fail {
-			return bad("unknown overflow policy %d", o)
 		}
 	}
 	names := map[string]string{"PlaylistName": cfg.PlaylistName, "MultivariantName": cfg.MultivariantName}
@@ -330,8 +320,8 @@ func (cfg Config) check() error {
 		if name == "" || field == "MultivariantName" && name == "-" {
 			continue
 		}
-		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".m3u8") || name == ".m3u8" {
-			return bad("%s %q: a playlist is named NAME.m3u8, next to its segments", field, name)
+		if !playlistNameRE.MatchString(name) {
+			return bad("%s %q: a playlist is named NAME.m3u8 (up to 255 of A-Z a-z 0-9 - _ . ~), next to its segments", field, name)
 		}
 	}
 	if pl, mv := cfg.withDefaults().PlaylistName, cfg.withDefaults().MultivariantName; pl == mv {
@@ -358,6 +348,10 @@ type OutputLister interface {
 	// ctx, unless Config.NoResume or Config.Continue is set.
 	StoredNames(ctx context.Context) ([]string, error)
 }
+
+// playlistNameRE is the spelling of a playlist's name: a URI relative to
+// its segments that needs no escaping.
+var playlistNameRE = regexp.MustCompile(`^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,249}\.m3u8$`)
 
 // chunkerConfig is the chunker's part of cfg.
 func (cfg Config) chunkerConfig() chunker.Config {
@@ -970,10 +964,9 @@ func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 // Close ends the recording: the open segment closes, every upload finishes,
 // and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). When
 // the recording stopped on a permanent error (see Write), or something
-// closed did not land, a live or event playlist is left unfinished
-// instead, as Abort leaves it (a VOD playlist is written only if it lists
-// a segment), so that a later NewPipeline resumes the recording. It
-// blocks until then, or until ctx ends (uploads still running are then
+// closed did not land (an upload, or a segment held when ctx ended: see
+// Write), the playlist is left unfinished instead, as Abort leaves it, so
+// that a later NewPipeline resumes the recording. It blocks until then, or until ctx ends (uploads still running are then
 // abandoned, see sink.Sink.Close). It returns the errors of every stage
 // joined (test with errors.Is and errors.As); segments that did land stay
 // listed. The publishing and upload goroutines have ended when it returns.
@@ -1010,12 +1003,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	listed := p.nsegs
 	p.mu.Unlock()
-	switch {
-	case intact || p.cfg.Playlist == hls.VOD && listed > 0:
+	if intact {
 		errFinish = p.pub.Finish(ctx)
-	default:
-		// Something is missing: the playlist stays unfinished (a VOD one
-		// unwritten), so that the recording can be resumed.
+	} else {
+		// Something is missing: the playlist stays unfinished, so that
+		// the recording can be resumed.
+		errFinish = p.keepListing(ctx, listed)
 		p.cfg.Logger.Warn("livechunk: the recording stopped on an error; its playlist is left unfinished (no EXT-X-ENDLIST) for a later pipeline to resume")
 	}
 	errMulti := p.writeMultivariant(ctx)
@@ -1130,7 +1123,11 @@ func (p *Pipeline) WritePacket(ctx context.Context, pk source.Packet) error {
 // the open segment is dropped, uploads already accepted finish and are
 // listed, and the playlist is left unfinished (no EXT-X-ENDLIST), so a later
 // NewPipeline on the same destination resumes it. Use it when the
-// broadcaster is expected to reconnect. Blocking, ctx and the goroutines
+// broadcaster is expected to reconnect. A VOD recording, whose playlist is
+// written once by Close, gets an unfinished EVENT playlist of what landed,
+// which the resuming pipeline takes over; a process that dies without
+// Abort or Close leaves a VOD recording unlisted (an event playlist is
+// written as segments land). Blocking, ctx and the goroutines
 // are as for Close; it returns the uploads' error and the first failed
 // playlist write, joined. Abort after Close or Abort returns nil.
 func (p *Pipeline) Abort(ctx context.Context) error {
@@ -1150,8 +1147,9 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 	<-p.pubDone
 	p.mu.Lock()
 	errPub := p.pubErr
+	listed := p.nsegs
 	p.mu.Unlock()
-	return errors.Join(errSink, errPub)
+	return errors.Join(errSink, errPub, p.keepListing(ctx, listed))
 }
 
 // Break closes the open segment and marks the next one as a discontinuity,
@@ -1163,6 +1161,22 @@ func (p *Pipeline) Break(ctx context.Context) error {
 		return err
 	}
 	return p.end(p.chunk.Break(ctx))
+}
+
+// keepListing writes what a VOD recording that stops unfinished (Abort, a
+// Close after an error) lists so far, as an EVENT playlist without
+// EXT-X-ENDLIST: a VOD playlist is written once, complete, and the
+// pipeline that resumes the recording restores these segments from it
+// and lists them in the VOD playlist that its Close writes. Live and event
+// playlists are written as segments land and need nothing.
+func (p *Pipeline) keepListing(ctx context.Context, listed int) error {
+	if p.cfg.Playlist != hls.VOD || listed == 0 {
+		return nil
+	}
+	pl := p.pub.Playlist()
+	pl.Type, pl.Ended = hls.Event, false
+	pl.TargetDuration = hls.ComputeTargetDuration(pl.Segments)
+	return hls.WritePlaylist(ctx, p.bucket, p.pub.Key(), pl.Render(), "no-cache", p.pubRetry)
 }
 
 // closeSink closes the sink, if the pipeline uploads (no Config.Output).

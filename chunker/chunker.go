@@ -133,8 +133,12 @@ type Config struct {
 	// JumpThreshold is the largest DTS step still treated as continuous.
 	// A larger step forward (or any large step backward, or any step
 	// backward to an IDR picture: a splice) is a timestamp jump: the
-	// segment closes, and the next one is marked as a discontinuity; audio
-	// follows the video's new timeline. A larger step forward that the
+	// segment closes, and the next one is marked as a discontinuity and
+	// starts at the next random access point (the pictures before it are
+	// dropped, counted in Stats.DroppedNoKey); audio follows the video's
+	// new timeline. Input whose pictures pause for long without saying so
+	// (a screen capture that sends frames on change only) wants a
+	// JumpThreshold above its longest pause, or Sample.Duration set. A larger step forward that the
 	// sample before declared as its Duration, or over which the audio
 	// went on without a jump of its own, is a pause of the video (variable
 	// frame rate) instead, counted in Stats.VideoPauses: the picture
@@ -446,9 +450,11 @@ var (
 	// negative duration, WrapBits over 62, NoVideo without Audio, Continue
 	// with WrapBits), or Continuation with WrapBits.
 	ErrInvalidConfig = errors.New("chunker: invalid configuration")
-	// ErrTimescale: the first pictures step more than twice as fast as
-	// the frame rate their SPS declares: the samples are timed in
-	// another timescale than Config.Timescale. It is permanent: Write
+	// ErrTimescale: the samples are timed in another timescale than
+	// Config.Timescale: the first 16 pictures step more than twice as fast
+	// as the frame rate their SPS declares, or slower by the ratio of a
+	// finer clock than Config.Timescale (microseconds, 100 ns units or
+	// nanoseconds, within 0.5 %). It is permanent: Write
 	// returns it in a *SampleError for the sample that showed it; later
 	// calls return it without one.
 	ErrTimescale = errors.New("chunker: samples not in Config.Timescale")

@@ -233,7 +233,7 @@ func (r *rateCheck) check(dts int64, ps *paramSets, timescale uint32) error {
 	if float64(median) > 2*declared {
 		implied := float64(median) * ps.fps
 		for _, clock := range []float64{1e6, 1e7, 1e9} {
-			if math.Abs(implied-clock) < 0.03*clock && float64(timescale) < clock/2 {
+			if math.Abs(implied-clock) < 0.005*clock && float64(timescale) < clock/2 {
 				return fmt.Errorf("%w: pictures step %d ticks (%.3g s at the timescale of %d), the stream declares %.3g frames a second: the samples look timed in %.0f ticks a second",
 					ErrTimescale, median, float64(median)/float64(timescale), timescale, ps.fps, clock)
 			}
