@@ -431,10 +431,14 @@ func TestNoRoomIsNotPermanent(t *testing.T) {
 			if refused == 0 {
 				t.Fatal("no Write was refused: the test made no backpressure")
 			}
-			if err := in.WaitHung(ctx, 1); err != nil { // released once it hangs
-				t.Fatal(err)
-			}
-			in.Release()
+			// Segment 0 hangs once it goes to the sink (under the Fail
+			// policy it may still be held, handed by Close): release it
+			// then.
+			go func() {
+				if in.WaitHung(ctx, 1) == nil {
+					in.Release()
+				}
+			}()
 			if err := p.Close(ctx); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
@@ -707,6 +711,94 @@ func TestVODResumes(t *testing.T) {
 			}
 			if len(got) != want {
 				t.Errorf("decoded %d frames, the playlist lists %d", len(got), want)
+			}
+		})
+	}
+}
+
+// TestRefusalReportedOnce: under the Fail policy a refusal of room is
+// reported by the call that met it; once Wait has handed the held segment
+// over, the next call reports nothing, and Continuation waits for that.
+func TestRefusalReportedOnce(t *testing.T) {
+	ctx := relCtx(t, 60*time.Second)
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	inner := memblob.OpenBucket(nil)
+	defer inner.Close()
+	in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
+		Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
+		Prob: 1, FirstN: 1, Action: faultblob.Hang,
+	}}})
+	p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
+		SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+		Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1, Overflow: sink.Fail},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for ; i < len(samples); i++ {
+		err := p.Write(ctx, samples[i])
+		if errors.Is(err, sink.ErrOverflow) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if i == len(samples) {
+		t.Fatal("no Write was refused")
+	}
+	if _, err := p.Continuation(); !errors.Is(err, chunker.ErrNotBetweenSegments) {
+		t.Errorf("Continuation with a segment held: %v", err)
+	}
+	go func() {
+		if in.WaitHung(ctx, 1) == nil {
+			in.Release()
+		}
+	}()
+	if err := p.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	// The next picture closes no segment: nothing to report.
+	if err := p.Write(ctx, samples[i+1]); err != nil {
+		t.Errorf("Write after Wait handed the held segment over: %v", err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAbortListsHeldBackPlaylist: a live or event recording whose first
+// playlist write StartDuration holds back is listed by Abort, so that what
+// landed is not lost to the recording that resumes it.
+func TestAbortListsHeldBackPlaylist(t *testing.T) {
+	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
+	for _, typ := range []hls.Type{hls.Live, hls.Event} {
+		t.Run(typ.String(), func(t *testing.T) {
+			ctx := context.Background()
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			p, err := livechunk.NewPipeline(ctx, b, livechunk.Config{
+				SegmentDuration: time.Second, Playlist: typ, StartDuration: time.Hour,
+				Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range samples {
+				if err := p.Write(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Abort(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m, text := finalPlaylist(t, b, "index.m3u8")
+			if m.Ended || len(m.Entries) != 3 {
+				t.Errorf("after Abort: %d entries, ended %v; want the 3 landed, open:\n%s", len(m.Entries), m.Ended, text)
 			}
 		})
 	}

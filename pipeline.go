@@ -53,7 +53,9 @@ type Config struct {
 	// example "streams/cam1/".
 	Prefix string
 	// Playlist is the media playlist type: hls.Live (default, a sliding
-	// window), hls.Event or hls.VOD (written once, complete, on Close).
+	// window), hls.Event or hls.VOD (written once, complete, on Close; a
+	// recording stopped unfinished gets an EVENT playlist without
+	// EXT-X-ENDLIST until the Close of the pipeline that resumes it).
 	Playlist hls.Type
 	// PlaylistName is the media playlist's name: NAME.m3u8, without "/"
 	// (it lies next to its segments). Default "index.m3u8".
@@ -327,8 +329,14 @@ func (cfg Config) check() error {
 	if pl, mv := cfg.withDefaults().PlaylistName, cfg.withDefaults().MultivariantName; pl == mv {
 		return bad("PlaylistName and MultivariantName are both %q", pl)
 	}
-	if err := hls.CheckKey(sink.CleanPrefix(cfg.Prefix) + "index.m3u8"); err != nil {
-		return bad("Prefix %q: %v", cfg.Prefix, err)
+	d := cfg.withDefaults()
+	for _, name := range []string{d.PlaylistName, d.MultivariantName} {
+		if name == "-" {
+			continue
+		}
+		if err := hls.CheckKey(d.Prefix + name); err != nil {
+			return bad("Prefix %q: %v", cfg.Prefix, err)
+		}
 	}
 	return nil
 }
@@ -633,6 +641,7 @@ func (p *Pipeline) handHeld(ctx context.Context, patient bool) error {
 		p.held[0] = heldObject{}
 		p.held = p.held[1:]
 	}
+	p.heldErr = nil // nothing is held: no refusal stands
 	return nil
 }
 
@@ -665,11 +674,18 @@ func (p *Pipeline) begin(ctx context.Context) error {
 // end finishes a writing call whose own result is err: a refusal that
 // held objects is reported once, with it.
 func (p *Pipeline) end(err error) error {
-	if p.heldErr != nil {
-		err = errors.Join(err, p.heldErr)
-		p.heldErr = nil
+	held := p.heldErr
+	p.heldErr = nil
+	var se *chunker.SampleError
+	switch {
+	case held == nil:
+		return err
+	case err == nil:
+		return held
+	case errors.As(err, &se) && !errors.Is(err, chunker.ErrTimescale):
+		return errors.Join(err, held) // a refused sample, and a refusal of room
 	}
-	return err
+	return err // permanent: it says all
 }
 
 // onDurable runs on a sink goroutine (or the writer, with Config.Output);
@@ -818,6 +834,9 @@ func (p *Pipeline) Continuation() (chunker.Continuation, error) {
 	if p.closed {
 		return chunker.Continuation{}, chunker.ErrClosed
 	}
+	if n := len(p.held); n > 0 {
+		return chunker.Continuation{}, fmt.Errorf("%w: %d objects wait for room in the sink (Wait first)", chunker.ErrNotBetweenSegments, n)
+	}
 	return p.chunk.Continuation()
 }
 
@@ -872,8 +891,10 @@ func (p *Pipeline) frameRate() float64 {
 //     had no room for a segment that closed. Not permanent: the sample
 //     was taken, and what closed is held in memory (beyond
 //     MaxInFlightBytes) and goes to the sink first at the next call
-//     (Write, WriteAudio, Flush, Break, Wait or Close). A caller that
-//     keeps writing with an ended ctx holds ever more.
+//     (Write, WriteAudio, WritePacket, Flush, Break, Wait, Close or
+//     Abort). A caller that keeps writing with an ended ctx holds ever
+//     more. With a sample error of the same call it comes joined; a
+//     permanent error comes alone.
 //   - A *chunker.SampleError: that sample is refused (test its cause
 //     with errors.Is: chunker.ErrInvalidSample, chunker.ErrNonMonotonicDTS,
 //     ...); the recording goes on with the next one, except after
@@ -965,9 +986,11 @@ func (p *Pipeline) PlaylistKey() string { return p.pub.Key() }
 // and the playlist gets EXT-X-ENDLIST (VOD playlists are written now). When
 // the recording stopped on a permanent error (see Write), or something
 // closed did not land (an upload, or a segment held when ctx ended: see
-// Write), the playlist is left unfinished instead, as Abort leaves it, so
-// that a later NewPipeline resumes the recording. It blocks until then, or until ctx ends (uploads still running are then
-// abandoned, see sink.Sink.Close). It returns the errors of every stage
+// Write), the playlist is left unfinished instead, as Abort leaves it (a
+// VOD recording's as an EVENT playlist), so that a later NewPipeline
+// resumes the recording. It blocks until then, or until ctx ends (uploads
+// still running are then abandoned, see sink.Sink.Close, and segments
+// still held are dropped). It returns the errors of every stage
 // joined (test with errors.Is and errors.As); segments that did land stay
 // listed. The publishing and upload goroutines have ended when it returns.
 // Close after Close or Abort returns nil.
@@ -981,9 +1004,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	if errHeld == nil {
 		errHeld = p.handHeld(ctx, true)
 	}
-	if errHeld == nil && len(p.held) > 0 {
+	if len(p.held) > 0 {
 		cause := p.heldErr
-		errHeld = fmt.Errorf("livechunk: %d objects never went to the sink: %w", p.dropHeld(), cause)
+		if cause == nil {
+			cause = errHeld
+		}
+		errHeld = errors.Join(errHeld, fmt.Errorf("livechunk: %d objects never went to the sink: %w", p.dropHeld(), cause))
 	}
 	errSink := p.closeSink(ctx)
 	var ue *sink.UploadError
@@ -1128,8 +1154,9 @@ func (p *Pipeline) WritePacket(ctx context.Context, pk source.Packet) error {
 // which the resuming pipeline takes over; a process that dies without
 // Abort or Close leaves a VOD recording unlisted (an event playlist is
 // written as segments land). Blocking, ctx and the goroutines
-// are as for Close; it returns the uploads' error and the first failed
-// playlist write, joined. Abort after Close or Abort returns nil.
+// are as for Close; it returns, joined, what did not reach the sink, the
+// uploads' error, the first failed playlist write and the error of the
+// unfinished playlist's write. Abort after Close or Abort returns nil.
 func (p *Pipeline) Abort(ctx context.Context) error {
 	if p.closed {
 		return nil
@@ -1138,7 +1165,14 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 	if p.failed == nil {
 		_ = p.handHeld(ctx, true) // what closed before Abort goes
 	}
-	p.dropHeld()
+	var errHeld error
+	if len(p.held) > 0 {
+		cause := p.heldErr
+		if cause == nil {
+			cause = p.failed
+		}
+		errHeld = fmt.Errorf("livechunk: %d objects never went to the sink: %w", p.dropHeld(), cause)
+	}
 	errSink := p.closeSink(ctx)
 	p.mu.Lock()
 	p.qclosed = true
@@ -1149,7 +1183,7 @@ func (p *Pipeline) Abort(ctx context.Context) error {
 	errPub := p.pubErr
 	listed := p.nsegs
 	p.mu.Unlock()
-	return errors.Join(errSink, errPub, p.keepListing(ctx, listed))
+	return errors.Join(errHeld, errSink, errPub, p.keepListing(ctx, listed))
 }
 
 // Break closes the open segment and marks the next one as a discontinuity,
@@ -1163,20 +1197,38 @@ func (p *Pipeline) Break(ctx context.Context) error {
 	return p.end(p.chunk.Break(ctx))
 }
 
-// keepListing writes what a VOD recording that stops unfinished (Abort, a
-// Close after an error) lists so far, as an EVENT playlist without
-// EXT-X-ENDLIST: a VOD playlist is written once, complete, and the
-// pipeline that resumes the recording restores these segments from it
-// and lists them in the VOD playlist that its Close writes. Live and event
-// playlists are written as segments land and need nothing.
+// keepListing writes what a recording that stops unfinished (Abort, a
+// Close after an error) lists so far, without EXT-X-ENDLIST, where no
+// playlist write has listed it: a VOD recording's, as an EVENT playlist
+// (a VOD playlist is written once, complete: the pipeline that resumes
+// the recording restores these segments from it and lists them in the
+// VOD playlist its Close writes); a live or event playlist held back by
+// StartDuration, or whose last write failed, as it stands.
 func (p *Pipeline) keepListing(ctx context.Context, listed int) error {
-	if p.cfg.Playlist != hls.VOD || listed == 0 {
+	if listed == 0 {
 		return nil
 	}
+	st := p.pub.Stats()
 	pl := p.pub.Playlist()
-	pl.Type, pl.Ended = hls.Event, false
-	pl.TargetDuration = hls.ComputeTargetDuration(pl.Segments)
+	switch {
+	case p.cfg.Playlist == hls.VOD:
+		pl.Type = hls.Event
+		pl.TargetDuration = hls.ComputeTargetDuration(pl.Segments)
+	case st.Writes > 0 && p.lastPubErr() == nil:
+		return nil // the last write lists every segment
+	}
+	// A live or event playlist held back (StartDuration), or whose last
+	// write failed, is written as it stands.
+	pl.Ended = false
 	return hls.WritePlaylist(ctx, p.bucket, p.pub.Key(), pl.Render(), "no-cache", p.pubRetry)
+}
+
+// lastPubErr is the error of the last playlist write (nil once one
+// succeeds).
+func (p *Pipeline) lastPubErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
 }
 
 // closeSink closes the sink, if the pipeline uploads (no Config.Output).
