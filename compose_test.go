@@ -20,6 +20,7 @@ import (
 	"github.com/livechunk/livechunk/internal/testkit/faultblob"
 	"github.com/livechunk/livechunk/internal/testkit/mediatest"
 	"github.com/livechunk/livechunk/sink"
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 )
@@ -395,15 +396,10 @@ func TestNoRoomIsNotPermanent(t *testing.T) {
 			ctx := relCtx(t, 60*time.Second)
 			inner := memblob.OpenBucket(nil)
 			defer inner.Close()
-			// The first segment's upload hangs until released: with room
-			// for one object, the next segment finds none.
-			in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
-				Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
-				Prob: 1, FirstN: 1, Action: faultblob.Hang,
-			}}})
+			in := hangFirstSegment(inner)
 			p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
 				SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
-				Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1, Overflow: c.overflow},
+				Sink: oneInFlight(c.overflow),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -462,13 +458,10 @@ func TestCloseWithNoRoomResumes(t *testing.T) {
 	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
 	inner := memblob.OpenBucket(nil)
 	defer inner.Close()
-	in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
-		Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
-		Prob: 1, FirstN: 1, Action: faultblob.Hang,
-	}}})
+	in := hangFirstSegment(inner)
 	cfg := livechunk.Config{
 		SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
-		Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1},
+		Sink: oneInFlight(sink.Block),
 	}
 	p, err := livechunk.NewPipeline(ctx, in.Bucket(), cfg)
 	if err != nil {
@@ -724,13 +717,10 @@ func TestRefusalReportedOnce(t *testing.T) {
 	samples, info := readAllSamples(t, mediatest.Testdata("bframes.mp4"))
 	inner := memblob.OpenBucket(nil)
 	defer inner.Close()
-	in := faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
-		Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
-		Prob: 1, FirstN: 1, Action: faultblob.Hang,
-	}}})
+	in := hangFirstSegment(inner)
 	p, err := livechunk.NewPipeline(ctx, in.Bucket(), livechunk.Config{
 		SegmentDuration: time.Second, Playlist: hls.Event, Timescale: info.Timescale, SPS: info.SPS, PPS: info.PPS,
-		Sink: sink.Config{MaxInFlightBytes: 1, Concurrency: 1, Overflow: sink.Fail},
+		Sink: oneInFlight(sink.Fail),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -802,4 +792,20 @@ func TestAbortListsHeldBackPlaylist(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hangFirstSegment wraps inner so that the first upload of segment 0 hangs
+// until Release: with room for one object in flight (oneInFlight), the
+// next segment finds none.
+func hangFirstSegment(inner *blob.Bucket) *faultblob.Injector {
+	return faultblob.New(inner, faultblob.Config{Rules: []faultblob.Rule{{
+		Ops: faultblob.OpWrite, Match: func(k string) bool { return k == "seg-000000.m4s" },
+		Prob: 1, FirstN: 1, Action: faultblob.Hang,
+	}}})
+}
+
+// oneInFlight is a sink that uploads one object at a time, with room for
+// one, under the overflow policy o.
+func oneInFlight(o sink.OverflowPolicy) sink.Config {
+	return sink.Config{MaxInFlightBytes: 1, Concurrency: 1, Overflow: o}
 }
