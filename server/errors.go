@@ -91,7 +91,7 @@ func statusOf(err error) int {
 func isInputError(err error) bool {
 	for _, e := range []error{source.ErrInvalid, source.ErrTruncated, source.ErrNoFrameRate,
 		chunker.ErrInvalidSample, chunker.ErrInvalidFraming, chunker.ErrBadParameterSets,
-		chunker.ErrNonMonotonicDTS, chunker.ErrBadAudioConfig} {
+		chunker.ErrNonMonotonicDTS, chunker.ErrBadAudioConfig, chunker.ErrTimescale, chunker.ErrSegmentTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
