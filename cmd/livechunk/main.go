@@ -138,15 +138,43 @@ Examples:
 `)
 }
 
-// parseFlags parses args into fs: -h gives flag.ErrHelp (exit 0), any other
-// error errUsage (exit 2); the flag package has printed the message and the
-// usage.
+// parseFlags parses args into fs, flags before, between and after the
+// operands ("record in.mp4 out -segment 2s" as "record -segment 2s in.mp4
+// out"); after "--" everything is an operand, and "-" alone is one (standard
+// input). fs.Args() are then the operands, in order. -h gives flag.ErrHelp
+// (exit 0), any other error errUsage (exit 2); the flag package has printed
+// the message and the usage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return err
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
+		}
+		consumed := len(args) - fs.NArg()
+		ended := consumed > 0 && args[consumed-1] == "--" // the flag package stopped at it
+		args = fs.Args()
+		if ended {
+			operands = append(operands, args...)
+			break
+		}
+		i := 0
+		for i < len(args) && (len(args[i]) < 2 || args[i][0] != '-') {
+			i++
+		}
+		operands = append(operands, args[:i]...)
+		if i == len(args) {
+			break
+		}
+		if args[i] == "--" {
+			operands = append(operands, args[i+1:]...)
+			break
+		}
+		args = args[i:]
 	}
-	return errUsage
+	return fs.Parse(append([]string{"--"}, operands...))
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {
@@ -244,6 +272,14 @@ Flags:
 	}
 	rest := fs.Args()
 	if (*useSample && len(rest) != 1) || (!*useSample && len(rest) < 2) {
+		switch {
+		case *useSample:
+			fmt.Fprintf(stderr, "livechunk record: -sample takes one operand, DEST; got %d\n\n", len(rest))
+		case len(rest) == 0:
+			fmt.Fprint(stderr, "livechunk record: INPUT and DEST are missing\n\n")
+		default:
+			fmt.Fprintf(stderr, "livechunk record: DEST is missing (the last operand is where the recording goes; %q is the only one)\n\n", rest[0])
+		}
 		fs.Usage()
 		return errUsage
 	}

@@ -151,7 +151,49 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"serve", "-addr", "256.0.0.1:99999", "-store", dir}, exitFailure, "livechunk:"},
 		{[]string{"serve", "-addr", "127.0.0.1:0", "-store", dir, "-base-path", "/live"}, exitFailure, "BasePath \"/live\""},
 		{[]string{"version"}, exitOK, "livechunk"},
+		{[]string{"record", "in.mp4"}, exitUsage, "DEST is missing"},
+		{[]string{"record", "-segment", "2s"}, exitUsage, "INPUT and DEST are missing"},
+		{[]string{"stitch", "in.m3u8"}, exitUsage, "-o OUT is missing"},
+		{[]string{"stitch", "-o", "x.mp4"}, exitUsage, "SOURCE is missing"},
+		{[]string{"record", "a", "b", "-nope"}, exitUsage, "flag provided but not defined"},
 	})
+}
+
+// TestFlagsAfterOperands: flags go anywhere among the operands, as users
+// type them ("record in.mp4 out -segment 1s" recorded into a directory
+// named after the flag's value before); after "--" everything is an
+// operand.
+func TestFlagsAfterOperands(t *testing.T) {
+	mediatest.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	t.Chdir(dir)
+	in := mediatest.Testdata("bframes.mp4")
+	var out, errb bytes.Buffer
+	if code := run([]string{"record", in, "rec", "-segment", "1s", "-vod"}, &out, &errb); code != exitOK {
+		t.Fatalf("record, flags after the operands: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "4 segments, 120 frames") {
+		t.Errorf("summary: %s", out.String())
+	}
+	for _, stray := range []string{"1s", "-vod", "-segment"} {
+		if _, err := os.Stat(stray); err == nil {
+			t.Errorf("a flag was taken for an operand: %q exists", stray)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"stitch", "rec/index.m3u8", "-o", "talk.mp4"}, &out, &errb); code != exitOK {
+		t.Fatalf("stitch, -o after the source: exit %d: %s", code, errb.String())
+	}
+	if got := mediatest.FrameHashes(t, "talk.mp4"); len(got) != 120 {
+		t.Errorf("stitched file decodes to %d frames, want 120", len(got))
+	}
+	errb.Reset()
+	if code := run([]string{"record", "--", in, "-odd"}, &out, &errb); code != exitOK {
+		t.Fatalf("record -- in -odd: exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join("-odd", "index.m3u8")); err != nil {
+		t.Errorf("after --, \"-odd\" is the destination: %v", err)
+	}
 }
 
 // TestSummaryListsOnePage checks that the summary reads one page of the

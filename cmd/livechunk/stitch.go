@@ -44,15 +44,19 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage // the flag package printed the error and the usage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	sources := fs.Args()
 	switch {
 	case *out == "" || len(sources) == 0:
+		if *out == "" {
+			fmt.Fprintln(stderr, "livechunk stitch: -o OUT is missing (the file to write)")
+		}
+		if len(sources) == 0 {
+			fmt.Fprintln(stderr, "livechunk stitch: SOURCE is missing (a playlist, or MP4 chunks)")
+		}
+		fmt.Fprintln(stderr)
 		fs.Usage()
 		return errUsage
 	case *from < 0 || *to < 0 || (*to != 0 && *to <= *from):
