@@ -58,7 +58,8 @@ func cmdKey(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stream := fs.String("stream", "", "the `NAME` of the stream the key opens (required)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the key stays valid")
+	ttl := new(time.Duration)
+	durationFlag(fs, ttl, "ttl", 24*time.Hour, true, "how long (`duration`) the key stays valid")
 	secretFile := fs.String("key-secret-file", "", "read the key secret from `FILE` (its first line); default $"+keySecretEnv)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: livechunk key -stream NAME [-ttl 24h] [-key-secret-file FILE]

@@ -219,10 +219,12 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("record", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "fmp4", "segment format: fmp4 or ts")
-	segment := fs.Duration("segment", 5*time.Second, "target segment duration (cut at the first keyframe after it)")
+	segment := new(time.Duration)
+	durationFlag(fs, segment, "segment", 5*time.Second, true, "target segment `duration` (cut at the first keyframe after it; 2s, 2 or 00:00:02)")
 	vod := fs.Bool("vod", false, "write a complete VOD playlist at the end instead of a live window")
 	event := fs.Bool("event", false, "write an EVENT playlist (append only) instead of a live window")
-	window := fs.Duration("window", 0, "least duration a live playlist lists (default 6 segments)")
+	window := new(time.Duration)
+	durationFlag(fs, window, "window", 0, false, "least `duration` a live playlist lists (default 6 segments)")
 	keep := fs.Bool("keep", false, "keep segments that slide out of the live window")
 	prefix := fs.String("prefix", "", "key prefix of every object in DEST, e.g. streams/cam1/")
 	fps := fs.Float64("fps", 0, "frame rate of raw H.264 input without timing information")
@@ -230,7 +232,8 @@ func cmdRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	verbose := fs.Bool("v", false, "log each segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fresh := fs.Bool("fresh", false, "start at sequence 0 even if DEST holds an unfinished recording")
 	openGOP := fs.Bool("open-gop", false, openGOPHelp)
-	startDur := fs.Duration("start-duration", 0, startDurationHelp)
+	startDur := new(time.Duration)
+	durationFlag(fs, startDur, "start-duration", 0, false, startDurationHelp)
 	spool := fs.String("spool", "", "local `DIR` that keeps closed segments while DEST is unreachable: past the in-memory bound they\n"+
 		"are written there and uploaded in order when DEST returns (retried until then); a later run with the\n"+
 		"same -spool uploads what an interrupted one left")
@@ -382,7 +385,7 @@ const openGOPHelp = "also cut at open-GOP keyframes (I pictures with a recovery 
 	"in sequence but not alone, and the playlist leaves out EXT-X-INDEPENDENT-SEGMENTS"
 
 // startDurationHelp is the usage of the -start-duration flag.
-const startDurationHelp = "write a new live playlist only once its segments last this long; three segment\n" +
+const startDurationHelp = "write a new live playlist only once its segments last `duration` together; three segment\n" +
 	"durations (e.g. 15s) make it playable in Chromium's own HLS player from the first\n" +
 	"playlist on (hls.js needs nothing)"
 

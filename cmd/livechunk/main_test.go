@@ -156,6 +156,10 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"stitch", "in.m3u8"}, exitUsage, "-o OUT is missing"},
 		{[]string{"stitch", "-o", "x.mp4"}, exitUsage, "SOURCE is missing"},
 		{[]string{"record", "a", "b", "-nope"}, exitUsage, "flag provided but not defined"},
+		{[]string{"record", "-segment", "0s", "a", "b"}, exitUsage, "must be more than 0"},
+		{[]string{"record", "-segment", "-3s", "a", "b"}, exitUsage, "must be more than 0"},
+		{[]string{"stitch", "-from", "-1", "-o", "x.mp4", "a"}, exitUsage, "must be more than 0"},
+		{[]string{"serve", "-lease", "0"}, exitUsage, "must be more than 0"},
 	})
 }
 
@@ -169,16 +173,24 @@ func TestFlagsAfterOperands(t *testing.T) {
 	t.Chdir(dir)
 	in := mediatest.Testdata("bframes.mp4")
 	var out, errb bytes.Buffer
-	if code := run([]string{"record", in, "rec", "-segment", "1s", "-vod"}, &out, &errb); code != exitOK {
+	if code := run([]string{"record", in, "rec", "-segment", "1", "-vod"}, &out, &errb); code != exitOK {
 		t.Fatalf("record, flags after the operands: exit %d: %s", code, errb.String())
 	}
 	if !strings.Contains(out.String(), "4 segments, 120 frames") {
 		t.Errorf("summary: %s", out.String())
 	}
-	for _, stray := range []string{"1s", "-vod", "-segment"} {
+	for _, stray := range []string{"1", "-vod", "-segment"} {
 		if _, err := os.Stat(stray); err == nil {
 			t.Errorf("a flag was taken for an operand: %q exists", stray)
 		}
+	}
+	errb.Reset()
+	// Seconds and ffmpeg's time syntax for the time flags.
+	if code := run([]string{"stitch", "rec/index.m3u8", "-from", "00:00:01", "-to", "2", "-o", "clip.mp4"}, &out, &errb); code != exitOK {
+		t.Fatalf("stitch -from 00:00:01 -to 2: exit %d: %s", code, errb.String())
+	}
+	if got := mediatest.FrameHashes(t, "clip.mp4"); len(got) != 30 {
+		t.Errorf("a clip of 1 s at 30 fps decodes to %d frames", len(got))
 	}
 	errb.Reset()
 	if code := run([]string{"stitch", "rec/index.m3u8", "-o", "talk.mp4"}, &out, &errb); code != exitOK {

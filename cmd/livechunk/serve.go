@@ -56,19 +56,19 @@ func (f *serveFlags) register(fs *flag.FlagSet, store string) {
 	fs.Var(&f.playbackOrigins, "playback-origin", "let only web pages of `ORIGIN` read playback (playlists, segments, VOD, stream info) across origins;\n"+
 		"repeat it or separate origins with commas. Default: pages of any origin (public HLS)")
 	fs.StringVar(&f.format, "format", "fmp4", "segment format: fmp4 or ts")
-	fs.DurationVar(&f.segment, "segment", 5*time.Second, "target segment duration")
+	durationFlag(fs, &f.segment, "segment", 5*time.Second, true, "target segment `duration` (2s, 2 or 00:00:02)")
 	fs.IntVar(&f.maxStreams, "max-streams", 64, "most streams ingesting at once")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "where chunk uploads wait on disk once 128 MiB of them are in memory (default $TMPDIR or /tmp;\n"+
 		"on a tmpfs that is memory too)")
 	fs.BoolVar(&f.verbose, "v", false, "log every chunk, segment and upload (structured logs on stderr; without -v only warnings and errors)")
 	fs.BoolVar(&f.openGOP, "open-gop", false, openGOPHelp)
-	fs.DurationVar(&f.startDuration, "start-duration", 0, startDurationHelp+"\n(pushes only: a chunk is acknowledged once a playlist lists it)")
-	fs.DurationVar(&f.idle, "idle-timeout", 3*time.Minute, "end a live stream that gets no chunk or pushed data for this long (until then a broken push, or a restart, continues it)")
+	durationFlag(fs, &f.startDuration, "start-duration", 0, false, startDurationHelp+"\n(pushes only: a chunk is acknowledged once a playlist lists it)")
+	durationFlag(fs, &f.idle, "idle-timeout", 3*time.Minute, true, "end a live stream that gets no chunk or pushed data for `duration` (until then a broken push, or a restart, continues it)")
 	fs.StringVar(&f.node, "node", "", "this node's `ID` among the nodes that share the store (default: host name and listen address); a node restarted under its ID takes its streams back at once")
 	fs.StringVar(&f.advertise, "advertise", "", "the `URL` where other nodes on the same store reach this one (http://10.0.0.5:8080; -base-path is added): they forward the chunks of its streams here")
 	fs.StringVar(&f.basePath, "base-path", "", "serve everything under the URL `PATH` (/studio), for a proxy that forwards PATH/ here (with PATH or without it);\n"+
 		"every URL the pages, the JSON and the redirects name starts with it, as do the URLs printed here")
-	fs.DurationVar(&f.lease, "lease", 20*time.Second, "how long a node holds a stream between chunks; a node that dies is replaced after this long (at once when its -advertise URL refuses connections)")
+	durationFlag(fs, &f.lease, "lease", 20*time.Second, true, "how long (`duration`) a node holds a stream between chunks; a node that dies is replaced after this long (at once when its -advertise URL refuses connections)")
 }
 
 // startServer opens the store, listens and serves until ctx is done, then

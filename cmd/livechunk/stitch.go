@@ -15,8 +15,10 @@ import (
 func cmdStitch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stitch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	from := fs.Duration("from", 0, "start of the clip, from the first displayed picture (e.g. 1m30s)")
-	to := fs.Duration("to", 0, "end of the clip, exclusive (default: the end)")
+	from := new(time.Duration)
+	durationFlag(fs, from, "from", 0, false, "start `time` of the clip, from the first displayed picture (1m30s, 90 or 00:01:30)")
+	to := new(time.Duration)
+	durationFlag(fs, to, "to", 0, false, "end `time` of the clip, exclusive (default: the end)")
 	out := fs.String("o", "", "write to `OUT`, a path or bucket URL: .mp4 gives a faststart MP4, .ts MPEG-TS (required)")
 	verbose := fs.Bool("v", false, "log progress (structured logs on stderr; without -v only warnings and errors)")
 	fs.Usage = func() {
