@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,18 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"record", "-segment", "-3s", "a", "b"}, exitUsage, "must be more than 0"},
 		{[]string{"stitch", "-from", "-1", "-o", "x.mp4", "a"}, exitUsage, "must be more than 0"},
 		{[]string{"serve", "-lease", "0"}, exitUsage, "must be more than 0"},
+	})
+}
+
+// TestBusyPort: a port in use is named, with the flag that moves it.
+func TestBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	runCases(t, []cliCase{
+		{[]string{"serve", "-addr", ln.Addr().String(), "-store", t.TempDir()}, exitFailure, ln.Addr().String() + " is in use (another livechunk?): stop it, or listen elsewhere with -addr"},
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/livechunk/livechunk/chunker"
@@ -96,8 +97,11 @@ func startServer(ctx context.Context, f serveFlags, stderr io.Writer, ready func
 	}
 	defer b.Close()
 	ln, err := net.Listen("tcp", f.addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is in use (another livechunk?): stop it, or listen elsewhere with -addr HOST:PORT", f.addr)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("listening on %s (-addr): %w", f.addr, err)
 	}
 	defer ln.Close()
 	if w := openIngestWarning(ln.Addr(), token != "" || secret != nil); w != "" {
