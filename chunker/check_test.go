@@ -16,16 +16,7 @@ import (
 // coded slice; valid in-band sets, alone or completed by the stream's
 // PPS, pass.
 func TestCheckAccessUnit(t *testing.T) {
-	f, err := os.Open("../testdata/chunk0.mp4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	src, err := source.NewMP4(f, source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := src.Info()
+	info := mp4Info(t, "../testdata/chunk0.mp4")
 	if len(info.SPS) == 0 || len(info.PPS) == 0 {
 		t.Fatal("fixture without parameter sets")
 	}
@@ -101,16 +92,7 @@ func TestNewErrors(t *testing.T) {
 // after its DTS is refused before it is placed, and the segment around it
 // is as if it had not come.
 func TestCompositionOffsetRange(t *testing.T) {
-	f, err := os.Open("../testdata/chunk0.mp4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	src, err := source.NewMP4(f, source.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := src.Info()
+	info := mp4Info(t, "../testdata/chunk0.mp4")
 	idr := []byte{0x65, 0x88, 0x84, 0x00}
 	p := []byte{0x41, 0x9a, 0x00, 0x00}
 	for _, format := range []chunker.Format{chunker.FMP4, chunker.TS} {
@@ -150,4 +132,19 @@ func TestCompositionOffsetRange(t *testing.T) {
 				format, got.Frames, got.Duration, len(got.Data), good.Frames, good.Duration, len(good.Data))
 		}
 	}
+}
+
+// mp4Info returns what the source package knows of an MP4 file's stream.
+func mp4Info(t *testing.T, path string) source.Info {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := source.NewMP4(f, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.Info()
 }
